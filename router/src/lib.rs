@@ -1,0 +1,49 @@
+//! # lienthong-router: the core of the lienthong integration hub
+//!
+//! Every message that crosses the hub takes the same path, and each step lives in
+//! its own module so that a newcomer can follow one dossier from the socket to the
+//! partner and back:
+//!
+//! ```text
+//!  partner ──HTTP──▶ server ──▶ intake ──decode──▶ codec ──validate──▶ schema
+//!                                  │                                      │
+//!                                  ▼                                      ▼
+//!                               routes ──for each target──▶ mapping ──▶ schema (output)
+//!                                  │
+//!                                  ▼  one transaction: raw + parsed + deliveries + trail
+//!                                store ◀──────────── audit (hash-chained trail)
+//!                                  │
+//!                                  ▼
+//!                               queue (embedded SQLite, or RabbitMQ) ──▶ delivery ──▶ partner
+//! ```
+//!
+//! * [`codec`]: bytes ⇄ tree (JSON, XML by a documented convention, SOAP 1.1,
+//!   the tax GIP envelope, Thông tư 10/2021 station files).
+//! * [`schema`]: JSON Schema (draft 2020-12) registry; every message type has one.
+//! * [`mapping`]: the declarative mapping engine administrators edit.
+//! * [`routes`]: which inbound message fans out to which targets, through which mapping.
+//! * [`config`]: typed, validated configuration (pure validation first, then a build that does I/O).
+//! * [`store`]: the durable message store (SQLite by default, PostgreSQL when configured).
+//! * [`queue`]: durable delivery queues (embedded, or RabbitMQ).
+//! * [`delivery`]: the one layer that owns retries, backoff, rate limits, concurrency and ordering.
+//! * [`intake`]: authentication, validation, idempotency and acceptance of inbound messages.
+//! * [`server`]: the HTTP surface (intake, operations, API).
+//! * [`audit`]: the tamper-evident trail, verification, export, search and replay.
+//!
+//! Errors: one [`Error`] enum for the crate; each variant knows whether it is retryable.
+
+pub mod audit;
+pub mod codec;
+pub mod config;
+pub mod delivery;
+pub mod error;
+pub mod intake;
+pub mod limits;
+pub mod mapping;
+pub mod queue;
+pub mod routes;
+pub mod schema;
+pub mod server;
+pub mod store;
+
+pub use error::{Diagnostic, Diagnostics, Error, Result};

@@ -1,0 +1,10 @@
+//! `lienthong serve` (being written).
+
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`lienthong serve` is not built yet")
+}
