@@ -1,0 +1,304 @@
+//! The SQL behind each store operation. Portable between SQLite and PostgreSQL.
+
+use bytes::Bytes;
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AnyPool, Row};
+
+use super::db_err;
+use super::types::*;
+use crate::audit::TrailEvent;
+use crate::Result;
+
+fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(row: &'r AnyRow, col: &str) -> Result<T> {
+    row.try_get(col).map_err(|e| db_err(&format!("reading column {col}"), e))
+}
+
+pub(super) async fn accept(conn: &mut AnyConnection, m: &NewMessage, events: &mut Vec<TrailEvent>) -> Result<AcceptOutcome> {
+    if let Some(key) = &m.idempotency_key {
+        let existing = sqlx::query(
+            "SELECT id, correlation_id FROM messages WHERE source_system = $1 AND idempotency_key = $2 AND state = 'accepted'",
+        )
+        .bind(&m.source_system)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| db_err("looking up the idempotency key", e))?;
+        if let Some(row) = existing {
+            return Ok(AcceptOutcome::Duplicate {
+                id: get(&row, "id")?,
+                correlation_id: get::<Option<String>>(&row, "correlation_id")?.unwrap_or_default(),
+            });
+        }
+    }
+    sqlx::query(
+        "INSERT INTO messages (id, received_at, source_system, message_type, correlation_id, idempotency_key, \
+         partner_message_id, content_type, raw, parsed, state, reasons) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'accepted', NULL)",
+    )
+    .bind(&m.id)
+    .bind(m.received_at)
+    .bind(&m.source_system)
+    .bind(&m.message_type)
+    .bind(&m.correlation_id)
+    .bind(m.idempotency_key.clone())
+    .bind(m.partner_message_id.clone())
+    .bind(&m.content_type)
+    .bind(m.raw.to_vec())
+    .bind(&m.parsed)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_err("inserting the message", e))?;
+    for d in &m.deliveries {
+        sqlx::query(
+            "INSERT INTO deliveries (id, message_id, destination, message_type, route_id, mapping_id, mapping_version, \
+             body, content_type, state, attempts, next_attempt_at, lease_until, correlation_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, NULL, $11, $10, $10)",
+        )
+        .bind(&d.id)
+        .bind(&m.id)
+        .bind(&d.destination)
+        .bind(&d.message_type)
+        .bind(&d.route_id)
+        .bind(&d.mapping_id)
+        .bind(d.mapping_version)
+        .bind(d.body.to_vec())
+        .bind(&d.content_type)
+        .bind(m.received_at)
+        .bind(&m.correlation_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_err("inserting a delivery", e))?;
+    }
+    events.extend(m.trail.iter().cloned());
+    Ok(AcceptOutcome::Accepted { id: m.id.clone(), deliveries: m.deliveries.len() })
+}
+
+pub(super) async fn reject(conn: &mut AnyConnection, m: &RejectedMessage, events: &mut Vec<TrailEvent>) -> Result<()> {
+    let reasons = serde_json::to_string(&m.reasons).unwrap_or_else(|_| "[]".into());
+    sqlx::query(
+        "INSERT INTO messages (id, received_at, source_system, message_type, correlation_id, idempotency_key, \
+         partner_message_id, content_type, raw, parsed, state, reasons) \
+         VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6, $7, $8, 'rejected', $9)",
+    )
+    .bind(&m.id)
+    .bind(m.received_at)
+    .bind(&m.source_system)
+    .bind(&m.message_type)
+    .bind(m.correlation_id.clone())
+    .bind(&m.content_type)
+    .bind(m.raw.to_vec())
+    .bind(m.parsed.clone())
+    .bind(reasons)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_err("inserting the rejected message", e))?;
+    events.push(TrailEvent {
+        at: m.received_at,
+        message_id: Some(m.id.clone()),
+        delivery_id: None,
+        kind: "rejected",
+        actor: "intake".into(),
+        detail: json!({
+            "system": m.source_system, "message_type": m.message_type, "status": m.status,
+            "reasons": m.reasons, "bytes": m.raw.len(),
+        }),
+    });
+    Ok(())
+}
+
+/// Leases due, head-of-line deliveries. A delivery is head-of-line when no earlier
+/// delivery (lower `seq`) for the same `(correlation_id, destination)` is still
+/// pending or in flight: that is what keeps one dossier's messages in acceptance
+/// order across retries while other dossiers keep flowing. An in-flight delivery
+/// whose lease expired (its worker crashed) is due again.
+pub(super) async fn lease(conn: &mut AnyConnection, r: &LeaseRequest) -> Result<Vec<LeasedDelivery>> {
+    let rows = sqlx::query(
+        "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+         WHERE seq IN ( \
+           SELECT d.seq FROM deliveries d \
+           WHERE d.destination = $3 AND d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= $2 \
+             AND (d.state = 'pending' OR d.lease_until < $2) \
+             AND NOT EXISTS ( \
+               SELECT 1 FROM deliveries e \
+               WHERE e.correlation_id = d.correlation_id AND e.destination = d.destination \
+                 AND e.seq < d.seq AND e.state IN ('pending', 'in_flight')) \
+           ORDER BY d.seq LIMIT $4) \
+         RETURNING seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts",
+    )
+    .bind(r.lease_until)
+    .bind(r.now)
+    .bind(&r.destination)
+    .bind(r.max as i64)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| db_err(&format!("leasing deliveries for {}", r.destination), e))?;
+    let mut out = rows
+        .iter()
+        .map(|row| {
+            Ok(LeasedDelivery {
+                seq: get(row, "seq")?,
+                id: get(row, "id")?,
+                message_id: get(row, "message_id")?,
+                correlation_id: get(row, "correlation_id")?,
+                destination: get(row, "destination")?,
+                message_type: get(row, "message_type")?,
+                body: Bytes::from(get::<Vec<u8>>(row, "body")?),
+                content_type: get(row, "content_type")?,
+                attempt: get::<i64>(row, "attempts")? as u32,
+                lease_until: r.lease_until,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    out.sort_by_key(|d| d.seq);
+    Ok(out)
+}
+
+pub(super) async fn settle(conn: &mut AnyConnection, s: &Settlement, events: &mut Vec<TrailEvent>) -> Result<()> {
+    let now = s.started_at + s.latency_ms;
+    let outcome = match s.outcome {
+        SettleOutcome::Delivered => "delivered",
+        SettleOutcome::Retry { .. } => "retry",
+        SettleOutcome::Dead => "dead",
+    };
+    sqlx::query(
+        "INSERT INTO attempts (delivery_id, n, started_at, latency_ms, request_excerpt, status, response_excerpt, error, outcome) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&s.delivery_id)
+    .bind(s.attempt as i64)
+    .bind(s.started_at)
+    .bind(s.latency_ms)
+    .bind(&s.request_excerpt)
+    .bind(s.status.map(i64::from))
+    .bind(&s.response_excerpt)
+    .bind(s.error.clone())
+    .bind(outcome)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_err("recording the attempt", e))?;
+    let (state, next) = match s.outcome {
+        SettleOutcome::Delivered => ("delivered", now),
+        SettleOutcome::Retry { at } => ("pending", at),
+        SettleOutcome::Dead => ("dead", now),
+    };
+    sqlx::query(
+        "UPDATE deliveries SET state = $1, next_attempt_at = $2, lease_until = NULL, last_error = $3, \
+         error_class = $4, updated_at = $5 WHERE id = $6",
+    )
+    .bind(state)
+    .bind(next)
+    .bind(s.error.clone())
+    .bind(s.error_class.clone())
+    .bind(now)
+    .bind(&s.delivery_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_err("updating the delivery", e))?;
+    let base = |kind: &'static str, detail| TrailEvent {
+        at: now,
+        message_id: Some(s.message_id.clone()),
+        delivery_id: Some(s.delivery_id.clone()),
+        kind,
+        actor: "delivery".into(),
+        detail,
+    };
+    events.push(base(
+        "attempt",
+        json!({
+            "destination": s.destination, "n": s.attempt, "started_at": s.started_at, "latency_ms": s.latency_ms,
+            "request_excerpt": s.request_excerpt, "status": s.status, "response_excerpt": s.response_excerpt,
+            "error": s.error, "error_class": s.error_class, "outcome": outcome,
+            "retry_at": match s.outcome { SettleOutcome::Retry { at } => Some(at), _ => None },
+        }),
+    ));
+    match s.outcome {
+        SettleOutcome::Delivered => events.push(base(
+            "delivered",
+            json!({ "destination": s.destination, "attempts": s.attempt, "status": s.status, "partner_reference": s.partner_reference }),
+        )),
+        SettleOutcome::Dead => events.push(base(
+            "dead",
+            json!({ "destination": s.destination, "attempts": s.attempt, "reason": s.error, "error_class": s.error_class }),
+        )),
+        SettleOutcome::Retry { .. } => {}
+    }
+    Ok(())
+}
+
+pub(super) async fn message_view(pool: &AnyPool, id: &str) -> Result<Option<MessageView>> {
+    let Some(row) = sqlx::query(
+        "SELECT id, received_at, source_system, message_type, correlation_id, state, reasons FROM messages WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| db_err("reading a message", e))?
+    else {
+        return Ok(None);
+    };
+    let reasons: Option<String> = get(&row, "reasons")?;
+    let rows = sqlx::query(
+        "SELECT id, seq, destination, message_type, mapping_id, mapping_version, state, attempts, next_attempt_at, \
+         last_error, error_class FROM deliveries WHERE message_id = $1 ORDER BY seq",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| db_err("reading deliveries", e))?;
+    let deliveries = rows
+        .iter()
+        .map(|r| {
+            Ok(DeliveryView {
+                id: get(r, "id")?,
+                seq: get(r, "seq")?,
+                destination: get(r, "destination")?,
+                message_type: get(r, "message_type")?,
+                mapping_id: get(r, "mapping_id")?,
+                mapping_version: get(r, "mapping_version")?,
+                state: get(r, "state")?,
+                attempts: get(r, "attempts")?,
+                next_attempt_at: get(r, "next_attempt_at")?,
+                last_error: get(r, "last_error")?,
+                error_class: get(r, "error_class")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(MessageView {
+        id: get(&row, "id")?,
+        received_at: get(&row, "received_at")?,
+        source_system: get(&row, "source_system")?,
+        message_type: get(&row, "message_type")?,
+        correlation_id: get(&row, "correlation_id")?,
+        state: get(&row, "state")?,
+        reasons: reasons.and_then(|r| serde_json::from_str(&r).ok()),
+        deliveries,
+    }))
+}
+
+pub(super) async fn trail_for_message(pool: &AnyPool, id: &str) -> Result<Vec<TrailRow>> {
+    let rows = sqlx::query(
+        "SELECT seq, at, message_id, delivery_id, kind, actor, detail, prev_hash, hash FROM trail \
+         WHERE message_id = $1 ORDER BY seq",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| db_err("reading the trail", e))?;
+    rows.iter()
+        .map(|r| {
+            let detail: String = get(r, "detail")?;
+            Ok(TrailRow {
+                seq: get(r, "seq")?,
+                at: get(r, "at")?,
+                message_id: get(r, "message_id")?,
+                delivery_id: get(r, "delivery_id")?,
+                kind: get(r, "kind")?,
+                actor: get(r, "actor")?,
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+                prev_hash: get(r, "prev_hash")?,
+                hash: get(r, "hash")?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,127 @@
+//! The group-commit writer task (see the parent module for why it exists).
+
+use sqlx::{AnyConnection, Connection};
+use tokio::sync::{mpsc, oneshot};
+
+use super::ops;
+use super::types::*;
+use super::db_err;
+use crate::audit::{chain, TrailEvent};
+use crate::Result;
+
+/// One write request; the sender gets the result after the commit.
+pub(crate) enum Job {
+    Accept(Box<NewMessage>, oneshot::Sender<Result<AcceptOutcome>>),
+    Reject(Box<RejectedMessage>, oneshot::Sender<Result<()>>),
+    Lease(LeaseRequest, oneshot::Sender<Result<Vec<LeasedDelivery>>>),
+    Settle(Box<Settlement>, oneshot::Sender<Result<()>>),
+}
+
+/// A job's result, held until the transaction commits.
+enum Done {
+    Accept(Result<AcceptOutcome>),
+    Reject(Result<()>),
+    Lease(Result<Vec<LeasedDelivery>>),
+    Settle(Result<()>),
+}
+
+impl Done {
+    fn is_err(&self) -> bool {
+        match self {
+            Done::Accept(r) => r.is_err(),
+            Done::Reject(r) | Done::Settle(r) => r.is_err(),
+            Done::Lease(r) => r.is_err(),
+        }
+    }
+}
+
+pub(crate) async fn run(mut conn: AnyConnection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("lienthong_store_batch_size").record(batch.len() as f64);
+        let jobs = std::mem::take(&mut batch);
+        match run_batch(&mut conn, &jobs).await {
+            Ok(done) => reply(jobs, done),
+            Err(_) if jobs.len() > 1 => {
+                // One job spoiled the batch: run each alone so the others still succeed.
+                for job in jobs {
+                    let done = match run_batch(&mut conn, std::slice::from_ref(&job)).await {
+                        Ok(mut d) => d.pop().expect("one result per job"),
+                        Err(e) => failed(&job, e),
+                    };
+                    reply(vec![job], vec![done]);
+                }
+            }
+            Err(e) => {
+                let done: Vec<Done> = jobs.iter().map(|j| failed(j, e.clone_store())).collect();
+                reply(jobs, done);
+            }
+        }
+    }
+}
+
+trait CloneStore {
+    fn clone_store(&self) -> crate::Error;
+}
+impl CloneStore for crate::Error {
+    fn clone_store(&self) -> crate::Error {
+        crate::Error::Store { message: self.to_string(), retryable: self.is_retryable() }
+    }
+}
+
+fn failed(job: &Job, e: crate::Error) -> Done {
+    match job {
+        Job::Accept(..) => Done::Accept(Err(e)),
+        Job::Reject(..) => Done::Reject(Err(e)),
+        Job::Lease(..) => Done::Lease(Err(e)),
+        Job::Settle(..) => Done::Settle(Err(e)),
+    }
+}
+
+fn reply(jobs: Vec<Job>, done: Vec<Done>) {
+    for (job, d) in jobs.into_iter().zip(done) {
+        // A requester that went away (client disconnected) is not an error here.
+        match (job, d) {
+            (Job::Accept(_, tx), Done::Accept(r)) => drop(tx.send(r)),
+            (Job::Reject(_, tx), Done::Reject(r)) => drop(tx.send(r)),
+            (Job::Lease(_, tx), Done::Lease(r)) => drop(tx.send(r)),
+            (Job::Settle(_, tx), Done::Settle(r)) => drop(tx.send(r)),
+            _ => unreachable!("results are produced in job order"),
+        }
+    }
+}
+
+/// Runs `jobs` in one transaction. `Err` means the transaction was rolled back
+/// (or a job failed, which rolls back the whole batch).
+async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> {
+    let mut tx = conn.begin().await.map_err(|e| db_err("beginning a write transaction", e))?;
+    let mut done = Vec::with_capacity(jobs.len());
+    let mut events: Vec<TrailEvent> = Vec::new();
+    for job in jobs {
+        let d = match job {
+            Job::Accept(m, _) => Done::Accept(ops::accept(&mut tx, m, &mut events).await),
+            Job::Reject(m, _) => Done::Reject(ops::reject(&mut tx, m, &mut events).await),
+            Job::Lease(r, _) => Done::Lease(ops::lease(&mut tx, r).await),
+            Job::Settle(s, _) => Done::Settle(ops::settle(&mut tx, s, &mut events).await),
+        };
+        if d.is_err() {
+            let err = match d {
+                Done::Accept(Err(e)) | Done::Reject(Err(e)) | Done::Settle(Err(e)) | Done::Lease(Err(e)) => e,
+                _ => unreachable!(),
+            };
+            let _ = tx.rollback().await;
+            return Err(err);
+        }
+        done.push(d);
+    }
+    chain::append(&mut tx, &events).await?;
+    tx.commit().await.map_err(|e| db_err("committing a write batch", e))?;
+    Ok(done)
+}
