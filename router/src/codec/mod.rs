@@ -34,7 +34,7 @@ pub mod json;
 pub mod soap;
 pub mod station;
 pub mod tax_gip;
-mod text;
+pub(crate) mod text;
 pub mod xml;
 
 pub use array_paths::ArrayPaths;
