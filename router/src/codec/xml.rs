@@ -559,7 +559,7 @@ impl Writer<'_> {
                 }
                 let has_content = map
                     .iter()
-                    .any(|(k, v)| !k.starts_with('@') && !(k == "#text" && v.is_null()));
+                    .any(|(k, v)| !(k.starts_with('@') || (k == "#text" && v.is_null())));
                 if !has_content {
                     self.out.push_str("/>");
                     return Ok(());

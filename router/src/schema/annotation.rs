@@ -135,21 +135,12 @@ impl Annotation {
         }
         match format {
             Some(Format::Xml)
-                if xml_root.is_none() && ann.get("xml").is_some_and(Value::is_object) =>
+                if xml_root.is_none()
+                    && !problems.iter().any(|(p, _)| p.starts_with(&at("/xml"))) =>
             {
-                if !problems
-                    .iter()
-                    .any(|(p, _)| p.starts_with(&at("/xml/root")))
-                {
-                    problems.push((
-                        at("/xml"),
-                        "format xml needs \"xml\": {\"root\": \"<document element>\"}".into(),
-                    ));
-                }
-            }
-            Some(Format::Xml) if xml_root.is_none() && ann.get("xml").is_none() => {
+                let pointer = if ann.contains_key("xml") { "/xml" } else { "" };
                 problems.push((
-                    at(""),
+                    at(pointer),
                     "format xml needs \"xml\": {\"root\": \"<document element>\"}".into(),
                 ));
             }
