@@ -1,0 +1,429 @@
+//! The versioned mapping store: every change is a new, immutable version.
+//!
+//! # Why versions live in the database and not only in files
+//!
+//! A file under `mappings/` says what a mapping *is now*; it cannot say who
+//! changed it, when, why, or what it was the week a dossier went wrong. So each
+//! accepted change becomes a row in `mapping_versions` (author, time, comment,
+//! content hash, the exact YAML), and `mapping_active` says which version of
+//! each mapping is live. Rollback is "make an earlier version active again";
+//! nothing is ever rewritten, so a delivery's `mapping_version` always points at
+//! the exact text that produced it.
+//!
+//! # Why a generation counter
+//!
+//! With PostgreSQL several replicas share the store. Every activation bumps the
+//! single `mapping_generation` row in the same transaction; each replica polls
+//! that one integer (a primary-key read, every second by default) and reloads its
+//! active set when it moved. That converges all replicas within one poll
+//! interval without LISTEN/NOTIFY (which `sqlx::Any` does not expose).
+//!
+//! The generation row is also the lock: a change *starts* by updating it, which
+//! takes the row lock on PostgreSQL and the write lock on SQLite, so two admins
+//! (or two replicas) changing mappings at once are serialised, and the
+//! compare-and-set on the active version that follows cannot race.
+
+use serde::Serialize;
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AnyPool, Connection, Row};
+
+use super::AdminError;
+use crate::audit::{chain, TrailEvent};
+use crate::store::now_ms;
+use crate::{Error, Result};
+
+/// Where a version came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// `PUT /api/v1/mappings/{id}`.
+    Api,
+    /// The web console's editor.
+    Console,
+    /// An edit of a file under `mappings/`, seen by the watcher.
+    File,
+    /// First import of the files at start-up.
+    Import,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Api => "api",
+            Origin::Console => "console",
+            Origin::File => "file",
+            Origin::Import => "import",
+        }
+    }
+}
+
+/// One stored version, without its content.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct VersionMeta {
+    pub mapping_id: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub author: String,
+    pub comment: String,
+    pub origin: String,
+    pub content_hash: String,
+    /// Is this the active version?
+    pub active: bool,
+}
+
+/// One stored version with its YAML.
+#[derive(Debug, Clone, Serialize)]
+pub struct MappingVersion {
+    #[serde(flatten)]
+    pub meta: VersionMeta,
+    pub content: String,
+}
+
+/// The active version of one mapping.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ActiveRow {
+    pub mapping_id: String,
+    pub version: i64,
+    pub content_hash: String,
+    pub activated_at: i64,
+    pub activated_by: String,
+}
+
+/// A change to record: a new version that becomes active.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub mapping_id: String,
+    pub author: String,
+    pub comment: String,
+    pub origin: Origin,
+    pub content_hash: String,
+    pub content: String,
+}
+
+/// Outcome of a committed activation or rollback.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Activation {
+    pub mapping_id: String,
+    /// Active before (None for a new mapping).
+    pub from_version: Option<i64>,
+    pub to_version: i64,
+    pub from_hash: Option<String>,
+    pub to_hash: String,
+    /// The generation after the change.
+    pub generation: i64,
+}
+
+/// Handle on the version tables; cheap to clone.
+#[derive(Clone)]
+pub struct VersionStore {
+    pool: AnyPool,
+}
+
+fn db(context: &str, e: sqlx::Error) -> Error {
+    Error::Store { message: format!("mapping versions: {context}: {e}"), retryable: true }
+}
+
+fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(row: &'r AnyRow, col: &str) -> Result<T> {
+    row.try_get(col).map_err(|e| db(&format!("reading column {col}"), e))
+}
+
+const META_COLS: &str = "v.mapping_id, v.version, v.created_at, v.author, v.comment, v.origin, v.content_hash, \
+     CAST(CASE WHEN a.version = v.version THEN 1 ELSE 0 END AS BIGINT) AS is_active";
+
+fn meta(row: &AnyRow) -> Result<VersionMeta> {
+    Ok(VersionMeta {
+        mapping_id: get(row, "mapping_id")?,
+        version: get(row, "version")?,
+        created_at: get(row, "created_at")?,
+        author: get(row, "author")?,
+        comment: get(row, "comment")?,
+        origin: get(row, "origin")?,
+        content_hash: get(row, "content_hash")?,
+        active: get::<i64>(row, "is_active")? == 1,
+    })
+}
+
+impl VersionStore {
+    /// Uses the store's pool (the same database as messages and the trail).
+    pub fn new(store: &crate::store::Store) -> Self {
+        VersionStore { pool: store.read_pool().clone() }
+    }
+
+    /// The current generation (bumped by every activation and rollback).
+    pub async fn generation(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT generation FROM mapping_generation WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db("reading the generation", e))?;
+        get(&row, "generation")
+    }
+
+    /// Every mapping's active version, by id.
+    pub async fn active_all(&self) -> Result<Vec<ActiveRow>> {
+        let rows = sqlx::query(
+            "SELECT a.mapping_id, a.version, a.activated_at, a.activated_by, v.content_hash \
+             FROM mapping_active a JOIN mapping_versions v ON v.mapping_id = a.mapping_id AND v.version = a.version \
+             ORDER BY a.mapping_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db("listing active versions", e))?;
+        rows.iter().map(active_row).collect()
+    }
+
+    /// The active version of one mapping.
+    pub async fn active(&self, mapping_id: &str) -> Result<Option<ActiveRow>> {
+        let row = sqlx::query(
+            "SELECT a.mapping_id, a.version, a.activated_at, a.activated_by, v.content_hash \
+             FROM mapping_active a JOIN mapping_versions v ON v.mapping_id = a.mapping_id AND v.version = a.version \
+             WHERE a.mapping_id = $1",
+        )
+        .bind(mapping_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db("reading the active version", e))?;
+        row.as_ref().map(active_row).transpose()
+    }
+
+    /// The active versions with their content (what a replica compiles on reload).
+    pub async fn active_contents(&self) -> Result<Vec<MappingVersion>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {META_COLS}, v.content FROM mapping_active a \
+             JOIN mapping_versions v ON v.mapping_id = a.mapping_id AND v.version = a.version ORDER BY v.mapping_id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db("reading active contents", e))?;
+        rows.iter().map(|r| Ok(MappingVersion { meta: meta(r)?, content: get(r, "content")? })).collect()
+    }
+
+    /// Every version of a mapping, newest first.
+    pub async fn history(&self, mapping_id: &str) -> Result<Vec<VersionMeta>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {META_COLS} FROM mapping_versions v LEFT JOIN mapping_active a ON a.mapping_id = v.mapping_id \
+             WHERE v.mapping_id = $1 ORDER BY v.version DESC"
+        ))
+        .bind(mapping_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db("listing versions", e))?;
+        rows.iter().map(meta).collect()
+    }
+
+    /// One version with its content.
+    pub async fn get(&self, mapping_id: &str, version: i64) -> Result<Option<MappingVersion>> {
+        let row = sqlx::query(&format!(
+            "SELECT {META_COLS}, v.content FROM mapping_versions v LEFT JOIN mapping_active a ON a.mapping_id = v.mapping_id \
+             WHERE v.mapping_id = $1 AND v.version = $2"
+        ))
+        .bind(mapping_id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db("reading a version", e))?;
+        row.map(|r| Ok(MappingVersion { meta: meta(&r)?, content: get(&r, "content")? })).transpose()
+    }
+
+    /// Every version number whose content has this hash.
+    pub async fn versions_with_hash(&self, mapping_id: &str, hash: &str) -> Result<Vec<i64>> {
+        let rows = sqlx::query("SELECT version FROM mapping_versions WHERE mapping_id = $1 AND content_hash = $2")
+            .bind(mapping_id)
+            .bind(hash)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db("looking up a content hash", e))?;
+        rows.iter().map(|r| get(r, "version")).collect()
+    }
+
+    /// Records `new` as the next version and makes it active, if the active
+    /// version is still `expected` (None: the mapping must not have one yet).
+    /// Appends `mapping.activated` to the trail in the same transaction.
+    pub async fn commit_new(&self, new: &NewVersion, expected: Option<i64>) -> Result<Activation, AdminError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| db("acquiring a connection", e))?;
+        let mut tx = conn.begin().await.map_err(|e| db("beginning a transaction", e))?;
+        let now = now_ms();
+        let generation = bump_generation(&mut tx, now).await?;
+        let current = current_active(&mut tx, &new.mapping_id).await?;
+        check_expected(&new.mapping_id, expected, current.as_ref().map(|c| c.0))?;
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM mapping_versions WHERE mapping_id = $1")
+            .bind(&new.mapping_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| db("reading the last version number", e))?;
+        let version: i64 = get::<i64>(&row, "v")? + 1;
+        sqlx::query(
+            "INSERT INTO mapping_versions (mapping_id, version, created_at, author, comment, origin, content_hash, content) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&new.mapping_id)
+        .bind(version)
+        .bind(now)
+        .bind(&new.author)
+        .bind(&new.comment)
+        .bind(new.origin.as_str())
+        .bind(&new.content_hash)
+        .bind(&new.content)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db("inserting the version", e))?;
+        set_active(&mut tx, &new.mapping_id, version, now, &new.author).await?;
+        let act = Activation {
+            mapping_id: new.mapping_id.clone(),
+            from_version: current.as_ref().map(|c| c.0),
+            from_hash: current.map(|c| c.1),
+            to_version: version,
+            to_hash: new.content_hash.clone(),
+            generation,
+        };
+        let event = TrailEvent {
+            at: now,
+            message_id: None,
+            delivery_id: None,
+            kind: "mapping.activated",
+            actor: new.author.clone(),
+            detail: json!({
+                "mapping_id": act.mapping_id,
+                "from_version": act.from_version,
+                "to_version": act.to_version,
+                "from_hash": act.from_hash,
+                "to_hash": act.to_hash,
+                "origin": new.origin.as_str(),
+                "comment": new.comment,
+            }),
+        };
+        chain::append(&mut tx, &[event]).await?;
+        tx.commit().await.map_err(|e| db("committing the activation", e))?;
+        Ok(act)
+    }
+
+    /// Makes an existing (earlier) version active again, if the active version is
+    /// still `expected`. Appends `mapping.rolled_back`.
+    pub async fn rollback(
+        &self,
+        mapping_id: &str,
+        to_version: i64,
+        expected: i64,
+        actor: &str,
+        comment: &str,
+    ) -> Result<Activation, AdminError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| db("acquiring a connection", e))?;
+        let mut tx = conn.begin().await.map_err(|e| db("beginning a transaction", e))?;
+        let now = now_ms();
+        let generation = bump_generation(&mut tx, now).await?;
+        let current = current_active(&mut tx, mapping_id).await?;
+        check_expected(mapping_id, Some(expected), current.as_ref().map(|c| c.0))?;
+        let row = sqlx::query("SELECT content_hash FROM mapping_versions WHERE mapping_id = $1 AND version = $2")
+            .bind(mapping_id)
+            .bind(to_version)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db("reading the target version", e))?;
+        let Some(row) = row else {
+            return Err(AdminError::Router(Error::NotFound(format!(
+                "mapping '{mapping_id}' has no version {to_version}; list them with GET /api/v1/mappings/{mapping_id}/versions"
+            ))));
+        };
+        let to_hash: String = get(&row, "content_hash")?;
+        set_active(&mut tx, mapping_id, to_version, now, actor).await?;
+        let act = Activation {
+            mapping_id: mapping_id.to_owned(),
+            from_version: current.as_ref().map(|c| c.0),
+            from_hash: current.map(|c| c.1),
+            to_version,
+            to_hash,
+            generation,
+        };
+        let event = TrailEvent {
+            at: now,
+            message_id: None,
+            delivery_id: None,
+            kind: "mapping.rolled_back",
+            actor: actor.to_owned(),
+            detail: json!({
+                "mapping_id": act.mapping_id,
+                "from_version": act.from_version,
+                "to_version": act.to_version,
+                "from_hash": act.from_hash,
+                "to_hash": act.to_hash,
+                "comment": comment,
+            }),
+        };
+        chain::append(&mut tx, &[event]).await?;
+        tx.commit().await.map_err(|e| db("committing the rollback", e))?;
+        Ok(act)
+    }
+}
+
+fn active_row(r: &AnyRow) -> Result<ActiveRow> {
+    Ok(ActiveRow {
+        mapping_id: get(r, "mapping_id")?,
+        version: get(r, "version")?,
+        content_hash: get(r, "content_hash")?,
+        activated_at: get(r, "activated_at")?,
+        activated_by: get(r, "activated_by")?,
+    })
+}
+
+/// First statement of every change: takes the lock (see the module docs).
+async fn bump_generation(tx: &mut AnyConnection, now: i64) -> Result<i64> {
+    let row = sqlx::query(
+        "UPDATE mapping_generation SET generation = generation + 1, updated_at = $1 WHERE id = 1 RETURNING generation",
+    )
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| db("bumping the generation", e))?;
+    get(&row, "generation")
+}
+
+async fn current_active(tx: &mut AnyConnection, mapping_id: &str) -> Result<Option<(i64, String)>> {
+    let row = sqlx::query(
+        "SELECT a.version, v.content_hash FROM mapping_active a \
+         JOIN mapping_versions v ON v.mapping_id = a.mapping_id AND v.version = a.version WHERE a.mapping_id = $1",
+    )
+    .bind(mapping_id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(|e| db("reading the active version", e))?;
+    row.map(|r| Ok((get(&r, "version")?, get(&r, "content_hash")?))).transpose()
+}
+
+fn check_expected(mapping_id: &str, expected: Option<i64>, current: Option<i64>) -> Result<(), AdminError> {
+    if expected == current {
+        return Ok(());
+    }
+    Err(AdminError::Conflict {
+        mapping_id: mapping_id.to_owned(),
+        expected,
+        current,
+    })
+}
+
+async fn set_active(tx: &mut AnyConnection, mapping_id: &str, version: i64, now: i64, by: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO mapping_active (mapping_id, version, activated_at, activated_by) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (mapping_id) DO UPDATE SET version = excluded.version, activated_at = excluded.activated_at, \
+         activated_by = excluded.activated_by",
+    )
+    .bind(mapping_id)
+    .bind(version)
+    .bind(now)
+    .bind(by)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| db("setting the active version", e))?;
+    Ok(())
+}
+
+/// Unified diff of two versions' YAML (`--- id@vA`, `+++ id@vB`).
+pub fn unified_diff(mapping_id: &str, from: &MappingVersion, to: &MappingVersion) -> String {
+    similar::TextDiff::from_lines(&from.content, &to.content)
+        .unified_diff()
+        .context_radius(3)
+        .header(
+            &format!("{mapping_id}@v{}", from.meta.version),
+            &format!("{mapping_id}@v{}", to.meta.version),
+        )
+        .to_string()
+}
