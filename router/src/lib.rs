@@ -32,6 +32,7 @@
 //!
 //! Errors: one [`Error`] enum for the crate; each variant knows whether it is retryable.
 
+pub mod admin;
 pub mod audit;
 pub mod codec;
 pub mod config;
