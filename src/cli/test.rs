@@ -1,10 +1,55 @@
-//! `lienthong test` (being written).
+//! `lienthong test`: run every mapping's test cases.
+//!
+//! Prints one line per case (`ok` or `FAIL` with a unified diff of expected vs
+//! actual output), then the line `N passed, M failed`, and exits non-zero when
+//! anything failed or did not load.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use router::mapping::{run_tests, MappingSet, Schemas};
+use router::schema::SchemaRegistry;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`lienthong test` is not built yet")
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Directory of mapping files.
+    #[arg(long, default_value = "mappings")]
+    pub mappings: PathBuf,
+    /// Directory of JSON Schemas.
+    #[arg(long, default_value = "schemas")]
+    pub schemas: PathBuf,
+    /// Only run mappings whose id contains this text.
+    pub filter: Option<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let registry = match SchemaRegistry::load(&args.schemas) {
+        Ok(r) => r,
+        Err(d) => {
+            eprintln!("{d}");
+            anyhow::bail!("schemas in {} do not load; run `lienthong check` for details", args.schemas.display());
+        }
+    };
+    let schemas: &dyn Schemas = &registry;
+    let set = match MappingSet::load(&args.mappings, schemas) {
+        Ok(s) => s,
+        Err(d) => {
+            eprintln!("{d}");
+            anyhow::bail!("mappings in {} do not load; fix the errors above", args.mappings.display());
+        }
+    };
+    let report = run_tests(&set, schemas, args.filter.as_deref());
+    for r in &report.results {
+        println!("{r}");
+    }
+    let untested: Vec<&str> = set
+        .iter()
+        .filter(|m| m.tests.is_empty() && args.filter.as_deref().is_none_or(|f| m.id.contains(f)))
+        .map(|m| m.id.as_str())
+        .collect();
+    if !untested.is_empty() {
+        println!("note: no test cases in: {}", untested.join(", "));
+    }
+    println!("{}", report.summary_line());
+    Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -43,7 +43,7 @@ pub struct Endpoint {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct XmlSpec {
     pub root: String,
-    pub namespaces: Vec<(String, String)>,
+    pub namespaces: indexmap::IndexMap<String, String>,
 }
 
 /// One mapping test case.
@@ -454,7 +454,7 @@ fn xml_spec(cx: &mut Cx, node: &Node) -> Option<XmlSpec> {
     let root = cx
         .required(node, "root", ctx)
         .and_then(|n| cx.string(n, ctx, "xml.root"))?;
-    let mut namespaces = Vec::new();
+    let mut namespaces = indexmap::IndexMap::new();
     if let Some(ns) = node.get("namespaces") {
         match ns.as_map() {
             Some(entries) => {
@@ -468,7 +468,7 @@ fn xml_spec(cx: &mut Cx, node: &Node) -> Option<XmlSpec> {
                         }
                     };
                     if let Some(uri) = cx.string(v, ctx, "namespace URI") {
-                        namespaces.push((prefix, uri));
+                        namespaces.insert(prefix, uri);
                     }
                 }
             }

@@ -83,7 +83,8 @@ impl MappingSet {
     }
 
     /// Compile a mapping from text (admin API uploads, the fuzzer). `file_name` is used in
-    /// messages; lookup files are resolved relative to `mappings_dir`.
+    /// messages and, without `.yaml`, as the id when the text has none; lookup files are
+    /// resolved relative to `mappings_dir`.
     pub fn compile_str(
         file_name: &str,
         yaml_text: &str,
@@ -92,7 +93,7 @@ impl MappingSet {
     ) -> Result<CompiledMapping, Diagnostics> {
         let ctx = Context {
             file: file_name,
-            default_id: None,
+            default_id: Some(file_name.strip_suffix(".yaml").unwrap_or(file_name).to_owned()),
             lookup_dirs: vec![mappings_dir.to_path_buf()],
             base_dir: mappings_dir.to_path_buf(),
             sibling_tests: None,
