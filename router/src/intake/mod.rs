@@ -1,1 +1,496 @@
-//! (being written)
+//! Intake: from an HTTP request to a durably accepted message (or a recorded rejection).
+//!
+//! The order of checks is chosen so that each failure gets the most useful
+//! status, and so that nothing expensive happens for a caller who is not allowed:
+//!
+//! 1. shutting down → 503; unknown system → 404; authentication → 401;
+//!    over the partner's rate → 429 with `Retry-After` (governor, keyed per partner);
+//! 2. unknown message type → 404; content type not matching the format → 415;
+//!    (body over [`crate::limits::MAX_BODY_BYTES`] → 413, checked by the server);
+//! 3. decode → 400 when malformed; validate against the schema → 422 with every violation;
+//! 4. enrichment ([`Enricher`]), routes, then for each target: map, validate the
+//!    output against the target schema, encode → 422 listing every failure;
+//! 5. one transaction: raw body + parsed tree + every delivery + trail events,
+//!    then `202 {"id", "correlation_id"}`.
+//!
+//! Idempotency: the `Idempotency-Key` header, else the partner's message id (the
+//! schema's `message_id` pointer). A resend of an accepted key gets the original
+//! id back (`"duplicate": true`) and causes no second delivery.
+//!
+//! Every rejection answers `{"error", "reasons": [...]}` and is stored as a
+//! `rejected` message with its trail event; flow control (429, 503) is not.
+
+pub mod auth;
+mod enrich;
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde_json::{json, Value};
+
+pub use enrich::{Enriched, Enricher, Enrichers, ExtraMessage};
+
+use crate::audit::TrailEvent;
+use crate::codec::Format;
+use crate::config::{Config, PartnerAuth};
+use crate::queue::DeliveryQueue;
+use crate::routes::Routes;
+use crate::schema::{MessageSchema, SchemaRegistry};
+use crate::store::{now_ms, AcceptOutcome, NewDelivery, NewMessage, RejectedMessage, Store};
+use crate::Error;
+
+/// One inbound HTTP request, already read.
+#[derive(Debug, Clone)]
+pub struct InboundRequest {
+    pub system: String,
+    pub message_type: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// What to answer.
+#[derive(Debug, Clone)]
+pub struct IntakeResponse {
+    pub status: StatusCode,
+    pub body: Value,
+    pub retry_after: Option<u64>,
+}
+
+impl IntakeResponse {
+    fn error(status: StatusCode, error: &str, reasons: Vec<String>) -> Self {
+        Self { status, body: json!({ "error": error, "reasons": reasons }), retry_after: None }
+    }
+}
+
+/// The intake service; shared by all requests.
+pub struct Intake {
+    pub schemas: Arc<SchemaRegistry>,
+    pub routes: Arc<Routes>,
+    pub store: Store,
+    pub queue: Arc<dyn DeliveryQueue>,
+    partners: HashMap<String, PartnerAuth>,
+    allow_unauthenticated: bool,
+    max_skew: Duration,
+    limiter: DefaultKeyedRateLimiter<String>,
+    partner_limiters: HashMap<String, governor::DefaultDirectRateLimiter>,
+    enrichers: Enrichers,
+    accepting: AtomicBool,
+}
+
+fn quota((per, burst): (u32, u32)) -> Quota {
+    Quota::per_second(NonZeroU32::new(per.max(1)).expect("max 1")).allow_burst(NonZeroU32::new(burst.max(1)).expect("max 1"))
+}
+
+/// Content types accepted for a wire format (parameters such as `charset` ignored).
+pub fn content_types(format: Format) -> &'static [&'static str] {
+    match format {
+        Format::Json => &["application/json"],
+        Format::Xml | Format::TaxGip => &["application/xml", "text/xml", "application/soap+xml"],
+        Format::StationFile => &["text/plain", "application/octet-stream"],
+    }
+}
+
+/// Content type of an encoded delivery body.
+fn content_type_of(format: Format) -> &'static str {
+    match format {
+        Format::Json => "application/json",
+        Format::Xml | Format::TaxGip => "application/xml; charset=utf-8",
+        Format::StationFile => "text/plain; charset=utf-8",
+    }
+}
+
+struct Rejection {
+    status: StatusCode,
+    error: &'static str,
+    reasons: Vec<String>,
+    correlation_id: Option<String>,
+    parsed: Option<String>,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, error: &'static str, reasons: Vec<String>) -> Self {
+        Self { status, error, reasons, correlation_id: None, parsed: None }
+    }
+}
+
+fn reasons_of(e: &Error) -> Vec<String> {
+    match e {
+        Error::Schema { schema, violations } => violations.iter().map(|v| format!("{schema}: {v}")).collect(),
+        other => vec![other.to_string()],
+    }
+}
+
+impl Intake {
+    pub fn new(config: &Config, schemas: Arc<SchemaRegistry>, routes: Arc<Routes>, store: Store, queue: Arc<dyn DeliveryQueue>, enrichers: Enrichers) -> Self {
+        let partner_limiters = config
+            .partners
+            .iter()
+            .filter_map(|(id, p)| p.rate.map(|r| (id.clone(), RateLimiter::direct(quota(r)))))
+            .collect();
+        Self {
+            schemas,
+            routes,
+            store,
+            queue,
+            partners: config.partners.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            allow_unauthenticated: config.allow_unauthenticated,
+            max_skew: config.max_clock_skew,
+            limiter: RateLimiter::keyed(quota(config.intake_rate)),
+            partner_limiters,
+            enrichers,
+            accepting: AtomicBool::new(true),
+        }
+    }
+
+    /// Stop accepting (shutdown): every later request gets 503.
+    pub fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_accepting(&self) -> bool {
+        self.accepting.load(Ordering::SeqCst)
+    }
+
+    /// Handles one request end to end.
+    pub async fn handle(&self, req: InboundRequest) -> IntakeResponse {
+        let t0 = Instant::now();
+        let received_at = now_ms();
+        let id = uuid::Uuid::now_v7().to_string();
+        let system = req.system.clone();
+        if !self.is_accepting() {
+            return IntakeResponse::error(StatusCode::SERVICE_UNAVAILABLE, "shutting down", vec!["the hub is shutting down; retry shortly".into()]);
+        }
+        if let Err(resp) = self.flow_control(&req) {
+            metrics::counter!("lienthong_throttled_total", "system" => system).increment(1);
+            return resp;
+        }
+        let result = self.process(&id, received_at, &req).await;
+        let resp = match result {
+            Ok(resp) => {
+                metrics::counter!("lienthong_received_total", "system" => system.clone()).increment(1);
+                resp
+            }
+            Err(rej) => {
+                metrics::counter!("lienthong_rejected_total", "system" => system.clone(), "status" => rej.status.as_u16().to_string()).increment(1);
+                tracing::info!(message_id = %id, system = %req.system, message_type = %req.message_type, status = rej.status.as_u16(),
+                    reasons = rej.reasons.len(), "rejected");
+                self.record_rejection(&id, received_at, &req, &rej).await
+            }
+        };
+        metrics::histogram!("lienthong_accept_latency_seconds", "system" => req.system.clone()).record(t0.elapsed().as_secs_f64());
+        resp
+    }
+
+    /// Unknown system (404), authentication (401) and the partner's rate (429).
+    /// These are answered before anything is stored: an unauthenticated flood must not fill the store.
+    fn flow_control(&self, req: &InboundRequest) -> Result<(), IntakeResponse> {
+        if !self.schemas.iter().any(|s| s.system == req.system) {
+            return Err(IntakeResponse::error(
+                StatusCode::NOT_FOUND,
+                "unknown system",
+                vec![format!("no schemas are registered for system `{}`", req.system)],
+            ));
+        }
+        match self.partners.get(&req.system) {
+            Some(p) => {
+                if let Err(why) = auth::check(p, &req.headers, &req.body, self.max_skew, now_ms() / 1000) {
+                    return Err(IntakeResponse::error(StatusCode::UNAUTHORIZED, "unauthorized", vec![why]));
+                }
+            }
+            None if self.allow_unauthenticated => {}
+            None => {
+                return Err(IntakeResponse::error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    vec![format!("no credentials are configured for partner `{}`: add partners.{} to the config", req.system, req.system)],
+                ))
+            }
+        }
+        let limited = match self.partner_limiters.get(&req.system) {
+            Some(l) => l.check().map_err(|n| n.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))),
+            None => self.limiter.check_key(&req.system).map_err(|n| n.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))),
+        };
+        if let Err(wait) = limited {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let mut r = IntakeResponse::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate limited",
+                vec![format!("partner `{}` is over its intake rate; retry after {secs}s", req.system)],
+            );
+            r.retry_after = Some(secs);
+            return Err(r);
+        }
+        Ok(())
+    }
+
+    async fn process(&self, id: &str, received_at: i64, req: &InboundRequest) -> Result<IntakeResponse, Rejection> {
+        let schema = self.schemas.find(&req.system, &req.message_type).ok_or_else(|| {
+            Rejection::new(
+                StatusCode::NOT_FOUND,
+                "unknown message type",
+                vec![format!("system `{}` has no message type `{}`", req.system, req.message_type)],
+            )
+        })?;
+        check_content_type(&schema, &req.headers)?;
+        let file_name = req.headers.get("x-file-name").and_then(|v| v.to_str().ok());
+        let tree = schema
+            .decode_with(&req.body, file_name)
+            .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, "malformed body", reasons_of(&e)))?;
+        let parsed_text = tree.to_string();
+        let mut invalid = |status, error, reasons| Rejection {
+            status,
+            error,
+            reasons,
+            correlation_id: schema.correlation_id(&tree),
+            parsed: Some(parsed_text.clone()),
+        };
+        schema.validate(&tree).map_err(|e| invalid(StatusCode::UNPROCESSABLE_ENTITY, "schema validation failed", reasons_of(&e)))?;
+        let Enriched { tree, extra } = match self.enrichers.get(&req.system, &req.message_type) {
+            Some(e) => e
+                .enrich(&req.system, &req.message_type, tree.clone())
+                .map_err(|e| invalid(StatusCode::UNPROCESSABLE_ENTITY, "enrichment failed", reasons_of(&e)))?,
+            None => Enriched { tree, extra: Vec::new() },
+        };
+        let correlation_id = schema.correlation_id(&tree).unwrap_or_else(|| id.to_string());
+        let partner_message_id = schema.message_id_of(&tree);
+        let idempotency_key = req
+            .headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .or_else(|| partner_message_id.clone());
+        let (deliveries, mut trail) = self
+            .plan(id, received_at, &req.system, &req.message_type, &tree)
+            .map_err(|reasons| invalid(StatusCode::UNPROCESSABLE_ENTITY, "mapping failed", reasons))?;
+        trail.insert(
+            0,
+            TrailEvent {
+                at: received_at,
+                message_id: Some(id.to_string()),
+                delivery_id: None,
+                kind: "received",
+                actor: format!("partner:{}", req.system),
+                detail: json!({
+                    "system": req.system, "message_type": req.message_type, "bytes": req.body.len(),
+                    "content_type": header(&req.headers, "content-type"), "correlation_id": correlation_id,
+                    "idempotency_key": idempotency_key, "partner_message_id": partner_message_id,
+                    "raw_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&req.body)),
+                }),
+            },
+        );
+        let destinations: Vec<String> = deliveries.iter().map(|d| d.destination.clone()).collect();
+        let msg = NewMessage {
+            id: id.to_string(),
+            received_at,
+            source_system: req.system.clone(),
+            message_type: req.message_type.clone(),
+            correlation_id: correlation_id.clone(),
+            idempotency_key,
+            partner_message_id,
+            content_type: header(&req.headers, "content-type").unwrap_or_default(),
+            raw: req.body.clone(),
+            parsed: tree.to_string(),
+            deliveries,
+            trail,
+        };
+        let outcome = self.store.accept(msg).await.map_err(|e| Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "store unavailable", vec![e.to_string()]))?;
+        match outcome {
+            AcceptOutcome::Duplicate { id: original, correlation_id } => {
+                tracing::info!(message_id = %original, correlation_id = %correlation_id, "duplicate; original id returned");
+                Ok(IntakeResponse { status: StatusCode::ACCEPTED, body: json!({ "id": original, "correlation_id": correlation_id, "duplicate": true }), retry_after: None })
+            }
+            AcceptOutcome::Accepted { deliveries, .. } => {
+                if let Err(e) = self.queue.committed(&destinations).await {
+                    // Committed already; the queue relays from the outbox later.
+                    tracing::warn!(message_id = %id, error = %e, "queue notification failed");
+                }
+                tracing::info!(message_id = %id, correlation_id = %correlation_id, system = %req.system,
+                    message_type = %req.message_type, deliveries, "accepted");
+                for x in extra {
+                    self.accept_extra(id, &req.system, x).await;
+                }
+                Ok(IntakeResponse { status: StatusCode::ACCEPTED, body: json!({ "id": id, "correlation_id": correlation_id }), retry_after: None })
+            }
+        }
+    }
+
+    /// Routes and maps one tree: the deliveries and the `routed` + `mapped` trail events,
+    /// or every reason it cannot be delivered.
+    fn plan(&self, id: &str, at: i64, system: &str, message_type: &str, tree: &Value) -> Result<(Vec<NewDelivery>, Vec<TrailEvent>), Vec<String>> {
+        let targets = self.routes.resolve(system, message_type, tree);
+        let mut reasons = Vec::new();
+        let mut deliveries = Vec::new();
+        let mut trail = vec![TrailEvent {
+            at,
+            message_id: Some(id.to_string()),
+            delivery_id: None,
+            kind: "routed",
+            actor: "intake".into(),
+            detail: json!({ "targets": targets.iter().map(|t| json!({"route": t.route_id, "system": t.system, "mapping": t.mapping.id})).collect::<Vec<_>>() }),
+        }];
+        for t in &targets {
+            let m = &t.mapping;
+            let mapped = match m.apply(tree) {
+                Ok(v) => v,
+                Err(e) => {
+                    reasons.push(format!("route {} → {}: {e}", t.route_id, t.system));
+                    continue;
+                }
+            };
+            let Some(target_schema) = self.schemas.get(&m.target.schema) else {
+                reasons.push(format!("route {} → {}: target schema `{}` is not loaded", t.route_id, t.system, m.target.schema));
+                continue;
+            };
+            if let Err(e) = target_schema.validate(&mapped) {
+                reasons.extend(reasons_of(&e).into_iter().map(|r| format!("mapping {} produced invalid output: {r}", m.id)));
+                continue;
+            }
+            let body = match target_schema.encode(&mapped) {
+                Ok(b) => b,
+                Err(e) => {
+                    reasons.push(format!("mapping {}: encoding the output failed: {e}", m.id));
+                    continue;
+                }
+            };
+            let delivery_id = uuid::Uuid::now_v7().to_string();
+            trail.push(TrailEvent {
+                at,
+                message_id: Some(id.to_string()),
+                delivery_id: Some(delivery_id.clone()),
+                kind: "mapped",
+                actor: "intake".into(),
+                detail: json!({
+                    "route": t.route_id, "destination": t.system, "mapping_id": m.id, "mapping_version": m.version,
+                    "mapping_hash": m.content_hash, "message_type": m.target.message_type, "bytes": body.len(),
+                    "body_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)),
+                }),
+            });
+            deliveries.push(NewDelivery {
+                id: delivery_id,
+                destination: t.system.clone(),
+                message_type: m.target.message_type.clone(),
+                route_id: t.route_id.clone(),
+                mapping_id: m.id.clone(),
+                mapping_version: i64::from(m.version),
+                body: Bytes::from(body),
+                content_type: content_type_of(target_schema.format).to_string(),
+            });
+        }
+        if reasons.is_empty() {
+            Ok((deliveries, trail))
+        } else {
+            Err(reasons)
+        }
+    }
+
+    /// An extra message produced by enrichment (e.g. a threshold alert): stored and
+    /// routed as its own accepted message, linked to its parent in the trail.
+    async fn accept_extra(&self, parent: &str, system: &str, x: ExtraMessage) {
+        let id = uuid::Uuid::now_v7().to_string();
+        let at = now_ms();
+        let correlation_id = self.schemas.find(system, &x.message_type).and_then(|s| s.correlation_id(&x.tree)).unwrap_or_else(|| parent.to_string());
+        let (deliveries, mut trail) = match self.plan(&id, at, system, &x.message_type, &x.tree) {
+            Ok(p) => p,
+            Err(reasons) => {
+                tracing::error!(parent = %parent, message_type = %x.message_type, ?reasons, "an enrichment message could not be mapped; dropped");
+                return;
+            }
+        };
+        trail.insert(0, TrailEvent {
+            at,
+            message_id: Some(id.clone()),
+            delivery_id: None,
+            kind: "received",
+            actor: "enrichment".into(),
+            detail: json!({ "system": system, "message_type": x.message_type, "parent": parent, "correlation_id": correlation_id }),
+        });
+        let destinations: Vec<String> = deliveries.iter().map(|d| d.destination.clone()).collect();
+        let parsed = x.tree.to_string();
+        let msg = NewMessage {
+            id: id.clone(),
+            received_at: at,
+            source_system: system.to_string(),
+            message_type: x.message_type,
+            correlation_id,
+            idempotency_key: Some(format!("{parent}/{}", x.key)),
+            partner_message_id: None,
+            content_type: "application/json".into(),
+            raw: Bytes::from(parsed.clone()),
+            parsed,
+            deliveries,
+            trail,
+        };
+        match self.store.accept(msg).await {
+            Ok(_) => {
+                let _ = self.queue.committed(&destinations).await;
+            }
+            Err(e) => tracing::error!(parent = %parent, error = %e, "storing an enrichment message failed"),
+        }
+    }
+
+    async fn record_rejection(&self, id: &str, received_at: i64, req: &InboundRequest, rej: &Rejection) -> IntakeResponse {
+        let resp = IntakeResponse::error(rej.status, rej.error, rej.reasons.clone());
+        if rej.status == StatusCode::SERVICE_UNAVAILABLE {
+            return resp;
+        }
+        let r = RejectedMessage {
+            id: id.to_string(),
+            received_at,
+            source_system: req.system.clone(),
+            message_type: req.message_type.clone(),
+            correlation_id: rej.correlation_id.clone(),
+            content_type: header(&req.headers, "content-type").unwrap_or_default(),
+            raw: req.body.clone(),
+            parsed: rej.parsed.clone(),
+            status: rej.status.as_u16(),
+            reasons: rej.reasons.clone(),
+        };
+        if let Err(e) = self.store.reject(r).await {
+            tracing::error!(message_id = %id, error = %e, "recording a rejection failed");
+        }
+        let mut resp = resp;
+        resp.body["id"] = json!(id);
+        resp
+    }
+
+    /// Records a rejection decided outside [`Intake::handle`] (e.g. 413 by the server).
+    pub async fn reject_early(&self, system: &str, message_type: &str, headers: &HeaderMap, status: StatusCode, error: &'static str, reason: String) -> IntakeResponse {
+        let req = InboundRequest { system: system.into(), message_type: message_type.into(), headers: headers.clone(), body: Bytes::new() };
+        metrics::counter!("lienthong_rejected_total", "system" => system.to_string(), "status" => status.as_u16().to_string()).increment(1);
+        self.record_rejection(&uuid::Uuid::now_v7().to_string(), now_ms(), &req, &Rejection::new(status, error, vec![reason])).await
+    }
+}
+
+fn header(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+fn check_content_type(schema: &MessageSchema, headers: &HeaderMap) -> Result<(), Rejection> {
+    let allowed = content_types(schema.format);
+    let given = header(headers, "content-type").unwrap_or_default();
+    let essence = given.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ok = allowed.contains(&essence.as_str()) || (schema.format == Format::Json && essence.ends_with("+json"));
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported content type",
+            vec![format!(
+                "{}/{} is {} and needs Content-Type {}; got `{}`",
+                schema.system,
+                schema.message_type,
+                schema.format.as_str(),
+                allowed.join(" or "),
+                if given.is_empty() { "(none)" } else { &given }
+            )],
+        ))
+    }
+}

@@ -1,1 +1,80 @@
-//! (being written)
+//! Durable delivery queues.
+//!
+//! # The contract
+//!
+//! Acceptance writes every delivery into the store's `deliveries` table in the
+//! same transaction as the message (the *transactional outbox*). A queue backend
+//! then decides *which* deliveries a worker may send *now*, with these semantics,
+//! which every backend must keep:
+//!
+//! 1. **Durable, at least once.** A delivery is only finished ([`DeliveryQueue::settle`]
+//!    with delivered or dead) after the transport returned. Anything leased by a
+//!    worker that dies is leased again later (lease expiry, or at start-up).
+//!    Duplicates are possible after a crash; partners get an `Idempotency-Key`
+//!    (the delivery id) to drop them.
+//! 2. **Delayed retries.** A settle with `Retry { at }` makes the delivery due
+//!    again at `at`, not before.
+//! 3. **Ordering per `(correlation_id, destination)`.** A delivery is only leased
+//!    when every earlier-accepted delivery (lower `seq`) for the same dossier or
+//!    station and destination is delivered or dead. A dossier whose first message
+//!    is retrying holds its later messages back; other dossiers keep flowing.
+//! 4. **Per destination.** Workers lease per destination, so one slow partner
+//!    never holds up another.
+//!
+//! The store's `deliveries` row stays the source of truth for state, attempts and
+//! the trail in every backend; [`DeliveryQueue::settle`] always writes it.
+//!
+//! # Adding a backend (RabbitMQ)
+//!
+//! A RabbitMQ backend implements the same trait: `committed` relays the outbox
+//! rows to an exchange (then marks them relayed), `lease` consumes from a
+//! per-destination queue (with a consistent-hash exchange on `correlation_id`
+//! and single-active-consumer per shard to keep rule 3), `settle` writes the
+//! store and acks, or re-publishes to a delay queue for `Retry`. The delivery
+//! layer ([`crate::delivery`]) does not change.
+
+mod embedded;
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+pub use embedded::EmbeddedQueue;
+
+pub use crate::store::{LeasedDelivery, SettleOutcome, Settlement};
+use crate::Result;
+
+/// A durable delivery queue backend. See the module docs for the semantics.
+pub trait DeliveryQueue: Send + Sync + 'static {
+    /// New deliveries for these destinations were committed to the outbox.
+    /// Embedded: wakes the workers. Brokers: publish them.
+    fn committed<'a>(&'a self, destinations: &'a [String]) -> BoxFuture<'a, Result<()>>;
+
+    /// Leases up to `max` due, head-of-line deliveries for `destination` for `lease`
+    /// (after which they count as abandoned and are leased again). Waits up to
+    /// `wait` for one to become due; returns an empty list when none did.
+    fn lease<'a>(
+        &'a self,
+        destination: &'a str,
+        max: usize,
+        lease: Duration,
+        wait: Duration,
+    ) -> BoxFuture<'a, Result<Vec<LeasedDelivery>>>;
+
+    /// Records an attempt and its outcome; delivered or dead ends the delivery (ack),
+    /// retry makes it due again at the given time.
+    fn settle(&self, settlement: Settlement) -> BoxFuture<'_, Result<()>>;
+
+    /// Deliveries not yet finished, per destination.
+    fn depth(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>>>;
+
+    /// Destinations that have unfinished deliveries (so workers start for them).
+    fn active_destinations(&self) -> BoxFuture<'_, Result<Vec<String>>>;
+
+    /// May intake accept a message now? A broker backend refuses (retryable
+    /// [`crate::Error::Unavailable`], i.e. 503 + `Retry-After`) while too many
+    /// accepted deliveries wait in the outbox for an unreachable broker.
+    fn admit(&self) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,127 @@
+//! The configuration file as written (YAML), before validation.
+//!
+//! Every struct denies unknown keys, so a typo is an error instead of a silently
+//! ignored setting. Values that need checking beyond their type are wrapped in
+//! [`Spanned`] so that validation can point at their line. Values set from the
+//! environment carry [`Location::UNKNOWN`] and an entry in [`RawConfig::env_sources`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub queue: RawQueue,
+    #[serde(default)]
+    pub paths: RawPaths,
+    #[serde(default)]
+    pub intake: RawIntake,
+    #[serde(default)]
+    pub destination_defaults: RawDestination,
+    #[serde(default)]
+    pub destinations: BTreeMap<String, RawDestination>,
+    #[serde(default)]
+    pub partners: BTreeMap<String, RawPartner>,
+    /// Per-partner connector settings, validated by the `connectors` crate.
+    #[serde(default)]
+    pub connectors: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub logging: RawLogging,
+    /// Key path -> environment variable, for values overridden from the environment.
+    #[serde(skip)]
+    pub env_sources: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<S<String>>,
+    pub drain_deadline: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub url: Option<S<String>>,
+    pub data_dir: Option<S<String>>,
+    pub max_batch: Option<S<u32>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    pub backend: Option<S<String>>,
+    /// Settings of the RabbitMQ backend (used when `backend: rabbitmq`).
+    pub rabbitmq: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPaths {
+    pub mappings: Option<S<String>>,
+    pub schemas: Option<S<String>>,
+    pub routes: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntake {
+    pub allow_unauthenticated: Option<S<bool>>,
+    pub max_clock_skew: Option<S<String>>,
+    pub rate_limit: Option<RawRate>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRate {
+    pub per_second: Option<S<u32>>,
+    pub burst: Option<S<u32>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackoff {
+    pub initial: Option<S<String>>,
+    pub max: Option<S<String>>,
+    pub multiplier: Option<S<f64>>,
+    pub jitter: Option<S<f64>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDestination {
+    pub url: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub rate_limit: Option<RawRate>,
+    pub concurrency: Option<S<u32>>,
+    pub max_attempts: Option<S<u32>>,
+    pub backoff: Option<RawBackoff>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartner {
+    /// SHA-256 (hex) of the partner's API key (`Authorization: Bearer <key>`).
+    pub api_key_sha256: Option<S<String>>,
+    /// Environment variable holding the HMAC-SHA256 signing secret.
+    pub hmac_secret_env: Option<S<String>>,
+    /// File holding the HMAC-SHA256 signing secret (trailing newline ignored).
+    pub hmac_secret_file: Option<S<String>>,
+    pub rate_limit: Option<RawRate>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogging {
+    pub level: Option<S<String>>,
+    pub format: Option<S<String>>,
+}

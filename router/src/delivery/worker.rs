@@ -1,0 +1,258 @@
+//! The delivery workers: one loop per destination.
+//!
+//! Each loop leases only as many deliveries as it has free concurrency permits,
+//! so a lease is never held by a delivery that is merely waiting for a slot. Each
+//! leased delivery then waits for the destination's rate limiter (governor: a
+//! partner over its rate is *delayed*, never dropped), is sent once through the
+//! destination's [`Transport`], and is settled: delivered, retry at
+//! `now + max(backoff, Retry-After)`, or dead (permanent failure, or transient
+//! failures until `max_attempts`). The reason is kept with the dead letter.
+//!
+//! Shutdown (linkerd style): when the token is cancelled, loops stop leasing,
+//! in-flight attempts get until the drain deadline to finish and settle, and the
+//! rest stay durably queued (their leases are released at the next start).
+
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::http::excerpt;
+use super::policy::DestinationPolicy;
+use super::transport::{Failure, FailureClass, Outbound, TransportRegistry};
+use crate::queue::{DeliveryQueue, LeasedDelivery, SettleOutcome, Settlement};
+use crate::store::now_ms;
+
+/// Longest a worker waits in one `lease` call before checking for shutdown.
+const LEASE_WAIT: Duration = Duration::from_millis(500);
+
+/// Everything the workers need.
+#[derive(Clone)]
+pub struct Dispatcher {
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub transports: TransportRegistry,
+    /// Policy per destination; destinations not listed use `default_policy`.
+    pub policies: BTreeMap<String, DestinationPolicy>,
+    pub default_policy: DestinationPolicy,
+}
+
+/// Running workers; see [`Dispatcher::start`].
+pub struct Running {
+    handles: JoinSet<()>,
+    stop: CancellationToken,
+}
+
+impl Running {
+    /// Stops leasing and waits up to `deadline` for in-flight attempts to settle.
+    pub async fn shutdown(mut self, deadline: Duration) {
+        self.stop.cancel();
+        let drain = async { while self.handles.join_next().await.is_some() {} };
+        if tokio::time::timeout(deadline, drain).await.is_err() {
+            tracing::warn!(?deadline, "drain deadline passed; unfinished deliveries stay queued for the next start");
+            self.handles.abort_all();
+        }
+    }
+}
+
+impl Dispatcher {
+    /// Starts one worker per destination known to the policies, the transports, or
+    /// the queue's unfinished deliveries.
+    pub async fn start(self) -> crate::Result<Running> {
+        let mut destinations: Vec<String> = self.policies.keys().cloned().collect();
+        destinations.extend(self.transports.destinations().map(str::to_string));
+        destinations.extend(self.queue.active_destinations().await?);
+        destinations.sort();
+        destinations.dedup();
+        let stop = CancellationToken::new();
+        let mut handles = JoinSet::new();
+        let this = Arc::new(self);
+        for dest in destinations {
+            let policy = this.policies.get(&dest).cloned().unwrap_or_else(|| this.default_policy.clone());
+            handles.spawn(worker(this.clone(), dest, policy, stop.clone()));
+        }
+        Ok(Running { handles, stop })
+    }
+}
+
+fn limiter(p: &DestinationPolicy) -> DefaultDirectRateLimiter {
+    let rate = NonZeroU32::new(p.rate_per_second.max(1)).expect("max(1)");
+    let burst = NonZeroU32::new(p.burst.max(1)).expect("max(1)");
+    RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+}
+
+async fn worker(d: Arc<Dispatcher>, dest: String, policy: DestinationPolicy, stop: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(policy.concurrency.max(1) as usize));
+    let limiter = Arc::new(limiter(&policy));
+    let mut inflight = JoinSet::new();
+    let mut error_backoff = Duration::from_millis(100);
+    tracing::info!(destination = %dest, ?policy, "delivery worker started");
+    loop {
+        // Wait for a free slot before leasing anything.
+        let first = tokio::select! {
+            _ = stop.cancelled() => break,
+            p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+        };
+        let free = slots.available_permits() + 1;
+        let leased = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = d.queue.lease(&dest, free, policy.lease(), LEASE_WAIT) => r,
+        };
+        let batch = match leased {
+            Ok(b) => {
+                error_backoff = Duration::from_millis(100);
+                b
+            }
+            Err(e) => {
+                tracing::error!(destination = %dest, error = %e, "leasing deliveries failed; retrying");
+                drop(first);
+                tokio::select! { _ = stop.cancelled() => break, _ = tokio::time::sleep(error_backoff) => {} }
+                error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let mut first = Some(first);
+        for leased in batch {
+            let permit = match first.take() {
+                Some(p) => p,
+                None => slots.clone().acquire_owned().await.expect("semaphore never closed"),
+            };
+            let (d, policy, limiter) = (d.clone(), policy.clone(), limiter.clone());
+            inflight.spawn(async move {
+                attempt(&d, &policy, &limiter, leased).await;
+                drop(permit);
+            });
+        }
+        // Reap finished attempts so the set does not grow.
+        while inflight.try_join_next().is_some() {}
+    }
+    // Drain: let the attempts already started finish and settle.
+    while inflight.join_next().await.is_some() {}
+    tracing::info!(destination = %dest, "delivery worker stopped");
+}
+
+async fn attempt(d: &Dispatcher, policy: &DestinationPolicy, limiter: &DefaultDirectRateLimiter, l: LeasedDelivery) {
+    limiter.until_ready().await;
+    let out = Outbound {
+        delivery_id: l.id.clone(),
+        message_id: l.message_id.clone(),
+        correlation_id: l.correlation_id.clone(),
+        destination: l.destination.clone(),
+        message_type: l.message_type.clone(),
+        body: l.body.clone(),
+        content_type: l.content_type.clone(),
+        idempotency_key: l.id.clone(),
+        attempt: l.attempt,
+    };
+    let started_at = now_ms();
+    let t0 = Instant::now();
+    let result = match d.transports.get(&l.destination) {
+        None => Err(Failure {
+            class: FailureClass::Permanent,
+            reason: "no-transport".into(),
+            detail: format!(
+                "no transport is configured for destination `{}`: add it under `destinations:` in the config, then replay",
+                l.destination
+            ),
+            status: None,
+            retry_after: None,
+            request: Default::default(),
+            response_excerpt: String::new(),
+        }),
+        Some(t) => match tokio::time::timeout(policy.timeout + Duration::from_secs(5), t.send(&out)).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure {
+                class: FailureClass::Transient,
+                reason: "timeout".into(),
+                detail: format!("the transport did not answer within {:?}", policy.timeout),
+                status: None,
+                retry_after: None,
+                request: out.body.clone(),
+                response_excerpt: String::new(),
+            }),
+        },
+    };
+    let latency = t0.elapsed();
+    let dest = l.destination.clone();
+    metrics::histogram!("lienthong_attempt_latency_seconds", "destination" => dest.clone()).record(latency.as_secs_f64());
+    let mut s = Settlement {
+        delivery_id: l.id.clone(),
+        message_id: l.message_id.clone(),
+        destination: dest.clone(),
+        attempt: l.attempt,
+        started_at,
+        latency_ms: latency.as_millis() as i64,
+        request_excerpt: String::new(),
+        status: None,
+        response_excerpt: String::new(),
+        error: None,
+        error_class: None,
+        partner_reference: None,
+        outcome: SettleOutcome::Delivered,
+    };
+    match result {
+        Ok(receipt) => {
+            s.request_excerpt = excerpt(if receipt.request.is_empty() { &out.body } else { &receipt.request });
+            s.status = receipt.status;
+            s.response_excerpt = receipt.response_excerpt;
+            s.partner_reference = receipt.partner_reference;
+            metrics::counter!("lienthong_delivered_total", "destination" => dest.clone()).increment(1);
+            let e2e = (now_ms() - l.created_at).max(0) as f64 / 1000.0;
+            metrics::histogram!("lienthong_delivery_latency_seconds", "destination" => dest.clone()).record(e2e);
+            tracing::info!(message_id = %l.message_id, delivery_id = %l.id, correlation_id = %l.correlation_id,
+                destination = %dest, attempt = l.attempt, status = ?s.status, "delivered");
+        }
+        Err(f) => {
+            s.request_excerpt = excerpt(if f.request.is_empty() { &out.body } else { &f.request });
+            s.status = f.status;
+            s.response_excerpt = f.response_excerpt.clone();
+            s.error = Some(format!("{}: {}", f.reason, f.detail));
+            if f.is_transient() && l.attempt < policy.max_attempts {
+                let delay = policy.backoff.delay(l.attempt).max(f.retry_after.unwrap_or_default());
+                s.error_class = Some("transient".into());
+                s.outcome = SettleOutcome::Retry { at: now_ms() + delay.as_millis() as i64 };
+                metrics::counter!("lienthong_retried_total", "destination" => dest.clone()).increment(1);
+                tracing::warn!(message_id = %l.message_id, delivery_id = %l.id, correlation_id = %l.correlation_id,
+                    destination = %dest, attempt = l.attempt, reason = %f.reason, ?delay, "attempt failed; will retry");
+            } else {
+                s.error_class = Some(if f.is_transient() { "exhausted" } else { "permanent" }.into());
+                s.outcome = SettleOutcome::Dead;
+                metrics::counter!("lienthong_dead_total", "destination" => dest.clone()).increment(1);
+                tracing::error!(message_id = %l.message_id, delivery_id = %l.id, correlation_id = %l.correlation_id,
+                    destination = %dest, attempt = l.attempt, reason = %f.reason, detail = %f.detail, "dead letter");
+            }
+        }
+    }
+    // The attempt happened; recording it must not be lost to a transient store error.
+    let mut wait = Duration::from_millis(50);
+    for _ in 0..8 {
+        match d.queue.settle(s.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(delivery_id = %l.id, error = %e, "settling the delivery failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+    tracing::error!(delivery_id = %l.id, "could not settle; the lease will expire and the delivery will be sent again");
+}
+
+/// Builds one [`super::HttpTransport`] per destination that has a URL and no
+/// transport registered yet (connector transports registered earlier win).
+pub fn register_http_transports(
+    registry: &mut TransportRegistry,
+    urls: &HashMap<String, (String, DestinationPolicy)>,
+) -> Result<(), reqwest::Error> {
+    for (dest, (url, policy)) in urls {
+        if registry.get(dest).is_none() {
+            let t = super::HttpTransport::new(url.clone(), policy.timeout, policy.concurrency as usize)?;
+            registry.register(dest.clone(), Arc::new(t));
+        }
+    }
+    Ok(())
+}
