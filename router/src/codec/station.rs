@@ -27,7 +27,8 @@
 //! Rules, chosen to be tolerant of what dataloggers really do and strict about data:
 //!
 //! * CRLF or LF line ends, a trailing newline, a UTF-8 byte-order mark and blank
-//!   lines are accepted; spaces around a field are trimmed.
+//!   lines are accepted; spaces around a field are trimmed; control characters
+//!   (and a stray byte-order mark) inside a field are an error.
 //! * `value` keeps its exact decimal text (a JSON number through `arbitrary_precision`:
 //!   `7.210` stays `7.210`); a leading `+` and redundant leading zeros (`042.5`) are
 //!   removed because JSON cannot carry them. Anything else (`NaN`, `7,21`, empty) is an
@@ -185,6 +186,18 @@ fn parse_line(line: &str, line_no: usize) -> Result<Map<String, Value>, CodecErr
         ));
     }
     let at = |field: usize| format!("line {line_no} (field {}: {})", field + 1, FIELDS[field]);
+    for (i, field) in fields.iter().enumerate() {
+        if let Some(c) = field.chars().find(|&c| c.is_control() || c == '\u{feff}') {
+            return Err(CodecError::at(
+                FORMAT,
+                at(i),
+                format!(
+                    "contains the control character U+{:04X}; fields are plain text",
+                    c as u32
+                ),
+            ));
+        }
+    }
     let [parameter, value, unit, time, status] =
         [fields[0], fields[1], fields[2], fields[3], fields[4]];
     if parameter.is_empty() {
@@ -428,6 +441,16 @@ mod tests {
                 "\t7\t-\t20220915103000\t00\n",
                 "line 2 (field 1: parameter)",
                 "empty",
+            ),
+            (
+                "p\rH\t7\t-\t20220915103000\t00\n",
+                "line 2 (field 1: parameter)",
+                "U+000D",
+            ),
+            (
+                "pH\t7\tmg\u{feff}\t20220915103000\t00\n",
+                "line 2 (field 3: unit)",
+                "U+FEFF",
             ),
         ];
         for (line, position, message) in cases {
