@@ -34,6 +34,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod auth;
 pub mod codec;
 pub mod config;
 pub mod delivery;

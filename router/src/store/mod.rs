@@ -26,6 +26,7 @@
 //! the writer re-runs each job in its own transaction so one bad job cannot fail
 //! its neighbours. Reads use a separate pool (WAL lets them run beside the writer).
 
+pub mod audit_ops;
 mod ops;
 mod types;
 mod writer;

@@ -70,7 +70,9 @@ pub(super) async fn accept(conn: &mut AnyConnection, m: &NewMessage, events: &mu
         .await
         .map_err(|e| db_err("inserting a delivery", e))?;
     }
+    let start = events.len();
     events.extend(m.trail.iter().cloned());
+    crate::audit::digest::seal_accept(m, events, start);
     Ok(AcceptOutcome::Accepted { id: m.id.clone(), deliveries: m.deliveries.len() })
 }
 
@@ -89,7 +91,7 @@ pub(super) async fn reject(conn: &mut AnyConnection, m: &RejectedMessage, events
     .bind(&m.content_type)
     .bind(m.raw.to_vec())
     .bind(m.parsed.clone())
-    .bind(reasons)
+    .bind(reasons.clone())
     .execute(&mut *conn)
     .await
     .map_err(|e| db_err("inserting the rejected message", e))?;
@@ -104,6 +106,9 @@ pub(super) async fn reject(conn: &mut AnyConnection, m: &RejectedMessage, events
             "reasons": m.reasons, "bytes": m.raw.len(),
         }),
     });
+    if let Some(ev) = events.last_mut() {
+        crate::audit::digest::attach(ev, crate::audit::digest::rejected_message_record(m, &reasons));
+    }
     Ok(())
 }
 
@@ -207,12 +212,16 @@ pub(super) async fn settle(conn: &mut AnyConnection, s: &Settlement, events: &mu
         "attempt",
         json!({
             "destination": s.destination, "n": s.attempt, "started_at": s.started_at, "latency_ms": s.latency_ms,
-            "request_excerpt": s.request_excerpt, "status": s.status, "response_excerpt": s.response_excerpt,
+            "request_sha256": crate::audit::digest::sha256_hex(s.request_excerpt.as_bytes()), "status": s.status,
+            "response_sha256": crate::audit::digest::sha256_hex(s.response_excerpt.as_bytes()),
             "error": s.error, "error_class": s.error_class, "outcome": outcome,
             "retry_at": match s.outcome { SettleOutcome::Retry { at } => Some(at), _ => None },
         }),
     ));
     match s.outcome {
+    if let Some(ev) = events.last_mut() {
+        crate::audit::digest::attach(ev, crate::audit::digest::attempt_record(s, outcome));
+    }
         SettleOutcome::Delivered => events.push(base(
             "delivered",
             json!({ "destination": s.destination, "attempts": s.attempt, "status": s.status, "partner_reference": s.partner_reference }),

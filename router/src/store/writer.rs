@@ -15,6 +15,8 @@ pub(crate) enum Job {
     Reject(Box<RejectedMessage>, oneshot::Sender<Result<()>>),
     Lease(LeaseRequest, oneshot::Sender<Result<Vec<LeasedDelivery>>>),
     Settle(Box<Settlement>, oneshot::Sender<Result<()>>),
+    /// An audit operation (replay, prune, auditor action); see `audit_ops`.
+    Audit(Box<dyn super::audit_ops::WriteOp>, oneshot::Sender<Result<serde_json::Value>>),
 }
 
 /// A job's result, held until the transaction commits.
@@ -23,6 +25,7 @@ enum Done {
     Reject(Result<()>),
     Lease(Result<Vec<LeasedDelivery>>),
     Settle(Result<()>),
+    Audit(Result<serde_json::Value>),
 }
 
 impl Done {
@@ -31,6 +34,7 @@ impl Done {
             Done::Accept(r) => r.is_err(),
             Done::Reject(r) | Done::Settle(r) => r.is_err(),
             Done::Lease(r) => r.is_err(),
+            Done::Audit(r) => r.is_err(),
         }
     }
 }
@@ -82,6 +86,7 @@ fn failed(job: &Job, e: crate::Error) -> Done {
         Job::Reject(..) => Done::Reject(Err(e)),
         Job::Lease(..) => Done::Lease(Err(e)),
         Job::Settle(..) => Done::Settle(Err(e)),
+        Job::Audit(..) => Done::Audit(Err(e)),
     }
 }
 
@@ -93,6 +98,7 @@ fn reply(jobs: Vec<Job>, done: Vec<Done>) {
             (Job::Reject(_, tx), Done::Reject(r)) => drop(tx.send(r)),
             (Job::Lease(_, tx), Done::Lease(r)) => drop(tx.send(r)),
             (Job::Settle(_, tx), Done::Settle(r)) => drop(tx.send(r)),
+            (Job::Audit(_, tx), Done::Audit(r)) => drop(tx.send(r)),
             _ => unreachable!("results are produced in job order"),
         }
     }
@@ -110,10 +116,12 @@ async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
             Job::Reject(m, _) => Done::Reject(ops::reject(&mut tx, m, &mut events).await),
             Job::Lease(r, _) => Done::Lease(ops::lease(&mut tx, r).await),
             Job::Settle(s, _) => Done::Settle(ops::settle(&mut tx, s, &mut events).await),
+            Job::Audit(op, _) => Done::Audit(op.run(&mut tx, &mut events).await),
         };
         if d.is_err() {
             let err = match d {
                 Done::Accept(Err(e)) | Done::Reject(Err(e)) | Done::Settle(Err(e)) | Done::Lease(Err(e)) => e,
+                Done::Audit(Err(e)) => e,
                 _ => unreachable!(),
             };
             let _ = tx.rollback().await;

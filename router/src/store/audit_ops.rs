@@ -1,0 +1,624 @@
+//! Store operations for auditors: reading the chain and the recorded rows back
+//! (verify, export), search and timelines, and the few audit writes (replays,
+//! retention pruning, auditor actions).
+//!
+//! # Why writes go through the writer task
+//!
+//! Every audit write appends to the chain, and on SQLite a second writing
+//! connection would race the group-commit writer: a deferred transaction that
+//! read before another connection committed cannot upgrade to a write lock
+//! (`SQLITE_BUSY_SNAPSHOT`), and would fail an intake batch. So audit writes are
+//! [`WriteOp`]s run by the same writer, in its transactions, and their trail
+//! events are chained with everything else in that batch.
+
+use std::collections::HashMap;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::writer::Job;
+use super::{db_err, Store};
+use crate::audit::digest::{ColType, TableSpec};
+use crate::audit::TrailEvent;
+use crate::{Error, Result};
+
+/// A write run by the store's writer task inside its transaction. It may push
+/// trail events; they are chained when the batch commits. It may be run twice
+/// (alone, after its batch failed), so it must not consume itself.
+pub trait WriteOp: Send + Sync {
+    fn run<'c>(&'c self, conn: &'c mut AnyConnection, events: &'c mut Vec<TrailEvent>) -> BoxFuture<'c, Result<Value>>;
+}
+
+fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(row: &'r AnyRow, col: &str) -> Result<T> {
+    row.try_get(col).map_err(|e| db_err(&format!("reading column {col}"), e))
+}
+
+/// A trail row exactly as stored (`detail` is the stored text, not re-parsed), for verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredTrailRow {
+    pub seq: i64,
+    pub at: i64,
+    pub message_id: Option<String>,
+    pub delivery_id: Option<String>,
+    pub kind: String,
+    pub actor: String,
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// One recorded row read back: its key, recorded columns (as JSON values, in the
+/// spec's order) and payload bytes.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    pub key: String,
+    pub cols: Vec<Value>,
+    pub payloads: Vec<Option<Vec<u8>>>,
+    pub pruned_at: Option<i64>,
+    /// `deliveries.state`, for the state-versus-trail check.
+    pub state: Option<String>,
+}
+
+const TRAIL_COLS: &str = "seq, at, message_id, delivery_id, kind, actor, detail, prev_hash, hash";
+
+fn trail_row(r: &AnyRow) -> Result<StoredTrailRow> {
+    Ok(StoredTrailRow {
+        seq: get(r, "seq")?,
+        at: get(r, "at")?,
+        message_id: get(r, "message_id")?,
+        delivery_id: get(r, "delivery_id")?,
+        kind: get(r, "kind")?,
+        actor: get(r, "actor")?,
+        detail: get(r, "detail")?,
+        prev_hash: get(r, "prev_hash")?,
+        hash: get(r, "hash")?,
+    })
+}
+
+fn col_value(r: &AnyRow, name: &str, t: ColType) -> Result<Value> {
+    Ok(match t {
+        ColType::Int => Value::from(get::<i64>(r, name)?),
+        ColType::OptInt => get::<Option<i64>>(r, name)?.map_or(Value::Null, Value::from),
+        ColType::Text => Value::from(get::<String>(r, name)?),
+        ColType::OptText => get::<Option<String>>(r, name)?.map_or(Value::Null, Value::from),
+        ColType::Blob => return Err(Error::Store { message: format!("column {name} is a payload"), retryable: false }),
+    })
+}
+
+fn payload_value(r: &AnyRow, name: &str, t: ColType) -> Result<Option<Vec<u8>>> {
+    Ok(match t {
+        ColType::Blob => get::<Option<Vec<u8>>>(r, name)?,
+        _ => get::<Option<String>>(r, name)?.map(String::into_bytes),
+    })
+}
+
+fn select_list(spec: &TableSpec) -> String {
+    let mut cols: Vec<String> = vec![format!("{} AS rec_key", spec.key_sql), "pruned_at".into()];
+    cols.extend(spec.cols.iter().map(|(n, _)| n.to_string()));
+    cols.extend(spec.payloads.iter().map(|(n, _)| n.to_string()));
+    if spec.table == "deliveries" {
+        cols.push("state".into());
+    }
+    cols.join(", ")
+}
+
+fn stored_record(spec: &TableSpec, r: &AnyRow) -> Result<StoredRecord> {
+    Ok(StoredRecord {
+        key: get(r, "rec_key")?,
+        cols: spec.cols.iter().map(|(n, t)| col_value(r, n, *t)).collect::<Result<_>>()?,
+        payloads: spec.payloads.iter().map(|(n, t)| payload_value(r, n, *t)).collect::<Result<_>>()?,
+        pruned_at: get(r, "pruned_at")?,
+        state: if spec.table == "deliveries" { get(r, "state")? } else { None },
+    })
+}
+
+fn placeholders(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// A page of messages for search, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageSummary {
+    pub id: String,
+    pub received_at: i64,
+    pub source_system: String,
+    pub message_type: String,
+    pub correlation_id: Option<String>,
+    pub state: String,
+    pub deliveries: Vec<DeliverySummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliverySummary {
+    pub id: String,
+    pub destination: String,
+    pub state: String,
+    pub mapping_id: String,
+    pub mapping_version: i64,
+    pub replay_of: Option<String>,
+}
+
+/// Validated search filters (see `audit::search` for parsing and limits).
+#[derive(Debug, Clone, Default)]
+pub struct MessageQuery {
+    pub dossier: Option<String>,
+    pub system: Option<String>,
+    pub message_type: Option<String>,
+    /// `accepted`/`rejected` (message) or `pending`/`in_flight`/`delivered`/`dead` (any delivery).
+    pub state: Option<String>,
+    pub from: i64,
+    pub to: i64,
+    pub mapping_id: Option<String>,
+    pub mapping_version: Option<i64>,
+    /// Keyset cursor: only messages strictly older than `(received_at, id)`.
+    pub before: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+/// A delivery row with its body, as the API and replay need it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryFull {
+    pub id: String,
+    pub seq: i64,
+    pub message_id: String,
+    pub destination: String,
+    pub message_type: String,
+    pub route_id: String,
+    pub mapping_id: String,
+    pub mapping_version: i64,
+    pub content_type: String,
+    pub correlation_id: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub error_class: Option<String>,
+    pub replay_of: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub pruned_at: Option<i64>,
+    #[serde(skip)]
+    pub body: Vec<u8>,
+}
+
+/// An attempt row.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptFull {
+    pub delivery_id: String,
+    pub n: i64,
+    pub started_at: i64,
+    pub latency_ms: i64,
+    pub status: Option<i64>,
+    pub error: Option<String>,
+    pub outcome: String,
+    pub request_excerpt: Option<String>,
+    pub response_excerpt: Option<String>,
+    pub pruned_at: Option<i64>,
+}
+
+/// A message row with its payloads.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageFull {
+    pub id: String,
+    pub received_at: i64,
+    pub source_system: String,
+    pub message_type: String,
+    pub correlation_id: Option<String>,
+    pub content_type: Option<String>,
+    pub state: String,
+    pub reasons: Option<String>,
+    pub pruned_at: Option<i64>,
+    #[serde(skip)]
+    pub raw: Vec<u8>,
+    pub parsed: Option<String>,
+}
+
+const DELIVERY_COLS: &str = "id, seq, message_id, destination, message_type, route_id, mapping_id, mapping_version, \
+     content_type, correlation_id, state, attempts, last_error, error_class, replay_of, created_at, updated_at, pruned_at, body";
+
+fn delivery_full(r: &AnyRow) -> Result<DeliveryFull> {
+    Ok(DeliveryFull {
+        id: get(r, "id")?,
+        seq: get(r, "seq")?,
+        message_id: get(r, "message_id")?,
+        destination: get(r, "destination")?,
+        message_type: get(r, "message_type")?,
+        route_id: get(r, "route_id")?,
+        mapping_id: get(r, "mapping_id")?,
+        mapping_version: get(r, "mapping_version")?,
+        content_type: get(r, "content_type")?,
+        correlation_id: get(r, "correlation_id")?,
+        state: get(r, "state")?,
+        attempts: get(r, "attempts")?,
+        last_error: get(r, "last_error")?,
+        error_class: get(r, "error_class")?,
+        replay_of: get(r, "replay_of")?,
+        created_at: get(r, "created_at")?,
+        updated_at: get(r, "updated_at")?,
+        pruned_at: get(r, "pruned_at")?,
+        body: get(r, "body")?,
+    })
+}
+
+impl Store {
+    /// Runs `op` in the writer task (see the module docs) and returns its answer after the commit.
+    pub async fn audit_write(&self, op: Box<dyn WriteOp>) -> Result<Value> {
+        self.submit(|tx| Job::Audit(op, tx)).await
+    }
+
+    /// Appends trail events on their own (auditor and admin actions).
+    pub async fn record_events(&self, events: Vec<TrailEvent>) -> Result<()> {
+        struct Append(Vec<TrailEvent>);
+        impl WriteOp for Append {
+            fn run<'c>(&'c self, _c: &'c mut AnyConnection, ev: &'c mut Vec<TrailEvent>) -> BoxFuture<'c, Result<Value>> {
+                ev.extend(self.0.iter().cloned());
+                Box::pin(async { Ok(Value::Null) })
+            }
+        }
+        self.audit_write(Box::new(Append(events))).await.map(|_| ())
+    }
+
+    /// `(seq, hash)` of the chain head row.
+    pub async fn chain_head(&self) -> Result<(i64, String)> {
+        let r = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1")
+            .fetch_one(&self.read)
+            .await
+            .map_err(|e| db_err("reading the chain head", e))?;
+        Ok((get(&r, "seq")?, get(&r, "hash")?))
+    }
+
+    /// Up to `limit` trail rows with `seq >= from_seq` (and `<= to_seq`), in order.
+    pub async fn trail_page(&self, from_seq: i64, to_seq: i64, limit: i64) -> Result<Vec<StoredTrailRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TRAIL_COLS} FROM trail WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(from_seq)
+        .bind(to_seq)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+        .map_err(|e| db_err("reading the trail", e))?;
+        rows.iter().map(trail_row).collect()
+    }
+
+    /// The trail rows with these sequence numbers, in order.
+    pub async fn trail_rows(&self, seqs: &[i64]) -> Result<Vec<StoredTrailRow>> {
+        let mut out = Vec::new();
+        for chunk in seqs.chunks(500) {
+            let sql = format!("SELECT {TRAIL_COLS} FROM trail WHERE seq IN ({}) ORDER BY seq", placeholders(chunk.len()));
+            let mut q = sqlx::query(&sql);
+            for s in chunk {
+                q = q.bind(*s);
+            }
+            let rows = q.fetch_all(&self.read).await.map_err(|e| db_err("reading trail rows", e))?;
+            for r in &rows {
+                out.push(trail_row(r)?);
+            }
+        }
+        out.sort_by_key(|r| r.seq);
+        Ok(out)
+    }
+
+    /// `(prev_hash, hash)` of every row in `[lo, hi]`: the "spine" a dossier bundle links through.
+    pub async fn trail_spine(&self, lo: i64, hi: i64) -> Result<Vec<(i64, String, String)>> {
+        let rows = sqlx::query("SELECT seq, prev_hash, hash FROM trail WHERE seq >= $1 AND seq <= $2 ORDER BY seq")
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(&self.read)
+            .await
+            .map_err(|e| db_err("reading the trail spine", e))?;
+        rows.iter().map(|r| Ok((get(r, "seq")?, get(r, "prev_hash")?, get(r, "hash")?))).collect()
+    }
+
+    /// Smallest and largest `seq` of rows with `at` in `[from, to]`, if any.
+    pub async fn seq_bounds(&self, from: i64, to: i64) -> Result<Option<(i64, i64)>> {
+        let r = sqlx::query("SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM trail WHERE at >= $1 AND at <= $2")
+            .bind(from)
+            .bind(to)
+            .fetch_one(&self.read)
+            .await
+            .map_err(|e| db_err("finding the trail range", e))?;
+        let lo: Option<i64> = get(&r, "lo")?;
+        let hi: Option<i64> = get(&r, "hi")?;
+        Ok(lo.zip(hi))
+    }
+
+    /// Seqs of the trail rows about one dossier or station: rows of its messages and their deliveries.
+    pub async fn dossier_seqs(&self, code: &str, from: i64, to: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT t.seq FROM trail t WHERE t.at >= $2 AND t.at <= $3 AND t.message_id IN \
+             (SELECT id FROM messages WHERE correlation_id = $1) ORDER BY t.seq",
+        )
+        .bind(code)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.read)
+        .await
+        .map_err(|e| db_err("finding a dossier's trail rows", e))?;
+        rows.iter().map(|r| get(r, "seq")).collect()
+    }
+
+    /// Every key of a recorded table (for "row not covered by the trail").
+    pub async fn record_keys(&self, spec: &TableSpec) -> Result<Vec<String>> {
+        let rows = sqlx::query(&format!("SELECT {} AS rec_key FROM {}", spec.key_sql, spec.table))
+            .fetch_all(&self.read)
+            .await
+            .map_err(|e| db_err(&format!("listing {}", spec.table), e))?;
+        rows.iter().map(|r| get(r, "rec_key")).collect()
+    }
+
+    /// The recorded rows with these keys (missing keys are simply absent from the answer).
+    pub async fn records(&self, spec: &TableSpec, keys: &[String]) -> Result<Vec<StoredRecord>> {
+        let attempts = spec.table == "attempts";
+        let lookups: Vec<String> = if attempts {
+            let mut v: Vec<String> =
+                keys.iter().map(|k| k.rsplit_once('#').map_or(k.as_str(), |(d, _)| d).to_string()).collect();
+            v.sort();
+            v.dedup();
+            v
+        } else {
+            keys.to_vec()
+        };
+        let wanted: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
+        let lookup_col = if attempts { "delivery_id" } else { "id" };
+        let mut out = Vec::new();
+        for chunk in lookups.chunks(500) {
+            let sql = format!(
+                "SELECT {} FROM {} WHERE {lookup_col} IN ({})",
+                select_list(spec),
+                spec.table,
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for k in chunk {
+                q = q.bind(k.clone());
+            }
+            let rows = q.fetch_all(&self.read).await.map_err(|e| db_err(&format!("reading {}", spec.table), e))?;
+            for r in &rows {
+                let rec = stored_record(spec, r)?;
+                if wanted.contains(rec.key.as_str()) {
+                    out.push(rec);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One message with its payloads.
+    pub async fn message_full(&self, id: &str) -> Result<Option<MessageFull>> {
+        let Some(r) = sqlx::query(
+            "SELECT id, received_at, source_system, message_type, correlation_id, content_type, state, reasons, \
+             pruned_at, raw, parsed FROM messages WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(|e| db_err("reading a message", e))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(MessageFull {
+            id: get(&r, "id")?,
+            received_at: get(&r, "received_at")?,
+            source_system: get(&r, "source_system")?,
+            message_type: get(&r, "message_type")?,
+            correlation_id: get(&r, "correlation_id")?,
+            content_type: get(&r, "content_type")?,
+            state: get(&r, "state")?,
+            reasons: get(&r, "reasons")?,
+            pruned_at: get(&r, "pruned_at")?,
+            raw: get(&r, "raw")?,
+            parsed: get(&r, "parsed")?,
+        }))
+    }
+
+    /// The deliveries of one message (replays included), in acceptance order.
+    pub async fn deliveries_of(&self, message_id: &str) -> Result<Vec<DeliveryFull>> {
+        let rows = sqlx::query(&format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE message_id = $1 ORDER BY seq"))
+            .bind(message_id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(|e| db_err("reading a message's deliveries", e))?;
+        rows.iter().map(delivery_full).collect()
+    }
+
+    /// One delivery.
+    pub async fn delivery(&self, id: &str) -> Result<Option<DeliveryFull>> {
+        let row = sqlx::query(&format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(|e| db_err("reading a delivery", e))?;
+        row.as_ref().map(delivery_full).transpose()
+    }
+
+    /// The attempts of these deliveries, by delivery then attempt number.
+    pub async fn attempts_of(&self, delivery_ids: &[String]) -> Result<Vec<AttemptFull>> {
+        let mut out = Vec::new();
+        for chunk in delivery_ids.chunks(500) {
+            if chunk.is_empty() {
+                continue;
+            }
+            let sql = format!(
+                "SELECT delivery_id, n, started_at, latency_ms, status, error, outcome, request_excerpt, response_excerpt, \
+                 pruned_at FROM attempts WHERE delivery_id IN ({}) ORDER BY delivery_id, n",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for k in chunk {
+                q = q.bind(k.clone());
+            }
+            for r in q.fetch_all(&self.read).await.map_err(|e| db_err("reading attempts", e))? {
+                out.push(AttemptFull {
+                    delivery_id: get(&r, "delivery_id")?,
+                    n: get(&r, "n")?,
+                    started_at: get(&r, "started_at")?,
+                    latency_ms: get(&r, "latency_ms")?,
+                    status: get(&r, "status")?,
+                    error: get(&r, "error")?,
+                    outcome: get(&r, "outcome")?,
+                    request_excerpt: get(&r, "request_excerpt")?,
+                    response_excerpt: get(&r, "response_excerpt")?,
+                    pruned_at: get(&r, "pruned_at")?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Dead deliveries matching a bulk-replay filter, oldest first (at most `limit`).
+    pub async fn dead_deliveries(
+        &self,
+        destination: Option<&str>,
+        from: i64,
+        to: i64,
+        error_class: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryFull>> {
+        // A dead delivery already replayed by a later row is not offered again.
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries d WHERE d.state = 'dead' AND d.updated_at >= $1 AND d.updated_at <= $2 \
+             AND ($3 = '' OR d.destination = $3) AND ($4 = '' OR d.error_class = $4) \
+             AND NOT EXISTS (SELECT 1 FROM deliveries r WHERE r.replay_of = d.id) ORDER BY d.seq LIMIT $5"
+        ))
+        .bind(from)
+        .bind(to)
+        .bind(destination.unwrap_or(""))
+        .bind(error_class.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+        .map_err(|e| db_err("finding dead deliveries", e))?;
+        rows.iter().map(delivery_full).collect()
+    }
+
+    /// Messages matching `q`, newest first.
+    pub async fn search_messages(&self, q: &MessageQuery) -> Result<Vec<MessageSummary>> {
+        let mut sql = String::from(
+            "SELECT m.id, m.received_at, m.source_system, m.message_type, m.correlation_id, m.state FROM messages m \
+             WHERE m.received_at >= $1 AND m.received_at <= $2",
+        );
+        let mut binds: Vec<Bind> = vec![Bind::I(q.from), Bind::I(q.to)];
+        let next = |v: Bind, binds: &mut Vec<Bind>| {
+            binds.push(v);
+            format!("${}", binds.len())
+        };
+        if let Some(d) = &q.dossier {
+            let p = next(Bind::S(d.clone()), &mut binds);
+            sql += &format!(" AND m.correlation_id = {p}");
+        }
+        if let Some(s) = &q.system {
+            let p = next(Bind::S(s.clone()), &mut binds);
+            sql += &format!(
+                " AND (m.source_system = {p} OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.destination = {p}))"
+            );
+        }
+        if let Some(t) = &q.message_type {
+            let p = next(Bind::S(t.clone()), &mut binds);
+            sql += &format!(
+                " AND (m.message_type = {p} OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.message_type = {p}))"
+            );
+        }
+        if let Some(s) = &q.state {
+            let p = next(Bind::S(s.clone()), &mut binds);
+            if s == "accepted" || s == "rejected" {
+                sql += &format!(" AND m.state = {p}");
+            } else {
+                sql += &format!(" AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = {p})");
+            }
+        }
+        if q.mapping_id.is_some() || q.mapping_version.is_some() {
+            sql += " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id";
+            if let Some(id) = &q.mapping_id {
+                let p = next(Bind::S(id.clone()), &mut binds);
+                sql += &format!(" AND d.mapping_id = {p}");
+            }
+            if let Some(v) = q.mapping_version {
+                let p = next(Bind::I(v), &mut binds);
+                sql += &format!(" AND d.mapping_version = {p}");
+            }
+            sql += ")";
+        }
+        if let Some((at, id)) = &q.before {
+            let a = next(Bind::I(*at), &mut binds);
+            let i = next(Bind::S(id.clone()), &mut binds);
+            sql += &format!(" AND (m.received_at < {a} OR (m.received_at = {a} AND m.id < {i}))");
+        }
+        let l = next(Bind::I(q.limit), &mut binds);
+        sql += &format!(" ORDER BY m.received_at DESC, m.id DESC LIMIT {l}");
+        let mut query = sqlx::query(&sql);
+        for b in binds {
+            query = match b {
+                Bind::I(i) => query.bind(i),
+                Bind::S(s) => query.bind(s),
+            };
+        }
+        let rows = query.fetch_all(&self.read).await.map_err(|e| db_err("searching messages", e))?;
+        let mut out: Vec<MessageSummary> = rows
+            .iter()
+            .map(|r| {
+                Ok(MessageSummary {
+                    id: get(r, "id")?,
+                    received_at: get(r, "received_at")?,
+                    source_system: get(r, "source_system")?,
+                    message_type: get(r, "message_type")?,
+                    correlation_id: get(r, "correlation_id")?,
+                    state: get(r, "state")?,
+                    deliveries: Vec::new(),
+                })
+            })
+            .collect::<Result<_>>()?;
+        let ids: Vec<String> = out.iter().map(|m| m.id.clone()).collect();
+        let mut by_msg: HashMap<String, Vec<DeliverySummary>> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            if chunk.is_empty() {
+                continue;
+            }
+            let sql = format!(
+                "SELECT id, message_id, destination, state, mapping_id, mapping_version, replay_of FROM deliveries \
+                 WHERE message_id IN ({}) ORDER BY seq",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            for r in q.fetch_all(&self.read).await.map_err(|e| db_err("reading deliveries", e))? {
+                by_msg.entry(get(&r, "message_id")?).or_default().push(DeliverySummary {
+                    id: get(&r, "id")?,
+                    destination: get(&r, "destination")?,
+                    state: get(&r, "state")?,
+                    mapping_id: get(&r, "mapping_id")?,
+                    mapping_version: get(&r, "mapping_version")?,
+                    replay_of: get(&r, "replay_of")?,
+                });
+            }
+        }
+        for m in &mut out {
+            m.deliveries = by_msg.remove(&m.id).unwrap_or_default();
+        }
+        Ok(out)
+    }
+
+    /// Every trail row about a dossier (its messages and their deliveries), in chain order,
+    /// with the message's source system for each row.
+    pub async fn dossier_trail(&self, code: &str) -> Result<Vec<(StoredTrailRow, String, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT t.seq, t.at, t.message_id, t.delivery_id, t.kind, t.actor, t.detail, t.prev_hash, t.hash, \
+             m.source_system, d.destination FROM trail t JOIN messages m ON m.id = t.message_id \
+             LEFT JOIN deliveries d ON d.id = t.delivery_id WHERE m.correlation_id = $1 ORDER BY t.seq",
+        )
+        .bind(code)
+        .fetch_all(&self.read)
+        .await
+        .map_err(|e| db_err("reading a dossier's trail", e))?;
+        rows.iter().map(|r| Ok((trail_row(r)?, get(r, "source_system")?, get(r, "destination")?))).collect()
+    }
+}
+
+enum Bind {
+    I(i64),
+    S(String),
+}
