@@ -60,6 +60,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         anyhow::bail!("schemas directory {} not found", args.schemas.display());
     };
+    // An empty schema directory means "no schemas": nothing to check against.
+    let registry = registry.filter(|r| !r.is_empty());
     let schemas: &dyn Schemas = match &registry {
         Some(r) => r,
         None => &NoSchemas,
