@@ -34,6 +34,7 @@
 //! layer ([`crate::delivery`]) does not change.
 
 mod embedded;
+pub mod rabbitmq;
 
 use std::time::Duration;
 

@@ -1,0 +1,544 @@
+//! The RabbitMQ delivery queue: several hub replicas share one broker and one
+//! PostgreSQL store.
+//!
+//! # Design: the broker distributes work, the store decides
+//!
+//! The store's `deliveries` row stays the source of truth ([`super`] rule
+//! "store is the source of truth"): RabbitMQ messages only carry a pointer to a
+//! row ([`envelope`]). That one choice gives every rule of the queue contract
+//! across replicas without any coordination between them:
+//!
+//! * **Outbox relay** ([`relay`]). Acceptance commits deliveries to the store as
+//!   before; a relay task in every replica publishes unrelayed rows (publisher
+//!   confirms, `mandatory`) and marks them relayed. On PostgreSQL the rows are
+//!   locked with `FOR UPDATE SKIP LOCKED` while they are published, so replicas
+//!   relay disjoint rows. While the broker is away intake keeps accepting into the
+//!   store until [`RabbitOptions::outbox_limit`] rows wait unrelayed; then
+//!   [`DeliveryQueue::admit`] refuses (503 with `Retry-After`) until the relay
+//!   catches up by itself.
+//! * **Claim = ordering gate** ([`outbox::claim`]). A consumer that receives a
+//!   message claims its row with one atomic `UPDATE ... RETURNING` that only
+//!   succeeds when the row is due and head-of-line for its
+//!   `(correlation_id, destination)`. Otherwise the message is *parked* on a delay
+//!   tier until the row can be due (its retry time, its lease end, or its
+//!   dossier's head retry time), or dropped when the row is already finished
+//!   (a duplicate), or dead-lettered when no such row exists. So ordering per
+//!   dossier holds across replicas, duplicates never reach a partner twice within
+//!   a lease, and a message whose first consumer died is simply redelivered by the
+//!   broker and claimed again once the lease expires.
+//! * **Manual acks after the store.** A claimed message is acked only after
+//!   [`DeliveryQueue::settle`] has written the attempt and outcome to the store
+//!   (and, for a retry, after the delayed copy is confirmed on a delay tier; for a
+//!   dead letter, after its record is confirmed on the destination's dead-letter
+//!   queue). A crash anywhere in between leaves an unacked message that the broker
+//!   redelivers, and the claim makes the redelivery harmless.
+//! * **Bounded.** Each destination's consumer has a prefetch of
+//!   [`RabbitOptions::prefetch`] and hands messages to its worker over a channel
+//!   of that size, so a replica never holds more than that many per destination.
+//! * **Rate limits and concurrency across replicas.** The workers' governor rate
+//!   and concurrency are per process; with `replicas: N` configured, each replica
+//!   gets `1/N` of the destination's rate, burst and concurrency (rounded up), so
+//!   the partner sees at most about the configured totals. Run the configured
+//!   number of replicas; a replica that is down lowers the effective rate rather
+//!   than raising it.
+//! * **Poison messages** ([`envelope::Envelope::parse`]): a message that is not a
+//!   hub envelope (someone published by hand) is republished to the
+//!   destination's dead-letter queue with its reason in the
+//!   `x-lienthong-reason` header, then acked: it never crash-loops. Quorum queues
+//!   also carry a delivery limit as a last resort.
+//! * **Lost messages.** If the broker ever loses a message (a purged queue), the
+//!   relay re-publishes head-of-line rows that stayed due and unclaimed for
+//!   [`RabbitOptions::stale_after`]; duplicates are dropped by the claim.
+//!
+//! Recovery: the connection uses lapin's automatic recovery ([`connect`]), which
+//! re-opens channels, re-declares the topology and re-subscribes consumers after
+//! a broker restart; unacked messages are redelivered by the broker and the
+//! acks of the old channel are dropped (lapin poisons them).
+
+pub mod connect;
+pub mod envelope;
+pub mod outbox;
+mod relay;
+pub mod topology;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use lapin::Acker;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+pub use connect::redact_url;
+use envelope::Envelope;
+use outbox::Verdict;
+pub use topology::{QueueType, Topology, DEFAULT_TIERS};
+
+use super::{DeliveryQueue, LeasedDelivery, SettleOutcome, Settlement};
+use crate::store::{now_ms, Store};
+use crate::{Error, Result};
+
+/// Settings of the RabbitMQ backend (config keys under `queue:`; see
+/// `deploy/lienthong.example.yaml`).
+#[derive(Debug, Clone)]
+pub struct RabbitOptions {
+    /// `amqp://user:password@host:5672/vhost`.
+    pub url: String,
+    /// Prefix of every exchange and queue name.
+    pub prefix: String,
+    pub queue_type: QueueType,
+    /// Unacked messages one replica holds per destination.
+    pub prefetch: u16,
+    /// Unrelayed outbox rows above which intake answers 503 (broker away).
+    pub outbox_limit: i64,
+    /// Destinations declared at start-up (others are declared when first used).
+    pub destinations: Vec<String>,
+    /// Delay tiers, ascending.
+    pub tiers: Vec<Duration>,
+    /// Rows one relay transaction publishes.
+    pub relay_batch: i64,
+    /// A due, head-of-line delivery unclaimed for this long is re-published.
+    pub stale_after: Duration,
+}
+
+impl RabbitOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        RabbitOptions {
+            url: url.into(),
+            prefix: "lienthong".into(),
+            queue_type: QueueType::Quorum,
+            prefetch: 64,
+            outbox_limit: 100_000,
+            destinations: Vec::new(),
+            tiers: DEFAULT_TIERS.to_vec(),
+            relay_batch: 256,
+            stale_after: Duration::from_secs(300),
+        }
+    }
+}
+
+/// One destination's consumer: its channel (the ackers belong to it) and the
+/// bounded hand-over to the worker.
+struct DestConsumer {
+    rx: tokio::sync::Mutex<mpsc::Receiver<Delivery>>,
+}
+
+/// A claimed delivery's broker handle, until it is settled.
+struct Held {
+    acker: Acker,
+    envelope: Envelope,
+}
+
+/// The RabbitMQ [`DeliveryQueue`]. See the module docs.
+pub struct RabbitQueue {
+    store: Store,
+    opts: RabbitOptions,
+    topology: Topology,
+    conn: Connection,
+    /// Confirm-mode channel for the relay, parking and dead letters.
+    publisher: Channel,
+    declared: tokio::sync::Mutex<HashSet<String>>,
+    consumers: tokio::sync::Mutex<HashMap<String, Arc<DestConsumer>>>,
+    held: Mutex<HashMap<String, Held>>,
+    relay_wake: Notify,
+    unrelayed: AtomicI64,
+    stop: CancellationToken,
+}
+
+fn ss(s: &str) -> ShortString {
+    ShortString::from(s)
+}
+
+impl RabbitQueue {
+    /// Connects, declares the topology (idempotent) and starts the outbox relay.
+    /// Fails with a message naming the broker (without its password) when it
+    /// cannot be reached or refuses the credentials.
+    pub async fn start(store: Store, opts: RabbitOptions) -> Result<Arc<Self>> {
+        let conn = connect::connect(&opts.url, "lienthong").await?;
+        let shown = redact_url(&opts.url);
+        let publisher = conn.create_channel().await.map_err(|e| broker_setup(&shown, "opening a channel", e))?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| broker_setup(&shown, "enabling publisher confirms", e))?;
+        let topology = Topology::new(&opts.prefix, opts.queue_type, &opts.tiers, &opts.destinations);
+        topology.declare(&publisher).await.map_err(|e| {
+            broker_setup(
+                &shown,
+                "declaring the topology (if a queue exists with other arguments, e.g. another queue_type, \
+                 delete it or use another `queue.prefix`)",
+                e,
+            )
+        })?;
+        let declared = opts.destinations.iter().cloned().collect();
+        let q = Arc::new(RabbitQueue {
+            store,
+            topology,
+            conn,
+            publisher,
+            declared: tokio::sync::Mutex::new(declared),
+            consumers: Default::default(),
+            held: Default::default(),
+            relay_wake: Notify::new(),
+            unrelayed: AtomicI64::new(0),
+            stop: CancellationToken::new(),
+            opts,
+        });
+        q.unrelayed.store(outbox::unrelayed_count(q.store.read_pool()).await?, Ordering::Relaxed);
+        tokio::spawn(relay::run(Arc::downgrade(&q), q.stop.clone()));
+        Ok(q)
+    }
+
+    /// The topology this queue declares (for exporting definitions).
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Whether the broker connection is up (for `/readyz`).
+    pub fn broker_connected(&self) -> bool {
+        self.conn.status().connected()
+    }
+
+    /// Unfinished deliveries not yet published, as last counted by the relay.
+    pub fn unrelayed(&self) -> i64 {
+        self.unrelayed.load(Ordering::Relaxed)
+    }
+
+    /// Stops the relay and the consumers and closes the connection. Unacked
+    /// messages go back to their queues.
+    pub async fn close(&self) {
+        self.stop.cancel();
+        let _ = self.conn.close(200, "lienthong shutting down".into()).await;
+    }
+
+    async fn ensure_declared(&self, dest: &str) -> Result<()> {
+        let mut declared = self.declared.lock().await;
+        if !declared.contains(dest) {
+            self.topology
+                .declare_destination(&self.publisher, dest)
+                .await
+                .map_err(|e| connect::broker_err(&format!("declaring the queues of destination {dest}"), e))?;
+            declared.insert(dest.to_string());
+        }
+        Ok(())
+    }
+
+    async fn consumer(&self, dest: &str) -> Result<Arc<DestConsumer>> {
+        let mut map = self.consumers.lock().await;
+        if let Some(c) = map.get(dest) {
+            return Ok(c.clone());
+        }
+        self.ensure_declared(dest).await?;
+        let names = self.topology.names();
+        let ch = self.conn.create_channel().await.map_err(|e| connect::broker_err("opening a consumer channel", e))?;
+        ch.basic_qos(self.opts.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| connect::broker_err("setting the consumer prefetch", e))?;
+        let consumer = ch
+            .basic_consume(
+                ss(&names.work_queue(dest)),
+                ss(&format!("lienthong-{}-{dest}", std::process::id())),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| connect::broker_err(&format!("consuming from {}", names.work_queue(dest)), e))?;
+        let (tx, rx) = mpsc::channel(self.opts.prefetch.max(1) as usize);
+        tokio::spawn(pump(ch, consumer, tx, dest.to_string(), self.stop.clone()));
+        let c = Arc::new(DestConsumer { rx: tokio::sync::Mutex::new(rx) });
+        map.insert(dest.to_string(), c.clone());
+        Ok(c)
+    }
+
+    async fn lease_inner(&self, dest: &str, max: usize, lease: Duration, wait: Duration) -> Result<Vec<LeasedDelivery>> {
+        let c = self.consumer(dest).await?;
+        let mut rx = c.rx.lock().await;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut out = Vec::new();
+        while out.len() < max.max(1) {
+            let next = if out.is_empty() {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(d)) => d,
+                    Ok(None) | Err(_) => break,
+                }
+            } else {
+                match rx.try_recv() {
+                    Ok(d) => d,
+                    Err(_) => break,
+                }
+            };
+            if let Some(l) = self.handle(dest, next, lease).await? {
+                out.push(l);
+            }
+        }
+        out.sort_by_key(|l| l.seq);
+        Ok(out)
+    }
+
+    /// Claims a consumed message's delivery, or parks, drops or dead-letters it.
+    async fn handle(&self, dest: &str, d: Delivery, lease: Duration) -> Result<Option<LeasedDelivery>> {
+        let env = match Envelope::parse(&d.data, dest) {
+            Ok(e) => e,
+            Err(reason) => {
+                tracing::error!(destination = %dest, %reason, "dead-lettering a message that is not a hub envelope");
+                self.dead_letter_raw(dest, &d, &reason).await;
+                return Ok(None);
+            }
+        };
+        let pool = self.store.read_pool();
+        let lease_until = now_ms() + lease.as_millis() as i64;
+        let claimed = match outbox::claim(pool, &env.delivery_id, dest, lease_until).await {
+            Ok(c) => c,
+            Err(e) => {
+                // The store is away: give the message back and let the worker back off.
+                let _ = d.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+                return Err(e);
+            }
+        };
+        if let Some(l) = claimed {
+            self.held.lock().expect("held map poisoned").insert(l.id.clone(), Held { acker: d.acker, envelope: env });
+            return Ok(Some(l));
+        }
+        match outbox::verdict(pool, &env.delivery_id, dest).await {
+            Ok(Verdict::Finished) => ack(&d.acker).await,
+            Ok(Verdict::WaitUntil(at)) => {
+                if self.park(&env, at).await {
+                    ack(&d.acker).await;
+                } else {
+                    let _ = d.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+                }
+            }
+            Ok(Verdict::Unknown) => {
+                let reason = format!(
+                    "delivery {} for {dest} is not in this hub's store: the message was published by hand or by \
+                     another hub sharing this broker and prefix (give each hub its own `queue.prefix`)",
+                    env.delivery_id
+                );
+                tracing::error!(destination = %dest, delivery_id = %env.delivery_id, "dead-lettering a message for an unknown delivery");
+                self.dead_letter_raw(dest, &d, &reason).await;
+            }
+            Err(e) => {
+                let _ = d.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+                return Err(e);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Publishes `env` to the delay tier that brings it back no earlier than
+    /// needed for `at` (the largest tier not longer than the wait). Returns
+    /// whether the broker confirmed it.
+    async fn park(&self, env: &Envelope, at: i64) -> bool {
+        let wait = Duration::from_millis((at - now_ms()).max(0) as u64);
+        let tiers = &self.topology.tiers;
+        let tier = tiers.iter().rev().find(|t| **t <= wait).copied().unwrap_or(tiers[0]);
+        let names = self.topology.names();
+        let mut headers = FieldTable::default();
+        headers.insert(ss("x-lienthong-due"), AMQPValue::LongLongInt(at));
+        let r = self
+            .publish(&names.delay_exchange(), &names.delay_key(&env.destination, tier), &env.to_bytes(), &env.delivery_id, headers)
+            .await;
+        if let Err(e) = &r {
+            tracing::warn!(delivery_id = %env.delivery_id, error = %e, "parking a delivery failed; it will be redelivered");
+        }
+        r.is_ok()
+    }
+
+    /// Publishes one persistent message with confirm; `Ok` only when the broker
+    /// acknowledged it and it was routed.
+    async fn publish(&self, exchange: &str, key: &str, body: &[u8], message_id: &str, headers: FieldTable) -> Result<()> {
+        let confirm = self.publish_start(exchange, key, body, message_id, headers).await?;
+        check_confirm(confirm.await, exchange, key)
+    }
+
+    pub(crate) async fn publish_start(
+        &self,
+        exchange: &str,
+        key: &str,
+        body: &[u8],
+        message_id: &str,
+        headers: FieldTable,
+    ) -> Result<lapin::PublisherConfirm> {
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type(ss("application/json"))
+            .with_message_id(ss(message_id))
+            .with_headers(headers);
+        self.publisher
+            .basic_publish(ss(exchange), ss(key), BasicPublishOptions { mandatory: true, ..Default::default() }, body, props)
+            .await
+            .map_err(|e| connect::broker_err(&format!("publishing to exchange {exchange} with key {key}"), e))
+    }
+
+    /// Republishes a consumed message to its destination's dead-letter queue
+    /// with the reason, then acks it. If that fails the message is rejected
+    /// without requeue, which dead-letters it through the queue's own
+    /// dead-letter exchange (without our reason, but never in a loop).
+    async fn dead_letter_raw(&self, dest: &str, d: &Delivery, reason: &str) {
+        let names = self.topology.names();
+        let mut headers = d.properties.headers().clone().unwrap_or_default();
+        headers.insert(ss("x-lienthong-reason"), AMQPValue::LongString(LongString::from(reason)));
+        headers.insert(ss("x-lienthong-queue"), AMQPValue::LongString(LongString::from(names.work_queue(dest).as_str())));
+        let id = d.properties.message_id().as_ref().map(|s| s.to_string()).unwrap_or_default();
+        match self.publish(&names.dead_exchange(), dest, &d.data, &id, headers).await {
+            Ok(()) => ack(&d.acker).await,
+            Err(e) => {
+                tracing::error!(error = %e, "could not republish a poison message with its reason; rejecting it");
+                let _ = d.acker.reject(lapin::options::BasicRejectOptions { requeue: false }).await;
+            }
+        }
+    }
+
+    async fn settle_inner(&self, s: Settlement) -> Result<()> {
+        self.store.settle(s.clone()).await?;
+        let held = self.held.lock().expect("held map poisoned").remove(&s.delivery_id);
+        let Some(Held { acker, envelope }) = held else {
+            // Settled by a handle from before a broker reconnect: the broker
+            // redelivers the message, and the claim drops or parks it.
+            return Ok(());
+        };
+        let done = match &s.outcome {
+            SettleOutcome::Delivered => true,
+            SettleOutcome::Retry { at } => self.park(&envelope, *at).await,
+            SettleOutcome::Dead => {
+                let names = self.topology.names();
+                let mut headers = FieldTable::default();
+                let reason = s.error.clone().unwrap_or_else(|| "dead".into());
+                headers.insert(ss("x-lienthong-reason"), AMQPValue::LongString(LongString::from(reason.as_str())));
+                headers.insert(
+                    ss("x-lienthong-error-class"),
+                    AMQPValue::LongString(LongString::from(s.error_class.clone().unwrap_or_default().as_str())),
+                );
+                match self
+                    .publish(&names.dead_exchange(), &envelope.destination, &envelope.to_bytes(), &envelope.delivery_id, headers)
+                    .await
+                {
+                    Ok(()) => true,
+                    Err(e) => {
+                        // The store already says dead; the record on the broker is a convenience.
+                        tracing::warn!(delivery_id = %s.delivery_id, error = %e, "could not copy a dead letter to the broker");
+                        true
+                    }
+                }
+            }
+        };
+        if done {
+            ack(&acker).await;
+        } else {
+            let _ = acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+        }
+        Ok(())
+    }
+}
+
+async fn ack(acker: &Acker) {
+    if let Err(e) = acker.ack(BasicAckOptions::default()).await {
+        // The channel went away; the broker redelivers and the claim sorts it out.
+        tracing::debug!(error = %e, "ack failed");
+    }
+}
+
+pub(crate) fn check_confirm(c: lapin::Result<Confirmation>, exchange: &str, key: &str) -> Result<()> {
+    match c {
+        Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => Ok(()),
+        Ok(Confirmation::Ack(Some(_))) => Err(Error::Queue {
+            message: format!("exchange {exchange} has no queue bound for key {key}: the message was returned"),
+            retryable: true,
+        }),
+        Ok(Confirmation::Nack(_)) => Err(Error::Queue {
+            message: format!("the broker refused a message for {exchange}/{key} (nack): the queue may be full"),
+            retryable: true,
+        }),
+        Err(e) => Err(connect::broker_err(&format!("waiting for the confirm of {exchange}/{key}"), e)),
+    }
+}
+
+fn broker_setup(shown: &str, what: &str, e: lapin::Error) -> Error {
+    Error::Queue { message: format!("RabbitMQ at {shown}: {what} failed: {e}"), retryable: false }
+}
+
+/// Moves consumed messages to the worker's bounded channel; waits out broker
+/// outages (lapin re-subscribes the consumer on the recovered channel).
+async fn pump(ch: Channel, mut consumer: lapin::Consumer, tx: mpsc::Sender<Delivery>, dest: String, stop: CancellationToken) {
+    loop {
+        let next = tokio::select! {
+            _ = stop.cancelled() => return,
+            n = consumer.next() => n,
+        };
+        match next {
+            Some(Ok(d)) => {
+                if tx.send(d).await.is_err() {
+                    return;
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(destination = %dest, error = %e, "consumer interrupted; waiting for the broker connection to recover");
+                if let Err(e) = ch.wait_for_recovery(e).await {
+                    tracing::error!(destination = %dest, error = %e, "the consumer could not recover");
+                    tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+                }
+            }
+            None => {
+                tracing::warn!(destination = %dest, "consumer cancelled by the broker");
+                tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+            }
+        }
+    }
+}
+
+impl Drop for RabbitQueue {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl DeliveryQueue for RabbitQueue {
+    fn committed<'a>(&'a self, destinations: &'a [String]) -> BoxFuture<'a, Result<()>> {
+        // A running estimate until the relay's next count.
+        self.unrelayed.fetch_add(destinations.len().max(1) as i64, Ordering::Relaxed);
+        self.relay_wake.notify_one();
+        futures::future::ready(Ok(())).boxed()
+    }
+
+    fn lease<'a>(
+        &'a self,
+        destination: &'a str,
+        max: usize,
+        lease: Duration,
+        wait: Duration,
+    ) -> BoxFuture<'a, Result<Vec<LeasedDelivery>>> {
+        self.lease_inner(destination, max, lease, wait).boxed()
+    }
+
+    fn settle(&self, settlement: Settlement) -> BoxFuture<'_, Result<()>> {
+        self.settle_inner(settlement).boxed()
+    }
+
+    fn depth(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>>> {
+        self.store.queue_depth().boxed()
+    }
+
+    fn active_destinations(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        self.store.active_destinations().boxed()
+    }
+
+    fn admit(&self) -> Result<()> {
+        let n = self.unrelayed();
+        if n >= self.opts.outbox_limit {
+            return Err(Error::Unavailable(format!(
+                "{n} accepted deliveries are waiting to be published to RabbitMQ at {} (limit {}, `queue.outbox_limit`): \
+                 the broker is unreachable or slow; retry later",
+                redact_url(&self.opts.url),
+                self.opts.outbox_limit
+            )));
+        }
+        Ok(())
+    }
+}

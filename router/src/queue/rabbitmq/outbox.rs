@@ -1,0 +1,230 @@
+//! The SQL the broker backend runs against the store's `deliveries` table.
+//!
+//! These statements run on the store's read pool (not through the group-commit
+//! writer) because each is a single atomic statement, or (relay on PostgreSQL)
+//! a short transaction that must stay open while its rows are published.
+//! Settling still goes through [`crate::store::Store::settle`], so attempts and
+//! the trail are written exactly as with the embedded queue.
+//!
+//! # The claim is the ordering gate
+//!
+//! [`claim`] is one `UPDATE ... RETURNING` that succeeds only for a row that is
+//! due (pending and `next_attempt_at <= now`, or in flight with an expired
+//! lease) and head-of-line: no earlier (`seq`) delivery for the same
+//! `(correlation_id, destination)` is pending or in flight. Row locks make it
+//! atomic across replicas, so two hubs can never send the same delivery at once
+//! within a lease, nor a dossier's second message before its first is finished.
+
+use bytes::Bytes;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use crate::store::{db_err, now_ms, Backend, LeasedDelivery, Store};
+use crate::Result;
+
+fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(row: &'r AnyRow, col: &str) -> Result<T> {
+    row.try_get(col).map_err(|e| db_err(&format!("reading column {col}"), e))
+}
+
+/// Claims one delivery for a lease until `lease_until`, if it is due and head-of-line.
+pub async fn claim(pool: &AnyPool, delivery_id: &str, destination: &str, lease_until: i64) -> Result<Option<LeasedDelivery>> {
+    let now = now_ms();
+    let row = sqlx::query(
+        "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+         WHERE id = $3 AND destination = $4 AND next_attempt_at <= $2 \
+           AND (state = 'pending' OR (state = 'in_flight' AND lease_until < $2)) \
+           AND NOT EXISTS ( \
+             SELECT 1 FROM deliveries e \
+             WHERE e.correlation_id = deliveries.correlation_id AND e.destination = deliveries.destination \
+               AND e.seq < deliveries.seq AND e.state IN ('pending', 'in_flight')) \
+         RETURNING seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts, created_at",
+    )
+    .bind(lease_until)
+    .bind(now)
+    .bind(delivery_id)
+    .bind(destination)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| db_err(&format!("claiming delivery {delivery_id}"), e))?;
+    row.map(|row| {
+        Ok(LeasedDelivery {
+            seq: get(&row, "seq")?,
+            id: get(&row, "id")?,
+            message_id: get(&row, "message_id")?,
+            correlation_id: get(&row, "correlation_id")?,
+            destination: get(&row, "destination")?,
+            message_type: get(&row, "message_type")?,
+            body: Bytes::from(get::<Vec<u8>>(&row, "body")?),
+            content_type: get(&row, "content_type")?,
+            attempt: get::<i64>(&row, "attempts")? as u32,
+            lease_until,
+            created_at: get(&row, "created_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Why a consumed delivery could not be claimed, and so what to do with its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// No such delivery (for this destination) in the store.
+    Unknown,
+    /// Delivered or dead: the message is a duplicate; drop it.
+    Finished,
+    /// Try again at this time (epoch ms): not yet due, leased by someone else, or
+    /// waiting for an earlier delivery of the same dossier.
+    WaitUntil(i64),
+}
+
+/// Shortest wait for a delivery blocked behind an earlier one that is in flight.
+const BLOCKED_POLL_MS: i64 = 100;
+
+/// Decides what to do with a message whose delivery [`claim`] did not return.
+pub async fn verdict(pool: &AnyPool, delivery_id: &str, destination: &str) -> Result<Verdict> {
+    let now = now_ms();
+    let Some(row) = sqlx::query(
+        "SELECT state, next_attempt_at, lease_until, correlation_id, seq FROM deliveries WHERE id = $1 AND destination = $2",
+    )
+    .bind(delivery_id)
+    .bind(destination)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| db_err(&format!("reading delivery {delivery_id}"), e))?
+    else {
+        return Ok(Verdict::Unknown);
+    };
+    let state: String = get(&row, "state")?;
+    let next: i64 = get(&row, "next_attempt_at")?;
+    let lease: Option<i64> = get(&row, "lease_until")?;
+    match state.as_str() {
+        "delivered" | "dead" => return Ok(Verdict::Finished),
+        "pending" if next > now => return Ok(Verdict::WaitUntil(next)),
+        "in_flight" if lease.unwrap_or(0) >= now => return Ok(Verdict::WaitUntil(lease.unwrap_or(now) + 1)),
+        _ => {}
+    }
+    // Due, so it must be blocked: wait until the head of its dossier is due again.
+    let head = sqlx::query(
+        "SELECT state, next_attempt_at FROM deliveries \
+         WHERE correlation_id = $1 AND destination = $2 AND seq < $3 AND state IN ('pending', 'in_flight') \
+         ORDER BY seq LIMIT 1",
+    )
+    .bind(get::<String>(&row, "correlation_id")?)
+    .bind(destination)
+    .bind(get::<i64>(&row, "seq")?)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| db_err(&format!("reading the predecessors of delivery {delivery_id}"), e))?;
+    let at = match head {
+        Some(h) if get::<String>(&h, "state")? == "pending" => get::<i64>(&h, "next_attempt_at")?.max(now + BLOCKED_POLL_MS),
+        _ => now + BLOCKED_POLL_MS,
+    };
+    Ok(Verdict::WaitUntil(at))
+}
+
+/// An outbox row to publish.
+#[derive(Debug, Clone)]
+pub struct Unrelayed {
+    pub seq: i64,
+    pub id: String,
+    pub destination: String,
+    pub correlation_id: String,
+}
+
+/// Runs `publish` on up to `limit` unrelayed rows (oldest first) and marks those
+/// it returns as relayed. On PostgreSQL the rows stay locked (`FOR UPDATE SKIP
+/// LOCKED`) until they are marked, so replicas relay disjoint rows; SQLite has a
+/// single process by construction.
+pub async fn relay_batch<F, Fut>(store: &Store, limit: i64, publish: F) -> Result<(usize, usize)>
+where
+    F: FnOnce(Vec<Unrelayed>) -> Fut,
+    Fut: std::future::Future<Output = Vec<i64>>,
+{
+    let pool = store.read_pool();
+    if store.backend() == Backend::Postgres {
+        let mut tx = pool.begin().await.map_err(|e| db_err("beginning the outbox relay transaction", e))?;
+        let rows = select_unrelayed(&mut *tx, limit, " FOR UPDATE SKIP LOCKED").await?;
+        let selected = rows.len();
+        if selected == 0 {
+            let _ = tx.rollback().await;
+            return Ok((0, 0));
+        }
+        let published = publish(rows).await;
+        mark_relayed(&mut *tx, &published).await?;
+        tx.commit().await.map_err(|e| db_err("committing the outbox relay transaction", e))?;
+        Ok((selected, published.len()))
+    } else {
+        // SQLite: one process owns the file, and a read transaction upgraded to a
+        // write would fight the store's writer; two statements are enough.
+        let rows = select_unrelayed(pool, limit, "").await?;
+        let selected = rows.len();
+        if selected == 0 {
+            return Ok((0, 0));
+        }
+        let published = publish(rows).await;
+        mark_relayed(pool, &published).await?;
+        Ok((selected, published.len()))
+    }
+}
+
+async fn select_unrelayed<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(ex: E, limit: i64, lock: &str) -> Result<Vec<Unrelayed>> {
+    let sql = format!(
+        "SELECT seq, id, destination, correlation_id FROM deliveries \
+         WHERE relayed_at IS NULL AND state IN ('pending', 'in_flight') ORDER BY seq LIMIT $1{lock}"
+    );
+    let rows = sqlx::query(&sql).bind(limit).fetch_all(ex).await.map_err(|e| db_err("reading unrelayed deliveries", e))?;
+    rows.iter()
+        .map(|r| {
+            Ok(Unrelayed {
+                seq: get(r, "seq")?,
+                id: get(r, "id")?,
+                destination: get(r, "destination")?,
+                correlation_id: get(r, "correlation_id")?,
+            })
+        })
+        .collect()
+}
+
+async fn mark_relayed<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(ex: E, seqs: &[i64]) -> Result<()> {
+    if seqs.is_empty() {
+        return Ok(());
+    }
+    // Integers only, so building the list is safe.
+    let list = seqs.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    sqlx::query(&format!("UPDATE deliveries SET relayed_at = $1 WHERE seq IN ({list})"))
+        .bind(now_ms())
+        .execute(ex)
+        .await
+        .map_err(|e| db_err("marking deliveries relayed", e))?;
+    Ok(())
+}
+
+/// Unfinished deliveries not yet published to the broker.
+pub async fn unrelayed_count(pool: &AnyPool) -> Result<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE relayed_at IS NULL AND state IN ('pending', 'in_flight')")
+        .fetch_one(pool)
+        .await
+        .map_err(|e| db_err("counting unrelayed deliveries", e))?;
+    get(&row, "n")
+}
+
+/// Marks for re-publishing the head-of-line deliveries that have been due for
+/// longer than `stale_ms` without anyone claiming them: their broker message was
+/// lost (a purged queue, a broker that lost its disk). Duplicates this may create
+/// are harmless: the claim lets only one through. Returns how many.
+pub async fn requeue_stale(pool: &AnyPool, stale_ms: i64) -> Result<u64> {
+    let cutoff = now_ms() - stale_ms;
+    let r = sqlx::query(
+        "UPDATE deliveries SET relayed_at = NULL \
+         WHERE relayed_at IS NOT NULL AND relayed_at < $1 AND updated_at < $1 \
+           AND ((state = 'pending' AND next_attempt_at < $1) OR (state = 'in_flight' AND lease_until < $1)) \
+           AND NOT EXISTS ( \
+             SELECT 1 FROM deliveries e \
+             WHERE e.correlation_id = deliveries.correlation_id AND e.destination = deliveries.destination \
+               AND e.seq < deliveries.seq AND e.state IN ('pending', 'in_flight'))",
+    )
+    .bind(cutoff)
+    .execute(pool)
+    .await
+    .map_err(|e| db_err("re-queueing stale deliveries", e))?;
+    Ok(r.rows_affected())
+}

@@ -1,0 +1,121 @@
+//! The outbox relay: publishes committed deliveries to the broker.
+//!
+//! Woken by every commit ([`DeliveryQueue::committed`](super::DeliveryQueue::committed))
+//! and at least twice a second, it publishes unrelayed rows in `seq` order in
+//! batches (all publishes of a batch in flight at once, then every confirm
+//! awaited), and marks as relayed exactly the rows the broker confirmed. When
+//! the broker is away publishing fails, nothing is marked, the rows stay in the
+//! outbox and the relay retries with a capped backoff: publishing resumes by
+//! itself when the connection recovers. Each pass also refreshes the unrelayed
+//! count that [`DeliveryQueue::admit`](super::DeliveryQueue::admit) compares to
+//! the outbox limit, and from time to time re-queues stale rows (see
+//! [`super::outbox::requeue_stale`]).
+
+use std::sync::atomic::Ordering;
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use lapin::types::FieldTable;
+use tokio_util::sync::CancellationToken;
+
+use super::envelope::{Envelope, VERSION};
+use super::outbox::{self, Unrelayed};
+use super::{check_confirm, RabbitQueue};
+
+const IDLE_POLL: Duration = Duration::from_millis(500);
+const STALE_CHECK: Duration = Duration::from_secs(30);
+
+pub(super) async fn run(q: Weak<RabbitQueue>, stop: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    let mut last_stale_check = Instant::now();
+    loop {
+        let Some(this) = q.upgrade() else { return };
+        let mut failed = false;
+        loop {
+            let limit = this.opts.relay_batch;
+            match outbox::relay_batch(&this.store, limit, |rows| publish_rows(&this, rows)).await {
+                Ok((selected, published)) if published < selected => {
+                    failed = true;
+                    break;
+                }
+                Ok((selected, _)) if selected as i64 >= limit => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox relay: the store failed; retrying");
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        match outbox::unrelayed_count(this.store.read_pool()).await {
+            Ok(n) => {
+                this.unrelayed.store(n, Ordering::Relaxed);
+                metrics::gauge!("lienthong_outbox_unrelayed").set(n as f64);
+            }
+            Err(e) => tracing::warn!(error = %e, "outbox relay: counting unrelayed deliveries failed"),
+        }
+        if last_stale_check.elapsed() >= STALE_CHECK {
+            last_stale_check = Instant::now();
+            match outbox::requeue_stale(this.store.read_pool(), this.opts.stale_after.as_millis() as i64).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(n, "re-publishing due deliveries nobody claimed (their broker messages were lost)");
+                    continue;
+                }
+                Err(e) => tracing::warn!(error = %e, "outbox relay: checking for stale deliveries failed"),
+            }
+        }
+        let pause = if failed {
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            backoff
+        } else {
+            backoff = Duration::from_millis(100);
+            IDLE_POLL
+        };
+        {
+            let wake = this.relay_wake.notified();
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = wake, if !failed => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+        // `this` is dropped here, so a queue nobody else holds ends the relay.
+        drop(this);
+    }
+}
+
+/// Publishes `rows` (all in flight at once) and returns the seqs the broker confirmed.
+async fn publish_rows(q: &RabbitQueue, rows: Vec<Unrelayed>) -> Vec<i64> {
+    let names = q.topology.names();
+    let exchange = names.deliveries_exchange();
+    let mut pending = Vec::with_capacity(rows.len());
+    for r in rows {
+        if let Err(e) = q.ensure_declared(&r.destination).await {
+            tracing::warn!(error = %e, "outbox relay: declaring a destination failed; will retry");
+            break;
+        }
+        let env = Envelope {
+            v: VERSION,
+            delivery_id: r.id.clone(),
+            seq: r.seq,
+            destination: r.destination.clone(),
+            correlation_id: r.correlation_id.clone(),
+        };
+        match q.publish_start(&exchange, &r.destination, &env.to_bytes(), &r.id, FieldTable::default()).await {
+            Ok(confirm) => pending.push((r, confirm)),
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox relay: publishing failed; the rows stay in the outbox");
+                break;
+            }
+        }
+    }
+    let mut done = Vec::with_capacity(pending.len());
+    for (r, confirm) in pending {
+        match check_confirm(confirm.await, &exchange, &r.destination) {
+            Ok(()) => done.push(r.seq),
+            Err(e) => tracing::warn!(delivery_id = %r.id, error = %e, "outbox relay: not confirmed; will retry"),
+        }
+    }
+    done
+}

@@ -1,0 +1,374 @@
+//! The store contract, run unchanged against SQLite and PostgreSQL.
+//!
+//! Every test body takes a freshly opened [`Store`]; the `contract!` macro runs
+//! it once on a SQLite file in a temporary directory and once on PostgreSQL in a
+//! schema of its own (`CREATE SCHEMA`, then `options=-csearch_path%3D<schema>` in
+//! the URL; dropped afterwards, even when the test fails). PostgreSQL must be on
+//! 127.0.0.1:5432 with user `postgres` and a database `test`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::Bytes;
+use router::audit::{event_hash, TrailEvent, GENESIS_HASH};
+use router::store::{
+    now_ms, AcceptOutcome, Backend, LeasedDelivery, NewDelivery, NewMessage, RejectedMessage, SettleOutcome,
+    Settlement, Store, StoreOptions,
+};
+use serde_json::json;
+use sqlx::Row;
+
+const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+struct PgSchema {
+    name: String,
+}
+
+fn psql(sql: &str) -> Result<(), String> {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .map_err(|e| format!("cannot run psql ({e}); install the PostgreSQL client"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "psql `{sql}` failed: {}\nIs PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = psql(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}
+
+/// Keeps whatever backs a store alive for the test's duration.
+enum Guard {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres(#[allow(dead_code)] PgSchema),
+}
+
+async fn sqlite() -> (Store, Guard) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite_dir(dir.path(), StoreOptions::default()).await.unwrap();
+    assert_eq!(store.backend(), Backend::Sqlite);
+    (store, Guard::Sqlite(dir))
+}
+
+async fn postgres() -> (Store, Guard) {
+    let name = format!("lt_store_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    psql(&format!("CREATE SCHEMA {name}")).unwrap_or_else(|e| panic!("{e}"));
+    let guard = PgSchema { name: name.clone() };
+    let url = format!("{PG_BASE}?options=-csearch_path%3D{name}");
+    let store = Store::open(&url, StoreOptions::default()).await.unwrap_or_else(|e| {
+        panic!("{e}\nIs PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`")
+    });
+    assert_eq!(store.backend(), Backend::Postgres);
+    (store, Guard::Postgres(guard))
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let (store, _guard) = super::sqlite().await;
+                super::$name(store).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let (store, _guard) = super::postgres().await;
+                super::$name(store).await
+            }
+        }
+    )*};
+}
+
+contract!(
+    accept_stores_message_deliveries_and_trail,
+    idempotency_key_returns_the_original,
+    rejected_attempts_are_kept_and_never_count_as_duplicates,
+    lease_is_head_of_line_per_dossier_and_destination,
+    settle_records_attempts_and_outcomes,
+    expired_lease_is_leased_again,
+    release_all_leases_requeues_in_flight,
+    concurrent_writers_keep_one_unbroken_chain,
+    exact_bytes_and_unicode_survive,
+);
+
+fn message(correlation: &str, key: Option<&str>, destinations: &[&str]) -> NewMessage {
+    let id = uuid::Uuid::now_v7().to_string();
+    let at = now_ms();
+    NewMessage {
+        id: id.clone(),
+        received_at: at,
+        source_system: "province-portal".into(),
+        message_type: "dossier.filed".into(),
+        correlation_id: correlation.into(),
+        idempotency_key: key.map(str::to_string),
+        partner_message_id: None,
+        content_type: "application/json".into(),
+        raw: Bytes::from(format!("{{\"MaHoSo\":\"{correlation}\"}}")),
+        parsed: format!("{{\"MaHoSo\":\"{correlation}\"}}"),
+        deliveries: destinations
+            .iter()
+            .map(|d| NewDelivery {
+                id: uuid::Uuid::now_v7().to_string(),
+                destination: d.to_string(),
+                message_type: "dossier.register".into(),
+                route_id: "dossier-filed".into(),
+                mapping_id: format!("province-portal/dossier-filed.to-{d}"),
+                mapping_version: 3,
+                body: Bytes::from(format!("<HoSo>{correlation}</HoSo>")),
+                content_type: "application/xml".into(),
+            })
+            .collect(),
+        trail: vec![TrailEvent {
+            at,
+            message_id: Some(id),
+            delivery_id: None,
+            kind: "received",
+            actor: "intake".into(),
+            detail: json!({"system": "province-portal", "correlation_id": correlation}),
+        }],
+    }
+}
+
+fn settlement(l: &LeasedDelivery, outcome: SettleOutcome) -> Settlement {
+    Settlement {
+        delivery_id: l.id.clone(),
+        message_id: l.message_id.clone(),
+        destination: l.destination.clone(),
+        attempt: l.attempt,
+        started_at: now_ms(),
+        latency_ms: 12,
+        request_excerpt: "<HoSo/>".into(),
+        status: Some(if outcome == SettleOutcome::Delivered { 200 } else { 503 }),
+        response_excerpt: "ok".into(),
+        error: if outcome == SettleOutcome::Delivered { None } else { Some("http-503: busy".into()) },
+        error_class: match outcome {
+            SettleOutcome::Delivered => None,
+            SettleOutcome::Retry { .. } => Some("transient".into()),
+            SettleOutcome::Dead => Some("exhausted".into()),
+        },
+        partner_reference: Some("REF-1".into()),
+        outcome,
+    }
+}
+
+/// Recomputes the whole chain; panics at the first broken link.
+async fn verify_chain(store: &Store) -> usize {
+    let rows = sqlx::query(
+        "SELECT seq, at, message_id, delivery_id, kind, actor, detail, prev_hash, hash FROM trail ORDER BY seq",
+    )
+    .fetch_all(store.read_pool())
+    .await
+    .unwrap();
+    let mut prev = GENESIS_HASH.to_string();
+    for (i, r) in rows.iter().enumerate() {
+        let seq: i64 = r.try_get("seq").unwrap();
+        assert_eq!(seq, i as i64 + 1, "trail seq has a gap");
+        let prev_hash: String = r.try_get("prev_hash").unwrap();
+        assert_eq!(prev_hash, prev, "row {seq} does not follow row {}", seq - 1);
+        let detail: String = r.try_get("detail").unwrap();
+        let obj = router::audit::chain::event_object(
+            seq,
+            r.try_get("at").unwrap(),
+            r.try_get::<Option<String>, _>("message_id").unwrap().as_deref(),
+            r.try_get::<Option<String>, _>("delivery_id").unwrap().as_deref(),
+            &r.try_get::<String, _>("kind").unwrap(),
+            &r.try_get::<String, _>("actor").unwrap(),
+            &serde_json::from_str(&detail).unwrap(),
+        );
+        let hash: String = r.try_get("hash").unwrap();
+        assert_eq!(hash, event_hash(&prev, &obj), "row {seq} was altered");
+        prev = hash;
+    }
+    rows.len()
+}
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    sqlx::query(sql).fetch_one(store.read_pool()).await.unwrap().try_get(0).unwrap()
+}
+
+async fn lease(store: &Store, dest: &str) -> Vec<LeasedDelivery> {
+    store.lease(dest, 16, now_ms() + 30_000).await.unwrap()
+}
+
+// ---------------------------------------------------------------- bodies
+
+async fn accept_stores_message_deliveries_and_trail(store: Store) {
+    let m = message("000.00.32.H47-261128-0001", Some("k1"), &["lis", "national-portal"]);
+    let out = store.accept(m.clone()).await.unwrap();
+    assert_eq!(out, AcceptOutcome::Accepted { id: m.id.clone(), deliveries: 2 });
+    let view = store.message(&m.id).await.unwrap().expect("stored");
+    assert_eq!(view.state, "accepted");
+    assert_eq!(view.correlation_id.as_deref(), Some("000.00.32.H47-261128-0001"));
+    assert_eq!(view.deliveries.len(), 2);
+    assert!(view.deliveries.iter().all(|d| d.state == "pending" && d.attempts == 0 && d.mapping_version == 3));
+    let mut depth = store.queue_depth().await.unwrap();
+    depth.sort();
+    assert_eq!(depth, vec![("lis".to_string(), 1), ("national-portal".to_string(), 1)]);
+    assert!(store.next_due("lis").await.unwrap().unwrap() <= now_ms());
+    assert_eq!(store.trail_for_message(&m.id).await.unwrap()[0].kind, "received");
+    assert_eq!(verify_chain(&store).await, 1);
+    store.ping().await.unwrap();
+}
+
+async fn idempotency_key_returns_the_original(store: Store) {
+    let first = message("HS-1", Some("same-key"), &["lis"]);
+    store.accept(first.clone()).await.unwrap();
+    let again = message("HS-1", Some("same-key"), &["lis"]);
+    assert_eq!(
+        store.accept(again.clone()).await.unwrap(),
+        AcceptOutcome::Duplicate { id: first.id.clone(), correlation_id: "HS-1".into() }
+    );
+    assert!(store.message(&again.id).await.unwrap().is_none(), "a duplicate stores nothing");
+    // Same key from another system is a different message.
+    let mut other = message("HS-1", Some("same-key"), &["lis"]);
+    other.source_system = "lis".into();
+    assert!(matches!(store.accept(other).await.unwrap(), AcceptOutcome::Accepted { .. }));
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM deliveries").await, 2);
+}
+
+async fn rejected_attempts_are_kept_and_never_count_as_duplicates(store: Store) {
+    let id = uuid::Uuid::now_v7().to_string();
+    store
+        .reject(RejectedMessage {
+            id: id.clone(),
+            received_at: now_ms(),
+            source_system: "province-portal".into(),
+            message_type: "dossier.filed".into(),
+            correlation_id: None,
+            content_type: "application/json".into(),
+            raw: Bytes::from_static(b"{not json"),
+            parsed: None,
+            status: 400,
+            reasons: vec!["line 1 column 2: key must be a string".into()],
+        })
+        .await
+        .unwrap();
+    let v = store.message(&id).await.unwrap().unwrap();
+    assert_eq!(v.state, "rejected");
+    assert_eq!(v.reasons, Some(json!(["line 1 column 2: key must be a string"])));
+    let raw: Vec<u8> = sqlx::query("SELECT raw FROM messages WHERE id = $1")
+        .bind(&id)
+        .fetch_one(store.read_pool())
+        .await
+        .unwrap()
+        .try_get("raw")
+        .unwrap();
+    assert_eq!(raw, b"{not json");
+    assert_eq!(store.trail_for_message(&id).await.unwrap()[0].kind, "rejected");
+    let ok = message("HS-2", Some("k"), &["lis"]);
+    assert!(matches!(store.accept(ok).await.unwrap(), AcceptOutcome::Accepted { .. }));
+}
+
+async fn lease_is_head_of_line_per_dossier_and_destination(store: Store) {
+    let a1 = message("A", None, &["lis", "tax"]);
+    let a2 = message("A", None, &["lis"]);
+    let b1 = message("B", None, &["lis"]);
+    for m in [&a1, &a2, &b1] {
+        store.accept(m.clone()).await.unwrap();
+    }
+    let first = lease(&store, "lis").await;
+    let ids: Vec<&str> = first.iter().map(|l| l.message_id.as_str()).collect();
+    assert_eq!(ids, vec![a1.id.as_str(), b1.id.as_str()], "A's second message waits for its first");
+    assert!(lease(&store, "lis").await.is_empty(), "leased rows are not leased twice");
+    // Another destination of the same dossier is independent.
+    assert_eq!(lease(&store, "tax").await.len(), 1);
+    let l_a1 = first.iter().find(|l| l.message_id == a1.id).unwrap();
+    assert_eq!((l_a1.attempt, l_a1.correlation_id.as_str()), (1, "A"));
+    assert_eq!(&l_a1.body[..], b"<HoSo>A</HoSo>");
+    store.settle(settlement(l_a1, SettleOutcome::Delivered)).await.unwrap();
+    let next = lease(&store, "lis").await;
+    assert_eq!(next.iter().map(|l| l.message_id.as_str()).collect::<Vec<_>>(), vec![a2.id.as_str()]);
+}
+
+async fn settle_records_attempts_and_outcomes(store: Store) {
+    let m = message("S", None, &["lis"]);
+    store.accept(m.clone()).await.unwrap();
+    let l = lease(&store, "lis").await.remove(0);
+    let at = now_ms() + 60_000;
+    store.settle(settlement(&l, SettleOutcome::Retry { at })).await.unwrap();
+    assert!(lease(&store, "lis").await.is_empty(), "not before its retry time");
+    assert_eq!(store.next_due("lis").await.unwrap(), Some(at));
+    sqlx::query("UPDATE deliveries SET next_attempt_at = $1").bind(now_ms()).execute(store.read_pool()).await.unwrap();
+    let l2 = lease(&store, "lis").await.remove(0);
+    assert_eq!(l2.attempt, 2);
+    store.settle(settlement(&l2, SettleOutcome::Dead)).await.unwrap();
+    let v = store.message(&m.id).await.unwrap().unwrap();
+    let d = &v.deliveries[0];
+    assert_eq!((d.state.as_str(), d.attempts, d.error_class.as_deref()), ("dead", 2, Some("exhausted")));
+    assert_eq!(d.last_error.as_deref(), Some("http-503: busy"));
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM attempts").await, 2);
+    let kinds: Vec<String> = store.trail_for_message(&m.id).await.unwrap().into_iter().map(|t| t.kind).collect();
+    assert_eq!(kinds, ["received", "attempt", "attempt", "dead"]);
+    assert!(store.queue_depth().await.unwrap().is_empty());
+    assert_eq!(verify_chain(&store).await, 4);
+}
+
+async fn expired_lease_is_leased_again(store: Store) {
+    store.accept(message("E", None, &["lis"])).await.unwrap();
+    let l = store.lease("lis", 1, now_ms() + 300).await.unwrap();
+    assert_eq!(l.len(), 1);
+    assert!(lease(&store, "lis").await.is_empty());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let again = lease(&store, "lis").await;
+    assert_eq!((again[0].id.as_str(), again[0].attempt), (l[0].id.as_str(), 2));
+}
+
+async fn release_all_leases_requeues_in_flight(store: Store) {
+    store.accept(message("R", None, &["lis"])).await.unwrap();
+    assert_eq!(lease(&store, "lis").await.len(), 1);
+    assert_eq!(store.release_all_leases().await.unwrap(), 1);
+    assert_eq!(lease(&store, "lis").await.len(), 1);
+}
+
+async fn concurrent_writers_keep_one_unbroken_chain(store: Store) {
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.accept(message(&format!("C{}", i % 5), Some(&format!("c-{i}")), &["lis", "ioc"])).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let leased = lease(&store, "ioc").await;
+    let settles: Vec<_> = leased
+        .iter()
+        .map(|l| {
+            let s = store.clone();
+            let st = settlement(l, SettleOutcome::Delivered);
+            tokio::spawn(async move { s.settle(st).await.unwrap() })
+        })
+        .collect();
+    for t in settles {
+        t.await.unwrap();
+    }
+    assert_eq!(leased.len(), 5, "one head-of-line delivery per dossier");
+    assert_eq!(verify_chain(&store).await, 40 + 2 * 5);
+}
+
+async fn exact_bytes_and_unicode_survive(store: Store) {
+    let mut m = message("000.00.32.H47-261128-0002", None, &["lis"]);
+    let text = "Nguyễn Văn Đức, Thăng Bình — tờ 12 thửa 345";
+    m.raw = Bytes::from(format!("{{\"ChuHoSo\":\"{text}\",\"LePhi\":123456789012345678.50}}"));
+    m.deliveries[0].body = Bytes::from(format!("<HoTen>{text}</HoTen>\u{0}\u{ff}").into_bytes());
+    store.accept(m.clone()).await.unwrap();
+    let raw: Vec<u8> = sqlx::query("SELECT raw FROM messages WHERE id = $1")
+        .bind(&m.id)
+        .fetch_one(store.read_pool())
+        .await
+        .unwrap()
+        .try_get("raw")
+        .unwrap();
+    assert_eq!(raw, m.raw.to_vec());
+    let l = lease(&store, "lis").await.remove(0);
+    assert_eq!(l.body, m.deliveries[0].body);
+}
