@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
-use crate::delivery::{Backoff, DestinationPolicy};
+use crate::delivery::DestinationPolicy;
 use crate::{Diagnostic, Diagnostics};
 use duration::parse_duration;
 use model::*;
@@ -254,7 +254,7 @@ fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics
     let queue = match raw.queue.backend.as_ref().map(|s| s.value.as_str()) {
         None | Some("embedded") => {
             if raw.queue.rabbitmq.is_some() {
-                c.err("queue.rabbitmq", None, "rabbitmq settings are given but queue.backend is not `rabbitmq`".into());
+                c.err::<()>("queue.rabbitmq", None, "rabbitmq settings are given but queue.backend is not `rabbitmq`".into());
             }
             QueueBackend::Embedded
         }
@@ -319,7 +319,7 @@ fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics
             (None, None) => {}
         }
         if auth.api_key_sha256.is_none() && auth.hmac_secret.is_none() && p.hmac_secret_env.is_none() && p.hmac_secret_file.is_none() && p.api_key_sha256.is_none() {
-            c.err(&key, None, "a partner needs api_key_sha256 or an HMAC secret (hmac_secret_env / hmac_secret_file)".into());
+            c.err::<()>(&key, None, "a partner needs api_key_sha256 or an HMAC secret (hmac_secret_env / hmac_secret_file)".into());
         }
         if p.rate_limit.is_some() {
             auth.rate = Some(c.rate(&format!("{key}.rate_limit"), &p.rate_limit, intake_rate));
@@ -363,7 +363,7 @@ fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics
 
 fn check_id(c: &mut Ctx<'_>, key: &str, id: &str) {
     if id.is_empty() || !id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-') {
-        c.err(key, None, format!("system id `{id}` must be lowercase letters, digits and `-`"));
+        c.err::<()>(key, None, format!("system id `{id}` must be lowercase letters, digits and `-`"));
     }
 }
 

@@ -243,11 +243,12 @@ impl Intake {
             .decode_with(&req.body, file_name)
             .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, "malformed body", reasons_of(&e)))?;
         let parsed_text = tree.to_string();
-        let mut invalid = |status, error, reasons| Rejection {
+        let correlation0 = schema.correlation_id(&tree);
+        let invalid = |status, error, reasons| Rejection {
             status,
             error,
             reasons,
-            correlation_id: schema.correlation_id(&tree),
+            correlation_id: correlation0.clone(),
             parsed: Some(parsed_text.clone()),
         };
         schema.validate(&tree).map_err(|e| invalid(StatusCode::UNPROCESSABLE_ENTITY, "schema validation failed", reasons_of(&e)))?;
