@@ -208,6 +208,23 @@ impl Store {
         row.try_get::<Option<i64>, _>("due").map_err(|e| db_err("reading the next due delivery", e))
     }
 
+    /// Puts every in-flight delivery back to pending, due now. Only for a store
+    /// owned by one process (the embedded queue at start-up): whatever was in
+    /// flight when the previous process died is retried at once instead of
+    /// waiting for its lease to expire. Returns how many were released.
+    pub async fn release_all_leases(&self) -> Result<u64> {
+        let now = now_ms();
+        let r = sqlx::query(
+            "UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = $1, updated_at = $1 \
+             WHERE state = 'in_flight'",
+        )
+        .bind(now)
+        .execute(&self.read)
+        .await
+        .map_err(|e| db_err("releasing in-flight leases", e))?;
+        Ok(r.rows_affected())
+    }
+
     /// A cheap round trip, for `/readyz`.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await.map_err(|e| db_err("store ping", e))?;

@@ -129,7 +129,7 @@ pub(super) async fn lease(conn: &mut AnyConnection, r: &LeaseRequest) -> Result<
                WHERE e.correlation_id = d.correlation_id AND e.destination = d.destination \
                  AND e.seq < d.seq AND e.state IN ('pending', 'in_flight')) \
            ORDER BY d.seq LIMIT $4) \
-         RETURNING seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts",
+         RETURNING seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts, created_at",
     )
     .bind(r.lease_until)
     .bind(r.now)
@@ -152,6 +152,7 @@ pub(super) async fn lease(conn: &mut AnyConnection, r: &LeaseRequest) -> Result<
                 content_type: get(row, "content_type")?,
                 attempt: get::<i64>(row, "attempts")? as u32,
                 lease_until: r.lease_until,
+                created_at: get(row, "created_at")?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -218,10 +219,10 @@ pub(super) async fn settle(conn: &mut AnyConnection, s: &Settlement, events: &mu
             "retry_at": match s.outcome { SettleOutcome::Retry { at } => Some(at), _ => None },
         }),
     ));
-    match s.outcome {
     if let Some(ev) = events.last_mut() {
         crate::audit::digest::attach(ev, crate::audit::digest::attempt_record(s, outcome));
     }
+    match s.outcome {
         SettleOutcome::Delivered => events.push(base(
             "delivered",
             json!({ "destination": s.destination, "attempts": s.attempt, "status": s.status, "partner_reference": s.partner_reference }),

@@ -84,6 +84,8 @@ pub struct LeasedDelivery {
     /// This attempt's number (1 for the first).
     pub attempt: u32,
     pub lease_until: i64,
+    /// When the message was accepted (epoch ms), for end-to-end latency.
+    pub created_at: i64,
 }
 
 /// What happened to one attempt.
