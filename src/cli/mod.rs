@@ -4,9 +4,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod audit;
 pub mod check;
 pub mod demo;
+pub mod dossier;
 pub mod map;
+pub mod messages;
+pub mod replay;
 pub mod serve;
 pub mod test;
 
@@ -30,6 +34,14 @@ pub enum Command {
     Serve(serve::Args),
     /// Run the hub with simulated partners and feed it realistic traffic.
     Demo(demo::Args),
+    /// Verify the tamper-evident trail, export audit bundles, prune old payloads.
+    Audit(audit::Args),
+    /// Search messages and show one with everything that happened to it.
+    Messages(messages::Args),
+    /// Follow one dossier across all systems.
+    Dossier(dossier::Args),
+    /// Replay deliveries (as sent, or mapped again), with dry-run diffs.
+    Replay(replay::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -39,5 +51,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Map(args) => map::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Audit(args) => audit::run(args),
+        Command::Messages(args) => messages::run(args),
+        Command::Dossier(args) => dossier::run(args),
+        Command::Replay(args) => replay::run(args),
     }
 }

@@ -127,6 +127,12 @@ impl ChainChecker {
         c
     }
 
+    /// Forgets the previous row, so the next one is not linked to it (bundles link
+    /// through their spine instead).
+    pub fn unlink(&mut self) {
+        self.prev = None;
+    }
+
     /// Checks one row; rows must come in increasing `seq`.
     pub fn push(&mut self, row: &StoredTrailRow) {
         let r = &mut self.report;

@@ -340,6 +340,17 @@ impl Store {
         rows.iter().map(|r| get(r, "seq")).collect()
     }
 
+    /// Seqs of the rows of one kind at or after `from_seq` (e.g. `retention.pruned`).
+    pub async fn trail_seqs_of_kind(&self, kind: &str, from_seq: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query("SELECT seq FROM trail WHERE kind = $1 AND seq >= $2 ORDER BY seq")
+            .bind(kind)
+            .bind(from_seq)
+            .fetch_all(&self.read)
+            .await
+            .map_err(|e| db_err("finding trail rows by kind", e))?;
+        rows.iter().map(|r| get(r, "seq")).collect()
+    }
+
     /// Every key of a recorded table (for "row not covered by the trail").
     pub async fn record_keys(&self, spec: &TableSpec) -> Result<Vec<String>> {
         let rows = sqlx::query(&format!("SELECT {} AS rec_key FROM {}", spec.key_sql, spec.table))
