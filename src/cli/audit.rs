@@ -208,7 +208,11 @@ async fn export_cmd(a: ExportArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn prune(a: PruneArgs) -> anyhow::Result<ExitCode> {
-    let text = a.older_than.clone().unwrap_or_else(|| format!("{}d", retention::DEFAULT_RETENTION_DAYS));
+    let configured = match (&a.older_than, &a.store.config) {
+        (None, Some(_)) => a.store.config()?.retention_payloads.map(|d| format!("{}s", d.as_secs())),
+        _ => None,
+    };
+    let text = a.older_than.clone().or(configured).unwrap_or_else(|| format!("{}d", retention::DEFAULT_RETENTION_DAYS));
     let age = retention::parse_age(&text).map_err(|e| anyhow::anyhow!("--older-than: {e}"))?;
     let store = a.store.open().await?;
     let out = retention::prune(&store, age, &a.store.actor()).await?;

@@ -33,6 +33,19 @@ use crate::Result;
 /// The default age after which payloads may be pruned (`retention.payloads` in the config).
 pub const DEFAULT_RETENTION_DAYS: u64 = 365;
 
+/// The `retention:` section of the config.
+///
+/// ```yaml
+/// retention:
+///   payloads: 365d    # `lienthong audit prune` without --older-than uses this
+/// ```
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    #[serde(default)]
+    pub payloads: Option<String>,
+}
+
 /// Parses an age: `365d`, `12h`, `30m`, `90s`, or `2w`.
 pub fn parse_age(s: &str) -> std::result::Result<std::time::Duration, String> {
     let t = s.trim();

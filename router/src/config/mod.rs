@@ -98,6 +98,10 @@ pub struct Config {
     pub connectors: BTreeMap<String, serde_json::Value>,
     pub log_level: String,
     pub log_json: bool,
+    /// API tokens (`tokens:`), validated.
+    pub tokens: std::sync::Arc<crate::auth::TokenStore>,
+    /// `retention.payloads`: age after which `audit prune` empties payloads (None: keep for ever).
+    pub retention_payloads: Option<Duration>,
 }
 
 impl Config {
@@ -338,6 +342,18 @@ fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics
             false
         }
     };
+    let tokens = std::sync::Arc::new(crate::auth::config::build(file, &raw.tokens).unwrap_or_else(|d| {
+        c.diags.extend(d);
+        Default::default()
+    }));
+    let retention_payloads = match raw.retention.payloads.as_deref().map(crate::audit::retention::parse_age) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => {
+            c.err::<()>("retention.payloads", None, e);
+            None
+        }
+    };
     Config {
         file: None,
         listen,
@@ -358,6 +374,8 @@ fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics
         connectors: raw.connectors.clone(),
         log_level,
         log_json,
+        tokens,
+        retention_payloads,
     }
 }
 

@@ -36,6 +36,12 @@ pub struct RawConfig {
     pub connectors: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     pub logging: RawLogging,
+    /// API bearer tokens (hashed); see `router::auth::config`.
+    #[serde(default)]
+    pub tokens: Vec<crate::auth::config::TokenConfig>,
+    /// Payload retention; see `router::audit::retention`.
+    #[serde(default)]
+    pub retention: crate::audit::retention::RetentionConfig,
     /// Key path -> environment variable, for values overridden from the environment.
     #[serde(skip)]
     pub env_sources: BTreeMap<String, String>,

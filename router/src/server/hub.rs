@@ -121,12 +121,14 @@ impl Hub {
         .start()
         .await?;
 
+        let audit_api = super::api::routes(super::api::ApiState::for_hub(config, &store, &queue, mappings, &schemas));
         let _ = super::metrics::handle();
         let intake = Arc::new(Intake::new(config, schemas, routes, store.clone(), queue.clone(), opts.enrichers));
         let mut app = router(AppState { intake: intake.clone(), store: store.clone(), queue });
         if let Some(extra) = opts.extra_routes {
             app = app.merge(extra);
         }
+        app = app.merge(audit_api);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::io(format!("binding {} (server.listen)", config.listen), e))?;

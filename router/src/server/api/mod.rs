@@ -40,6 +40,27 @@ pub struct ApiState {
     pub replay: ReplayContext,
 }
 
+impl ApiState {
+    /// The state for a started hub: its tokens, store, queue, loaded mappings and schemas.
+    pub fn for_hub(
+        config: &crate::config::Config,
+        store: &crate::store::Store,
+        queue: &Arc<dyn crate::queue::DeliveryQueue>,
+        mappings: crate::mapping::MappingSet,
+        schemas: &Arc<crate::schema::SchemaRegistry>,
+    ) -> ApiState {
+        ApiState {
+            tokens: config.tokens.clone(),
+            replay: ReplayContext {
+                store: store.clone(),
+                mappings: Arc::new(mappings),
+                schemas: schemas.clone(),
+                queue: Some(queue.clone()),
+            },
+        }
+    }
+}
+
 /// Every route: method, path (axum syntax), the role it needs.
 pub const ROUTES: &[(Method, &str, Need)] = &[
     (Method::GET, "/api/v1/messages", Need::Auditor),
