@@ -75,14 +75,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("check failed: {} problem(s)", problems.len());
         return Ok(ExitCode::FAILURE);
     }
-    let cases: usize = set.as_ref().map_or(0, |s| s.iter().map(|m| m.tests.len()).sum());
+    let cases: usize = set
+        .as_ref()
+        .map_or(0, |s| s.iter().map(|m| m.tests.len()).sum());
     println!(
         "ok: {} schema(s), {} mapping(s) with {} test case(s), {} route(s){}",
         registry.as_ref().map_or(0, SchemaRegistry::len),
         set.as_ref().map_or(0, MappingSet::len),
         cases,
         routes.as_ref().map_or(0, Routes::len),
-        if routes_file.is_file() { "" } else { " (no routes.yaml)" },
+        if routes_file.is_file() {
+            ""
+        } else {
+            " (no routes.yaml)"
+        },
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -52,7 +52,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(r) => Some(r),
             Err(d) => {
                 eprintln!("{d}");
-                anyhow::bail!("schemas in {} do not load; run `lienthong check`", args.schemas.display());
+                anyhow::bail!(
+                    "schemas in {} do not load; run `lienthong check`",
+                    args.schemas.display()
+                );
             }
         }
     } else if args.schemas.as_os_str() == "schemas" {
@@ -72,13 +75,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mappings_dir = if args.mappings.is_dir() {
         args.mappings.clone()
     } else {
-        args.mapping.parent().map(Path::to_path_buf).unwrap_or_default()
+        args.mapping
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     };
     let mapping = match MappingSet::load_one(&mappings_dir, &args.mapping, schemas) {
         Ok(m) => m,
         Err(d) => {
             eprintln!("{d}");
-            anyhow::bail!("mapping {} does not load; fix the errors above", args.mapping.display());
+            anyhow::bail!(
+                "mapping {} does not load; fix the errors above",
+                args.mapping.display()
+            );
         }
     };
     let validate = !args.no_validate && registry.is_some();
@@ -88,14 +97,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let stdin = std::io::stdin();
         let stdout = std::io::stdout();
-        let failed = jsonl(&mapping, schemas, validate, args.identity, stdin.lock(), stdout.lock())?;
+        let failed = jsonl(
+            &mapping,
+            schemas,
+            validate,
+            args.identity,
+            stdin.lock(),
+            stdout.lock(),
+        )?;
         if failed > 0 {
             eprintln!("{failed} line(s) failed");
             return Ok(ExitCode::FAILURE);
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let inputs = if args.inputs.is_empty() { vec![PathBuf::from("-")] } else { args.inputs.clone() };
+    let inputs = if args.inputs.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.inputs.clone()
+    };
     let mut failed = 0;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -114,7 +134,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn map_file(
@@ -125,7 +149,9 @@ fn map_file(
 ) -> anyhow::Result<Vec<u8>> {
     let bytes = if input.as_os_str() == "-" {
         let mut b = Vec::new();
-        std::io::stdin().read_to_end(&mut b).context("reading stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut b)
+            .context("reading stdin")?;
         b
     } else {
         std::fs::read(input).context("cannot read input file")?
@@ -137,26 +163,34 @@ fn map_file(
         None => {
             let format = Format::parse(&mapping.source.format)
                 .with_context(|| format!("unknown source format {}", mapping.source.format))?;
-            let opts = codec::DecodeOptions { array_paths: None, file_name };
+            let opts = codec::DecodeOptions {
+                array_paths: None,
+                file_name,
+            };
             codec::decode(format, &bytes, &opts)?
         }
     };
     if validate {
         if let Some(s) = &source_schema {
-            s.validate(&tree).context("input does not match the source schema")?;
+            s.validate(&tree)
+                .context("input does not match the source schema")?;
         }
     }
     let out = mapping.apply(&tree)?;
     let target_schema = registry.and_then(|r| r.get(&mapping.target.schema));
     if validate {
         if let Some(s) = &target_schema {
-            s.validate(&out).context("mapped output does not match the target schema")?;
+            s.validate(&out)
+                .context("mapped output does not match the target schema")?;
         }
     }
     let format = Format::parse(&mapping.target.format)
         .with_context(|| format!("unknown target format {}", mapping.target.format))?;
     let opts = match (&mapping.target.xml, &target_schema) {
-        (Some(x), _) => EncodeOptions { xml_root: Some(&x.root), namespaces: Some(&x.namespaces) },
+        (Some(x), _) => EncodeOptions {
+            xml_root: Some(&x.root),
+            namespaces: Some(&x.namespaces),
+        },
         (None, Some(s)) => {
             return Ok(s.encode(&out)?);
         }
@@ -185,7 +219,9 @@ pub fn jsonl(
     let mut failed = 0usize;
     loop {
         line.clear();
-        let n = input.read_until(b'\n', &mut line).context("reading stdin")?;
+        let n = input
+            .read_until(b'\n', &mut line)
+            .context("reading stdin")?;
         if n == 0 {
             break;
         }
@@ -227,18 +263,26 @@ fn one_line(
     text: &[u8],
 ) -> Result<Value, String> {
     if text.len() > router::limits::MAX_BODY_BYTES {
-        return Err(format!("line is {} bytes, over the {}-byte limit", text.len(), router::limits::MAX_BODY_BYTES));
+        return Err(format!(
+            "line is {} bytes, over the {}-byte limit",
+            text.len(),
+            router::limits::MAX_BODY_BYTES
+        ));
     }
     let tree = codec::decode(Format::Json, text, &Default::default()).map_err(|e| e.to_string())?;
     if identity {
         return Ok(tree);
     }
     if validate {
-        schemas.validate(&mapping.source.schema, &tree).map_err(|e| format!("input: {e}"))?;
+        schemas
+            .validate(&mapping.source.schema, &tree)
+            .map_err(|e| format!("input: {e}"))?;
     }
     let out = mapping.apply(&tree).map_err(|e| e.to_string())?;
     if validate {
-        schemas.validate(&mapping.target.schema, &out).map_err(|e| format!("output: {e}"))?;
+        schemas
+            .validate(&mapping.target.schema, &out)
+            .map_err(|e| format!("output: {e}"))?;
     }
     Ok(out)
 }

@@ -27,7 +27,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(r) => r,
         Err(d) => {
             eprintln!("{d}");
-            anyhow::bail!("schemas in {} do not load; run `lienthong check` for details", args.schemas.display());
+            anyhow::bail!(
+                "schemas in {} do not load; run `lienthong check` for details",
+                args.schemas.display()
+            );
         }
     };
     let schemas: &dyn Schemas = &registry;
@@ -35,7 +38,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(d) => {
             eprintln!("{d}");
-            anyhow::bail!("mappings in {} do not load; fix the errors above", args.mappings.display());
+            anyhow::bail!(
+                "mappings in {} do not load; fix the errors above",
+                args.mappings.display()
+            );
         }
     };
     let report = run_tests(&set, schemas, args.filter.as_deref());
@@ -51,5 +57,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("note: no test cases in: {}", untested.join(", "));
     }
     println!("{}", report.summary_line());
-    Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

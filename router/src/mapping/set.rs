@@ -93,7 +93,12 @@ impl MappingSet {
     ) -> Result<CompiledMapping, Diagnostics> {
         let ctx = Context {
             file: file_name,
-            default_id: Some(file_name.strip_suffix(".yaml").unwrap_or(file_name).to_owned()),
+            default_id: Some(
+                file_name
+                    .strip_suffix(".yaml")
+                    .unwrap_or(file_name)
+                    .to_owned(),
+            ),
             lookup_dirs: vec![mappings_dir.to_path_buf()],
             base_dir: mappings_dir.to_path_buf(),
             sibling_tests: None,

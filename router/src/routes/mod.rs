@@ -48,7 +48,11 @@ pub struct Routes {
 
 impl Routes {
     /// Load and check `routes.yaml` against the loaded mappings (and schemas, when given).
-    pub fn load(path: &Path, mappings: &MappingSet, schemas: &dyn Schemas) -> Result<Routes, Diagnostics> {
+    pub fn load(
+        path: &Path,
+        mappings: &MappingSet,
+        schemas: &dyn Schemas,
+    ) -> Result<Routes, Diagnostics> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
             Diagnostics(vec![Diagnostic {
@@ -63,7 +67,12 @@ impl Routes {
     }
 
     /// Parse routes from text (`file` is used in messages).
-    pub fn parse(file: &str, text: &str, mappings: &MappingSet, schemas: &dyn Schemas) -> Result<Routes, Diagnostics> {
+    pub fn parse(
+        file: &str,
+        text: &str,
+        mappings: &MappingSet,
+        schemas: &dyn Schemas,
+    ) -> Result<Routes, Diagnostics> {
         let root = yaml::parse(file, text).map_err(|d| Diagnostics(vec![d]))?;
         let mut diags = Diagnostics::default();
         let mut err = |n: &Node, context: &str, message: String| {
@@ -80,7 +89,14 @@ impl Routes {
             (Some(entries), Some(list)) => {
                 for (k, _) in entries {
                     if k.as_str() != Some("routes") {
-                        err(k, "", format!("unknown key '{}' (allowed: routes)", k.scalar_text().unwrap_or_default()));
+                        err(
+                            k,
+                            "",
+                            format!(
+                                "unknown key '{}' (allowed: routes)",
+                                k.scalar_text().unwrap_or_default()
+                            ),
+                        );
                     }
                 }
                 list
@@ -101,20 +117,35 @@ impl Routes {
                 None => format!("routes[{i}]"),
             };
             let Some(entries) = item.as_map() else {
-                err(item, &label, "a route must be a mapping with id, from, to".into());
+                err(
+                    item,
+                    &label,
+                    "a route must be a mapping with id, from, to".into(),
+                );
                 continue;
             };
             for (k, _) in entries {
-                if !matches!(k.as_str(), Some("id" | "from" | "to" | "when" | "description")) {
-                    err(k, &label, format!(
-                        "unknown key '{}' (allowed: id, from, to, when, description)",
-                        k.scalar_text().unwrap_or_default()
-                    ));
+                if !matches!(
+                    k.as_str(),
+                    Some("id" | "from" | "to" | "when" | "description")
+                ) {
+                    err(
+                        k,
+                        &label,
+                        format!(
+                            "unknown key '{}' (allowed: id, from, to, when, description)",
+                            k.scalar_text().unwrap_or_default()
+                        ),
+                    );
                 }
             }
             let id = match item.get("id").and_then(Node::as_str) {
                 Some(id) if !ids.insert(id.to_owned()) => {
-                    err(item.get("id").expect("present"), &label, format!("route id '{id}' is used twice"));
+                    err(
+                        item.get("id").expect("present"),
+                        &label,
+                        format!("route id '{id}' is used twice"),
+                    );
                     continue;
                 }
                 Some(id) => id.to_owned(),
@@ -127,12 +158,18 @@ impl Routes {
             let (fsys, fmt) = match from {
                 Some(f) => (
                     f.get("system").and_then(Node::as_str).map(str::to_owned),
-                    f.get("message_type").and_then(Node::as_str).map(str::to_owned),
+                    f.get("message_type")
+                        .and_then(Node::as_str)
+                        .map(str::to_owned),
                 ),
                 None => (None, None),
             };
             let (Some(fsys), Some(fmt)) = (fsys, fmt) else {
-                err(from.unwrap_or(item), &label, "from needs {system, message_type} (strings)".into());
+                err(
+                    from.unwrap_or(item),
+                    &label,
+                    "from needs {system, message_type} (strings)".into(),
+                );
                 continue;
             };
             if let Some(f) = from {
@@ -168,43 +205,75 @@ impl Routes {
                         let dl = format!("{label}.to[{j}]");
                         for (k, _) in d.as_map().unwrap_or_default() {
                             if !matches!(k.as_str(), Some("system" | "mapping")) {
-                                err(k, &dl, "a destination allows only system and mapping".into());
+                                err(
+                                    k,
+                                    &dl,
+                                    "a destination allows only system and mapping".into(),
+                                );
                             }
                         }
                         let sys = d.get("system").and_then(Node::as_str);
                         let mid = d.get("mapping").and_then(Node::as_str);
                         let (Some(sys), Some(mid)) = (sys, mid) else {
-                            err(d, &dl, "a destination needs {system, mapping} (strings)".into());
+                            err(
+                                d,
+                                &dl,
+                                "a destination needs {system, mapping} (strings)".into(),
+                            );
                             continue;
                         };
                         let mnode = d.get("mapping").expect("present");
                         let Some(m) = mappings.get(mid) else {
-                            err(mnode, &dl, format!(
-                                "no mapping with id '{mid}' (expected mappings/{mid}.yaml)"
-                            ));
+                            err(
+                                mnode,
+                                &dl,
+                                format!(
+                                    "no mapping with id '{mid}' (expected mappings/{mid}.yaml)"
+                                ),
+                            );
                             continue;
                         };
                         if m.source.system != fsys || m.source.message_type != fmt {
-                            err(mnode, &dl, format!(
+                            err(
+                                mnode,
+                                &dl,
+                                format!(
                                 "mapping '{mid}' reads {}/{}, but this route is from {fsys}/{fmt}",
                                 m.source.system, m.source.message_type
-                            ));
+                            ),
+                            );
                             continue;
                         }
                         if m.target.system != sys {
-                            err(d.get("system").expect("present"), &dl, format!(
-                                "mapping '{mid}' writes for system '{}', not '{sys}'",
-                                m.target.system
-                            ));
+                            err(
+                                d.get("system").expect("present"),
+                                &dl,
+                                format!(
+                                    "mapping '{mid}' writes for system '{}', not '{sys}'",
+                                    m.target.system
+                                ),
+                            );
                             continue;
                         }
-                        to.push(RouteTarget { route_id: id.clone(), system: sys.to_owned(), mapping: m });
+                        to.push(RouteTarget {
+                            route_id: id.clone(),
+                            system: sys.to_owned(),
+                            mapping: m,
+                        });
                     }
                 }
-                _ => err(item, &label, "to must be a non-empty list of {system, mapping}".into()),
+                _ => err(
+                    item,
+                    &label,
+                    "to must be a non-empty list of {system, mapping}".into(),
+                ),
             }
             routes.count += 1;
-            routes.by_source.entry((fsys, fmt)).or_default().push(Route { id, when, to });
+            routes
+                .by_source
+                .entry((fsys, fmt))
+                .or_default()
+                .push(Route { id, when, to });
         }
         diags.into_result()?;
         Ok(routes)
@@ -214,7 +283,10 @@ impl Routes {
     /// `when` fails to evaluate (e.g. a type error on an unusual message) does not
     /// match; the failure is logged with the route id.
     pub fn resolve(&self, system: &str, message_type: &str, tree: &Value) -> Vec<RouteTarget> {
-        let Some(routes) = self.by_source.get(&(system.to_owned(), message_type.to_owned())) else {
+        let Some(routes) = self
+            .by_source
+            .get(&(system.to_owned(), message_type.to_owned()))
+        else {
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -245,6 +317,10 @@ impl Routes {
 
     /// Ids of every mapping some route uses.
     pub fn mapping_ids(&self) -> HashSet<String> {
-        self.by_source.values().flatten().flat_map(|r| r.to.iter().map(|t| t.mapping.id.clone())).collect()
+        self.by_source
+            .values()
+            .flatten()
+            .flat_map(|r| r.to.iter().map(|t| t.mapping.id.clone()))
+            .collect()
     }
 }
