@@ -68,33 +68,71 @@ const BUILTIN_ALIASES: [(&str, &str); 22] = [
     ("CN-", "CN"),
 ];
 
-/// Which standard a station is held to.
+/// Which standard a station is held to, as written in the config:
+/// `{qcvn: "40:2011", column, kq, kf}` or `{qcvn: "05:2023", period}`.
+/// (A flat struct rather than a tagged enum: serde's tagged enums buffer their
+/// content, which breaks numbers under serde_json's `arbitrary_precision`.)
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "qcvn", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct StandardSpec {
+    pub qcvn: String,
+    #[serde(default)]
+    pub column: Option<String>,
+    #[serde(default)]
+    pub kq: Option<f64>,
+    #[serde(default)]
+    pub kf: Option<f64>,
+    #[serde(default)]
+    pub period: Option<String>,
+}
+
+/// A validated standard.
+#[derive(Debug, Clone, PartialEq)]
 pub enum StandardConfig {
     /// Industrial wastewater.
-    #[serde(rename = "40:2011")]
-    Wastewater {
-        column: String,
-        #[serde(default = "one")]
-        kq: f64,
-        #[serde(default = "one")]
-        kf: f64,
-    },
+    Wastewater { column: String, kq: f64, kf: f64 },
     /// Ambient air.
-    #[serde(rename = "05:2023")]
     AmbientAir { period: String },
 }
 
-fn one() -> f64 {
-    1.0
+impl StandardSpec {
+    /// The standard, or what is wrong with the spec.
+    pub fn resolve(&self) -> Result<StandardConfig, String> {
+        match self.qcvn.as_str() {
+            "40:2011" => {
+                let column = self.column.clone().ok_or("QCVN 40:2011 needs `column: A` or `column: B`")?;
+                if column != "A" && column != "B" {
+                    return Err(format!("`{column}` must be A or B (QCVN 40:2011 columns)"));
+                }
+                if self.period.is_some() {
+                    return Err("`period` belongs to QCVN 05:2023, not 40:2011".into());
+                }
+                let (kq, kf) = (self.kq.unwrap_or(1.0), self.kf.unwrap_or(1.0));
+                if !(kq > 0.0 && kf > 0.0) {
+                    return Err("kq and kf must be positive (see QCVN 40:2011 tables 2 and 3)".into());
+                }
+                Ok(StandardConfig::Wastewater { column, kq, kf })
+            }
+            "05:2023" => {
+                let period = self.period.clone().ok_or("QCVN 05:2023 needs `period: 1h|8h|24h|year`")?;
+                if !matches!(period.as_str(), "1h" | "8h" | "24h" | "year") {
+                    return Err(format!("`{period}` must be 1h, 8h, 24h or year"));
+                }
+                if self.column.is_some() || self.kq.is_some() || self.kf.is_some() {
+                    return Err("column/kq/kf belong to QCVN 40:2011, not 05:2023".into());
+                }
+                Ok(StandardConfig::AmbientAir { period })
+            }
+            other => Err(format!("`{other}` is not supported; use \"40:2011\" or \"05:2023\"")),
+        }
+    }
 }
 
 /// One station's settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StationConfig {
-    pub standard: StandardConfig,
+    pub standard: StandardSpec,
     /// Station label → limits-file parameter name.
     #[serde(default)]
     pub aliases: BTreeMap<String, String>,
@@ -146,20 +184,8 @@ impl ThresholdsConfig {
         let mut push = |k: String, m: String| d.push(Diagnostic { file: file.into(), line: 0, column: 0, context: k, message: m });
         let all = self.stations.iter().map(|(k, v)| (format!("stations.{k}"), v)).chain(self.default_station.iter().map(|v| ("default_station".to_string(), v)));
         for (k, s) in all {
-            match &s.standard {
-                StandardConfig::Wastewater { column, kq, kf } => {
-                    if column != "A" && column != "B" {
-                        push(format!("{k}.standard.column"), format!("`{column}` must be A or B (QCVN 40:2011 columns)"));
-                    }
-                    if !(*kq > 0.0 && *kf > 0.0) {
-                        push(format!("{k}.standard"), "kq and kf must be positive (see QCVN 40:2011 tables 2 and 3)".into());
-                    }
-                }
-                StandardConfig::AmbientAir { period } => {
-                    if !matches!(period.as_str(), "1h" | "8h" | "24h" | "year") {
-                        push(format!("{k}.standard.period"), format!("`{period}` must be 1h, 8h, 24h or year"));
-                    }
-                }
+            if let Err(m) = s.standard.resolve() {
+                push(format!("{k}.standard"), m);
             }
         }
         if self.silent_after_secs == 0 {
@@ -338,7 +364,8 @@ impl Evaluator {
     pub fn limit(&self, station_code: &str, label: &str, unit: &str, value: &mut f64, date: Option<NaiveDate>) -> Option<Applied> {
         let station = self.station(station_code)?;
         let param = self.canonical(Some(station), label);
-        match &station.standard {
+        // An invalid spec is reported by `validate`; here it just means "no limit".
+        match &station.standard.resolve().ok()? {
             StandardConfig::Wastewater { column, kq, kf } => {
                 let base = *self.limits.wastewater.get(param)?.get(column)?;
                 let factors = !NO_FACTORS.contains(&param);
