@@ -192,15 +192,15 @@ fn parse_target(rest: &str) -> Target<'_> {
 
 #[derive(Debug, Deserialize)]
 struct DiffQuery {
-    from: i64,
-    to: i64,
+    from: Option<i64>,
+    to: Option<i64>,
 }
 
 async fn get_any(
     State(st): State<AdminState>,
     Path(rest): Path<String>,
     headers: HeaderMap,
-    query: Option<Query<DiffQuery>>,
+    Query(query): Query<DiffQuery>,
 ) -> Result<Response, ApiError> {
     reader(&st, &headers)?;
     let versions = st.admin.versions();
@@ -228,11 +228,11 @@ async fn get_any(
         }
         Target::Diff(id) => {
             check_id(id)?;
-            let Some(Query(q)) = query else {
+            let (Some(from), Some(to)) = (query.from, query.to) else {
                 return Err(err(StatusCode::BAD_REQUEST, "give the two versions to compare: ?from=<n>&to=<m>"));
             };
-            let a = versions.get(id, q.from).await?.ok_or_else(|| no_version(id, q.from))?;
-            let b = versions.get(id, q.to).await?.ok_or_else(|| no_version(id, q.to))?;
+            let a = versions.get(id, from).await?.ok_or_else(|| no_version(id, from))?;
+            let b = versions.get(id, to).await?.ok_or_else(|| no_version(id, to))?;
             Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], unified_diff(id, &a, &b)).into_response())
         }
         _ => Err(err(StatusCode::METHOD_NOT_ALLOWED, "use POST for validate, preview and rollback")),

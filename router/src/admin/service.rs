@@ -198,7 +198,7 @@ impl MappingAdmin {
         &self.options
     }
 
-    pub fn schemas(&self) -> &dyn Schemas {
+    pub fn schemas(&self) -> &(dyn Schemas + Send + Sync) {
         self.schemas.as_ref()
     }
 

@@ -1,0 +1,190 @@
+//! # The web console at `/console`
+//!
+//! Administrators at the Department are not expected to use `curl`. The console
+//! is a handful of server-rendered pages over the same functions as the API:
+//! the dashboard, the mapping editor (which goes through the one gate in
+//! [`crate::admin`]), message search with dossier timelines, and dead letters.
+//!
+//! Why server-rendered forms and no JavaScript framework: nothing to build, the
+//! binary carries the whole console (`include_str!`), every action is a plain
+//! `POST` followed by a redirect (POST-redirect-GET) so reloads never repeat an
+//! action, and a real browser test can drive it without waiting on client code.
+//!
+//! Sign-in takes an API token (the roles are the API's: admin may change,
+//! auditor may read). The token is kept in an `HttpOnly; SameSite=Strict`
+//! cookie scoped to `/console`, which also stops cross-site form posts; it is
+//! checked on every request, so revoking a token signs its sessions out.
+//!
+//! Files: [`layout`] (shell, escaping, languages), [`dashboard`], [`mappings`],
+//! [`messages`] (search, message page, dry-run replay, dead letters).
+
+pub mod dashboard;
+pub mod layout;
+pub mod mappings;
+pub mod messages;
+
+use axum::extract::{Form, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use crate::admin::access::Principal;
+use crate::admin::api::AdminState;
+use crate::store::Store;
+use layout::{esc, page, Lang};
+
+/// What the console pages need.
+#[derive(Clone)]
+pub struct ConsoleState {
+    pub admin: AdminState,
+    pub store: Store,
+}
+
+const TOKEN_COOKIE: &str = "lt_token";
+const LANG_COOKIE: &str = "lt_lang";
+const CSS: &str = include_str!("templates/console.css");
+
+/// The `/console` routes.
+pub fn routes(state: ConsoleState) -> Router {
+    Router::new()
+        .route("/console", get(dashboard::page))
+        .route("/console/", get(dashboard::page))
+        .route("/console/style.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
+        .route("/console/login", get(login_form).post(login))
+        .route("/console/logout", post(logout))
+        .route("/console/mappings", get(mappings::list))
+        .route("/console/mappings/{*rest}", get(mappings::get_any).post(mappings::post_any))
+        .route("/console/messages", get(messages::search))
+        .route("/console/messages/{id}", get(messages::message))
+        .route("/console/messages/{id}/dry-run", post(messages::dry_run))
+        .route("/console/dead", get(messages::dead_letters))
+        .layer(axum::extract::DefaultBodyLimit::max(crate::limits::MAX_MAPPING_FILE_BYTES + 256 * 1024))
+        .with_state(state)
+}
+
+/// A cookie's value from the request.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LangQuery {
+    pub lang: Option<String>,
+}
+
+/// The page language: `?lang=` first (and remembered), then the cookie, then Vietnamese.
+pub struct Ctx {
+    pub lang: Lang,
+    /// Set when `?lang=` changed the language: the response stores it.
+    pub set_lang: bool,
+    pub who: Principal,
+}
+
+fn lang_of(headers: &HeaderMap, q: Option<&str>) -> (Lang, bool) {
+    match q {
+        Some("en") => (Lang::En, true),
+        Some("vi") => (Lang::Vi, true),
+        _ => match cookie(headers, LANG_COOKIE) {
+            Some("en") => (Lang::En, false),
+            _ => (Lang::Vi, false),
+        },
+    }
+}
+
+/// Signed in (any role that may read), or a redirect to the sign-in form.
+pub fn signed_in(st: &ConsoleState, headers: &HeaderMap, q: &LangQuery) -> Result<Ctx, Response> {
+    let (lang, set_lang) = lang_of(headers, q.lang.as_deref());
+    let who = cookie(headers, TOKEN_COOKIE).and_then(|t| st.admin.auth.authenticate(t));
+    match who {
+        Some(who) if who.can_read() => Ok(Ctx { lang, set_lang, who }),
+        Some(who) => Err(forbidden(lang, &format!("{} ({})", who.name, lang.t("cần vai trò quản trị hoặc kiểm toán", "needs the admin or auditor role")))),
+        None => Err(Redirect::to("/console/login").into_response()),
+    }
+}
+
+/// Signed in as admin (changes), or 403.
+pub fn admin_only(st: &ConsoleState, headers: &HeaderMap, q: &LangQuery) -> Result<Ctx, Response> {
+    let ctx = signed_in(st, headers, q)?;
+    if !ctx.who.can_change() {
+        return Err(forbidden(ctx.lang, ctx.lang.t("Chỉ quản trị viên được thay đổi.", "Only administrators may make changes.")));
+    }
+    Ok(ctx)
+}
+
+fn forbidden(lang: Lang, why: &str) -> Response {
+    let body = format!("<h1>403</h1><p class=\"bad\">{}</p>", esc(why));
+    (StatusCode::FORBIDDEN, Html(page(lang, "403", None, &body))).into_response()
+}
+
+impl Ctx {
+    /// A full page response (remembers `?lang=` in a cookie).
+    pub fn render(&self, title: &str, body: &str) -> Response {
+        let who = format!("{} ({:?})", self.who.name, self.who.role).to_lowercase();
+        let html = Html(page(self.lang, title, Some(&who), body));
+        if self.set_lang {
+            let c = format!("{LANG_COOKIE}={}; Path=/console; SameSite=Strict; Max-Age=31536000", self.lang.code());
+            ([(header::SET_COOKIE, c)], html).into_response()
+        } else {
+            html.into_response()
+        }
+    }
+    pub fn t(&self, vi: &'static str, en: &'static str) -> &'static str {
+        self.lang.t(vi, en)
+    }
+}
+
+async fn login_form(headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
+    let (lang, _) = lang_of(&headers, q.lang.as_deref());
+    login_page(lang, None)
+}
+
+fn login_page(lang: Lang, error: Option<&str>) -> Response {
+    let err = error.map(|e| format!("<p class=\"bad\" id=\"login-error\">{}</p>", esc(e))).unwrap_or_default();
+    let body = format!(
+        "<h1>{}</h1>{err}<form method=\"post\" action=\"/console/login\" class=\"box\">\
+         <label>{}<br><input type=\"password\" name=\"token\" id=\"token\" size=\"50\" autocomplete=\"off\"></label> \
+         <input type=\"hidden\" name=\"lang\" value=\"{}\"><button type=\"submit\" id=\"sign-in\">{}</button></form>\
+         <p class=\"muted\">{}</p>",
+        lang.t("Đăng nhập", "Sign in"),
+        lang.t("Mã truy cập API", "API token"),
+        lang.code(),
+        lang.t("Đăng nhập", "Sign in"),
+        lang.t("Dùng mã truy cập do quản trị viên cấp (vai trò quản trị hoặc kiểm toán).", "Use an API token from an administrator (admin or auditor role)."),
+    );
+    let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    (status, Html(page(lang, lang.t("Đăng nhập", "Sign in"), None, &body))).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    token: String,
+    lang: Option<String>,
+}
+
+async fn login(State(st): State<ConsoleState>, Form(f): Form<LoginForm>) -> Response {
+    let lang = if f.lang.as_deref() == Some("en") { Lang::En } else { Lang::Vi };
+    let token = f.token.trim();
+    match st.admin.auth.authenticate(token) {
+        Some(p) if p.can_read() && token.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b',') => {
+            let secure = "";
+            let c = format!("{TOKEN_COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict{secure}");
+            ([(header::SET_COOKIE, c)], Redirect::to("/console")).into_response()
+        }
+        Some(_) => login_page(lang, Some(lang.t("Mã này không có quyền xem bảng điều khiển.", "This token may not use the console."))),
+        None => login_page(lang, Some(lang.t("Mã truy cập không đúng hoặc đã bị thu hồi.", "Unknown or revoked token."))),
+    }
+}
+
+async fn logout() -> Response {
+    let c = format!("{TOKEN_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0");
+    ([(header::SET_COOKIE, c)], Redirect::to("/console/login")).into_response()
+}
