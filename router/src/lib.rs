@@ -37,6 +37,7 @@ pub mod audit;
 pub mod auth;
 pub mod codec;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod error;
 pub mod intake;
