@@ -1,0 +1,165 @@
+//! Shared helpers of the hub end-to-end tests: a recording HTTP sink, and
+//! spawning the built `lienthong` binary with a temporary config.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::Value;
+
+/// One request the sink received.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub at: Instant,
+    pub idempotency_key: String,
+    pub correlation_id: String,
+    pub body: Value,
+    pub status: u16,
+}
+
+/// Decides the sink's answer for a request body; `None` = 200.
+pub type Fault = Arc<dyn Fn(&Value) -> Option<StatusCode> + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Sink {
+    pub url: String,
+    pub hits: Arc<Mutex<Vec<Hit>>>,
+}
+
+/// Installs the TLS provider reqwest needs (the binary does the same in main).
+pub fn init() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Sink {
+    pub async fn start(fault: Option<Fault>) -> Sink {
+        init();
+        let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
+        let state = (hits.clone(), fault);
+        let app = axum::Router::new()
+            .route(
+                "/sink",
+                post(|State((hits, fault)): State<(Arc<Mutex<Vec<Hit>>>, Option<Fault>)>, headers: HeaderMap, body: String| async move {
+                    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    let status = fault.as_ref().and_then(|f| f(&body)).unwrap_or(StatusCode::OK);
+                    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    hits.lock().unwrap().push(Hit {
+                        at: Instant::now(),
+                        idempotency_key: h("idempotency-key"),
+                        correlation_id: h("x-correlation-id"),
+                        body,
+                        status: status.as_u16(),
+                    });
+                    (status, "{\"ok\":true}")
+                }),
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Sink { url: format!("http://{addr}/sink"), hits }
+    }
+
+    /// Successful (2xx) hits.
+    pub fn delivered(&self) -> Vec<Hit> {
+        self.hits.lock().unwrap().iter().filter(|h| h.status < 300).cloned().collect()
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `intake:` section for tests that do not exercise authentication or rate limits.
+pub const OPEN_INTAKE: &str = "intake:\n  allow_unauthenticated: true\n  rate_limit: { per_second: 100000, burst: 100000 }\n";
+
+/// Writes a config for the hub fixtures (`tests/fixtures/hub`) into `dir`.
+pub fn write_config(dir: &Path, port: u16, sink_url: &str, extra: &str) -> PathBuf {
+    let fx = repo().join("tests/fixtures/hub");
+    let yaml = format!(
+        "server:\n  listen: 127.0.0.1:{port}\n  drain_deadline: 2s\nstore:\n  data_dir: {data}\npaths:\n  mappings: {m}\n  schemas: {s}\n\
+         destinations:\n  sink:\n    url: \"{sink_url}\"\n    timeout: 2s\n    rate_limit: {{ per_second: 5000, burst: 5000 }}\n    concurrency: 32\n    max_attempts: 20\n    backoff: {{ initial: 100ms, max: 400ms, multiplier: 2.0, jitter: 0.0 }}\n{extra}",
+        data = dir.join("data").display(),
+        m = fx.join("mappings").display(),
+        s = fx.join("schemas").display(),
+    );
+    let path = dir.join("lienthong.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// A running `lienthong serve`; killed (SIGKILL) when dropped.
+pub struct HubProcess {
+    pub child: Child,
+    pub base: String,
+}
+
+impl HubProcess {
+    pub async fn spawn(config: &Path, port: u16, envs: &[(&str, &str)]) -> HubProcess {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lienthong"));
+        cmd.arg("serve").arg("--config").arg(config).env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawning the lienthong binary");
+        let hub = HubProcess { child, base: format!("http://127.0.0.1:{port}") };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = client.get(format!("{}/readyz", hub.base)).send().await {
+                if r.status().is_success() {
+                    return hub;
+                }
+            }
+            assert!(Instant::now() < deadline, "lienthong did not become ready on port {port} within 20s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn sigterm(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub async fn post_json(client: &reqwest::Client, base: &str, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut rb = client.post(format!("{base}{path}")).header("content-type", "application/json").body(body.to_string());
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    let r = rb.send().await.expect("request to the hub");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn addr(base: &str) -> SocketAddr {
+    base.trim_start_matches("http://").parse().unwrap()
+}
