@@ -21,6 +21,69 @@ type D = data::JustLut<Val>;
 pub struct Jq {
     filter: jaq_core::compile::Filter<Native<D>>,
     source: String,
+    /// The most common condition, `.a.b == "text"` (or `!=`), evaluated without jaq.
+    fast: Option<FastEq>,
+}
+
+/// `.path == "literal"` / `.path != "literal"`: same result as jq (a missing field is
+/// `null`, which equals no string), without converting the input to jaq values.
+#[derive(Debug)]
+struct FastEq {
+    path: Vec<String>,
+    literal: String,
+    negate: bool,
+}
+
+impl FastEq {
+    fn parse(code: &str) -> Option<FastEq> {
+        let (lhs, rhs, negate) = match (code.split_once("=="), code.split_once("!=")) {
+            (Some((l, r)), None) => (l, r, false),
+            (None, Some((l, r))) => (l, r, true),
+            _ => return None,
+        };
+        let (lhs, rhs) = (lhs.trim(), rhs.trim());
+        let ident = |s: &str| {
+            let mut c = s.chars();
+            c.next()
+                .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+                && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        };
+        let path: Vec<String> = lhs
+            .strip_prefix('.')?
+            .split('.')
+            .map(str::to_owned)
+            .collect();
+        if !path.iter().all(|p| ident(p)) {
+            return None;
+        }
+        let literal = rhs.strip_prefix('"')?.strip_suffix('"')?;
+        if literal.contains(['"', '\\']) {
+            return None;
+        }
+        Some(FastEq {
+            path,
+            literal: literal.to_owned(),
+            negate,
+        })
+    }
+
+    /// `None` when jq would raise an error (a path step on a non-object, non-null
+    /// value): the caller then runs jaq, which reports it.
+    fn eval(&self, input: &Value) -> Option<bool> {
+        let mut cur = input;
+        for k in &self.path {
+            match cur {
+                Value::Object(m) => match m.get(k) {
+                    Some(v) => cur = v,
+                    None => return Some(self.negate),
+                },
+                Value::Null => return Some(self.negate),
+                _ => return None,
+            }
+        }
+        let equal = matches!(cur, Value::String(s) if *s == self.literal);
+        Some(equal != self.negate)
+    }
 }
 
 impl std::fmt::Debug for Jq {
@@ -51,6 +114,7 @@ impl Jq {
         Ok(Jq {
             filter,
             source: code.to_owned(),
+            fast: FastEq::parse(code),
         })
     }
 
@@ -61,6 +125,9 @@ impl Jq {
     /// Run on `input` with `$root`; returns the first output (None when the
     /// expression produces nothing, e.g. `empty` or a failed `select`).
     pub fn first(&self, input: &Value, root: &Value) -> Result<Option<Value>, String> {
+        if let Some(b) = self.fast.as_ref().and_then(|f| f.eval(input)) {
+            return Ok(Some(Value::Bool(b)));
+        }
         let ctx = Ctx::<D>::new(&self.filter.lut, Vars::new([to_val(root)]));
         let mut out = self.filter.id.run((ctx, to_val(input))).map(unwrap_valr);
         match out.next() {
@@ -162,6 +229,39 @@ mod tests {
             .unwrap()
             .test(&json!({}), &json!({}))
             .unwrap());
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_jaq() {
+        let inputs = [
+            json!({"a": "6"}),
+            json!({"a": "7"}),
+            json!({"a": 6}),
+            json!({}),
+            json!(null),
+            json!({"a": {"b": "x"}}),
+            json!({"a": null}),
+        ];
+        for code in [
+            r#".a == "6""#,
+            r#".a != "6""#,
+            r#".a.b == "x""#,
+            r#" .a.b!="x" "#,
+        ] {
+            let jq = Jq::compile(code).unwrap();
+            assert!(jq.fast.is_some(), "{code}");
+            let mut slow = Jq::compile(code).unwrap();
+            slow.fast = None;
+            for i in &inputs {
+                assert_eq!(jq.first(i, i), slow.first(i, i), "{code} on {i}");
+            }
+        }
+        assert!(Jq::compile(r#".a == "x" and .b == "y""#)
+            .unwrap()
+            .fast
+            .is_none());
+        assert!(Jq::compile(r#".a == "\"""#).unwrap().fast.is_none());
+        assert!(Jq::compile(".a == 1").unwrap().fast.is_none());
     }
 
     #[test]
