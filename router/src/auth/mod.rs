@@ -213,19 +213,8 @@ impl TokenStore {
     }
 }
 
-/// Lets the mapping admin API (`crate::admin`) use the same tokens.
-impl crate::admin::access::Authenticate for TokenStore {
-    fn authenticate(&self, token: &str) -> Option<crate::admin::access::Principal> {
-        use crate::admin::access::{Principal as P, Role as R};
-        let p = TokenStore::authenticate(self, token, crate::store::now_ms()).ok()?;
-        let role = match p.role {
-            Role::Admin => R::Admin,
-            Role::Auditor => R::Auditor,
-            Role::Partner(_) => R::Other,
-        };
-        Some(P { name: p.name, role })
-    }
-}
+// The mapping admin API (`crate::admin`) uses these same tokens through its
+// `Authenticate` trait, implemented in `admin/access.rs`.
 
 #[cfg(test)]
 mod tests {
