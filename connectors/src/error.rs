@@ -23,11 +23,19 @@ pub enum ConnectorError {
 
     /// Authentication against a partner failed (token, login).
     #[error("{system}: authentication failed: {message}")]
-    Auth { system: String, message: String, retryable: bool },
+    Auth {
+        system: String,
+        message: String,
+        retryable: bool,
+    },
 
     /// A file (thresholds, drop folder) could not be read, parsed or moved.
     #[error("{context}: {message}")]
-    File { context: String, message: String, retryable: bool },
+    File {
+        context: String,
+        message: String,
+        retryable: bool,
+    },
 
     /// Local I/O (binding a simulator socket, reading a folder).
     #[error("{context}: {source}")]
@@ -53,11 +61,17 @@ impl ConnectorError {
     }
 
     pub fn config(connector: &str, message: impl Into<String>) -> Self {
-        ConnectorError::Config { connector: connector.to_string(), message: message.into() }
+        ConnectorError::Config {
+            connector: connector.to_string(),
+            message: message.into(),
+        }
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        ConnectorError::Io { context: context.into(), source }
+        ConnectorError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 
@@ -69,7 +83,11 @@ mod tests {
     fn retryability() {
         assert!(!ConnectorError::config("lis", "x").is_retryable());
         assert!(ConnectorError::io("bind", std::io::Error::other("x")).is_retryable());
-        let auth = ConnectorError::Auth { system: "lgsp".into(), message: "503".into(), retryable: true };
+        let auth = ConnectorError::Auth {
+            system: "lgsp".into(),
+            message: "503".into(),
+            retryable: true,
+        };
         assert!(auth.is_retryable());
     }
 }

@@ -61,12 +61,21 @@ impl ConnectorsConfig {
 /// Builds and registers every configured connector. Must run inside a Tokio runtime
 /// (the IOC connector spawns its batcher). Fails on the first connector that cannot
 /// be built (missing secret, TLS provider not installed).
-pub fn register_all(config: &ConnectorsConfig, registry: &mut TransportRegistry) -> Result<(), ConnectorError> {
+pub fn register_all(
+    config: &ConnectorsConfig,
+    registry: &mut TransportRegistry,
+) -> Result<(), ConnectorError> {
     if let Some(c) = &config.province_portal {
-        registry.register(crate::province_portal::SYSTEM, Arc::new(ProvincePortalClient::new(c.clone())?));
+        registry.register(
+            crate::province_portal::SYSTEM,
+            Arc::new(ProvincePortalClient::new(c.clone())?),
+        );
     }
     if let Some(c) = &config.national_portal {
-        registry.register(crate::national_portal::SYSTEM, Arc::new(NationalPortalClient::new(c.clone())?));
+        registry.register(
+            crate::national_portal::SYSTEM,
+            Arc::new(NationalPortalClient::new(c.clone())?),
+        );
     }
     if let Some(c) = &config.lis {
         registry.register(crate::lis::SYSTEM, Arc::new(LisClient::new(c.clone())?));
@@ -105,13 +114,18 @@ mod tests {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut lis = LisConfig::new("http://127.0.0.1:9/ws", "HUB");
         lis.password_file = Some(pw);
-        let c = ConnectorsConfig { lis: Some(lis), ..Default::default() };
+        let c = ConnectorsConfig {
+            lis: Some(lis),
+            ..Default::default()
+        };
         let mut r = TransportRegistry::new();
         register_all(&c, &mut r).unwrap();
         assert_eq!(r.destinations().collect::<Vec<_>>(), vec!["lis"]);
         let mut bad = c.clone();
         bad.lis.as_mut().unwrap().password_file = Some(dir.path().join("missing"));
-        let e = register_all(&bad, &mut TransportRegistry::new()).err().unwrap();
+        let e = register_all(&bad, &mut TransportRegistry::new())
+            .err()
+            .unwrap();
         assert!(!e.is_retryable() && e.to_string().contains("connectors.lis.password"));
     }
 }

@@ -32,8 +32,15 @@ impl Secret {
     /// Reads a secret from the environment variable `env` or the file `file`
     /// (exactly one must be given). A trailing newline in the file is dropped.
     /// `what` names the secret in errors (e.g. `connectors.lis.password`).
-    pub fn load(what: &str, env: Option<&str>, file: Option<&Path>) -> Result<Secret, ConnectorError> {
-        let err = |message: String| ConnectorError::Secret { what: what.to_string(), message };
+    pub fn load(
+        what: &str,
+        env: Option<&str>,
+        file: Option<&Path>,
+    ) -> Result<Secret, ConnectorError> {
+        let err = |message: String| ConnectorError::Secret {
+            what: what.to_string(),
+            message,
+        };
         match (env, file) {
             (Some(var), None) => match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
@@ -81,7 +88,9 @@ pub fn validate_source(
 ) {
     let message = match (env, path) {
         (Some(_), Some(_)) => "both `_env` and `_file` are set; keep exactly one",
-        (None, None) => "no secret source; set the `_env` (environment variable name) or the `_file` (path) key",
+        (None, None) => {
+            "no secret source; set the `_env` (environment variable name) or the `_file` (path) key"
+        }
         (Some(""), None) => "the environment variable name is empty",
         _ => return,
     };
@@ -110,7 +119,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("pw");
         std::fs::write(&p, "s3cret\n").unwrap();
-        assert_eq!(Secret::load("x", None, Some(&p)).unwrap().expose(), "s3cret");
+        assert_eq!(
+            Secret::load("x", None, Some(&p)).unwrap().expose(),
+            "s3cret"
+        );
         let e = Secret::load("x", Some("LIENTHONG_SURELY_UNSET_VAR"), None).unwrap_err();
         assert!(e.to_string().contains("LIENTHONG_SURELY_UNSET_VAR"));
         assert!(Secret::load("x", None, None).is_err());

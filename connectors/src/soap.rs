@@ -44,10 +44,20 @@ pub fn parse_reply(text: &str) -> Result<Reply, String> {
     }
     let body = xml::inner(text, "Body")?.ok_or("the SOAP Envelope has no Body")?;
     if xml::inner(body, "Fault")?.is_some() {
-        let raw_code = xml::text(body, "faultcode")?.unwrap_or_default().trim().to_string();
-        let message = xml::text(body, "faultstring")?.unwrap_or_default().trim().to_string();
+        let raw_code = xml::text(body, "faultcode")?
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let message = xml::text(body, "faultstring")?
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         let code = fault_class(&raw_code).to_string();
-        return Ok(Reply::Fault(Fault { code, raw_code, message }));
+        return Ok(Reply::Fault(Fault {
+            code,
+            raw_code,
+            message,
+        }));
     }
     Ok(Reply::Body(body.to_string()))
 }
@@ -86,7 +96,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let ok = envelope("", "<r:Ok xmlns:r=\"x\"><Ma>1</Ma></r:Ok>");
-        assert_eq!(parse_reply(&ok).unwrap(), Reply::Body("<r:Ok xmlns:r=\"x\"><Ma>1</Ma></r:Ok>".into()));
+        assert_eq!(
+            parse_reply(&ok).unwrap(),
+            Reply::Body("<r:Ok xmlns:r=\"x\"><Ma>1</Ma></r:Ok>".into())
+        );
         assert!(parse_reply("<html/>").is_err());
     }
 }

@@ -27,7 +27,10 @@ pub fn build_client(connector: &str, timeout: Duration) -> Result<reqwest::Clien
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .build()
-        .map_err(|e| ConnectorError::Client { connector: connector.to_string(), message: e.to_string() })
+        .map_err(|e| ConnectorError::Client {
+            connector: connector.to_string(),
+            message: e.to_string(),
+        })
 }
 
 /// The first [`EXCERPT_LIMIT`] bytes of a body as text, cut on a char boundary.
@@ -38,7 +41,11 @@ pub fn excerpt(body: &[u8]) -> String {
 
 /// `Retry-After` as delta-seconds or an HTTP date.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -57,8 +64,14 @@ pub struct Response {
 
 /// Sends a built request and reads the whole (bounded) response. Transport
 /// errors come back as a classified [`Failure`] carrying `request_bytes`.
-pub async fn execute(request: reqwest::RequestBuilder, request_bytes: &Bytes) -> Result<Response, Failure> {
-    let mut response = request.send().await.map_err(|e| from_reqwest(&e, request_bytes))?;
+pub async fn execute(
+    request: reqwest::RequestBuilder,
+    request_bytes: &Bytes,
+) -> Result<Response, Failure> {
+    let mut response = request
+        .send()
+        .await
+        .map_err(|e| from_reqwest(&e, request_bytes))?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let mut body = Vec::new();
@@ -81,7 +94,11 @@ pub async fn execute(request: reqwest::RequestBuilder, request_bytes: &Bytes) ->
             Err(e) => return Err(from_reqwest(&e, request_bytes)),
         }
     }
-    Ok(Response { status, headers, body: Bytes::from(body) })
+    Ok(Response {
+        status,
+        headers,
+        body: Bytes::from(body),
+    })
 }
 
 /// Classifies a reqwest error: all of them are transient (timeout, connect,
@@ -142,13 +159,24 @@ pub fn failure(
 pub fn status_failure(system: &str, response: &Response, request: &Bytes) -> Failure {
     let status = response.status;
     let transient = matches!(status, 408 | 425 | 429) || status >= 500;
-    let class = if transient { FailureClass::Transient } else { FailureClass::Permanent };
+    let class = if transient {
+        FailureClass::Transient
+    } else {
+        FailureClass::Permanent
+    };
     let detail = if transient {
         format!("{system} answered HTTP {status}; the delivery layer will retry later")
     } else {
         format!("{system} rejected the request with HTTP {status}; fix the message or the connector configuration, then replay")
     };
-    let mut f = failure(class, format!("http-{status}"), detail, Some(status), request, &response.body);
+    let mut f = failure(
+        class,
+        format!("http-{status}"),
+        detail,
+        Some(status),
+        request,
+        &response.body,
+    );
     f.retry_after = retry_after(&response.headers);
     f
 }
@@ -181,7 +209,10 @@ mod tests {
         let future = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
         h.insert(RETRY_AFTER, HeaderValue::from_str(&future).unwrap());
         let d = retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
     }
 
     #[test]
@@ -195,10 +226,23 @@ mod tests {
     #[test]
     fn statuses() {
         let req = Bytes::from_static(b"x");
-        let mk = |s| Response { status: s, headers: HeaderMap::new(), body: Bytes::new() };
-        assert_eq!(status_failure("p", &mk(503), &req).class, FailureClass::Transient);
-        assert_eq!(status_failure("p", &mk(429), &req).class, FailureClass::Transient);
-        assert_eq!(status_failure("p", &mk(400), &req).class, FailureClass::Permanent);
+        let mk = |s| Response {
+            status: s,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        };
+        assert_eq!(
+            status_failure("p", &mk(503), &req).class,
+            FailureClass::Transient
+        );
+        assert_eq!(
+            status_failure("p", &mk(429), &req).class,
+            FailureClass::Transient
+        );
+        assert_eq!(
+            status_failure("p", &mk(400), &req).class,
+            FailureClass::Permanent
+        );
         assert_eq!(status_failure("p", &mk(404), &req).reason, "http-404");
     }
 }

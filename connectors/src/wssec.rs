@@ -22,8 +22,10 @@ use sha1::{Digest, Sha1};
 use crate::secret::Secret;
 use crate::xml;
 
-pub const WSSE_NS: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
-pub const WSU_NS: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
+pub const WSSE_NS: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
+pub const WSU_NS: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
 pub const DIGEST_TYPE: &str =
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest";
 pub const BASE64_ENCODING: &str =
@@ -73,14 +75,18 @@ pub fn redact(envelope: &str) -> String {
     let mut out = String::with_capacity(envelope.len());
     let mut rest = envelope;
     while let Some(start) = find_password_open(rest) {
-        let Some(gt) = rest[start..].find('>') else { break };
+        let Some(gt) = rest[start..].find('>') else {
+            break;
+        };
         let content_start = start + gt + 1;
         if rest[start..content_start].ends_with("/>") {
             out.push_str(&rest[..content_start]);
             rest = &rest[content_start..];
             continue;
         }
-        let Some(close) = rest[content_start..].find("</") else { break };
+        let Some(close) = rest[content_start..].find("</") else {
+            break;
+        };
         out.push_str(&rest[..content_start]);
         out.push_str("***");
         rest = &rest[content_start + close..];
@@ -97,7 +103,8 @@ fn find_password_open(s: &str) -> Option<usize> {
         let tag_start = before.rfind('<')?;
         let name = &s[tag_start + 1..at];
         let after = s[at + "Password".len()..].chars().next();
-        let name_ok = name.is_empty() || (name.ends_with(':') && !name.contains(['<', '>', ' ', '/']));
+        let name_ok =
+            name.is_empty() || (name.ends_with(':') && !name.contains(['<', '>', ' ', '/']));
         if name_ok && matches!(after, Some(' ' | '>' | '/')) {
             return Some(tag_start);
         }
@@ -150,9 +157,16 @@ impl Verifier {
 
     /// Verifies the UsernameToken in a SOAP envelope's header.
     pub fn verify(&self, envelope: &str, now: DateTime<Utc>) -> Result<(), TokenError> {
-        let header = xml::inner(envelope, "Security").ok().flatten().ok_or(TokenError::Missing("Security header"))?;
+        let header = xml::inner(envelope, "Security")
+            .ok()
+            .flatten()
+            .ok_or(TokenError::Missing("Security header"))?;
         let field = |name: &'static str| -> Result<String, TokenError> {
-            xml::text(header, name).ok().flatten().map(|s| s.trim().to_string()).ok_or(TokenError::Missing(name))
+            xml::text(header, name)
+                .ok()
+                .flatten()
+                .map(|s| s.trim().to_string())
+                .ok_or(TokenError::Missing(name))
         };
         let user = field("Username")?;
         let digest = field("Password")?;
@@ -164,8 +178,12 @@ impl Verifier {
         if user != self.username {
             return Err(TokenError::UnknownUser);
         }
-        let nonce = B64.decode(nonce_b64.as_bytes()).map_err(|_| TokenError::Missing("valid base64 Nonce"))?;
-        let created_at = DateTime::parse_from_rfc3339(&created).map_err(|_| TokenError::Stale)?.with_timezone(&Utc);
+        let nonce = B64
+            .decode(nonce_b64.as_bytes())
+            .map_err(|_| TokenError::Missing("valid base64 Nonce"))?;
+        let created_at = DateTime::parse_from_rfc3339(&created)
+            .map_err(|_| TokenError::Stale)?
+            .with_timezone(&Utc);
         if (now - created_at).abs() > self.window {
             return Err(TokenError::Stale);
         }
@@ -202,12 +220,22 @@ mod tests {
         let v = Verifier::new("HUB", pw.clone(), std::time::Duration::from_secs(300));
         assert_eq!(v.verify(&env, now), Ok(()));
         assert_eq!(v.verify(&env, now), Err(TokenError::ReplayedNonce));
-        let wrong = Verifier::new("HUB", Secret::new("other"), std::time::Duration::from_secs(300));
+        let wrong = Verifier::new(
+            "HUB",
+            Secret::new("other"),
+            std::time::Duration::from_secs(300),
+        );
         assert_eq!(wrong.verify(&env, now), Err(TokenError::BadDigest));
         let late = Verifier::new("HUB", pw, std::time::Duration::from_secs(300));
-        assert_eq!(late.verify(&env, now + chrono::Duration::minutes(10)), Err(TokenError::Stale));
+        assert_eq!(
+            late.verify(&env, now + chrono::Duration::minutes(10)),
+            Err(TokenError::Stale)
+        );
         let red = redact(&env);
-        assert!(red.contains("#PasswordDigest\">***</wsse:Password>"), "{red}");
+        assert!(
+            red.contains("#PasswordDigest\">***</wsse:Password>"),
+            "{red}"
+        );
         assert!(red.contains("<wsse:Nonce"));
     }
 }

@@ -67,9 +67,7 @@ pub fn root_name(xml: &str) -> Result<String, String> {
     let mut r = reader(xml);
     loop {
         match r.read_event().map_err(|e| err(e, &r))? {
-            Event::Start(e) | Event::Empty(e) => {
-                return Ok(local(e.name().as_ref()).to_string())
-            }
+            Event::Start(e) | Event::Empty(e) => return Ok(local(e.name().as_ref()).to_string()),
             Event::DocType(_) => return Err("a DOCTYPE is not accepted".into()),
             Event::Eof => return Err("no root element".into()),
             _ => {}
@@ -159,7 +157,10 @@ mod tests {
     fn finds_by_local_name() {
         assert_eq!(root_name(DOC).unwrap(), "Envelope");
         assert_eq!(text(DOC, "faultcode").unwrap().as_deref(), Some("s:Client"));
-        assert_eq!(text(DOC, "faultstring").unwrap().as_deref(), Some("Sai & thiếu A"));
+        assert_eq!(
+            text(DOC, "faultstring").unwrap().as_deref(),
+            Some("Sai & thiếu A")
+        );
         assert_eq!(text(DOC, "detail").unwrap().as_deref(), Some(""));
         assert!(inner(DOC, "Body").unwrap().unwrap().starts_with("<a:Fault"));
         assert_eq!(inner(DOC, "Nope").unwrap(), None);
@@ -173,6 +174,9 @@ mod tests {
         assert!(root_name("<!DOCTYPE x [<!ENTITY e 'x'>]><x/>").is_err());
         assert!(check_well_formed("<a><b></a>").is_err());
         assert!(check_well_formed("<a/><b>x</b>").is_ok());
-        assert_eq!(strip_declaration("\u{FEFF}<?xml version='1.0'?>\n<a/>"), "<a/>");
+        assert_eq!(
+            strip_declaration("\u{FEFF}<?xml version='1.0'?>\n<a/>"),
+            "<a/>"
+        );
     }
 }

@@ -24,7 +24,9 @@ fn observation(station: &str, n: usize) -> String {
 
 async fn setup(size: usize, linger_ms: u64, key: &str) -> (IocSim, IocClient) {
     init();
-    let sim = IocSim::start(IocSimConfig::new(Secret::new(KEY))).await.unwrap();
+    let sim = IocSim::start(IocSimConfig::new(Secret::new(KEY)))
+        .await
+        .unwrap();
     let mut c = IocConfig::new(sim.url());
     c.batch_size = size;
     c.linger_ms = linger_ms;
@@ -38,8 +40,14 @@ async fn alerts_go_at_once() {
     let (sim, client) = setup(100, 10_000, KEY).await;
     let alert = json!({"alertId": "A1", "stationCode": "QNAM_CTYXYZ_NUOCTHAI01", "alertType": "VUOT_NGUONG"}).to_string();
     let started = Instant::now();
-    let r = client.send(&outbound("ioc", "alert", alert, "a1")).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(2), "alerts are not lingered");
+    let r = client
+        .send(&outbound("ioc", "alert", alert, "a1"))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "alerts are not lingered"
+    );
     assert_eq!(sim.alerts().len(), 1);
     let log = &sim.core().received()[0];
     assert_eq!(log.headers["x-api-key"], "***");
@@ -49,53 +57,121 @@ async fn alerts_go_at_once() {
 #[tokio::test]
 async fn batch_flushes_at_size() {
     let (sim, client) = setup(3, 10_000, KEY).await;
-    let outs: Vec<_> = (0..3).map(|i| outbound("ioc", "observations", observation(&format!("S_{i}_X"), i), &format!("k{i}"))).collect();
+    let outs: Vec<_> = (0..3)
+        .map(|i| {
+            outbound(
+                "ioc",
+                "observations",
+                observation(&format!("S_{i}_X"), i),
+                &format!("k{i}"),
+            )
+        })
+        .collect();
     let started = Instant::now();
     let results = join_all(outs.iter().map(|o| client.send(o))).await;
-    assert!(started.elapsed() < Duration::from_secs(5), "size reached: no linger wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "size reached: no linger wait"
+    );
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert_eq!(sim.batches().len(), 1);
     assert_eq!(sim.observations().len(), 3);
     // Every caller got the same batch's receipt.
     let first = results[0].as_ref().unwrap();
-    assert!(results.iter().all(|r| r.as_ref().unwrap().request == first.request));
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().unwrap().request == first.request));
 }
 
 #[tokio::test]
 async fn batch_flushes_after_linger() {
     let (sim, client) = setup(100, 300, KEY).await;
-    let outs: Vec<_> = (0..2).map(|i| outbound("ioc", "observations", observation("S_A_B", i), &format!("k{i}"))).collect();
+    let outs: Vec<_> = (0..2)
+        .map(|i| {
+            outbound(
+                "ioc",
+                "observations",
+                observation("S_A_B", i),
+                &format!("k{i}"),
+            )
+        })
+        .collect();
     let started = Instant::now();
     let results = join_all(outs.iter().map(|o| client.send(o))).await;
     let waited = started.elapsed();
     assert!(results.iter().all(Result::is_ok));
-    assert!(waited >= Duration::from_millis(280) && waited < Duration::from_secs(3), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(280) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
     assert_eq!(sim.batches().len(), 1);
-    assert_eq!(sim.batches()[0]["observations"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        sim.batches()[0]["observations"].as_array().unwrap().len(),
+        2
+    );
     // A later message starts a new batch.
-    client.send(&outbound("ioc", "observations", observation("S_A_B", 9), "k9")).await.unwrap();
+    client
+        .send(&outbound(
+            "ioc",
+            "observations",
+            observation("S_A_B", 9),
+            "k9",
+        ))
+        .await
+        .unwrap();
     assert_eq!(sim.batches().len(), 2);
 }
 
 #[tokio::test]
 async fn a_failed_batch_fails_every_caller() {
     let (sim, client) = setup(2, 5_000, KEY).await;
-    sim.core().inject_next(Fault::Status { status: 503, retry_after_secs: Some(4) }, 1);
-    let outs: Vec<_> = (0..2).map(|i| outbound("ioc", "observations", observation("S_A_B", i), &format!("k{i}"))).collect();
+    sim.core().inject_next(
+        Fault::Status {
+            status: 503,
+            retry_after_secs: Some(4),
+        },
+        1,
+    );
+    let outs: Vec<_> = (0..2)
+        .map(|i| {
+            outbound(
+                "ioc",
+                "observations",
+                observation("S_A_B", i),
+                &format!("k{i}"),
+            )
+        })
+        .collect();
     let results = join_all(outs.iter().map(|o| client.send(o))).await;
     for r in results {
         let f = r.unwrap_err();
         assert_class(&f, FailureClass::Transient, "http-503");
         assert_eq!(f.retry_after, Some(Duration::from_secs(4)));
     }
-    let bad = client.send(&outbound("ioc", "observations", r#"{"items": []}"#, "bad")).await.unwrap_err();
+    let bad = client
+        .send(&outbound("ioc", "observations", r#"{"items": []}"#, "bad"))
+        .await
+        .unwrap_err();
     assert_class(&bad, FailureClass::Permanent, "bad-body");
 }
 
 #[tokio::test]
 async fn wrong_key_is_permanent_and_hidden() {
     let (_sim, client) = setup(1, 10, "not-the-key").await;
-    let f = client.send(&outbound("ioc", "observations", observation("S_A_B", 1), "k")).await.unwrap_err();
+    let f = client
+        .send(&outbound(
+            "ioc",
+            "observations",
+            observation("S_A_B", 1),
+            "k",
+        ))
+        .await
+        .unwrap_err();
     assert_class(&f, FailureClass::Permanent, "http-401");
-    assert_no_secret("failure", &f.request, &format!("{f:?}"), &["not-the-key", KEY]);
+    assert_no_secret(
+        "failure",
+        &f.request,
+        &format!("{f:?}"),
+        &["not-the-key", KEY],
+    );
 }

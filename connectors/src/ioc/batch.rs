@@ -46,14 +46,21 @@ where
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
-        let mut batch = Batch { observations: Vec::new(), keys: Vec::with_capacity(items.len()) };
+        let mut batch = Batch {
+            observations: Vec::new(),
+            keys: Vec::with_capacity(items.len()),
+        };
         let mut replies = Vec::with_capacity(items.len());
         for item in items {
             batch.observations.extend(item.observations);
             batch.keys.push(item.key);
             replies.push(item.reply);
         }
-        tracing::debug!(messages = replies.len(), observations = batch.observations.len(), "flushing IOC batch");
+        tracing::debug!(
+            messages = replies.len(),
+            observations = batch.observations.len(),
+            "flushing IOC batch"
+        );
         let outcome = flush(batch).await;
         for reply in replies {
             // A caller that gave up (its future was dropped) no longer listens.

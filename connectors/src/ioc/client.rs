@@ -63,13 +63,23 @@ impl IocClient {
 
     pub fn with_key(config: IocConfig, api_key: ApiKey) -> Result<Self, ConnectorError> {
         if config.batch_size == 0 || config.queue_capacity == 0 {
-            return Err(ConnectorError::config(SYSTEM, "batch_size and queue_capacity must be at least 1"));
+            return Err(ConnectorError::config(
+                SYSTEM,
+                "batch_size and queue_capacity must be at least 1",
+            ));
         }
         let http = wire::build_client(SYSTEM, Duration::from_millis(config.timeout_ms))?;
         let (tx, rx) = mpsc::channel(config.queue_capacity);
-        let inner = Arc::new(Inner { config, http, api_key });
+        let inner = Arc::new(Inner {
+            config,
+            http,
+            api_key,
+        });
         let worker = Arc::clone(&inner);
-        let (size, linger) = (inner.config.batch_size, Duration::from_millis(inner.config.linger_ms));
+        let (size, linger) = (
+            inner.config.batch_size,
+            Duration::from_millis(inner.config.linger_ms),
+        );
         tokio::spawn(async move {
             batch::run(rx, size, linger, |b| {
                 let w = Arc::clone(&worker);
@@ -82,14 +92,26 @@ impl IocClient {
 
     async fn deliver(&self, out: &Outbound) -> Result<Receipt, Failure> {
         let cfg = &self.inner.config;
-        if !cfg.batch_message_types.iter().any(|t| t == &out.message_type) {
+        if !cfg
+            .batch_message_types
+            .iter()
+            .any(|t| t == &out.message_type)
+        {
             let path = cfg.paths.get(&out.message_type).unwrap_or(&cfg.alerts_path);
-            return self.inner.post(path, out.body.clone(), &out.idempotency_key).await;
+            return self
+                .inner
+                .post(path, out.body.clone(), &out.idempotency_key)
+                .await;
         }
-        let observations = codec::observations(&out.body)
-            .map_err(|e| wire::failure(FailureClass::Permanent, "bad-body", e, None, &out.body, b""))?;
+        let observations = codec::observations(&out.body).map_err(|e| {
+            wire::failure(FailureClass::Permanent, "bad-body", e, None, &out.body, b"")
+        })?;
         let (reply, outcome) = oneshot::channel();
-        let item = Item { observations, key: out.idempotency_key.clone(), reply };
+        let item = Item {
+            observations,
+            key: out.idempotency_key.clone(),
+            reply,
+        };
         let stopped = || {
             wire::failure(
                 FailureClass::Transient,

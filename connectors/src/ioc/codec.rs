@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 
 /// The `observations` of one mapped message, or why it has none.
 pub fn observations(body: &[u8]) -> Result<Vec<Value>, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("the mapped body is not JSON: {e}"))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the mapped body is not JSON: {e}"))?;
     match v {
         Value::Object(mut o) => match o.remove("observations") {
             Some(Value::Array(items)) => Ok(items),
@@ -19,7 +20,10 @@ pub fn observations(body: &[u8]) -> Result<Vec<Value>, String> {
 
 /// One batch body: `{messageId, source, sentAt, observations}`.
 pub fn batch_body(source: &str, observations: Vec<Value>) -> Vec<u8> {
-    let sent_at = Utc::now().with_timezone(&Ho_Chi_Minh).format("%Y-%m-%dT%H:%M:%S%:z").to_string();
+    let sent_at = Utc::now()
+        .with_timezone(&Ho_Chi_Minh)
+        .format("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string();
     let body = json!({
         "messageId": uuid::Uuid::new_v4().to_string(),
         "source": source,

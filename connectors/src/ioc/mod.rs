@@ -126,13 +126,26 @@ impl IocConfig {
     pub fn validate(&self, file: &str) -> Diagnostics {
         let mut d = Diagnostics::default();
         let ctx = |k: &str| format!("connectors.{SYSTEM}.{k}");
-        let mut push =
-            |k: &str, m: String| d.push(Diagnostic { file: file.into(), line: 0, column: 0, context: ctx(k), message: m });
+        let mut push = |k: &str, m: String| {
+            d.push(Diagnostic {
+                file: file.into(),
+                line: 0,
+                column: 0,
+                context: ctx(k),
+                message: m,
+            })
+        };
         crate::province_portal::check_url(&mut push, "base_url", &self.base_url);
         if reqwest::header::HeaderName::from_bytes(self.api_key_header.as_bytes()).is_err() {
-            push("api_key_header", format!("`{}` is not a valid HTTP header name", self.api_key_header));
+            push(
+                "api_key_header",
+                format!("`{}` is not a valid HTTP header name", self.api_key_header),
+            );
         }
-        for (k, p) in [("observations_path", &self.observations_path), ("alerts_path", &self.alerts_path)] {
+        for (k, p) in [
+            ("observations_path", &self.observations_path),
+            ("alerts_path", &self.alerts_path),
+        ] {
             if !p.starts_with('/') {
                 push(k, format!("`{p}` must start with `/`"));
             }

@@ -22,7 +22,13 @@ pub fn fault_text(system: &str, fault: &Fault) -> (String, String) {
     } else {
         "fix the message, the mapping or the credentials, then replay"
     };
-    (format!("soap-fault:{}", fault.code), format!("{system} SOAP fault {}: {} ({advice})", fault.raw_code, fault.message))
+    (
+        format!("soap-fault:{}", fault.code),
+        format!(
+            "{system} SOAP fault {}: {} ({advice})",
+            fault.raw_code, fault.message
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -30,7 +36,11 @@ mod tests {
     use super::*;
 
     fn f(code: &str) -> Fault {
-        Fault { code: code.into(), raw_code: format!("soap:{code}"), message: "m".into() }
+        Fault {
+            code: code.into(),
+            raw_code: format!("soap:{code}"),
+            message: "m".into(),
+        }
     }
 
     #[test]

@@ -86,24 +86,40 @@ impl LisConfig {
 
     /// The SOAPAction for a message type.
     pub fn soap_action(&self, message_type: &str) -> String {
-        self.soap_actions.get(message_type).cloned().unwrap_or_else(|| format!("{}{message_type}", self.soap_action_prefix))
+        self.soap_actions
+            .get(message_type)
+            .cloned()
+            .unwrap_or_else(|| format!("{}{message_type}", self.soap_action_prefix))
     }
 
     pub fn validate(&self, file: &str) -> Diagnostics {
         let mut d = Diagnostics::default();
         let ctx = |k: &str| format!("connectors.{SYSTEM}.{k}");
-        let mut push =
-            |k: &str, m: String| d.push(Diagnostic { file: file.into(), line: 0, column: 0, context: ctx(k), message: m });
+        let mut push = |k: &str, m: String| {
+            d.push(Diagnostic {
+                file: file.into(),
+                line: 0,
+                column: 0,
+                context: ctx(k),
+                message: m,
+            })
+        };
         crate::province_portal::check_url(&mut push, "url", &self.url);
         if self.username.trim().is_empty() {
-            push("username", "empty; set the WS-Security username LIS issued to the hub".into());
+            push(
+                "username",
+                "empty; set the WS-Security username LIS issued to the hub".into(),
+            );
         }
         if self.timeout_ms == 0 {
             push("timeout_ms", "must be greater than 0".into());
         }
         for (t, a) in &self.soap_actions {
             if a.contains(['"', '\r', '\n']) {
-                push(&format!("soap_actions.{t}"), "must not contain quotes or line breaks".into());
+                push(
+                    &format!("soap_actions.{t}"),
+                    "must not contain quotes or line breaks".into(),
+                );
             }
         }
         crate::secret::validate_source(

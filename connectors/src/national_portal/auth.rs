@@ -43,7 +43,15 @@ impl SessionSource {
         password: Secret,
         ttl: Option<Duration>,
     ) -> Self {
-        SessionSource { http, auth_url, dstcode, username, password, ttl, current: Mutex::new(None) }
+        SessionSource {
+            http,
+            auth_url,
+            dstcode,
+            username,
+            password,
+            ttl,
+            current: Mutex::new(None),
+        }
     }
 
     /// The current session, logging in when there is none or it is older than the TTL.
@@ -93,7 +101,10 @@ impl SessionSource {
         }
         let reply: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
         let code = codec::error_code(&reply).unwrap_or_default();
-        let session = reply.get("session").and_then(Value::as_str).filter(|s| !s.is_empty());
+        let session = reply
+            .get("session")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty());
         match session {
             Some(s) if codec::is_success(&code) => {
                 tracing::debug!(auth_url = %self.auth_url, "DVCQG session established");

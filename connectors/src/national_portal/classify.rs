@@ -36,8 +36,17 @@ mod tests {
         assert_eq!(classify("00", &exp, &tr), Verdict::Ok);
         assert_eq!(classify("0", &exp, &tr), Verdict::Ok);
         assert_eq!(classify("401", &exp, &tr), Verdict::SessionExpired);
-        assert_eq!(classify("99", &exp, &tr), Verdict::Failed(FailureClass::Transient, "dvcqg-error:99".into()));
-        assert_eq!(classify("03", &exp, &tr), Verdict::Failed(FailureClass::Permanent, "dvcqg-error:03".into()));
-        assert_eq!(classify("", &exp, &tr), Verdict::Failed(FailureClass::Permanent, "dvcqg-error:none".into()));
+        assert_eq!(
+            classify("99", &exp, &tr),
+            Verdict::Failed(FailureClass::Transient, "dvcqg-error:99".into())
+        );
+        assert_eq!(
+            classify("03", &exp, &tr),
+            Verdict::Failed(FailureClass::Permanent, "dvcqg-error:03".into())
+        );
+        assert_eq!(
+            classify("", &exp, &tr),
+            Verdict::Failed(FailureClass::Permanent, "dvcqg-error:none".into())
+        );
     }
 }

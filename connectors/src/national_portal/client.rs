@@ -37,7 +37,10 @@ impl NationalPortalClient {
         Self::with_password(config, password)
     }
 
-    pub fn with_password(config: NationalPortalConfig, password: Secret) -> Result<Self, ConnectorError> {
+    pub fn with_password(
+        config: NationalPortalConfig,
+        password: Secret,
+    ) -> Result<Self, ConnectorError> {
         let http = wire::build_client(SYSTEM, Duration::from_millis(config.timeout_ms))?;
         let sessions = SessionSource::new(
             http.clone(),
@@ -47,11 +50,19 @@ impl NationalPortalClient {
             password,
             config.session_ttl_secs.map(Duration::from_secs),
         );
-        Ok(NationalPortalClient { config, http, sessions })
+        Ok(NationalPortalClient {
+            config,
+            http,
+            sessions,
+        })
     }
 
     async fn attempt(&self, out: &Outbound, session: &Secret) -> Attempt {
-        let (body, redacted) = match codec::with_session(&out.body, session.expose(), self.config.madonvi.as_deref()) {
+        let (body, redacted) = match codec::with_session(
+            &out.body,
+            session.expose(),
+            self.config.madonvi.as_deref(),
+        ) {
             Ok(pair) => pair,
             Err(e) => {
                 return Attempt::Done(Err(wire::failure(
@@ -96,7 +107,11 @@ impl NationalPortalClient {
             }
         };
         let code = codec::error_code(&reply).unwrap_or_default();
-        match classify(&code, &self.config.session_expired_codes, &self.config.transient_error_codes) {
+        match classify(
+            &code,
+            &self.config.session_expired_codes,
+            &self.config.transient_error_codes,
+        ) {
             Verdict::Ok => Attempt::Done(Ok(wire::receipt(&response, &recorded, None))),
             Verdict::SessionExpired => Attempt::Expired(recorded),
             Verdict::Failed(class, reason) => {
@@ -108,7 +123,10 @@ impl NationalPortalClient {
                 let mut f = wire::failure(
                     class,
                     reason,
-                    format!("DVCQG error_code {code:?}: {} ({what})", codec::message(&reply)),
+                    format!(
+                        "DVCQG error_code {code:?}: {} ({what})",
+                        codec::message(&reply)
+                    ),
                     Some(response.status),
                     &recorded,
                     &response.body,

@@ -5,8 +5,13 @@ use serde_json::{Map, Value};
 /// The body to send: `{session, madonvi, ...mapped}`, and the same with the session
 /// replaced by `***` for the trail. `Err` when the mapped body is not a JSON object
 /// with a `service`.
-pub fn with_session(body: &[u8], session: &str, default_madonvi: Option<&str>) -> Result<(Vec<u8>, Vec<u8>), String> {
-    let mapped: Value = serde_json::from_slice(body).map_err(|e| format!("the mapped body is not JSON: {e}"))?;
+pub fn with_session(
+    body: &[u8],
+    session: &str,
+    default_madonvi: Option<&str>,
+) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let mapped: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the mapped body is not JSON: {e}"))?;
     let Value::Object(mapped) = mapped else {
         return Err("the mapped body is not a JSON object".into());
     };
@@ -61,19 +66,28 @@ mod tests {
 
     #[test]
     fn session_goes_first_and_is_redacted() {
-        let body = br#"{"service":"CapNhatTienDoHoSoMC","data":[{"MaHoSo":"000.00.32.H47-220915-0001"}]}"#;
+        let body =
+            br#"{"service":"CapNhatTienDoHoSoMC","data":[{"MaHoSo":"000.00.32.H47-220915-0001"}]}"#;
         let (real, red) = with_session(body, "S3SS10N", Some("000.00.32.H47")).unwrap();
         let real = String::from_utf8(real).unwrap();
-        assert!(real.starts_with(r#"{"session":"S3SS10N","madonvi":"000.00.32.H47","service""#), "{real}");
+        assert!(
+            real.starts_with(r#"{"session":"S3SS10N","madonvi":"000.00.32.H47","service""#),
+            "{real}"
+        );
         let red = String::from_utf8(red).unwrap();
         assert!(!red.contains("S3SS10N") && red.contains(r#""session":"***""#));
         assert!(with_session(b"[]", "s", None).is_err());
-        assert!(with_session(br#"{"data":[]}"#, "s", None).unwrap_err().contains("service"));
+        assert!(with_session(br#"{"data":[]}"#, "s", None)
+            .unwrap_err()
+            .contains("service"));
     }
 
     #[test]
     fn codes() {
-        assert_eq!(error_code(&serde_json::json!({"error_code": 0})).as_deref(), Some("0"));
+        assert_eq!(
+            error_code(&serde_json::json!({"error_code": 0})).as_deref(),
+            Some("0")
+        );
         assert!(is_success("00") && is_success("0") && !is_success("01"));
     }
 }

@@ -106,21 +106,37 @@ impl NationalPortalConfig {
     pub fn validate(&self, file: &str) -> Diagnostics {
         let mut d = Diagnostics::default();
         let ctx = |k: &str| format!("connectors.{SYSTEM}.{k}");
-        let mut push =
-            |k: &str, m: String| d.push(Diagnostic { file: file.into(), line: 0, column: 0, context: ctx(k), message: m });
+        let mut push = |k: &str, m: String| {
+            d.push(Diagnostic {
+                file: file.into(),
+                line: 0,
+                column: 0,
+                context: ctx(k),
+                message: m,
+            })
+        };
         crate::province_portal::check_url(&mut push, "auth_url", &self.auth_url);
         crate::province_portal::check_url(&mut push, "integration_url", &self.integration_url);
         if self.dstcode.trim().is_empty() {
-            push("dstcode", "empty; set the dstcode DVCQG issued to the department".into());
+            push(
+                "dstcode",
+                "empty; set the dstcode DVCQG issued to the department".into(),
+            );
         }
         if self.username.trim().is_empty() {
-            push("username", "empty; set the DVCQG integration account".into());
+            push(
+                "username",
+                "empty; set the DVCQG integration account".into(),
+            );
         }
         if self.timeout_ms == 0 {
             push("timeout_ms", "must be greater than 0".into());
         }
         if self.session_ttl_secs == Some(0) {
-            push("session_ttl_secs", "must be greater than 0 (or removed)".into());
+            push(
+                "session_ttl_secs",
+                "must be greater than 0 (or removed)".into(),
+            );
         }
         crate::secret::validate_source(
             &mut d,

@@ -48,7 +48,14 @@ impl TokenSource {
         consumer_secret: Secret,
         margin: Duration,
     ) -> Self {
-        TokenSource { http, token_url, consumer_key, consumer_secret, margin, cached: Mutex::new(None) }
+        TokenSource {
+            http,
+            token_url,
+            consumer_key,
+            consumer_secret,
+            margin,
+            cached: Mutex::new(None),
+        }
     }
 
     /// A token that is still fresh, fetching one when needed.
@@ -89,7 +96,10 @@ impl TokenSource {
             .body("grant_type=client_credentials");
         let response = wire::execute(builder, request).await.map_err(|mut f| {
             f.reason = format!("token-{}", f.reason);
-            f.detail = format!("LGSP token request to {} failed: {}", self.token_url, f.detail);
+            f.detail = format!(
+                "LGSP token request to {} failed: {}",
+                self.token_url, f.detail
+            );
             f
         })?;
         if !wire::is_success(response.status) {
@@ -121,9 +131,16 @@ impl TokenSource {
             .map(Duration::from_secs_f64)
             .unwrap_or(Duration::from_secs(300));
         // A margin larger than the lifetime would refresh on every call: use half the lifetime then.
-        let margin = if self.margin >= lifetime { lifetime / 2 } else { self.margin };
+        let margin = if self.margin >= lifetime {
+            lifetime / 2
+        } else {
+            self.margin
+        };
         tracing::debug!(token_url = %self.token_url, lifetime_s = lifetime.as_secs(), "LGSP token obtained");
-        Ok(Token { value: Secret::new(reply.access_token), refresh_at: started + lifetime - margin })
+        Ok(Token {
+            value: Secret::new(reply.access_token),
+            refresh_at: started + lifetime - margin,
+        })
     }
 }
 

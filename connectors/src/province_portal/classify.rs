@@ -13,11 +13,16 @@ use router::delivery::FailureClass;
 use super::codec::LgspReply;
 
 /// WSO2 API Manager gateway codes that mean "try later".
-pub const GATEWAY_TRANSIENT: &[&str] =
-    &["900800", "900802", "900803", "900804", "900805", "900806", "101503", "101504", "101505", "101507", "101508"];
+pub const GATEWAY_TRANSIENT: &[&str] = &[
+    "900800", "900802", "900803", "900804", "900805", "900806", "101503", "101504", "101505",
+    "101507", "101508",
+];
 
 /// `None` when the reply is a success, else the class, a reason and a detail.
-pub fn classify(reply: &LgspReply, extra_transient: &[String]) -> Option<(FailureClass, String, String)> {
+pub fn classify(
+    reply: &LgspReply,
+    extra_transient: &[String],
+) -> Option<(FailureClass, String, String)> {
     let code = reply.error_code.as_deref().unwrap_or("");
     let ok_status = reply.status.as_deref() == Some("1");
     let ok_code = matches!(code, "0" | "00");
@@ -25,7 +30,11 @@ pub fn classify(reply: &LgspReply, extra_transient: &[String]) -> Option<(Failur
         return None;
     }
     let transient = GATEWAY_TRANSIENT.contains(&code) || extra_transient.iter().any(|c| c == code);
-    let class = if transient { FailureClass::Transient } else { FailureClass::Permanent };
+    let class = if transient {
+        FailureClass::Transient
+    } else {
+        FailureClass::Permanent
+    };
     let what = if transient {
         "the delivery layer will retry later"
     } else {
@@ -34,7 +43,10 @@ pub fn classify(reply: &LgspReply, extra_transient: &[String]) -> Option<(Failur
     Some((
         class,
         format!("lgsp-error:{}", if code.is_empty() { "none" } else { code }),
-        format!("LGSP status {:?}, errorCode {code:?}: {} ({what})", reply.status, reply.error_desc),
+        format!(
+            "LGSP status {:?}, errorCode {code:?}: {} ({what})",
+            reply.status, reply.error_desc
+        ),
     ))
 }
 
@@ -46,7 +58,11 @@ mod tests {
     fn r(status: &str, code: &str) -> LgspReply {
         LgspReply {
             status: Some(status.into()),
-            error_code: if code.is_empty() { None } else { Some(code.into()) },
+            error_code: if code.is_empty() {
+                None
+            } else {
+                Some(code.into())
+            },
             error_desc: "mô tả".into(),
             data: Value::Null,
         }
@@ -56,9 +72,18 @@ mod tests {
     fn codes() {
         assert!(classify(&r("1", "0"), &[]).is_none());
         assert!(classify(&r("1", ""), &[]).is_none());
-        assert_eq!(classify(&r("0", "900800"), &[]).unwrap().0, FailureClass::Transient);
-        assert_eq!(classify(&r("0", "HOSO_KHONG_TON_TAI"), &[]).unwrap().0, FailureClass::Permanent);
-        assert_eq!(classify(&r("0", "E42"), &["E42".into()]).unwrap().0, FailureClass::Transient);
+        assert_eq!(
+            classify(&r("0", "900800"), &[]).unwrap().0,
+            FailureClass::Transient
+        );
+        assert_eq!(
+            classify(&r("0", "HOSO_KHONG_TON_TAI"), &[]).unwrap().0,
+            FailureClass::Permanent
+        );
+        assert_eq!(
+            classify(&r("0", "E42"), &["E42".into()]).unwrap().0,
+            FailureClass::Transient
+        );
         assert_eq!(classify(&r("0", ""), &[]).unwrap().1, "lgsp-error:none");
     }
 }

@@ -32,24 +32,44 @@ impl ProvincePortalClient {
     }
 
     /// Builds the client with an already loaded secret (tests, demo).
-    pub fn with_secret(config: ProvincePortalConfig, consumer_secret: Secret) -> Result<Self, ConnectorError> {
+    pub fn with_secret(
+        config: ProvincePortalConfig,
+        consumer_secret: Secret,
+    ) -> Result<Self, ConnectorError> {
         let http = wire::build_client(SYSTEM, Duration::from_millis(config.timeout_ms))?;
         let tokens = TokenSource::new(
             http.clone(),
-            format!("{}{}", config.base_url.trim_end_matches('/'), config.token_path),
+            format!(
+                "{}{}",
+                config.base_url.trim_end_matches('/'),
+                config.token_path
+            ),
             config.consumer_key.clone(),
             consumer_secret,
             Duration::from_secs(config.token_refresh_margin_secs),
         );
-        Ok(ProvincePortalClient { config, http, tokens })
+        Ok(ProvincePortalClient {
+            config,
+            http,
+            tokens,
+        })
     }
 
     fn url(&self, message_type: &str) -> String {
-        let path = self.config.paths.get(message_type).unwrap_or(&self.config.default_path);
+        let path = self
+            .config
+            .paths
+            .get(message_type)
+            .unwrap_or(&self.config.default_path);
         format!("{}{}", self.config.base_url.trim_end_matches('/'), path)
     }
 
-    async fn post(&self, out: &Outbound, token: &Secret, request: &Bytes) -> Result<wire::Response, Failure> {
+    async fn post(
+        &self,
+        out: &Outbound,
+        token: &Secret,
+        request: &Bytes,
+    ) -> Result<wire::Response, Failure> {
         let builder = self
             .http
             .post(self.url(&out.message_type))
@@ -79,20 +99,36 @@ impl ProvincePortalClient {
             }
         }
         if !wire::is_success(response.status) {
-            return Err(wire::status_failure("the province portal (LGSP)", &response, &request));
+            return Err(wire::status_failure(
+                "the province portal (LGSP)",
+                &response,
+                &request,
+            ));
         }
         let reply = codec::parse_reply(&response.body).map_err(|e| {
             wire::failure(
                 FailureClass::Permanent,
                 "unexpected-reply",
-                format!("the LGSP answered HTTP {} but {e}; check the configured path", response.status),
+                format!(
+                    "the LGSP answered HTTP {} but {e}; check the configured path",
+                    response.status
+                ),
                 Some(response.status),
                 &request,
                 &response.body,
             )
         })?;
-        if let Some((class, reason, detail)) = classify::classify(&reply, &self.config.transient_error_codes) {
-            let mut f = wire::failure(class, reason, detail, Some(response.status), &request, &response.body);
+        if let Some((class, reason, detail)) =
+            classify::classify(&reply, &self.config.transient_error_codes)
+        {
+            let mut f = wire::failure(
+                class,
+                reason,
+                detail,
+                Some(response.status),
+                &request,
+                &response.body,
+            );
             f.retry_after = wire::retry_after(&response.headers);
             return Err(f);
         }

@@ -32,7 +32,11 @@ pub fn parse_reply(body: &[u8]) -> Result<LgspReply, String> {
     Ok(LgspReply {
         status: as_text(obj.get("status")),
         error_code: as_text(obj.get("errorCode")),
-        error_desc: obj.get("errorDesc").and_then(Value::as_str).unwrap_or_default().to_string(),
+        error_desc: obj
+            .get("errorDesc")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         data: obj.get("data").cloned().unwrap_or(Value::Null),
     })
 }
@@ -56,7 +60,10 @@ mod tests {
         let r = parse_reply(br#"{"status":1,"errorCode":"0","errorDesc":"","data":null}"#).unwrap();
         assert_eq!(r.status.as_deref(), Some("1"));
         assert_eq!(r.error_code.as_deref(), Some("0"));
-        let r = parse_reply(br#"{"status":"0","errorCode":101503,"errorDesc":"x","data":{"id":"A-1"}}"#).unwrap();
+        let r = parse_reply(
+            br#"{"status":"0","errorCode":101503,"errorDesc":"x","data":{"id":"A-1"}}"#,
+        )
+        .unwrap();
         assert_eq!(r.error_code.as_deref(), Some("101503"));
         assert_eq!(reference(&r).as_deref(), Some("A-1"));
         assert!(parse_reply(b"<html/>").is_err());

@@ -109,18 +109,33 @@ impl ProvincePortalConfig {
         let mut d = Diagnostics::default();
         let ctx = |k: &str| format!("connectors.{SYSTEM}.{k}");
         let mut push = |k: &str, m: String| {
-            d.push(Diagnostic { file: file.into(), line: 0, column: 0, context: ctx(k), message: m })
+            d.push(Diagnostic {
+                file: file.into(),
+                line: 0,
+                column: 0,
+                context: ctx(k),
+                message: m,
+            })
         };
         check_url(&mut push, "base_url", &self.base_url);
         if self.consumer_key.trim().is_empty() {
-            push("consumer_key", "empty; set the LGSP application's consumer key".into());
+            push(
+                "consumer_key",
+                "empty; set the LGSP application's consumer key".into(),
+            );
         }
         for (k, p) in std::iter::once(("token_path".to_string(), &self.token_path))
-            .chain(std::iter::once(("default_path".to_string(), &self.default_path)))
+            .chain(std::iter::once((
+                "default_path".to_string(),
+                &self.default_path,
+            )))
             .chain(self.paths.iter().map(|(t, p)| (format!("paths.{t}"), p)))
         {
             if !p.starts_with('/') {
-                push(&k, format!("`{p}` must start with `/` (it is appended to base_url)"));
+                push(
+                    &k,
+                    format!("`{p}` must start with `/` (it is appended to base_url)"),
+                );
             }
         }
         if self.timeout_ms == 0 {
@@ -141,8 +156,14 @@ impl ProvincePortalConfig {
 pub(crate) fn check_url(push: &mut impl FnMut(&str, String), key: &str, url: &str) {
     match reqwest::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-        Ok(u) => push(key, format!("`{url}` has scheme `{}`; use http or https", u.scheme())),
-        Err(e) => push(key, format!("`{url}` is not a URL ({e}); write e.g. https://host:port")),
+        Ok(u) => push(
+            key,
+            format!("`{url}` has scheme `{}`; use http or https", u.scheme()),
+        ),
+        Err(e) => push(
+            key,
+            format!("`{url}` is not a URL ({e}); write e.g. https://host:port"),
+        ),
     }
 }
 
@@ -166,7 +187,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let e = serde_json::from_str::<ProvincePortalConfig>(r#"{"base_url":"http://x","consumer_key":"k","secret":"s"}"#);
+        let e = serde_json::from_str::<ProvincePortalConfig>(
+            r#"{"base_url":"http://x","consumer_key":"k","secret":"s"}"#,
+        );
         assert!(e.unwrap_err().to_string().contains("unknown field"));
     }
 }

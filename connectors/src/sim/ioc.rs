@@ -52,9 +52,19 @@ impl IocSim {
     pub async fn start(config: IocSimConfig) -> Result<Self, ConnectorError> {
         let header = config.api_key_header.to_ascii_lowercase();
         let core = SimCore::new("ioc", &[&header]);
-        let state = Arc::new(State_ { config, core: Arc::clone(&core), batches: Mutex::new(Vec::new()), alerts: Mutex::new(Vec::new()) });
-        let app = Router::new().fallback(handle).with_state(Arc::clone(&state));
-        Ok(IocSim { server: serve(app, core).await?, state })
+        let state = Arc::new(State_ {
+            config,
+            core: Arc::clone(&core),
+            batches: Mutex::new(Vec::new()),
+            alerts: Mutex::new(Vec::new()),
+        });
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&state));
+        Ok(IocSim {
+            server: serve(app, core).await?,
+            state,
+        })
     }
     pub fn url(&self) -> &str {
         self.server.url()
@@ -68,7 +78,10 @@ impl IocSim {
     }
     /// Every accepted observation, flattened.
     pub fn observations(&self) -> Vec<Value> {
-        self.batches().into_iter().flat_map(|b| b["observations"].as_array().cloned().unwrap_or_default()).collect()
+        self.batches()
+            .into_iter()
+            .flat_map(|b| b["observations"].as_array().cloned().unwrap_or_default())
+            .collect()
     }
     pub fn alerts(&self) -> Vec<Value> {
         self.state.alerts.lock().expect("alerts poisoned").clone()
@@ -104,7 +117,12 @@ fn structural_alert(v: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn handle(State(s): State<Arc<State_>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(s): State<Arc<State_>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let core = &s.core;
     let path = uri.path().to_string();
     let message_type = if path == s.config.observations_path {
@@ -112,9 +130,15 @@ async fn handle(State(s): State<Arc<State_>>, uri: Uri, headers: HeaderMap, body
     } else if path == s.config.alerts_path {
         "alert"
     } else {
-        return (StatusCode::NOT_FOUND, Json(json!({"error": "no such endpoint"}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such endpoint"})),
+        )
+            .into_response();
     };
-    let record = |outcome: String, dup: bool| core.record(&path, message_type, &headers, &body, dup, outcome);
+    let record = |outcome: String, dup: bool| {
+        core.record(&path, message_type, &headers, &body, dup, outcome)
+    };
     let injected = match core.apply_fault().await {
         Ok(f) => f,
         Err(resp) => {
@@ -122,19 +146,36 @@ async fn handle(State(s): State<Arc<State_>>, uri: Uri, headers: HeaderMap, body
             return resp;
         }
     };
-    if super::header(&headers, &s.config.api_key_header).as_deref() != Some(s.config.api_key.expose()) || injected == Some(Fault::ExpireAuth) {
+    if super::header(&headers, &s.config.api_key_header).as_deref()
+        != Some(s.config.api_key.expose())
+        || injected == Some(Fault::ExpireAuth)
+    {
         record("rejected: API key".into(), false);
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid or missing API key"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid or missing API key"})),
+        )
+            .into_response();
     }
-    if let Some(Fault::BusinessError { code, message }) | Some(Fault::SoapFault { code, message }) = injected {
+    if let Some(Fault::BusinessError { code, message }) | Some(Fault::SoapFault { code, message }) =
+        injected
+    {
         record(format!("fault: {code}"), false);
-        return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"error": code, "message": message}))).into_response();
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": code, "message": message})),
+        )
+            .into_response();
     }
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
             record(format!("rejected: not JSON: {e}"), false);
-            return (StatusCode::BAD_REQUEST, Json(json!({"error": format!("body is not JSON: {e}")}))).into_response();
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("body is not JSON: {e}")})),
+            )
+                .into_response();
         }
     };
     let errors = match core.validate(message_type, &body) {
@@ -145,10 +186,18 @@ async fn handle(State(s): State<Arc<State_>>, uri: Uri, headers: HeaderMap, body
     };
     if !errors.is_empty() {
         record(format!("rejected: {}", errors.join("; ")), false);
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": errors.join("; ")}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": errors.join("; ")})),
+        )
+            .into_response();
     }
     let duplicate = core.seen_before(super::header(&headers, "idempotency-key").as_deref());
-    let accepted = if message_type == "observations" { v["observations"].as_array().map_or(0, Vec::len) } else { 1 };
+    let accepted = if message_type == "observations" {
+        v["observations"].as_array().map_or(0, Vec::len)
+    } else {
+        1
+    };
     if !duplicate {
         if message_type == "observations" {
             s.batches.lock().expect("batches poisoned").push(v);

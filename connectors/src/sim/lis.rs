@@ -53,10 +53,22 @@ pub struct LisSim {
 impl LisSim {
     pub async fn start(config: LisSimConfig) -> Result<Self, ConnectorError> {
         let core = SimCore::new("lis", &[]);
-        let verifier = Verifier::new(config.username.clone(), config.password.clone(), Duration::from_secs(300));
-        let state = Arc::new(State_ { config, core: Arc::clone(&core), verifier, receipts: AtomicU64::new(0), answers: Mutex::new(BTreeMap::new()) });
+        let verifier = Verifier::new(
+            config.username.clone(),
+            config.password.clone(),
+            Duration::from_secs(300),
+        );
+        let state = Arc::new(State_ {
+            config,
+            core: Arc::clone(&core),
+            verifier,
+            receipts: AtomicU64::new(0),
+            answers: Mutex::new(BTreeMap::new()),
+        });
         let app = Router::new().route(PATH, post(handle)).with_state(state);
-        Ok(LisSim { server: serve(app, core).await? })
+        Ok(LisSim {
+            server: serve(app, core).await?,
+        })
     }
     /// The service URL (`{base}/lis/ws`).
     pub fn url(&self) -> String {
@@ -71,7 +83,12 @@ impl LisSim {
 }
 
 fn fault(code: &str, message: &str) -> Response {
-    (StatusCode::INTERNAL_SERVER_ERROR, [("content-type", "text/xml; charset=utf-8")], soap::fault_envelope(code, message)).into_response()
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [("content-type", "text/xml; charset=utf-8")],
+        soap::fault_envelope(code, message),
+    )
+        .into_response()
 }
 
 /// Structural checks: a well-formed element carrying a non-empty `MaHoSo`.
@@ -91,9 +108,17 @@ async fn handle(State(s): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -
     let action = super::header(&headers, "soapaction").map(|a| a.trim_matches('"').to_string());
     let message_type = action
         .as_deref()
-        .map(|a| s.config.actions.get(a).cloned().unwrap_or_else(|| a.rsplit('/').next().unwrap_or(a).to_string()))
+        .map(|a| {
+            s.config
+                .actions
+                .get(a)
+                .cloned()
+                .unwrap_or_else(|| a.rsplit('/').next().unwrap_or(a).to_string())
+        })
         .unwrap_or_default();
-    let record = |outcome: String, dup: bool| core.record(PATH, &message_type, &headers, &body, dup, outcome);
+    let record = |outcome: String, dup: bool| {
+        core.record(PATH, &message_type, &headers, &body, dup, outcome)
+    };
     let injected = match core.apply_fault().await {
         Ok(f) => f,
         Err(resp) => {
@@ -118,12 +143,22 @@ async fn handle(State(s): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -
     };
     if let Err(e) = s.verifier.verify(text, Utc::now()) {
         record(format!("rejected: WS-Security: {e}"), false);
-        return fault("Client.Authentication", &format!("The security token could not be authenticated: {e}"));
+        return fault(
+            "Client.Authentication",
+            &format!("The security token could not be authenticated: {e}"),
+        );
     }
     match injected {
         Some(Fault::SoapFault { code, message }) => {
             record(format!("fault: SOAP {code}"), false);
-            return fault(&code, if message.is_empty() { "simulated fault" } else { &message });
+            return fault(
+                &code,
+                if message.is_empty() {
+                    "simulated fault"
+                } else {
+                    &message
+                },
+            );
         }
         Some(Fault::BusinessError { code, message }) => {
             record(format!("fault: business {code}"), false);
@@ -138,7 +173,10 @@ async fn handle(State(s): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -
     };
     if !errors.is_empty() {
         record(format!("rejected: {}", errors.join("; ")), false);
-        return fault("Client", &format!("Dữ liệu không hợp lệ: {}", errors.join("; ")));
+        return fault(
+            "Client",
+            &format!("Dữ liệu không hợp lệ: {}", errors.join("; ")),
+        );
     }
     let key = super::header(&headers, "idempotency-key");
     let duplicate = core.seen_before(key.as_deref());
@@ -160,7 +198,9 @@ async fn handle(State(s): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -
     record("accepted".into(), duplicate);
     let reply = soap::envelope(
         "",
-        &format!(r#"<{root}Response xmlns="http://lis.quangnam.gov.vn/hoso"><SoBienNhan>{answer}</SoBienNhan><KetQua>OK</KetQua></{root}Response>"#),
+        &format!(
+            r#"<{root}Response xmlns="http://lis.quangnam.gov.vn/hoso"><SoBienNhan>{answer}</SoBienNhan><KetQua>OK</KetQua></{root}Response>"#
+        ),
     );
     ([("content-type", "text/xml; charset=utf-8")], reply).into_response()
 }

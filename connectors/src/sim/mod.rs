@@ -130,7 +130,10 @@ pub struct Stats {
 
 impl SimCore {
     pub fn new(system: &'static str, secret_headers: &[&str]) -> Arc<Self> {
-        let mut secret_headers: Vec<String> = secret_headers.iter().map(|h| h.to_ascii_lowercase()).collect();
+        let mut secret_headers: Vec<String> = secret_headers
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
         secret_headers.push("authorization".into());
         Arc::new(SimCore {
             system,
@@ -152,12 +155,20 @@ impl SimCore {
 
     /// `fault` for the next `count` requests.
     pub fn inject_next(&self, fault: Fault, count: u32) {
-        self.inject(FaultRule { fault, count: Some(count), probability: None });
+        self.inject(FaultRule {
+            fault,
+            count: Some(count),
+            probability: None,
+        });
     }
 
     /// `fault` on each request with probability `p`.
     pub fn inject_probability(&self, fault: Fault, p: f64) {
-        self.inject(FaultRule { fault, count: None, probability: Some(p) });
+        self.inject(FaultRule {
+            fault,
+            count: None,
+            probability: Some(p),
+        });
     }
 
     pub fn clear_faults(&self) {
@@ -194,19 +205,33 @@ impl SimCore {
     }
 
     pub fn set_validator(&self, message_type: impl Into<String>, v: Validator) {
-        self.validators.write().expect("validators poisoned").insert(message_type.into(), v);
+        self.validators
+            .write()
+            .expect("validators poisoned")
+            .insert(message_type.into(), v);
     }
 
     /// The plugged-in validator's verdict, or `None` when there is none for the type.
     pub fn validate(&self, message_type: &str, payload: &[u8]) -> Option<Result<(), Vec<String>>> {
-        let v = self.validators.read().expect("validators poisoned").get(message_type).cloned()?;
+        let v = self
+            .validators
+            .read()
+            .expect("validators poisoned")
+            .get(message_type)
+            .cloned()?;
         Some(v(payload))
     }
 
     /// Registers an idempotency key; `true` when it was seen before.
     pub fn seen_before(&self, key: Option<&str>) -> bool {
-        let Some(key) = key.filter(|k| !k.is_empty()) else { return false };
-        let dup = !self.keys.lock().expect("keys poisoned").insert(key.to_string());
+        let Some(key) = key.filter(|k| !k.is_empty()) else {
+            return false;
+        };
+        let dup = !self
+            .keys
+            .lock()
+            .expect("keys poisoned")
+            .insert(key.to_string());
         if dup {
             self.duplicates.fetch_add(1, Ordering::Relaxed);
         }
@@ -214,7 +239,15 @@ impl SimCore {
     }
 
     /// Appends to the log.
-    pub fn record(&self, endpoint: &str, message_type: &str, headers: &HeaderMap, body: &[u8], duplicate: bool, outcome: impl Into<String>) {
+    pub fn record(
+        &self,
+        endpoint: &str,
+        message_type: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        duplicate: bool,
+        outcome: impl Into<String>,
+    ) {
         let shown: BTreeMap<String, String> = headers
             .iter()
             .map(|(k, v)| {
@@ -248,7 +281,10 @@ impl SimCore {
 
     /// Accepted, non-duplicate messages, in order.
     pub fn accepted(&self) -> Vec<Received> {
-        self.received().into_iter().filter(|r| r.outcome == "accepted" && !r.duplicate).collect()
+        self.received()
+            .into_iter()
+            .filter(|r| r.outcome == "accepted" && !r.duplicate)
+            .collect()
     }
 
     pub fn duplicates(&self) -> u64 {
@@ -281,8 +317,12 @@ impl SimCore {
                 }
                 Err(StatusCode::GATEWAY_TIMEOUT.into_response())
             }
-            Some(Fault::Status { status, retry_after_secs }) => {
-                let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Some(Fault::Status {
+                status,
+                retry_after_secs,
+            }) => {
+                let code =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 let mut r = (code, format!("simulated HTTP {status}")).into_response();
                 if let Some(s) = retry_after_secs {
                     r.headers_mut().insert("retry-after", s.into());
@@ -296,7 +336,10 @@ impl SimCore {
 
 /// A header as text.
 pub fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// A running simulator.
@@ -352,24 +395,40 @@ async fn get_stats(State(core): State<Arc<SimCore>>) -> Json<Stats> {
 /// Binds `127.0.0.1:0`, adds the control API, and serves until shut down.
 pub(crate) async fn serve(app: Router, core: Arc<SimCore>) -> Result<SimServer, ConnectorError> {
     let control = Router::new()
-        .route("/_sim/faults", axum::routing::post(post_fault).delete(delete_faults))
+        .route(
+            "/_sim/faults",
+            axum::routing::post(post_fault).delete(delete_faults),
+        )
         .route("/_sim/log", get(get_log))
         .route("/_sim/stats", get(get_stats))
         .with_state(Arc::clone(&core));
-    let app = control.merge(app).layer(axum::extract::DefaultBodyLimit::max(8 * 1024 * 1024));
+    let app = control
+        .merge(app)
+        .layer(axum::extract::DefaultBodyLimit::max(8 * 1024 * 1024));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .map_err(|e| ConnectorError::io(format!("simulator {}: binding 127.0.0.1:0", core.system), e))?;
-    let addr = listener.local_addr().map_err(|e| ConnectorError::io("simulator local address", e))?;
+        .map_err(|e| {
+            ConnectorError::io(format!("simulator {}: binding 127.0.0.1:0", core.system), e)
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ConnectorError::io("simulator local address", e))?;
     let token = core.shutdown.clone();
     let system = core.system;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned()).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+        {
             tracing::warn!(simulator = system, error = %e, "simulator stopped with an error");
         }
     });
     tracing::info!(simulator = system, %addr, "simulator listening");
-    Ok(SimServer { url: format!("http://{addr}"), core, task: Some(task) })
+    Ok(SimServer {
+        url: format!("http://{addr}"),
+        core,
+        task: Some(task),
+    })
 }
 
 #[cfg(test)]
@@ -380,7 +439,13 @@ mod tests {
     fn counted_faults_run_out_and_probability_zero_never_fires() {
         let core = SimCore::new("t", &[]);
         core.inject_probability(Fault::Hang, 0.0);
-        core.inject_next(Fault::Status { status: 503, retry_after_secs: None }, 2);
+        core.inject_next(
+            Fault::Status {
+                status: 503,
+                retry_after_secs: None,
+            },
+            2,
+        );
         assert!(matches!(core.next_fault(), Some(Fault::Status { .. })));
         assert!(matches!(core.next_fault(), Some(Fault::Status { .. })));
         assert_eq!(core.next_fault(), None);

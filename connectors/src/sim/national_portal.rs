@@ -84,15 +84,27 @@ impl DvcqgSim {
     }
     /// Ends every session now.
     pub fn expire_sessions(&self) {
-        self.state.sessions.lock().expect("sessions poisoned").clear();
+        self.state
+            .sessions
+            .lock()
+            .expect("sessions poisoned")
+            .clear();
     }
     /// Dossiers synced with `DongBoHoSoMC`, by `MaHoSo`.
     pub fn dossiers(&self) -> BTreeMap<String, Value> {
-        self.state.dossiers.lock().expect("dossiers poisoned").clone()
+        self.state
+            .dossiers
+            .lock()
+            .expect("dossiers poisoned")
+            .clone()
     }
     /// Progress entries received with `CapNhatTienDoHoSoMC`, in order.
     pub fn progress(&self) -> Vec<Value> {
-        self.state.progress.lock().expect("progress poisoned").clone()
+        self.state
+            .progress
+            .lock()
+            .expect("progress poisoned")
+            .clone()
     }
     pub async fn shutdown(self) {
         self.server.shutdown().await
@@ -108,21 +120,30 @@ async fn auth(State(s): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -> 
         return reply("98", "dstcode không hợp lệ");
     }
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    if v["username"].as_str() != Some(&s.config.username) || v["password"].as_str() != Some(s.config.password.expose()) {
+    if v["username"].as_str() != Some(&s.config.username)
+        || v["password"].as_str() != Some(s.config.password.expose())
+    {
         return reply("01", "Sai tên đăng nhập hoặc mật khẩu");
     }
     let session = uuid::Uuid::new_v4().simple().to_string();
-    s.sessions.lock().expect("sessions poisoned").insert(session.clone(), Instant::now() + s.config.session_ttl);
+    s.sessions
+        .lock()
+        .expect("sessions poisoned")
+        .insert(session.clone(), Instant::now() + s.config.session_ttl);
     s.logins.fetch_add(1, Ordering::Relaxed);
     Json(json!({"error_code": 0, "message": "Thành công", "session": session})).into_response()
 }
 
 fn is_str(v: &Value, k: &str) -> bool {
-    v.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty())
+    v.get(k)
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty())
 }
 
 fn is_date14(v: &Value, k: &str) -> bool {
-    v.get(k).and_then(Value::as_str).is_some_and(|s| s.len() == 14 && s.bytes().all(|b| b.is_ascii_digit()))
+    v.get(k)
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.len() == 14 && s.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Structural checks (the verified DVCQG field names) when no schema is plugged in.
@@ -131,7 +152,11 @@ fn structural(service: &str, v: &Value) -> Vec<String> {
     if !is_str(v, "madonvi") {
         errs.push("/madonvi: required".into());
     }
-    let Some(items) = v.get("data").and_then(Value::as_array).filter(|a| !a.is_empty()) else {
+    let Some(items) = v
+        .get("data")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+    else {
         errs.push("/data: required non-empty array".into());
         return errs;
     };
@@ -158,7 +183,9 @@ async fn integration(State(s): State<Arc<State_>>, headers: HeaderMap, body: Byt
     let core = &s.core;
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let service = v["service"].as_str().unwrap_or_default().to_string();
-    let record = |outcome: String, dup: bool| core.record(INTEGRATION_PATH, &service, &headers, &body, dup, outcome);
+    let record = |outcome: String, dup: bool| {
+        core.record(INTEGRATION_PATH, &service, &headers, &body, dup, outcome)
+    };
     let fault = match core.apply_fault().await {
         Ok(f) => f,
         Err(resp) => {
@@ -173,9 +200,13 @@ async fn integration(State(s): State<Arc<State_>>, headers: HeaderMap, body: Byt
         record("rejected: dstcode".into(), false);
         return reply("98", "dstcode không hợp lệ");
     }
-    let session_ok = v["session"]
-        .as_str()
-        .is_some_and(|t| s.sessions.lock().expect("sessions poisoned").get(t).is_some_and(|exp| Instant::now() < *exp));
+    let session_ok = v["session"].as_str().is_some_and(|t| {
+        s.sessions
+            .lock()
+            .expect("sessions poisoned")
+            .get(t)
+            .is_some_and(|exp| Instant::now() < *exp)
+    });
     if !session_ok {
         record("rejected: session expired".into(), false);
         return reply("401", "Phiên làm việc đã hết hạn, vui lòng đăng nhập lại");
@@ -191,16 +222,28 @@ async fn integration(State(s): State<Arc<State_>>, headers: HeaderMap, body: Byt
         }
         _ => {}
     }
-    if !matches!(service.as_str(), "DongBoHoSoMC" | "CapNhatTienDoHoSoMC" | "TraCuuHoSo") {
+    if !matches!(
+        service.as_str(),
+        "DongBoHoSoMC" | "CapNhatTienDoHoSoMC" | "TraCuuHoSo"
+    ) {
         record(format!("rejected: unknown service {service:?}"), false);
         return reply("02", &format!("Dịch vụ không tồn tại: {service}"));
     }
     if service == "TraCuuHoSo" {
-        let ma = v["data"]["MaHoSo"].as_str().or_else(|| v["MaHoSo"].as_str()).unwrap_or_default();
-        let found = s.dossiers.lock().expect("dossiers poisoned").get(ma).cloned();
+        let ma = v["data"]["MaHoSo"]
+            .as_str()
+            .or_else(|| v["MaHoSo"].as_str())
+            .unwrap_or_default();
+        let found = s
+            .dossiers
+            .lock()
+            .expect("dossiers poisoned")
+            .get(ma)
+            .cloned();
         record("accepted".into(), false);
         return match found {
-            Some(d) => Json(json!({"error_code": "00", "message": "Thành công", "result": [d]})).into_response(),
+            Some(d) => Json(json!({"error_code": "00", "message": "Thành công", "result": [d]}))
+                .into_response(),
             None => reply("04", "Không tìm thấy hồ sơ"),
         };
     }
@@ -211,16 +254,25 @@ async fn integration(State(s): State<Arc<State_>>, headers: HeaderMap, body: Byt
     };
     if !errors.is_empty() {
         record(format!("rejected: {}", errors.join("; ")), false);
-        return reply("03", &format!("Dữ liệu không hợp lệ: {}", errors.join("; ")));
+        return reply(
+            "03",
+            &format!("Dữ liệu không hợp lệ: {}", errors.join("; ")),
+        );
     }
     let duplicate = core.seen_before(super::header(&headers, "idempotency-key").as_deref());
     if !duplicate {
         for item in v["data"].as_array().into_iter().flatten() {
             if service == "DongBoHoSoMC" {
                 let ma = item["MaHoSo"].as_str().unwrap_or_default().to_string();
-                s.dossiers.lock().expect("dossiers poisoned").insert(ma, item.clone());
+                s.dossiers
+                    .lock()
+                    .expect("dossiers poisoned")
+                    .insert(ma, item.clone());
             } else {
-                s.progress.lock().expect("progress poisoned").push(item.clone());
+                s.progress
+                    .lock()
+                    .expect("progress poisoned")
+                    .push(item.clone());
             }
         }
     }

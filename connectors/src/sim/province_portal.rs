@@ -40,7 +40,10 @@ impl LgspSimConfig {
             consumer_key: consumer_key.into(),
             consumer_secret,
             token_ttl: Duration::from_secs(3600),
-            paths: BTreeMap::from([("/motcua/v1.0.0/hoso/capnhattrangthai".to_string(), "status.update".to_string())]),
+            paths: BTreeMap::from([(
+                "/motcua/v1.0.0/hoso/capnhattrangthai".to_string(),
+                "status.update".to_string(),
+            )]),
         }
     }
 }
@@ -69,7 +72,10 @@ impl LgspSim {
             issued: AtomicU64::new(0),
             statuses: Mutex::new(BTreeMap::new()),
         });
-        let app = Router::new().route("/token", post(token)).fallback(api).with_state(Arc::clone(&state));
+        let app = Router::new()
+            .route("/token", post(token))
+            .fallback(api)
+            .with_state(Arc::clone(&state));
         let server = serve(app, core).await?;
         Ok(LgspSim { server, state })
     }
@@ -90,7 +96,11 @@ impl LgspSim {
     }
     /// The last status applied per dossier (`MaHoSo` → `TrangThaiHoSo`).
     pub fn statuses(&self) -> BTreeMap<String, String> {
-        self.state.statuses.lock().expect("statuses poisoned").clone()
+        self.state
+            .statuses
+            .lock()
+            .expect("statuses poisoned")
+            .clone()
     }
     pub async fn shutdown(self) {
         self.server.shutdown().await
@@ -98,49 +108,80 @@ impl LgspSim {
 }
 
 fn basic_ok(headers: &HeaderMap, cfg: &LgspSimConfig) -> bool {
-    let Some(v) = super::header(headers, "authorization") else { return false };
-    let Some(b64) = v.strip_prefix("Basic ") else { return false };
-    let Ok(raw) = B64.decode(b64.trim()) else { return false };
+    let Some(v) = super::header(headers, "authorization") else {
+        return false;
+    };
+    let Some(b64) = v.strip_prefix("Basic ") else {
+        return false;
+    };
+    let Ok(raw) = B64.decode(b64.trim()) else {
+        return false;
+    };
     raw == format!("{}:{}", cfg.consumer_key, cfg.consumer_secret.expose()).into_bytes()
 }
 
 async fn token(State(s): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -> Response {
     let form = String::from_utf8_lossy(&body);
-    if !form.split('&').any(|p| p == "grant_type=client_credentials") {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "unsupported_grant_type"}))).into_response();
+    if !form
+        .split('&')
+        .any(|p| p == "grant_type=client_credentials")
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "unsupported_grant_type"})),
+        )
+            .into_response();
     }
     if !basic_ok(&headers, &s.config) {
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client", "error_description": "Client Authentication failed."})))
             .into_response();
     }
     let token = uuid::Uuid::new_v4().simple().to_string();
-    s.tokens.lock().expect("tokens poisoned").insert(token.clone(), Instant::now() + s.config.token_ttl);
+    s.tokens
+        .lock()
+        .expect("tokens poisoned")
+        .insert(token.clone(), Instant::now() + s.config.token_ttl);
     s.issued.fetch_add(1, Ordering::Relaxed);
     Json(json!({"access_token": token, "scope": "am_application_scope default", "token_type": "Bearer", "expires_in": s.config.token_ttl.as_secs()}))
         .into_response()
 }
 
 fn lgsp(status: u8, code: &str, desc: &str, data: Value) -> Response {
-    Json(json!({"status": status, "errorCode": code, "errorDesc": desc, "data": data})).into_response()
+    Json(json!({"status": status, "errorCode": code, "errorDesc": desc, "data": data}))
+        .into_response()
 }
 
 /// Structural checks when no schema validator is plugged in.
 fn structural(v: &Value) -> Vec<String> {
     let mut errs = Vec::new();
-    let Some(o) = v.as_object() else { return vec!["body is not a JSON object".into()] };
+    let Some(o) = v.as_object() else {
+        return vec!["body is not a JSON object".into()];
+    };
     for k in ["MaHoSo", "TrangThaiHoSo"] {
-        if !o.get(k).is_some_and(|x| x.as_str().is_some_and(|s| !s.is_empty())) {
+        if o.get(k).and_then(Value::as_str).is_none_or(str::is_empty) {
             errs.push(format!("/{k}: required non-empty string"));
         }
     }
     errs
 }
 
-async fn api(State(s): State<Arc<State_>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn api(
+    State(s): State<Arc<State_>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_string();
     let core = &s.core;
     let Some(message_type) = s.config.paths.get(&path).cloned() else {
-        return (StatusCode::NOT_FOUND, Json(json!({"code": 404, "message": "No matching resource found for given API Request"}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(
+                json!({"code": 404, "message": "No matching resource found for given API Request"}),
+            ),
+        )
+            .into_response();
     };
     if method != Method::POST {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
@@ -148,17 +189,38 @@ async fn api(State(s): State<Arc<State_>>, method: Method, uri: Uri, headers: He
     let fault = match core.apply_fault().await {
         Ok(f) => f,
         Err(resp) => {
-            core.record(&path, &message_type, &headers, &body, false, format!("fault: HTTP {}", resp.status().as_u16()));
+            core.record(
+                &path,
+                &message_type,
+                &headers,
+                &body,
+                false,
+                format!("fault: HTTP {}", resp.status().as_u16()),
+            );
             return resp;
         }
     };
     if fault == Some(Fault::ExpireAuth) {
         s.tokens.lock().expect("tokens poisoned").clear();
     }
-    let bearer = super::header(&headers, "authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_string));
-    let valid = bearer.is_some_and(|t| s.tokens.lock().expect("tokens poisoned").get(&t).is_some_and(|exp| Instant::now() < *exp));
+    let bearer = super::header(&headers, "authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string));
+    let valid = bearer.is_some_and(|t| {
+        s.tokens
+            .lock()
+            .expect("tokens poisoned")
+            .get(&t)
+            .is_some_and(|exp| Instant::now() < *exp)
+    });
     if !valid {
-        core.record(&path, &message_type, &headers, &body, false, "rejected: invalid credentials");
+        core.record(
+            &path,
+            &message_type,
+            &headers,
+            &body,
+            false,
+            "rejected: invalid credentials",
+        );
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({"fault": {"code": 900901, "message": "Invalid Credentials", "description": "Invalid Credentials. Make sure you have provided the correct security credentials"}})),
@@ -167,11 +229,25 @@ async fn api(State(s): State<Arc<State_>>, method: Method, uri: Uri, headers: He
     }
     match fault {
         Some(Fault::BusinessError { code, message }) => {
-            core.record(&path, &message_type, &headers, &body, false, format!("fault: errorCode {code}"));
+            core.record(
+                &path,
+                &message_type,
+                &headers,
+                &body,
+                false,
+                format!("fault: errorCode {code}"),
+            );
             return lgsp(0, &code, &message, Value::Null);
         }
         Some(Fault::SoapFault { .. }) => {
-            core.record(&path, &message_type, &headers, &body, false, "fault: HTTP 500");
+            core.record(
+                &path,
+                &message_type,
+                &headers,
+                &body,
+                false,
+                "fault: HTTP 500",
+            );
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
         _ => {}
@@ -184,8 +260,20 @@ async fn api(State(s): State<Arc<State_>>, method: Method, uri: Uri, headers: He
         (Ok(v), None) => structural(v),
     };
     if !errors.is_empty() {
-        core.record(&path, &message_type, &headers, &body, false, format!("rejected: {}", errors.join("; ")));
-        return lgsp(0, "DATA_INVALID", &format!("Dữ liệu không hợp lệ: {}", errors.join("; ")), Value::Null);
+        core.record(
+            &path,
+            &message_type,
+            &headers,
+            &body,
+            false,
+            format!("rejected: {}", errors.join("; ")),
+        );
+        return lgsp(
+            0,
+            "DATA_INVALID",
+            &format!("Dữ liệu không hợp lệ: {}", errors.join("; ")),
+            Value::Null,
+        );
     }
     let key = super::header(&headers, "idempotency-key");
     let duplicate = core.seen_before(key.as_deref());
@@ -193,7 +281,10 @@ async fn api(State(s): State<Arc<State_>>, method: Method, uri: Uri, headers: He
     let ma = v["MaHoSo"].as_str().unwrap_or_default().to_string();
     if !duplicate {
         if let Some(st) = v["TrangThaiHoSo"].as_str() {
-            s.statuses.lock().expect("statuses poisoned").insert(ma.clone(), st.to_string());
+            s.statuses
+                .lock()
+                .expect("statuses poisoned")
+                .insert(ma.clone(), st.to_string());
         }
     }
     core.record(&path, &message_type, &headers, &body, duplicate, "accepted");

@@ -72,7 +72,11 @@ pub struct TaxSim {
 impl TaxSim {
     pub async fn start(config: TaxSimConfig) -> Result<Self, ConnectorError> {
         let core = SimCore::new("tax", &[]);
-        let verifier = Verifier::new(config.username.clone(), config.password.clone(), Duration::from_secs(300));
+        let verifier = Verifier::new(
+            config.username.clone(),
+            config.password.clone(),
+            Duration::from_secs(300),
+        );
         let state = Arc::new(State_ {
             core: Arc::clone(&core),
             verifier,
@@ -80,8 +84,13 @@ impl TaxSim {
             seq: AtomicU64::new(0),
             documents: Mutex::new(Vec::new()),
         });
-        let app = Router::new().route(PATH, post(handle)).with_state(Arc::clone(&state));
-        Ok(TaxSim { server: serve(app, core).await?, state })
+        let app = Router::new()
+            .route(PATH, post(handle))
+            .with_state(Arc::clone(&state));
+        Ok(TaxSim {
+            server: serve(app, core).await?,
+            state,
+        })
     }
     pub fn url(&self) -> String {
         format!("{}{PATH}", self.server.url())
@@ -91,31 +100,67 @@ impl TaxSim {
     }
     /// Registers a payment notice in the simulated ledger.
     pub fn add_notice(&self, notice: TaxNotice) {
-        self.state.ledger.lock().expect("ledger poisoned").push(notice);
+        self.state
+            .ledger
+            .lock()
+            .expect("ledger poisoned")
+            .push(notice);
     }
     /// The accepted GIP `<DATA>` documents, in order (duplicates excluded).
     pub fn documents(&self) -> Vec<String> {
-        self.state.documents.lock().expect("documents poisoned").clone()
+        self.state
+            .documents
+            .lock()
+            .expect("documents poisoned")
+            .clone()
     }
     /// A `TYPE 00110` payment-notice document for `ma_hs` (sent by GIP to `receiver`),
     /// or `None` when the ledger has nothing for it.
-    pub fn payment_notice(&self, ma_hs: &str, receiver_code: &str, receiver_name: &str) -> Option<String> {
-        let notices: Vec<TaxNotice> =
-            self.state.ledger.lock().expect("ledger poisoned").iter().filter(|n| n.ma_hs == ma_hs).cloned().collect();
+    pub fn payment_notice(
+        &self,
+        ma_hs: &str,
+        receiver_code: &str,
+        receiver_name: &str,
+    ) -> Option<String> {
+        let notices: Vec<TaxNotice> = self
+            .state
+            .ledger
+            .lock()
+            .expect("ledger poisoned")
+            .iter()
+            .filter(|n| n.ma_hs == ma_hs)
+            .cloned()
+            .collect();
         if notices.is_empty() {
             return None;
         }
-        Some(notice_document(&self.state, &notices, receiver_code, receiver_name, ""))
+        Some(notice_document(
+            &self.state,
+            &notices,
+            receiver_code,
+            receiver_name,
+            "",
+        ))
     }
     pub async fn shutdown(self) {
         self.server.shutdown().await
     }
 }
 
-fn gip_header(state: &State_, receiver_code: &str, receiver_name: &str, refid: &str, error: (&str, &str)) -> Vec<(&'static str, String)> {
+fn gip_header(
+    state: &State_,
+    receiver_code: &str,
+    receiver_name: &str,
+    refid: &str,
+    error: (&str, &str),
+) -> Vec<(&'static str, String)> {
     let today = Utc::now().with_timezone(&Ho_Chi_Minh);
     let date = today.format("%d-%m-%Y").to_string();
-    let msg_id = format!("GIP{}{:07}", today.format("%Y%m%d"), state.seq.fetch_add(1, Ordering::Relaxed) + 1);
+    let msg_id = format!(
+        "GIP{}{:07}",
+        today.format("%Y%m%d"),
+        state.seq.fetch_add(1, Ordering::Relaxed) + 1
+    );
     HEADER_FIELDS
         .iter()
         .map(|f| {
@@ -138,10 +183,19 @@ fn gip_header(state: &State_, receiver_code: &str, receiver_name: &str, refid: &
         .collect()
 }
 
-fn notice_document(state: &State_, notices: &[TaxNotice], receiver_code: &str, receiver_name: &str, refid: &str) -> String {
+fn notice_document(
+    state: &State_,
+    notices: &[TaxNotice],
+    receiver_code: &str,
+    receiver_name: &str,
+    refid: &str,
+) -> String {
     let e = xml::escape;
     let first = &notices[0];
-    let total: u128 = notices.iter().filter_map(|n| n.so_tien.parse::<u128>().ok()).sum();
+    let total: u128 = notices
+        .iter()
+        .filter_map(|n| n.so_tien.parse::<u128>().ok())
+        .sum();
     let mut rows = String::new();
     for n in notices {
         rows.push_str(&format!(
@@ -155,7 +209,11 @@ fn notice_document(state: &State_, notices: &[TaxNotice], receiver_code: &str, r
         "<ROW><TYPE>00110</TYPE><NAME>Trả lời truy vấn sổ thuế nhà đất</NAME><SOTHUE><TRANGTHAI>01</TRANGTHAI><MOTA_TRANGTHAI>Tồn tại mã hồ sơ và số CMND/CCCD và có còn nợ thuế đất</MOTA_TRANGTHAI><TONG_TIEN><MA_SO_THUE>{}</MA_SO_THUE><TT_NNT>{total}</TT_NNT>{rows}</TONG_TIEN></SOTHUE></ROW>",
         e(&first.ma_so_thue)
     );
-    data_document(&gip_header(state, receiver_code, receiver_name, refid, ("", "")), &body, "")
+    data_document(
+        &gip_header(state, receiver_code, receiver_name, refid, ("", "")),
+        &body,
+        "",
+    )
 }
 
 fn soap_reply(data: &str) -> Response {
@@ -163,11 +221,20 @@ fn soap_reply(data: &str) -> Response {
         r#"<gip:xuLyTruyVanMsgResponse xmlns:gip="http://gip.request.com/"><return>{}</return></gip:xuLyTruyVanMsgResponse>"#,
         xml::cdata(data)
     );
-    ([("content-type", "text/xml; charset=utf-8")], soap::envelope("", &body)).into_response()
+    (
+        [("content-type", "text/xml; charset=utf-8")],
+        soap::envelope("", &body),
+    )
+        .into_response()
 }
 
 fn fault(code: &str, message: &str) -> Response {
-    (StatusCode::INTERNAL_SERVER_ERROR, [("content-type", "text/xml; charset=utf-8")], soap::fault_envelope(code, message)).into_response()
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [("content-type", "text/xml; charset=utf-8")],
+        soap::fault_envelope(code, message),
+    )
+        .into_response()
 }
 
 /// Header and body checks; returns (MSG_ID, SENDER_CODE, TYPE) or the problems.
@@ -176,9 +243,26 @@ fn check_document(data: &str) -> Result<(String, String, String), Vec<String>> {
     if xml::root_name(data).ok().as_deref() != Some("DATA") {
         return Err(vec!["in_msg does not hold a <DATA> document".into()]);
     }
-    let header = xml::inner(data, "HEADER").ok().flatten().unwrap_or_default();
-    let field = |n: &str| xml::text(header, n).ok().flatten().unwrap_or_default().trim().to_string();
-    for f in ["VERSION", "SENDER_CODE", "RECEIVER_CODE", "TRAN_CODE", "MSG_ID", "SEND_DATE"] {
+    let header = xml::inner(data, "HEADER")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let field = |n: &str| {
+        xml::text(header, n)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    for f in [
+        "VERSION",
+        "SENDER_CODE",
+        "RECEIVER_CODE",
+        "TRAN_CODE",
+        "MSG_ID",
+        "SEND_DATE",
+    ] {
         if field(f).is_empty() {
             errs.push(format!("HEADER/{f}: required"));
         }
@@ -188,7 +272,12 @@ fn check_document(data: &str) -> Result<(String, String, String), Vec<String>> {
         errs.push(format!("HEADER/SEND_DATE: {send_date:?} is not dd-MM-yyyy"));
     }
     let body = xml::inner(data, "BODY").ok().flatten().unwrap_or_default();
-    let ty = xml::text(body, "TYPE").ok().flatten().unwrap_or_default().trim().to_string();
+    let ty = xml::text(body, "TYPE")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     if ty.is_empty() {
         errs.push("BODY/ROW/TYPE: required".into());
     }
@@ -202,9 +291,17 @@ fn check_document(data: &str) -> Result<(String, String, String), Vec<String>> {
 async fn handle(State(s): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -> Response {
     let core = &s.core;
     let text = String::from_utf8_lossy(&body).into_owned();
-    let data = xml::text(&text, "in_msg").ok().flatten().unwrap_or_default();
-    let ty = xml::inner(&data, "BODY").ok().flatten().and_then(|b| xml::text(b, "TYPE").ok().flatten()).unwrap_or_default();
-    let record = |outcome: String, dup: bool| core.record(PATH, ty.trim(), &headers, &body, dup, outcome);
+    let data = xml::text(&text, "in_msg")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let ty = xml::inner(&data, "BODY")
+        .ok()
+        .flatten()
+        .and_then(|b| xml::text(b, "TYPE").ok().flatten())
+        .unwrap_or_default();
+    let record =
+        |outcome: String, dup: bool| core.record(PATH, ty.trim(), &headers, &body, dup, outcome);
     let injected = match core.apply_fault().await {
         Ok(f) => f,
         Err(resp) => {
@@ -218,7 +315,10 @@ async fn handle(State(s): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -
     }
     if let Err(e) = s.verifier.verify(&text, Utc::now()) {
         record(format!("rejected: WS-Security: {e}"), false);
-        return fault("Client.Authentication", &format!("The security token could not be authenticated: {e}"));
+        return fault(
+            "Client.Authentication",
+            &format!("The security token could not be authenticated: {e}"),
+        );
     }
     if data.is_empty() {
         record("rejected: no in_msg".into(), false);
@@ -228,38 +328,78 @@ async fn handle(State(s): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -
         Ok(t) => t,
         Err(errs) => {
             record(format!("rejected: {}", errs.join("; ")), false);
-            let sender = xml::text(&data, "SENDER_CODE").ok().flatten().unwrap_or_default();
-            return soap_reply(&data_document(&gip_header(&s, &sender, "", "", ("01", &errs.join("; "))), "", ""));
+            let sender = xml::text(&data, "SENDER_CODE")
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            return soap_reply(&data_document(
+                &gip_header(&s, &sender, "", "", ("01", &errs.join("; "))),
+                "",
+                "",
+            ));
         }
     };
     match injected {
         Some(Fault::SoapFault { code, message }) => {
             record(format!("fault: SOAP {code}"), false);
-            return fault(&code, if message.is_empty() { "simulated fault" } else { &message });
+            return fault(
+                &code,
+                if message.is_empty() {
+                    "simulated fault"
+                } else {
+                    &message
+                },
+            );
         }
         Some(Fault::BusinessError { code, message }) => {
             record(format!("fault: ERROR_CODE {code}"), false);
-            return soap_reply(&data_document(&gip_header(&s, &sender, "", &msg_id, (&code, &message)), "", ""));
+            return soap_reply(&data_document(
+                &gip_header(&s, &sender, "", &msg_id, (&code, &message)),
+                "",
+                "",
+            ));
         }
         _ => {}
     }
     if let Some(Err(errs)) = core.validate(&ty, data.as_bytes()) {
         record(format!("rejected: {}", errs.join("; ")), false);
-        return soap_reply(&data_document(&gip_header(&s, &sender, "", &msg_id, ("01", &errs.join("; "))), "", ""));
+        return soap_reply(&data_document(
+            &gip_header(&s, &sender, "", &msg_id, ("01", &errs.join("; "))),
+            "",
+            "",
+        ));
     }
     let duplicate = core.seen_before(Some(&format!("MSG_ID:{msg_id}")));
     if !duplicate {
-        s.documents.lock().expect("documents poisoned").push(data.clone());
+        s.documents
+            .lock()
+            .expect("documents poisoned")
+            .push(data.clone());
     }
     record("accepted".into(), duplicate);
     if ty == "00109" {
         let ma_hs = xml::text(&data, "MA_HS").ok().flatten().unwrap_or_default();
-        let notices: Vec<TaxNotice> = s.ledger.lock().expect("ledger poisoned").iter().filter(|n| n.ma_hs == ma_hs.trim()).cloned().collect();
+        let notices: Vec<TaxNotice> = s
+            .ledger
+            .lock()
+            .expect("ledger poisoned")
+            .iter()
+            .filter(|n| n.ma_hs == ma_hs.trim())
+            .cloned()
+            .collect();
         if notices.is_empty() {
             let body = "<ROW><TYPE>00110</TYPE><NAME>Trả lời truy vấn sổ thuế nhà đất</NAME><SOTHUE><TRANGTHAI>02</TRANGTHAI><MOTA_TRANGTHAI>Không tồn tại mã hồ sơ</MOTA_TRANGTHAI></SOTHUE></ROW>";
-            return soap_reply(&data_document(&gip_header(&s, &sender, "", &msg_id, ("", "")), body, ""));
+            return soap_reply(&data_document(
+                &gip_header(&s, &sender, "", &msg_id, ("", "")),
+                body,
+                "",
+            ));
         }
         return soap_reply(&notice_document(&s, &notices, &sender, "", &msg_id));
     }
-    soap_reply(&data_document(&gip_header(&s, &sender, "", &msg_id, ("", "")), "", ""))
+    soap_reply(&data_document(
+        &gip_header(&s, &sender, "", &msg_id, ("", "")),
+        "",
+        "",
+    ))
 }

@@ -25,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 use crate::error::ConnectorError;
 
 /// Submits one file: `Ok(message id)` or `Err(reason it was rejected)`.
-pub type Submit = Arc<dyn Fn(String, Vec<u8>) -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
+pub type Submit =
+    Arc<dyn Fn(String, Vec<u8>) -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
 
 /// One drop folder's settings.
 #[derive(Debug, Clone)]
@@ -39,7 +40,12 @@ pub struct DropFolderConfig {
 
 impl DropFolderConfig {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        DropFolderConfig { path: path.into(), settle: Duration::from_secs(10), poll: Duration::from_secs(5), max_file_bytes: 1024 * 1024 }
+        DropFolderConfig {
+            path: path.into(),
+            settle: Duration::from_secs(10),
+            poll: Duration::from_secs(5),
+            max_file_bytes: 1024 * 1024,
+        }
     }
 }
 
@@ -71,11 +77,17 @@ pub struct DropFolder {
 pub fn is_temporary(name: &str) -> bool {
     name.starts_with('.')
         || name.ends_with('~')
-        || [".part", ".tmp", ".filepart", ".partial", ".crdownload"].iter().any(|s| name.to_ascii_lowercase().ends_with(s))
+        || [".part", ".tmp", ".filepart", ".partial", ".crdownload"]
+            .iter()
+            .any(|s| name.to_ascii_lowercase().ends_with(s))
 }
 
 fn err(context: String, e: std::io::Error) -> ConnectorError {
-    ConnectorError::File { context, message: format!("{e}; check the folder exists and the hub may write to it"), retryable: true }
+    ConnectorError::File {
+        context,
+        message: format!("{e}; check the folder exists and the hub may write to it"),
+        retryable: true,
+    }
 }
 
 impl DropFolder {
@@ -83,9 +95,14 @@ impl DropFolder {
     pub fn new(config: DropFolderConfig, submit: Submit) -> Result<Self, ConnectorError> {
         for sub in ["processed", "rejected"] {
             let p = config.path.join(sub);
-            std::fs::create_dir_all(&p).map_err(|e| err(format!("drop folder {}", p.display()), e))?;
+            std::fs::create_dir_all(&p)
+                .map_err(|e| err(format!("drop folder {}", p.display()), e))?;
         }
-        Ok(DropFolder { config, submit, seen: HashMap::new() })
+        Ok(DropFolder {
+            config,
+            submit,
+            seen: HashMap::new(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -96,20 +113,36 @@ impl DropFolder {
     pub async fn scan(&mut self) -> Result<ScanReport, ConnectorError> {
         let dir = &self.config.path;
         let mut report = ScanReport::default();
-        let mut entries = tokio::fs::read_dir(dir).await.map_err(|e| err(format!("drop folder {}", dir.display()), e))?;
+        let mut entries = tokio::fs::read_dir(dir)
+            .await
+            .map_err(|e| err(format!("drop folder {}", dir.display()), e))?;
         let mut present = Vec::new();
-        while let Some(entry) = entries.next_entry().await.map_err(|e| err(format!("drop folder {}", dir.display()), e))? {
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| err(format!("drop folder {}", dir.display()), e))?
+        {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Ok(meta) = entry.metadata().await else { continue };
+            let Ok(meta) = entry.metadata().await else {
+                continue;
+            };
             if !meta.is_file() || is_temporary(&name) {
                 continue;
             }
             present.push(name.clone());
             let (len, modified) = (meta.len(), meta.modified().ok());
             let now = Instant::now();
-            let seen = self.seen.entry(name.clone()).or_insert(Seen { len, modified, stable_since: now });
+            let seen = self.seen.entry(name.clone()).or_insert(Seen {
+                len,
+                modified,
+                stable_since: now,
+            });
             if seen.len != len || seen.modified != modified {
-                *seen = Seen { len, modified, stable_since: now };
+                *seen = Seen {
+                    len,
+                    modified,
+                    stable_since: now,
+                };
             }
             if seen.stable_since.elapsed() < self.config.settle || seen.stable_since == now {
                 report.waiting.push(name);
@@ -123,10 +156,18 @@ impl DropFolder {
         Ok(report)
     }
 
-    async fn process(&self, name: &str, len: u64, report: &mut ScanReport) -> Result<(), ConnectorError> {
+    async fn process(
+        &self,
+        name: &str,
+        len: u64,
+        report: &mut ScanReport,
+    ) -> Result<(), ConnectorError> {
         let path = self.config.path.join(name);
         let outcome = if len > self.config.max_file_bytes {
-            Err(format!("file is {len} bytes, over the {} byte limit for a station file", self.config.max_file_bytes))
+            Err(format!(
+                "file is {len} bytes, over the {} byte limit for a station file",
+                self.config.max_file_bytes
+            ))
         } else {
             match tokio::fs::read(&path).await {
                 Ok(bytes) => (self.submit)(name.to_string(), bytes).await,
@@ -142,7 +183,9 @@ impl DropFolder {
             Err(reason) => {
                 let target = self.move_to(name, "rejected").await?;
                 let reason_path = PathBuf::from(format!("{}.reason", target.display()));
-                tokio::fs::write(&reason_path, format!("{reason}\n")).await.map_err(|e| err(format!("writing {}", reason_path.display()), e))?;
+                tokio::fs::write(&reason_path, format!("{reason}\n"))
+                    .await
+                    .map_err(|e| err(format!("writing {}", reason_path.display()), e))?;
                 tracing::warn!(file = name, %reason, "station file rejected");
                 report.rejected.push((name.to_string(), reason));
             }
@@ -154,9 +197,14 @@ impl DropFolder {
         let from = self.config.path.join(name);
         let mut to = self.config.path.join(sub).join(name);
         if tokio::fs::try_exists(&to).await.unwrap_or(false) {
-            to = self.config.path.join(sub).join(format!("{name}.{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f")));
+            to = self.config.path.join(sub).join(format!(
+                "{name}.{}",
+                chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f")
+            ));
         }
-        tokio::fs::rename(&from, &to).await.map_err(|e| err(format!("moving {} to {}", from.display(), to.display()), e))?;
+        tokio::fs::rename(&from, &to)
+            .await
+            .map_err(|e| err(format!("moving {} to {}", from.display(), to.display()), e))?;
         Ok(to)
     }
 

@@ -61,7 +61,10 @@ impl SilenceWatch {
                     unit: None,
                     measured_at: Some(seen.to_rfc3339()),
                     limit: None,
-                    message: format!("Trạm {station} không gửi dữ liệu {minutes} phút (lần cuối {})", seen.to_rfc3339()),
+                    message: format!(
+                        "Trạm {station} không gửi dữ liệu {minutes} phút (lần cuối {})",
+                        seen.to_rfc3339()
+                    ),
                 });
             }
         }
@@ -85,7 +88,10 @@ pub fn spawn(
                 _ = cancel.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let alerts = watch.lock().expect("silence watch poisoned").check(Utc::now());
+            let alerts = watch
+                .lock()
+                .expect("silence watch poisoned")
+                .check(Utc::now());
             for a in alerts {
                 tracing::warn!(station = %a.station_code, "station silent");
                 if sink.send(a).await.is_err() {
@@ -110,10 +116,17 @@ mod tests {
         let a = w.check(t0 + chrono::Duration::minutes(11));
         assert_eq!(a.len(), 2);
         assert_eq!(a[0].kind, AlertKind::Silent);
-        assert!(w.check(t0 + chrono::Duration::minutes(20)).is_empty(), "once per silence");
+        assert!(
+            w.check(t0 + chrono::Duration::minutes(20)).is_empty(),
+            "once per silence"
+        );
         w.observe("A", t0 + chrono::Duration::minutes(21));
         assert!(w.check(t0 + chrono::Duration::minutes(25)).is_empty());
-        assert_eq!(w.check(t0 + chrono::Duration::minutes(40)).len(), 1, "re-armed after data returned");
+        assert_eq!(
+            w.check(t0 + chrono::Duration::minutes(40)).len(),
+            1,
+            "re-armed after data returned"
+        );
     }
 
     #[tokio::test]
@@ -123,8 +136,16 @@ mod tests {
         let watch = Arc::new(Mutex::new(w));
         let (tx, mut rx) = mpsc::channel(4);
         let cancel = CancellationToken::new();
-        let task = spawn(Arc::clone(&watch), Duration::from_millis(20), tx, cancel.clone());
-        let alert = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.unwrap().unwrap();
+        let task = spawn(
+            Arc::clone(&watch),
+            Duration::from_millis(20),
+            tx,
+            cancel.clone(),
+        );
+        let alert = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(alert.station_code, "A");
         cancel.cancel();
         task.await.unwrap();

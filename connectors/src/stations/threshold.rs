@@ -100,7 +100,10 @@ impl StandardSpec {
     pub fn resolve(&self) -> Result<StandardConfig, String> {
         match self.qcvn.as_str() {
             "40:2011" => {
-                let column = self.column.clone().ok_or("QCVN 40:2011 needs `column: A` or `column: B`")?;
+                let column = self
+                    .column
+                    .clone()
+                    .ok_or("QCVN 40:2011 needs `column: A` or `column: B`")?;
                 if column != "A" && column != "B" {
                     return Err(format!("`{column}` must be A or B (QCVN 40:2011 columns)"));
                 }
@@ -109,12 +112,17 @@ impl StandardSpec {
                 }
                 let (kq, kf) = (self.kq.unwrap_or(1.0), self.kf.unwrap_or(1.0));
                 if !(kq > 0.0 && kf > 0.0) {
-                    return Err("kq and kf must be positive (see QCVN 40:2011 tables 2 and 3)".into());
+                    return Err(
+                        "kq and kf must be positive (see QCVN 40:2011 tables 2 and 3)".into(),
+                    );
                 }
                 Ok(StandardConfig::Wastewater { column, kq, kf })
             }
             "05:2023" => {
-                let period = self.period.clone().ok_or("QCVN 05:2023 needs `period: 1h|8h|24h|year`")?;
+                let period = self
+                    .period
+                    .clone()
+                    .ok_or("QCVN 05:2023 needs `period: 1h|8h|24h|year`")?;
                 if !matches!(period.as_str(), "1h" | "8h" | "24h" | "year") {
                     return Err(format!("`{period}` must be 1h, 8h, 24h or year"));
                 }
@@ -123,7 +131,9 @@ impl StandardSpec {
                 }
                 Ok(StandardConfig::AmbientAir { period })
             }
-            other => Err(format!("`{other}` is not supported; use \"40:2011\" or \"05:2023\"")),
+            other => Err(format!(
+                "`{other}` is not supported; use \"40:2011\" or \"05:2023\""
+            )),
         }
     }
 }
@@ -181,8 +191,24 @@ impl ThresholdsConfig {
     /// Pure validation.
     pub fn validate(&self, file: &str) -> Diagnostics {
         let mut d = Diagnostics::default();
-        let mut push = |k: String, m: String| d.push(Diagnostic { file: file.into(), line: 0, column: 0, context: k, message: m });
-        let all = self.stations.iter().map(|(k, v)| (format!("stations.{k}"), v)).chain(self.default_station.iter().map(|v| ("default_station".to_string(), v)));
+        let mut push = |k: String, m: String| {
+            d.push(Diagnostic {
+                file: file.into(),
+                line: 0,
+                column: 0,
+                context: k,
+                message: m,
+            })
+        };
+        let all = self
+            .stations
+            .iter()
+            .map(|(k, v)| (format!("stations.{k}"), v))
+            .chain(
+                self.default_station
+                    .iter()
+                    .map(|v| ("default_station".to_string(), v)),
+            );
         for (k, s) in all {
             if let Err(m) = s.standard.resolve() {
                 push(format!("{k}.standard"), m);
@@ -220,7 +246,9 @@ pub struct Limits {
 
 fn leading_number(s: &str) -> Option<f64> {
     let t = s.trim_start();
-    let end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     t[..end].parse().ok()
 }
 
@@ -233,7 +261,11 @@ fn air_limit(v: &Value) -> Option<AirLimit> {
             let from = s.find('(').and_then(|i| {
                 let inner = s[i + 1..].trim_end_matches(')');
                 let (value, date) = inner.split_once(" from ")?;
-                Some((NaiveDate::parse_from_str(date.trim().trim_end_matches(')'), "%Y-%m-%d").ok()?, leading_number(value)?))
+                Some((
+                    NaiveDate::parse_from_str(date.trim().trim_end_matches(')'), "%Y-%m-%d")
+                        .ok()?,
+                    leading_number(value)?,
+                ))
             });
             Some(AirLimit { max, from })
         }
@@ -248,22 +280,44 @@ impl Limits {
         let root = v.as_object().ok_or("the top level must be an object")?;
         let mut limits = Limits::default();
         for (section, params) in root {
-            let Some(params) = params.as_object() else { continue };
+            let Some(params) = params.as_object() else {
+                continue;
+            };
             let is_40 = section.starts_with("QCVN_40_2011");
             let is_05 = section.starts_with("QCVN_05_2023");
             for (param, cols) in params.iter().filter(|(k, _)| !k.starts_with('_')) {
-                let Some(cols) = cols.as_object() else { continue };
+                let Some(cols) = cols.as_object() else {
+                    continue;
+                };
                 for (col, val) in cols {
                     if is_40 {
                         let range = match val {
-                            Value::Number(n) => Range { min: None, max: n.as_f64() },
-                            Value::Array(a) if a.len() == 2 => Range { min: a[0].as_f64(), max: a[1].as_f64() },
-                            _ => return Err(format!("{section}.{param}.{col}: expected a number or [min, max]")),
+                            Value::Number(n) => Range {
+                                min: None,
+                                max: n.as_f64(),
+                            },
+                            Value::Array(a) if a.len() == 2 => Range {
+                                min: a[0].as_f64(),
+                                max: a[1].as_f64(),
+                            },
+                            _ => {
+                                return Err(format!(
+                                    "{section}.{param}.{col}: expected a number or [min, max]"
+                                ))
+                            }
                         };
-                        limits.wastewater.entry(param.clone()).or_default().insert(col.clone(), range);
+                        limits
+                            .wastewater
+                            .entry(param.clone())
+                            .or_default()
+                            .insert(col.clone(), range);
                     } else if is_05 {
                         let l = air_limit(val).ok_or_else(|| format!("{section}.{param}.{col}: expected a number or text starting with one"))?;
-                        limits.air.entry(param.clone()).or_default().insert(col.clone(), l);
+                        limits
+                            .air
+                            .entry(param.clone())
+                            .or_default()
+                            .insert(col.clone(), l);
                     }
                 }
             }
@@ -307,8 +361,14 @@ pub struct Applied {
 
 fn num(x: f64) -> Value {
     let rounded = (x * 1e6).round() / 1e6;
-    let text = if rounded.fract() == 0.0 && rounded.abs() < 1e15 { format!("{}", rounded as i64) } else { format!("{rounded}") };
-    text.parse::<Number>().map(Value::Number).unwrap_or(Value::Null)
+    let text = if rounded.fract() == 0.0 && rounded.abs() < 1e15 {
+        format!("{}", rounded as i64)
+    } else {
+        format!("{rounded}")
+    };
+    text.parse::<Number>()
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 /// Evaluates readings against the limits.
@@ -323,7 +383,9 @@ impl Evaluator {
         let path = config.limits_file.clone();
         let text = std::fs::read_to_string(&path).map_err(|e| ConnectorError::File {
             context: format!("QCVN limits file {}", path.display()),
-            message: format!("{e}; copy codes/qcvn-thresholds.json there or set stations.limits_file"),
+            message: format!(
+                "{e}; copy codes/qcvn-thresholds.json there or set stations.limits_file"
+            ),
             retryable: false,
         })?;
         let limits = Limits::parse(&text).map_err(|m| ConnectorError::File {
@@ -343,7 +405,10 @@ impl Evaluator {
     }
 
     fn station(&self, code: &str) -> Option<&StationConfig> {
-        self.config.stations.get(code).or(self.config.default_station.as_ref())
+        self.config
+            .stations
+            .get(code)
+            .or(self.config.default_station.as_ref())
     }
 
     /// The limits-file name of a station's parameter label.
@@ -355,13 +420,24 @@ impl Evaluator {
         if let Some(p) = self.config.aliases.get(label) {
             return p;
         }
-        BUILTIN_ALIASES.iter().find(|(k, _)| *k == label).map(|(_, v)| *v).unwrap_or(label)
+        BUILTIN_ALIASES
+            .iter()
+            .find(|(k, _)| *k == label)
+            .map(|(_, v)| *v)
+            .unwrap_or(label)
     }
 
     /// The limit for a reading, `None` when the standard has none for the parameter
     /// (flow, for instance) or the station is not configured. `value` is adjusted
     /// to the standard's unit in place.
-    pub fn limit(&self, station_code: &str, label: &str, unit: &str, value: &mut f64, date: Option<NaiveDate>) -> Option<Applied> {
+    pub fn limit(
+        &self,
+        station_code: &str,
+        label: &str,
+        unit: &str,
+        value: &mut f64,
+        date: Option<NaiveDate>,
+    ) -> Option<Applied> {
         let station = self.station(station_code)?;
         let param = self.canonical(Some(station), label);
         // An invalid spec is reported by `validate`; here it just means "no limit".
@@ -370,7 +446,10 @@ impl Evaluator {
                 let base = *self.limits.wastewater.get(param)?.get(column)?;
                 let factors = !NO_FACTORS.contains(&param);
                 let k = if factors { kq * kf } else { 1.0 };
-                let range = Range { min: base.min, max: base.max.map(|m| m * k) };
+                let range = Range {
+                    min: base.min,
+                    max: base.max.map(|m| m * k),
+                };
                 let mut o = Map::new();
                 o.insert("standard".into(), QCVN_40.into());
                 o.insert("column".into(), column.clone().into());
@@ -383,7 +462,10 @@ impl Evaluator {
                 if factors {
                     o.insert("kqKf".into(), num(k));
                 }
-                Some(Applied { range, limit: Value::Object(o) })
+                Some(Applied {
+                    range,
+                    limit: Value::Object(o),
+                })
             }
             StandardConfig::AmbientAir { period } => {
                 let l = *self.limits.air.get(param)?.get(period)?;
@@ -398,7 +480,13 @@ impl Evaluator {
                 o.insert("standard".into(), QCVN_05.into());
                 o.insert("period".into(), period.clone().into());
                 o.insert("max".into(), num(max));
-                Some(Applied { range: Range { min: None, max: Some(max) }, limit: Value::Object(o) })
+                Some(Applied {
+                    range: Range {
+                        min: None,
+                        max: Some(max),
+                    },
+                    limit: Value::Object(o),
+                })
             }
         }
     }
@@ -409,23 +497,51 @@ impl Evaluator {
     pub fn enrich(&self, tree: &Value) -> (Value, Vec<Alert>) {
         let mut out = tree.clone();
         let mut alerts = Vec::new();
-        let station_code = tree.get("station_code").and_then(Value::as_str).unwrap_or_default().to_string();
-        let file_time = tree.get("measured_at").and_then(Value::as_str).map(str::to_string);
+        let station_code = tree
+            .get("station_code")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let file_time = tree
+            .get("measured_at")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let Some(observations) = out.get_mut("observations").and_then(Value::as_array_mut) else {
             return (out, alerts);
         };
         for obs in observations.iter_mut() {
-            let Some(o) = obs.as_object_mut() else { continue };
-            let label = o.get("parameter").and_then(Value::as_str).unwrap_or_default().to_string();
-            let unit = o.get("unit").and_then(Value::as_str).unwrap_or_default().to_string();
-            let status = o.get("status").and_then(Value::as_str).unwrap_or("00").to_string();
-            let measured_at = o.get("measured_at").and_then(Value::as_str).map(str::to_string).or_else(|| file_time.clone());
+            let Some(o) = obs.as_object_mut() else {
+                continue;
+            };
+            let label = o
+                .get("parameter")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let unit = o
+                .get("unit")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let status = o
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("00")
+                .to_string();
+            let measured_at = o
+                .get("measured_at")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| file_time.clone());
             let raw = match o.get("value") {
                 Some(Value::Number(n)) => Some(n.to_string()),
                 Some(Value::String(s)) => Some(s.trim().to_string()),
                 _ => None,
             };
-            let date = measured_at.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).map(|t| t.date_naive());
+            let date = measured_at
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.date_naive());
             let mut value = raw.as_deref().and_then(|r| r.parse::<f64>().ok());
             let applied = match value.as_mut() {
                 Some(v) => self.limit(&station_code, &label, &unit, v, date),
@@ -433,7 +549,9 @@ impl Evaluator {
             };
             let calibrating = status == "01";
             let out_of_range = match (&applied, value) {
-                (Some(a), Some(v)) => a.range.min.is_some_and(|m| v < m) || a.range.max.is_some_and(|m| v > m),
+                (Some(a), Some(v)) => {
+                    a.range.min.is_some_and(|m| v < m) || a.range.max.is_some_and(|m| v > m)
+                }
                 _ => false,
             };
             let exceeded = out_of_range && !calibrating;
@@ -455,12 +573,23 @@ impl Evaluator {
             if status == "02" {
                 alerts.push(alert(
                     AlertKind::DeviceFault,
-                    format!("Trạm {station_code}: thiết bị đo {label} báo lỗi (trạng thái 02){}", if exceeded { ", giá trị vượt ngưỡng" } else { "" }),
+                    format!(
+                        "Trạm {station_code}: thiết bị đo {label} báo lỗi (trạng thái 02){}",
+                        if exceeded {
+                            ", giá trị vượt ngưỡng"
+                        } else {
+                            ""
+                        }
+                    ),
                 ));
             } else if exceeded {
                 alerts.push(alert(
                     AlertKind::Exceedance,
-                    format!("Trạm {station_code}: {label} = {} {unit} vượt ngưỡng {}", raw.clone().unwrap_or_default(), describe(applied.as_ref())),
+                    format!(
+                        "Trạm {station_code}: {label} = {} {unit} vượt ngưỡng {}",
+                        raw.clone().unwrap_or_default(),
+                        describe(applied.as_ref())
+                    ),
                 ));
             }
         }
@@ -470,7 +599,11 @@ impl Evaluator {
 
 fn describe(a: Option<&Applied>) -> String {
     let Some(a) = a else { return String::new() };
-    let std = a.limit.get("standard").and_then(Value::as_str).unwrap_or_default();
+    let std = a
+        .limit
+        .get("standard")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     match (a.range.min, a.range.max) {
         (Some(lo), Some(hi)) => format!("[{lo}; {hi}] ({std})"),
         (None, Some(hi)) => format!("{hi} ({std})"),

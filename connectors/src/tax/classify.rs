@@ -7,7 +7,11 @@ pub fn classify(code: &str, transient: &[String]) -> Option<(FailureClass, Strin
     if matches!(code, "" | "0" | "00" | "000") {
         return None;
     }
-    let class = if transient.iter().any(|c| c == code) { FailureClass::Transient } else { FailureClass::Permanent };
+    let class = if transient.iter().any(|c| c == code) {
+        FailureClass::Transient
+    } else {
+        FailureClass::Permanent
+    };
     Some((class, format!("gip-error:{code}")))
 }
 
@@ -21,6 +25,9 @@ mod tests {
         assert!(classify("", &t).is_none());
         assert!(classify("00", &t).is_none());
         assert_eq!(classify("99", &t).unwrap().0, FailureClass::Transient);
-        assert_eq!(classify("05", &t), Some((FailureClass::Permanent, "gip-error:05".into())));
+        assert_eq!(
+            classify("05", &t),
+            Some((FailureClass::Permanent, "gip-error:05".into()))
+        );
     }
 }

@@ -35,24 +35,53 @@ impl TaxClient {
 
     pub fn with_password(config: TaxConfig, password: Secret) -> Result<Self, ConnectorError> {
         let http = wire::build_client(SYSTEM, Duration::from_millis(config.timeout_ms))?;
-        let credentials = Credentials { username: config.username.clone(), password };
-        Ok(TaxClient { config, http, credentials, msg_ids: MsgIds::new() })
+        let credentials = Credentials {
+            username: config.username.clone(),
+            password,
+        };
+        Ok(TaxClient {
+            config,
+            http,
+            credentials,
+            msg_ids: MsgIds::new(),
+        })
     }
 
     /// The GIP document that would be sent for `out` (header filled), and its MSG_ID.
     pub fn document(&self, out: &Outbound) -> Result<(String, String), String> {
-        let text = std::str::from_utf8(&out.body).map_err(|e| format!("the mapped body is not UTF-8: {e}"))?;
+        let text = std::str::from_utf8(&out.body)
+            .map_err(|e| format!("the mapped body is not UTF-8: {e}"))?;
         let parts = codec::parts(text, &self.config, &out.message_type)?;
         let now = Utc::now();
-        let header = codec::header(&parts.header, &self.config, &out.message_type, || self.msg_ids.next(&self.config.sender_code, now), now);
-        let msg_id = header.iter().find(|(f, _)| *f == "MSG_ID").map(|(_, v)| v.clone()).unwrap_or_default();
-        Ok((codec::data_document(&header, &parts.body, &parts.security), msg_id))
+        let header = codec::header(
+            &parts.header,
+            &self.config,
+            &out.message_type,
+            || self.msg_ids.next(&self.config.sender_code, now),
+            now,
+        );
+        let msg_id = header
+            .iter()
+            .find(|(f, _)| *f == "MSG_ID")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        Ok((
+            codec::data_document(&header, &parts.body, &parts.security),
+            msg_id,
+        ))
     }
 
     async fn deliver(&self, out: &Outbound) -> Result<Receipt, Failure> {
-        let (data, msg_id) = self
-            .document(out)
-            .map_err(|e| wire::failure(FailureClass::Permanent, "bad-body", format!("{e}; fix the mapping"), None, &out.body, b""))?;
+        let (data, msg_id) = self.document(out).map_err(|e| {
+            wire::failure(
+                FailureClass::Permanent,
+                "bad-body",
+                format!("{e}; fix the mapping"),
+                None,
+                &out.body,
+                b"",
+            )
+        })?;
         let (envelope, redacted) = codec::envelope(&data, &self.credentials.header(), &self.config);
         let recorded = Bytes::from(redacted);
         let builder = self
@@ -64,21 +93,42 @@ impl TaxClient {
             .body(envelope);
         let response = wire::execute(builder, &recorded).await?;
         let text = String::from_utf8_lossy(&response.body);
-        let reply = if text.trim_start().starts_with('<') { soap::parse_reply(&text).ok() } else { None };
+        let reply = if text.trim_start().starts_with('<') {
+            soap::parse_reply(&text).ok()
+        } else {
+            None
+        };
         let body = match reply {
             Some(soap::Reply::Fault(fault)) => {
-                let (reason, detail) = crate::lis::classify::fault_text("the tax GIP gateway", &fault);
-                let mut f = wire::failure(crate::lis::classify::fault_class(&fault), reason, detail, Some(response.status), &recorded, &response.body);
+                let (reason, detail) =
+                    crate::lis::classify::fault_text("the tax GIP gateway", &fault);
+                let mut f = wire::failure(
+                    crate::lis::classify::fault_class(&fault),
+                    reason,
+                    detail,
+                    Some(response.status),
+                    &recorded,
+                    &response.body,
+                );
                 f.retry_after = wire::retry_after(&response.headers);
                 return Err(f);
             }
-            _ if !wire::is_success(response.status) => return Err(wire::status_failure("the tax GIP gateway", &response, &recorded)),
+            _ if !wire::is_success(response.status) => {
+                return Err(wire::status_failure(
+                    "the tax GIP gateway",
+                    &response,
+                    &recorded,
+                ))
+            }
             Some(soap::Reply::Body(body)) => body,
             None => {
                 return Err(wire::failure(
                     FailureClass::Permanent,
                     "unexpected-reply",
-                    format!("the tax gateway answered HTTP {} without a SOAP envelope; check the url", response.status),
+                    format!(
+                        "the tax gateway answered HTTP {} without a SOAP envelope; check the url",
+                        response.status
+                    ),
                     Some(response.status),
                     &recorded,
                     &response.body,
@@ -95,12 +145,21 @@ impl TaxClient {
                 &response.body,
             )
         })?;
-        if let Some((class, reason)) = classify::classify(&header.error_code, &self.config.transient_error_codes) {
-            let advice = if class == FailureClass::Transient { "the delivery layer will retry later" } else { "the tax authority rejected the message; fix the data or the mapping and replay" };
+        if let Some((class, reason)) =
+            classify::classify(&header.error_code, &self.config.transient_error_codes)
+        {
+            let advice = if class == FailureClass::Transient {
+                "the delivery layer will retry later"
+            } else {
+                "the tax authority rejected the message; fix the data or the mapping and replay"
+            };
             let mut f = wire::failure(
                 class,
                 reason,
-                format!("GIP ERROR_CODE {:?} for MSG_ID {msg_id}: {} ({advice})", header.error_code, header.error_desc),
+                format!(
+                    "GIP ERROR_CODE {:?} for MSG_ID {msg_id}: {} ({advice})",
+                    header.error_code, header.error_desc
+                ),
                 Some(response.status),
                 &recorded,
                 &response.body,

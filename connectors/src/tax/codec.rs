@@ -47,8 +47,12 @@ pub fn parts(mapped: &str, config: &TaxConfig, message_type: &str) -> Result<Par
     let doc = xml::strip_declaration(mapped);
     match xml::root_name(doc)?.as_str() {
         "Envelope" => {
-            let inner = xml::text(doc, &config.part)?
-                .ok_or_else(|| format!("the SOAP envelope has no <{}> carrying the GIP document", config.part))?;
+            let inner = xml::text(doc, &config.part)?.ok_or_else(|| {
+                format!(
+                    "the SOAP envelope has no <{}> carrying the GIP document",
+                    config.part
+                )
+            })?;
             parts(&inner, config, message_type)
         }
         "DATA" => {
@@ -61,11 +65,20 @@ pub fn parts(mapped: &str, config: &TaxConfig, message_type: &str) -> Result<Par
                     }
                 }
             }
-            let body = xml::inner(doc, "BODY")?.ok_or("the <DATA> document has no <BODY>")?.to_string();
+            let body = xml::inner(doc, "BODY")?
+                .ok_or("the <DATA> document has no <BODY>")?
+                .to_string();
             let security = xml::inner(doc, "SECURITY")?.unwrap_or_default().to_string();
-            Ok(Parts { header, body, security })
+            Ok(Parts {
+                header,
+                body,
+                security,
+            })
         }
-        "BODY" => Ok(Parts { body: xml::inner(doc, "BODY")?.unwrap_or_default().to_string(), ..Parts::default() }),
+        "BODY" => Ok(Parts {
+            body: xml::inner(doc, "BODY")?.unwrap_or_default().to_string(),
+            ..Parts::default()
+        }),
         "ROW" => {
             let row = xml::inner(doc, "ROW")?.unwrap_or_default();
             let mut body = format!("<ROW>{row}");
@@ -73,12 +86,21 @@ pub fn parts(mapped: &str, config: &TaxConfig, message_type: &str) -> Result<Par
                 let t = config.types.get(message_type).ok_or_else(|| {
                     format!("no GIP TYPE for message type `{message_type}`: add it under connectors.tax.types, or put <TYPE> in the mapping")
                 })?;
-                body.push_str(&format!("<TYPE>{}</TYPE><NAME>{}</NAME>", xml::escape(&t.code), xml::escape(&t.name)));
+                body.push_str(&format!(
+                    "<TYPE>{}</TYPE><NAME>{}</NAME>",
+                    xml::escape(&t.code),
+                    xml::escape(&t.name)
+                ));
             }
             body.push_str("</ROW>");
-            Ok(Parts { body, ..Parts::default() })
+            Ok(Parts {
+                body,
+                ..Parts::default()
+            })
         }
-        other => Err(format!("expected a GIP <DATA>, <BODY> or <ROW> (or its SOAP envelope), found <{other}>")),
+        other => Err(format!(
+            "expected a GIP <DATA>, <BODY> or <ROW> (or its SOAP envelope), found <{other}>"
+        )),
     }
 }
 
@@ -99,19 +121,34 @@ impl MsgIds {
     /// than ten messages per millisecond.
     pub fn new() -> Self {
         let now = Utc::now().with_timezone(&Ho_Chi_Minh);
-        let ms = u64::from(now.num_seconds_from_midnight()) * 1000 + u64::from(now.nanosecond() / 1_000_000);
-        MsgIds { next: AtomicU64::new(ms * 10) }
+        let ms = u64::from(now.num_seconds_from_midnight()) * 1000
+            + u64::from(now.nanosecond() / 1_000_000);
+        MsgIds {
+            next: AtomicU64::new(ms * 10),
+        }
     }
 
     pub fn next(&self, sender: &str, now: DateTime<Utc>) -> String {
         let seq = self.next.fetch_add(1, Ordering::Relaxed) % 1_000_000_000;
-        format!("{sender}{}{seq:09}", now.with_timezone(&Ho_Chi_Minh).format("%Y%m%d"))
+        format!(
+            "{sender}{}{seq:09}",
+            now.with_timezone(&Ho_Chi_Minh).format("%Y%m%d")
+        )
     }
 }
 
 /// The header, every field in order, mapped values kept, the rest filled by rule.
-pub fn header(given: &HashMap<String, String>, config: &TaxConfig, message_type: &str, msg_id: impl FnOnce() -> String, now: DateTime<Utc>) -> Vec<(&'static str, String)> {
-    let today = now.with_timezone(&Ho_Chi_Minh).format("%d-%m-%Y").to_string();
+pub fn header(
+    given: &HashMap<String, String>,
+    config: &TaxConfig,
+    message_type: &str,
+    msg_id: impl FnOnce() -> String,
+    now: DateTime<Utc>,
+) -> Vec<(&'static str, String)> {
+    let today = now
+        .with_timezone(&Ho_Chi_Minh)
+        .format("%d-%m-%Y")
+        .to_string();
     let mut msg_id = Some(msg_id);
     HEADER_FIELDS
         .iter()
@@ -124,7 +161,11 @@ pub fn header(given: &HashMap<String, String>, config: &TaxConfig, message_type:
                     "SENDER_NAME" | "ORIGINAL_NAME" => config.sender_name.clone(),
                     "RECEIVER_CODE" => config.receiver_code.clone(),
                     "RECEIVER_NAME" => config.receiver_name.clone(),
-                    "TRAN_CODE" => config.tran_codes.get(message_type).cloned().unwrap_or_else(|| config.tran_code.clone()),
+                    "TRAN_CODE" => config
+                        .tran_codes
+                        .get(message_type)
+                        .cloned()
+                        .unwrap_or_else(|| config.tran_code.clone()),
                     "MSG_ID" => msg_id.take().map(|f| f()).unwrap_or_default(),
                     "SEND_DATE" | "ORIGINAL_DATE" => today.clone(),
                     _ => String::new(),
@@ -196,8 +237,15 @@ pub fn reply_header(soap_body: &str) -> Result<ReplyHeader, String> {
         }
     };
     let header = xml::inner(&data, "HEADER")?.ok_or("the reply <DATA> has no <HEADER>")?;
-    let field = |n: &str| -> Result<String, String> { Ok(xml::text(header, n)?.unwrap_or_default().trim().to_string()) };
-    Ok(ReplyHeader { error_code: field("ERROR_CODE")?, error_desc: field("ERROR_DESC")?, msg_id: field("MSG_ID")?, data })
+    let field = |n: &str| -> Result<String, String> {
+        Ok(xml::text(header, n)?.unwrap_or_default().trim().to_string())
+    };
+    Ok(ReplyHeader {
+        error_code: field("ERROR_CODE")?,
+        error_desc: field("ERROR_DESC")?,
+        msg_id: field("MSG_ID")?,
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -222,14 +270,36 @@ mod tests {
     #[test]
     fn row_gets_type_and_header_gets_rules() {
         let c = cfg();
-        let p = parts("<ROW><TRUYVAN><MA_HS>H47-1</MA_HS></TRUYVAN></ROW>", &c, "ledger.query").unwrap();
+        let p = parts(
+            "<ROW><TRUYVAN><MA_HS>H47-1</MA_HS></TRUYVAN></ROW>",
+            &c,
+            "ledger.query",
+        )
+        .unwrap();
         assert_eq!(p.body, "<ROW><TRUYVAN><MA_HS>H47-1</MA_HS></TRUYVAN><TYPE>00109</TYPE><NAME>Truy vấn sổ thuế nhà đất</NAME></ROW>");
-        assert!(parts("<ROW><X/></ROW>", &c, "unknown.type").unwrap_err().contains("connectors.tax.types"));
-        let now = DateTime::parse_from_rfc3339("2022-09-19T20:30:00Z").unwrap().with_timezone(&Utc);
-        let h = header(&p.header, &c, "ledger.query", || MsgIds::new().next("STNMT_QNAM", now), now);
+        assert!(parts("<ROW><X/></ROW>", &c, "unknown.type")
+            .unwrap_err()
+            .contains("connectors.tax.types"));
+        let now = DateTime::parse_from_rfc3339("2022-09-19T20:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let h = header(
+            &p.header,
+            &c,
+            "ledger.query",
+            || MsgIds::new().next("STNMT_QNAM", now),
+            now,
+        );
         let get = |k: &str| h.iter().find(|(f, _)| *f == k).unwrap().1.clone();
-        assert_eq!(get("SEND_DATE"), "20-09-2022", "Asia/Ho_Chi_Minh date, not UTC");
-        assert!(get("MSG_ID").starts_with("STNMT_QNAM20220920") && get("MSG_ID").len() == "STNMT_QNAM20220920".len() + 9);
+        assert_eq!(
+            get("SEND_DATE"),
+            "20-09-2022",
+            "Asia/Ho_Chi_Minh date, not UTC"
+        );
+        assert!(
+            get("MSG_ID").starts_with("STNMT_QNAM20220920")
+                && get("MSG_ID").len() == "STNMT_QNAM20220920".len() + 9
+        );
         assert_eq!(get("RECEIVER_CODE"), "GIP");
         let doc = data_document(&h, &p.body, "");
         assert!(doc.starts_with("<DATA><HEADER><VERSION>1</VERSION><SENDER_CODE>STNMT_QNAM</SENDER_CODE><SENDER_NAME>Sở TN&amp;MT Quảng Nam</SENDER_NAME>"));
@@ -251,7 +321,10 @@ mod tests {
     #[test]
     fn reply_in_cdata_or_literal() {
         let data = "<DATA><HEADER><MSG_ID>GIP1</MSG_ID><ERROR_CODE>05</ERROR_CODE><ERROR_DESC>Sai</ERROR_DESC></HEADER><BODY/></DATA>";
-        let cd = format!("<r:resp xmlns:r=\"g\"><return>{}</return></r:resp>", xml::cdata(data));
+        let cd = format!(
+            "<r:resp xmlns:r=\"g\"><return>{}</return></r:resp>",
+            xml::cdata(data)
+        );
         let h = reply_header(&cd).unwrap();
         assert_eq!((h.error_code.as_str(), h.msg_id.as_str()), ("05", "GIP1"));
         let lit = format!("<r:resp xmlns:r=\"g\"><return>{data}</return></r:resp>");

@@ -110,8 +110,20 @@ fn default_tran_code() -> String {
 }
 fn default_types() -> BTreeMap<String, GipType> {
     BTreeMap::from([
-        ("ledger.query".to_string(), GipType { code: "00109".into(), name: "Truy vấn sổ thuế nhà đất".into() }),
-        ("transfer-form".to_string(), GipType { code: "00101".into(), name: "Phiếu chuyển thông tin nghĩa vụ tài chính".into() }),
+        (
+            "ledger.query".to_string(),
+            GipType {
+                code: "00109".into(),
+                name: "Truy vấn sổ thuế nhà đất".into(),
+            },
+        ),
+        (
+            "transfer-form".to_string(),
+            GipType {
+                code: "00101".into(),
+                name: "Phiếu chuyển thông tin nghĩa vụ tài chính".into(),
+            },
+        ),
     ])
 }
 fn default_operation() -> String {
@@ -131,7 +143,12 @@ fn default_timeout_ms() -> u64 {
 }
 
 impl TaxConfig {
-    pub fn new(url: impl Into<String>, username: impl Into<String>, sender_code: impl Into<String>, sender_name: impl Into<String>) -> Self {
+    pub fn new(
+        url: impl Into<String>,
+        username: impl Into<String>,
+        sender_code: impl Into<String>,
+        sender_name: impl Into<String>,
+    ) -> Self {
         TaxConfig {
             url: url.into(),
             username: username.into(),
@@ -156,25 +173,61 @@ impl TaxConfig {
     pub fn validate(&self, file: &str) -> Diagnostics {
         let mut d = Diagnostics::default();
         let ctx = |k: &str| format!("connectors.{SYSTEM}.{k}");
-        let mut push =
-            |k: &str, m: String| d.push(Diagnostic { file: file.into(), line: 0, column: 0, context: ctx(k), message: m });
+        let mut push = |k: &str, m: String| {
+            d.push(Diagnostic {
+                file: file.into(),
+                line: 0,
+                column: 0,
+                context: ctx(k),
+                message: m,
+            })
+        };
         crate::province_portal::check_url(&mut push, "url", &self.url);
-        for (k, v) in [("username", &self.username), ("sender_code", &self.sender_code), ("sender_name", &self.sender_name)] {
+        for (k, v) in [
+            ("username", &self.username),
+            ("sender_code", &self.sender_code),
+            ("sender_name", &self.sender_name),
+        ] {
             if v.trim().is_empty() {
-                push(k, "empty; set the value the tax authority registered for the department".into());
+                push(
+                    k,
+                    "empty; set the value the tax authority registered for the department".into(),
+                );
             }
         }
-        if !self.sender_code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            push("sender_code", format!("`{}` must be letters, digits or `_` (it prefixes MSG_ID)", self.sender_code));
+        if !self
+            .sender_code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            push(
+                "sender_code",
+                format!(
+                    "`{}` must be letters, digits or `_` (it prefixes MSG_ID)",
+                    self.sender_code
+                ),
+            );
         }
         for (k, v) in [("operation", &self.operation), ("part", &self.part)] {
-            if v.is_empty() || !v.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
-                push(k, format!("`{v}` is not an XML element name (no prefix; the `gip` prefix is added)"));
+            if v.is_empty()
+                || !v
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            {
+                push(
+                    k,
+                    format!(
+                        "`{v}` is not an XML element name (no prefix; the `gip` prefix is added)"
+                    ),
+                );
             }
         }
         for (t, g) in &self.types {
             if g.code.is_empty() || !g.code.chars().all(|c| c.is_ascii_digit()) {
-                push(&format!("types.{t}.code"), format!("`{}` must be the digits of a GIP TYPE, e.g. 00109", g.code));
+                push(
+                    &format!("types.{t}.code"),
+                    format!("`{}` must be the digits of a GIP TYPE, e.g. 00109", g.code),
+                );
             }
         }
         if self.timeout_ms == 0 {

@@ -8,7 +8,12 @@ pub fn init() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-pub fn outbound(destination: &str, message_type: &str, body: impl Into<Bytes>, key: &str) -> Outbound {
+pub fn outbound(
+    destination: &str,
+    message_type: &str,
+    body: impl Into<Bytes>,
+    key: &str,
+) -> Outbound {
     Outbound {
         delivery_id: format!("d-{key}"),
         message_id: format!("m-{key}"),
@@ -31,7 +36,13 @@ pub fn assert_class(f: &Failure, class: FailureClass, reason: &str) {
 pub fn assert_no_secret(what: &str, bytes: &[u8], debug: &str, secrets: &[&str]) {
     let text = String::from_utf8_lossy(bytes);
     for s in secrets {
-        assert!(!text.contains(s), "{what}: request bytes contain a secret: {text}");
-        assert!(!debug.contains(s), "{what}: Debug output contains a secret: {debug}");
+        assert!(
+            !text.contains(s),
+            "{what}: request bytes contain a secret: {text}"
+        );
+        assert!(
+            !debug.contains(s),
+            "{what}: Debug output contains a secret: {debug}"
+        );
     }
 }
