@@ -226,6 +226,12 @@ impl Intake {
             r.retry_after = Some(secs);
             return Err(r);
         }
+        // A broker backend refuses while too many deliveries wait unpublished (broker away).
+        if let Err(e) = self.queue.admit() {
+            let mut r = IntakeResponse::error(StatusCode::SERVICE_UNAVAILABLE, "queue backlog", vec![e.to_string()]);
+            r.retry_after = Some(5);
+            return Err(r);
+        }
         Ok(())
     }
 

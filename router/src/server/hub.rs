@@ -52,10 +52,6 @@ pub struct RunningHub {
     drain_deadline: std::time::Duration,
 }
 
-fn invalid(file: &std::path::Path, message: String) -> Error {
-    Error::Invalid(Diagnostics(vec![Diagnostic { file: file.display().to_string(), line: 0, column: 0, context: String::new(), message }]))
-}
-
 impl Hub {
     pub async fn start(config: &Config, opts: HubOptions) -> Result<RunningHub> {
         let schemas = Arc::new(SchemaRegistry::load(&config.schemas_dir).map_err(Error::Invalid)?);
@@ -102,21 +98,23 @@ impl Hub {
                 .map_err(|e| Error::io(format!("creating data directory {}", config.data_dir.display()), e))?;
         }
         let store = Store::open(&config.store_url, StoreOptions { max_batch: config.store_max_batch, ..Default::default() }).await?;
+        // With RabbitMQ several replicas share the partners: each takes 1/N of their limits.
+        let mut replicas = 1;
         let queue: Arc<dyn DeliveryQueue> = match &config.queue {
             QueueBackend::Embedded => EmbeddedQueue::start(store.clone()).await?,
-            QueueBackend::RabbitMq(_) => {
-                return Err(invalid(
-                    config.file.as_deref().unwrap_or(std::path::Path::new("(config)")),
-                    "queue.backend: rabbitmq is not wired into `serve` yet; use embedded".into(),
-                ))
+            QueueBackend::RabbitMq(section) => {
+                let o = crate::queue::rabbitmq::RabbitOptions::from_config(section, targets.clone())?;
+                replicas = o.replicas;
+                crate::queue::rabbitmq::RabbitQueue::start(store.clone(), o).await?
             }
         };
-        let policies: BTreeMap<_, _> = config.destinations.iter().map(|(k, d)| (k.clone(), d.policy.clone())).collect();
+        let share = |p: &crate::delivery::DestinationPolicy| crate::queue::rabbitmq::replica_share(p, replicas);
+        let policies: BTreeMap<_, _> = config.destinations.iter().map(|(k, d)| (k.clone(), share(&d.policy))).collect();
         let workers = Dispatcher {
             queue: queue.clone(),
             transports,
             policies,
-            default_policy: config.destination_defaults.clone(),
+            default_policy: share(&config.destination_defaults),
         }
         .start()
         .await?;

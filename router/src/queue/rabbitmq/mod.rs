@@ -36,7 +36,8 @@
 //!   [`RabbitOptions::prefetch`] and hands messages to its worker over a channel
 //!   of that size, so a replica never holds more than that many per destination.
 //! * **Rate limits and concurrency across replicas.** The workers' governor rate
-//!   and concurrency are per process; with `replicas: N` configured, each replica
+//!   and concurrency are per process; with `replicas: N` configured
+//!   ([`settings`]), each replica
 //!   gets `1/N` of the destination's rate, burst and concurrency (rounded up), so
 //!   the partner sees at most about the configured totals. Run the configured
 //!   number of replicas; a replica that is down lowers the effective rate rather
@@ -59,6 +60,7 @@ pub mod connect;
 pub mod envelope;
 pub mod outbox;
 mod relay;
+pub mod settings;
 pub mod topology;
 
 use std::collections::{HashMap, HashSet};
@@ -79,6 +81,7 @@ use tokio_util::sync::CancellationToken;
 pub use connect::redact_url;
 use envelope::Envelope;
 use outbox::Verdict;
+pub use settings::replica_share;
 pub use topology::{QueueType, Topology, DEFAULT_TIERS};
 
 use super::{DeliveryQueue, LeasedDelivery, SettleOutcome, Settlement};
@@ -106,6 +109,9 @@ pub struct RabbitOptions {
     pub relay_batch: i64,
     /// A due, head-of-line delivery unclaimed for this long is re-published.
     pub stale_after: Duration,
+    /// Hub processes sharing this broker; each takes 1/N of every destination's
+    /// rate, burst and concurrency ([`replica_share`]).
+    pub replicas: u32,
 }
 
 impl RabbitOptions {
@@ -120,6 +126,7 @@ impl RabbitOptions {
             tiers: DEFAULT_TIERS.to_vec(),
             relay_batch: 256,
             stale_after: Duration::from_secs(300),
+            replicas: 1,
         }
     }
 }

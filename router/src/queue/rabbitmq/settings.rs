@@ -1,0 +1,138 @@
+//! The `queue.rabbitmq` config section, and each replica's share of a
+//! destination's limits.
+//!
+//! The config module keeps this section opaque (it is only meaningful with
+//! `queue.backend: rabbitmq`), so it is validated here, with messages that name
+//! the key. Every key can also come from the environment, e.g.
+//! `LIENTHONG_QUEUE__RABBITMQ__URL` for the broker URL (keep the password out of
+//! the file).
+//!
+//! ```yaml
+//! queue:
+//!   backend: rabbitmq
+//!   rabbitmq:
+//!     url: amqp://lienthong:secret@rabbitmq:5672/%2f
+//!     queue_type: quorum        # classic: single-node development broker
+//!     prefix: lienthong         # exchange/queue name prefix
+//!     prefetch: 64              # unacked messages per destination per replica
+//!     outbox_limit: 100000      # unrelayed deliveries before intake answers 503
+//!     replicas: 2               # hub processes sharing the broker: each takes 1/N of rates
+//! ```
+
+use serde::Deserialize;
+
+use super::topology::QueueType;
+use super::RabbitOptions;
+use crate::delivery::DestinationPolicy;
+use crate::{Error, Result};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Section {
+    url: Option<String>,
+    queue_type: Option<QueueType>,
+    prefix: Option<String>,
+    prefetch: Option<u16>,
+    outbox_limit: Option<i64>,
+    replicas: Option<u32>,
+}
+
+fn invalid(message: String) -> Error {
+    Error::Queue { message, retryable: false }
+}
+
+impl RabbitOptions {
+    /// Reads the `queue.rabbitmq` section; `destinations` are declared at start-up.
+    pub fn from_config(section: &serde_json::Value, destinations: Vec<String>) -> Result<RabbitOptions> {
+        let s: Section = if section.is_null() {
+            return Err(invalid(
+                "queue.backend is rabbitmq but queue.rabbitmq.url is missing: set it (or LIENTHONG_QUEUE__RABBITMQ__URL) \
+                 to amqp://user:password@host:5672/vhost"
+                    .into(),
+            ));
+        } else {
+            serde_json::from_value(section.clone()).map_err(|e| {
+                invalid(format!(
+                    "queue.rabbitmq: {e} (keys: url, queue_type quorum|classic, prefix, prefetch, outbox_limit, replicas)"
+                ))
+            })?
+        };
+        let url = s.url.filter(|u| !u.is_empty()).ok_or_else(|| {
+            invalid("queue.rabbitmq.url is missing: set it (or LIENTHONG_QUEUE__RABBITMQ__URL) to amqp://user:password@host:5672/vhost".into())
+        })?;
+        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+            return Err(invalid(format!(
+                "queue.rabbitmq.url `{}` must start with amqp:// or amqps://",
+                super::redact_url(&url)
+            )));
+        }
+        let mut o = RabbitOptions::new(url);
+        o.destinations = destinations;
+        if let Some(t) = s.queue_type {
+            o.queue_type = t;
+        }
+        if let Some(p) = s.prefix {
+            if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(invalid(format!("queue.rabbitmq.prefix `{p}` must be letters, digits, `-`, `_` or `.`")));
+            }
+            o.prefix = p;
+        }
+        if let Some(p) = s.prefetch {
+            if p == 0 {
+                return Err(invalid("queue.rabbitmq.prefetch must be at least 1".into()));
+            }
+            o.prefetch = p;
+        }
+        if let Some(l) = s.outbox_limit {
+            if l < 1 {
+                return Err(invalid("queue.rabbitmq.outbox_limit must be at least 1".into()));
+            }
+            o.outbox_limit = l;
+        }
+        if let Some(r) = s.replicas {
+            if r == 0 {
+                return Err(invalid("queue.rabbitmq.replicas must be at least 1".into()));
+            }
+            o.replicas = r;
+        }
+        Ok(o)
+    }
+}
+
+/// One replica's share of a destination policy when `replicas` hubs deliver to
+/// the same partner: rate, burst and concurrency divided by `replicas`, rounded
+/// up (never below 1). The partner then sees at most about the configured totals.
+pub fn replica_share(p: &DestinationPolicy, replicas: u32) -> DestinationPolicy {
+    let n = replicas.max(1);
+    let div = |v: u32| v.div_ceil(n).max(1);
+    DestinationPolicy { rate_per_second: div(p.rate_per_second), burst: div(p.burst), concurrency: div(p.concurrency), ..p.clone() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_the_section_and_names_bad_keys() {
+        let o = RabbitOptions::from_config(
+            &json!({"url": "amqp://u:p@h/v", "queue_type": "classic", "prefetch": 8, "replicas": 3}),
+            vec!["lis".into()],
+        )
+        .unwrap();
+        assert_eq!((o.queue_type, o.prefetch, o.replicas), (QueueType::Classic, 8, 3));
+        let e = RabbitOptions::from_config(&json!({"url": "amqp://h", "queue_typo": "x"}), vec![]).unwrap_err();
+        assert!(e.to_string().contains("queue_typo"), "{e}");
+        let e = RabbitOptions::from_config(&json!({"url": "http://u:secret@h"}), vec![]).unwrap_err();
+        assert!(e.to_string().contains("amqp://") && !e.to_string().contains("secret"), "{e}");
+        assert!(RabbitOptions::from_config(&serde_json::Value::Null, vec![]).is_err());
+    }
+
+    #[test]
+    fn replicas_split_the_limits() {
+        let p = DestinationPolicy { rate_per_second: 10, burst: 5, concurrency: 8, ..Default::default() };
+        let s = replica_share(&p, 3);
+        assert_eq!((s.rate_per_second, s.burst, s.concurrency), (4, 2, 3));
+        assert_eq!(replica_share(&p, 1), p);
+    }
+}
