@@ -206,6 +206,8 @@ pub struct Sink {
 
 impl Sink {
     pub async fn start(healthy: bool) -> Sink {
+        // reqwest is built without a default TLS provider; the binary installs ring, so do the tests.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         use axum::routing::post;
         let state = (Arc::new(AtomicBool::new(healthy)), Arc::new(Mutex::new(Vec::<String>::new())));
         let app = axum::Router::new()
