@@ -2,12 +2,14 @@
 //!
 //! Schemas, mappings (with their lookups and schema checks) and routes are
 //! loaded exactly as the hub loads them, and every problem of every file is
-//! printed at once as `file:line:column: context: message`. The exit code is
+//! printed at once as `file:line:column: context: message`. With `--config`, the
+//! hub configuration is validated too (`router::config::Config::load`). The exit code is
 //! non-zero on any problem, so `check` can gate a deployment.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use router::config::Config;
 use router::mapping::{MappingSet, NoSchemas, Schemas};
 use router::routes::Routes;
 use router::schema::SchemaRegistry;
@@ -15,20 +17,45 @@ use router::Diagnostics;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The hub's configuration file (checked when given).
+    /// The hub's configuration file; its mappings/schemas/routes locations are used
+    /// unless --mappings/--schemas are given.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Directory of mapping files (with routes.yaml and lookups/).
-    #[arg(long, default_value = "mappings")]
-    pub mappings: PathBuf,
-    /// Directory of JSON Schemas.
-    #[arg(long, default_value = "schemas")]
-    pub schemas: PathBuf,
+    /// Directory of mapping files (with routes.yaml and lookups/) [default: mappings].
+    #[arg(long)]
+    pub mappings: Option<PathBuf>,
+    /// Directory of JSON Schemas [default: schemas].
+    #[arg(long)]
+    pub schemas: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut problems = Diagnostics::default();
-    let registry = match SchemaRegistry::load(&args.schemas) {
+    let config = match &args.config {
+        None => None,
+        Some(path) => match Config::load(Some(path)) {
+            Ok(c) => Some(c),
+            Err(d) => {
+                problems.extend(d);
+                None
+            }
+        },
+    };
+    let mappings_dir = args
+        .mappings
+        .clone()
+        .or_else(|| config.as_ref().map(|c| c.mappings_dir.clone()))
+        .unwrap_or_else(|| PathBuf::from("mappings"));
+    let schemas_dir = args
+        .schemas
+        .clone()
+        .or_else(|| config.as_ref().map(|c| c.schemas_dir.clone()))
+        .unwrap_or_else(|| PathBuf::from("schemas"));
+    let routes_file = match (&args.mappings, &config) {
+        (None, Some(c)) => c.routes_file.clone(),
+        _ => mappings_dir.join("routes.yaml"),
+    };
+    let registry = match SchemaRegistry::load(&schemas_dir) {
         Ok(r) => Some(r),
         Err(d) => {
             problems.extend(d);
@@ -39,14 +66,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(r) => r,
         None => &NoSchemas,
     };
-    let set = match MappingSet::load(&args.mappings, schemas) {
+    let set = match MappingSet::load(&mappings_dir, schemas) {
         Ok(s) => Some(s),
         Err(d) => {
             problems.extend(d);
             None
         }
     };
-    let routes_file = args.mappings.join("routes.yaml");
     let mut routes = None;
     if let Some(set) = &set {
         if routes_file.is_file() {
@@ -55,18 +81,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Err(d) => problems.extend(d),
             }
         }
-    }
-    if let Some(config) = &args.config {
-        // TODO(config): call router::config::Config::load once that module exists.
-        problems.push(router::Diagnostic {
-            file: config.display().to_string(),
-            line: 0,
-            column: 0,
-            context: String::new(),
-            message: "checking the hub configuration is not available in this build yet (router::config is not written); \
-                      leave out --config to check schemas, mappings and routes"
-                .into(),
-        });
     }
     if !problems.is_empty() {
         for d in &problems.0 {
@@ -79,15 +93,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map_or(0, |s| s.iter().map(|m| m.tests.len()).sum());
     println!(
-        "ok: {} schema(s), {} mapping(s) with {} test case(s), {} route(s){}",
+        "ok: {}{} schema(s), {} mapping(s) with {} test case(s), {} route(s){}",
+        if config.is_some() { "config, " } else { "" },
         registry.as_ref().map_or(0, SchemaRegistry::len),
         set.as_ref().map_or(0, MappingSet::len),
         cases,
         routes.as_ref().map_or(0, Routes::len),
         if routes_file.is_file() {
-            ""
+            String::new()
         } else {
-            " (no routes.yaml)"
+            format!(" (no {})", routes_file.display())
         },
     );
     Ok(ExitCode::SUCCESS)

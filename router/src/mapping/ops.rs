@@ -120,10 +120,21 @@ impl Op {
             Op::ToString => Value::String(text_of(self, &v)?),
             Op::Integer => integer(&v)?,
             Op::Decimal(d) => decimal(d, &v)?,
-            Op::Date(d) => Value::String(d.apply(&text_of(self, &v)?)?),
+            Op::Date(d) => Value::String(match &v {
+                Value::String(s) => d.apply(s)?,
+                other => d.apply(&text_of(self, other)?)?,
+            }),
             Op::Lookup(t) => {
-                let code = text_of(self, &v)?;
-                match t.map.get(&code).or(t.fallback.as_ref()) {
+                // Borrow the code when it is already text (the common case): no allocation.
+                let owned;
+                let code: &str = match &v {
+                    Value::String(s) => s,
+                    other => {
+                        owned = text_of(self, other)?;
+                        &owned
+                    }
+                };
+                match t.map.get(code).or(t.fallback.as_ref()) {
                     Some(found) => found.clone(),
                     None => {
                         return Err(format!(
