@@ -101,17 +101,19 @@ impl Store {
     /// and starts the writer task. Must be called inside a Tokio runtime.
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Store> {
         sqlx::any::install_default_drivers();
+        // Errors name the database without its password.
+        let shown = crate::queue::rabbitmq::redact_url(url);
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
         } else {
             return Err(Error::Store {
-                message: format!("unsupported database url `{url}`: use sqlite://... or postgres://..."),
+                message: format!("unsupported database url `{shown}`: use sqlite://... or postgres://..."),
                 retryable: false,
             });
         };
-        let connect = AnyConnectOptions::from_str(url).map_err(|e| db_err(&format!("parsing database url {url}"), e))?;
+        let connect = AnyConnectOptions::from_str(url).map_err(|e| db_err(&format!("parsing database url {shown}"), e))?;
         let busy_ms = opts.busy_timeout.as_millis() as u64;
         let pool = |max: u32| {
             AnyPoolOptions::new().max_connections(max).min_connections(1).after_connect(move |conn, _meta| {
@@ -126,16 +128,16 @@ impl Store {
                 })
             })
         };
-        let write_pool = pool(1).connect_with(connect.clone()).await.map_err(|e| db_err(&format!("opening {url}"), e))?;
+        let write_pool = pool(1).connect_with(connect.clone()).await.map_err(|e| db_err(&format!("opening {shown} (is the database running and are the credentials in store.url right?)"), e))?;
         let migrator = match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
         };
         migrator.run(&write_pool).await.map_err(|e| Error::Store {
-            message: format!("running {backend:?} migrations on {url}: {e}"),
+            message: format!("running {backend:?} migrations on {shown}: {e}"),
             retryable: false,
         })?;
-        let read = pool(opts.read_connections).connect_with(connect).await.map_err(|e| db_err(&format!("opening {url}"), e))?;
+        let read = pool(opts.read_connections).connect_with(connect).await.map_err(|e| db_err(&format!("opening {shown} (is the database running and are the credentials in store.url right?)"), e))?;
         let conn = write_pool.acquire().await.map_err(|e| db_err("acquiring the writer connection", e))?.detach();
         let (tx, rx) = mpsc::channel(opts.channel_capacity);
         tokio::spawn(writer::run(conn, rx, opts.max_batch));
