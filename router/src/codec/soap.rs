@@ -75,6 +75,14 @@ pub fn unwrap(bytes: &[u8]) -> Result<SoapMessage, CodecError> {
 /// the first body child (the operation element).
 pub fn unwrap_with(bytes: &[u8], opts: &DecodeOptions) -> Result<SoapMessage, CodecError> {
     let doc = xml::decode_document(FORMAT, bytes, None)?;
+    from_document(doc, opts)
+}
+
+/// Unwraps an already parsed envelope (decoded without array paths).
+pub(crate) fn from_document(
+    doc: xml::Document,
+    opts: &DecodeOptions,
+) -> Result<SoapMessage, CodecError> {
     if local_name(&doc.root) != "Envelope" {
         return Err(CodecError::at(
             FORMAT,

@@ -26,7 +26,7 @@
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
-use super::{soap, text, xml, CodecError, DecodeOptions, EncodeOptions};
+use super::{soap, xml, CodecError, DecodeOptions, EncodeOptions};
 use crate::limits;
 
 const FORMAT: &str = "tax-gip";
@@ -57,14 +57,18 @@ impl Default for GipEnvelope<'_> {
 
 /// Decodes a GIP SOAP envelope or a bare `<DATA>` document into `{"DATA": …}`.
 pub fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<Value, CodecError> {
-    text::check_size(FORMAT, bytes, limits::MAX_BODY_BYTES)?;
-    let text = text::utf8(FORMAT, bytes)?;
-    // Decide by the document element without decoding twice: parse once, generically.
-    let doc = xml::parse(FORMAT, text, None)?;
+    // Parse once, without array paths (they are relative to DATA, which may be nested
+    // in the envelope), then decide by the document element.
+    let mut doc = xml::decode_document(FORMAT, bytes, None)?;
     if soap::local_name(&doc.root) == "Envelope" {
-        unwrap(bytes, opts)
+        let msg = soap::from_document(doc, &DecodeOptions::default())
+            .map_err(|e| e.within(FORMAT, "SOAP envelope"))?;
+        from_message(msg, opts)
     } else {
-        decode_data(bytes, opts)
+        if let Some(paths) = opts.array_paths {
+            xml::apply_array_paths(&mut doc.content, paths, "");
+        }
+        data_tree(doc)
     }
 }
 
@@ -77,6 +81,10 @@ pub fn decode_data(bytes: &[u8], opts: &DecodeOptions) -> Result<Value, CodecErr
 /// Unwraps the envelope and decodes the embedded `<DATA>` document.
 pub fn unwrap(bytes: &[u8], opts: &DecodeOptions) -> Result<Value, CodecError> {
     let msg = soap::unwrap(bytes).map_err(|e| e.within(FORMAT, "SOAP envelope"))?;
+    from_message(msg, opts)
+}
+
+fn from_message(msg: soap::SoapMessage, opts: &DecodeOptions) -> Result<Value, CodecError> {
     if let Some(fault) = msg.fault {
         return Err(CodecError::general(
             FORMAT,
