@@ -106,6 +106,7 @@ pub struct HubProcess {
 
 impl HubProcess {
     pub async fn spawn(config: &Path, port: u16, envs: &[(&str, &str)]) -> HubProcess {
+        init();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lienthong"));
         cmd.arg("serve").arg("--config").arg(config).env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
         for (k, v) in envs {
