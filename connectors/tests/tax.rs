@@ -18,12 +18,9 @@ const ROW: &str =
 
 async fn setup(timeout_ms: u64) -> (TaxSim, TaxClient) {
     init();
-    let sim = TaxSim::start(TaxSimConfig {
-        username: "STNMT_QNAM".into(),
-        password: Secret::new(PASSWORD),
-    })
-    .await
-    .unwrap();
+    let sim = TaxSim::start(TaxSimConfig::new("STNMT_QNAM", Secret::new(PASSWORD)))
+        .await
+        .unwrap();
     let mut c = TaxConfig::new(
         sim.url(),
         "STNMT_QNAM",
@@ -215,12 +212,9 @@ async fn fault_classes() {
 #[tokio::test]
 async fn wrong_password_is_a_permanent_client_fault() {
     init();
-    let sim = TaxSim::start(TaxSimConfig {
-        username: "STNMT_QNAM".into(),
-        password: Secret::new(PASSWORD),
-    })
-    .await
-    .unwrap();
+    let sim = TaxSim::start(TaxSimConfig::new("STNMT_QNAM", Secret::new(PASSWORD)))
+        .await
+        .unwrap();
     let client = TaxClient::with_password(
         TaxConfig::new(sim.url(), "STNMT_QNAM", "STNMT_QNAM", "Sở"),
         Secret::new("bad-pass"),

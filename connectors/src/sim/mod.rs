@@ -39,6 +39,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use rand::Rng;
+use router::schema::{MessageSchema, SchemaRegistry};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -46,6 +47,19 @@ use crate::error::ConnectorError;
 
 /// Validates a business payload (JSON bytes, or the XML document) of one message type.
 pub type Validator = Arc<dyn Fn(&[u8]) -> Result<(), Vec<String>> + Send + Sync>;
+
+/// A validator backed by the hub's own schema for a message type: decode the
+/// payload with the schema's codec (JSON, XML, tax GIP), then validate the tree.
+/// The simulators thereby hold the hub to the same contract the hub holds itself to.
+pub fn schema_validator(schema: Arc<MessageSchema>) -> Validator {
+    Arc::new(move |payload: &[u8]| {
+        let tree = schema.decode(payload).map_err(|e| vec![e.to_string()])?;
+        schema.validate(&tree).map_err(|e| match e {
+            router::Error::Schema { violations, .. } => violations,
+            other => vec![other.to_string()],
+        })
+    })
+}
 
 /// One request the simulator received.
 #[derive(Debug, Clone, Serialize)]
@@ -209,6 +223,20 @@ impl SimCore {
             .write()
             .expect("validators poisoned")
             .insert(message_type.into(), v);
+    }
+
+    /// Plugs in the hub's schema for every message type of this simulator's system;
+    /// returns how many were plugged in.
+    pub fn use_schemas(&self, registry: &SchemaRegistry) -> usize {
+        let mut n = 0;
+        for schema in registry.iter().filter(|s| s.system == self.system) {
+            self.set_validator(
+                schema.message_type.clone(),
+                schema_validator(Arc::clone(schema)),
+            );
+            n += 1;
+        }
+        n
     }
 
     /// The plugged-in validator's verdict, or `None` when there is none for the type.

@@ -9,6 +9,7 @@
 //! notices registered with [`TaxSim::add_notice`]; [`TaxSim::payment_notice`] produces
 //! the same `00110` document for the scenario tests to feed the hub.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,6 +37,22 @@ pub const PATH: &str = "/gip/ws";
 pub struct TaxSimConfig {
     pub username: String,
     pub password: Secret,
+    /// GIP TYPE → hub message type, to pick the validator (`SimCore::set_validator`).
+    pub types: BTreeMap<String, String>,
+}
+
+impl TaxSimConfig {
+    pub fn new(username: impl Into<String>, password: Secret) -> Self {
+        TaxSimConfig {
+            username: username.into(),
+            password,
+            types: BTreeMap::from([
+                ("00101".to_string(), "transfer-form".to_string()),
+                ("00109".to_string(), "ledger.query".to_string()),
+                ("00113".to_string(), "payment-confirmation".to_string()),
+            ]),
+        }
+    }
 }
 
 /// One payment notice (thông báo nộp tiền) of the ledger.
@@ -56,6 +73,7 @@ pub struct TaxNotice {
 }
 
 struct State_ {
+    types: BTreeMap<String, String>,
     core: Arc<SimCore>,
     verifier: Verifier,
     ledger: Mutex<Vec<TaxNotice>>,
@@ -78,6 +96,7 @@ impl TaxSim {
             Duration::from_secs(300),
         );
         let state = Arc::new(State_ {
+            types: config.types.clone(),
             core: Arc::clone(&core),
             verifier,
             ledger: Mutex::new(Vec::new()),
@@ -300,8 +319,14 @@ async fn handle(State(s): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -
         .flatten()
         .and_then(|b| xml::text(b, "TYPE").ok().flatten())
         .unwrap_or_default();
-    let record =
-        |outcome: String, dup: bool| core.record(PATH, ty.trim(), &headers, &body, dup, outcome);
+    let message_type = s
+        .types
+        .get(ty.trim())
+        .cloned()
+        .unwrap_or_else(|| ty.trim().to_string());
+    let record = |outcome: String, dup: bool| {
+        core.record(PATH, &message_type, &headers, &body, dup, outcome)
+    };
     let injected = match core.apply_fault().await {
         Ok(f) => f,
         Err(resp) => {
@@ -361,7 +386,7 @@ async fn handle(State(s): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -
         }
         _ => {}
     }
-    if let Some(Err(errs)) = core.validate(&ty, data.as_bytes()) {
+    if let Some(Err(errs)) = core.validate(&message_type, data.as_bytes()) {
         record(format!("rejected: {}", errs.join("; ")), false);
         return soap_reply(&data_document(
             &gip_header(&s, &sender, "", &msg_id, ("01", &errs.join("; "))),
