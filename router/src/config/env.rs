@@ -30,7 +30,10 @@ fn sp<T>(v: T) -> Spanned<T> {
 }
 
 fn parse<T: std::str::FromStr>(var: &str, v: &str, what: &str) -> Result<Spanned<T>, String> {
-    v.trim().parse::<T>().map(sp).map_err(|_| format!("{var}={v:?} is not {what}"))
+    v.trim()
+        .parse::<T>()
+        .map(sp)
+        .map_err(|_| format!("{var}={v:?} is not {what}"))
 }
 
 fn id_key<V: Default>(map: &mut BTreeMap<String, V>, seg: &str) -> String {
@@ -49,7 +52,11 @@ fn rate(r: &mut Option<RawRate>, rest: &[String], var: &str, v: &str) -> Result<
     match rest {
         [k] if k == "per_second" => r.per_second = Some(parse(var, v, "a whole number")?),
         [k] if k == "burst" => r.burst = Some(parse(var, v, "a whole number")?),
-        _ => return Err(format!("{var}: unknown key (rate_limit has per_second and burst)")),
+        _ => {
+            return Err(format!(
+                "{var}: unknown key (rate_limit has per_second and burst)"
+            ))
+        }
     }
     Ok(())
 }
@@ -81,15 +88,39 @@ fn destination(d: &mut RawDestination, rest: &[String], var: &str, v: &str) -> R
 }
 
 fn one(c: &mut RawConfig, var: &str, v: &str) -> Result<(), String> {
-    let path: Vec<String> = var[PREFIX.len()..].split("__").map(str::to_lowercase).collect();
+    let path: Vec<String> = var[PREFIX.len()..]
+        .split("__")
+        .map(str::to_lowercase)
+        .collect();
     let s = |v: &str| Some(sp(v.to_string()));
     match path.as_slice() {
         [a, b] if a == "server" && b == "listen" => c.server.listen = s(v),
         [a, b] if a == "server" && b == "drain_deadline" => c.server.drain_deadline = s(v),
         [a, b] if a == "store" && b == "url" => c.store.url = s(v),
         [a, b] if a == "store" && b == "data_dir" => c.store.data_dir = s(v),
-        [a, b] if a == "store" && b == "max_batch" => c.store.max_batch = Some(parse(var, v, "a whole number")?),
+        [a, b] if a == "store" && b == "max_batch" => {
+            c.store.max_batch = Some(parse(var, v, "a whole number")?)
+        }
         [a, b] if a == "queue" && b == "backend" => c.queue.backend = s(v),
+        [a, b, k] if a == "queue" && b == "rabbitmq" => {
+            // The section is validated by the RabbitMQ backend (queue::rabbitmq::settings).
+            let section = c
+                .queue
+                .rabbitmq
+                .get_or_insert_with(|| serde_json::json!({}));
+            let value = v
+                .trim()
+                .parse::<i64>()
+                .map_or_else(|_| serde_json::Value::from(v), serde_json::Value::from);
+            match section.as_object_mut() {
+                Some(o) => drop(o.insert(k.clone(), value)),
+                None => {
+                    return Err(format!(
+                        "{var}: queue.rabbitmq in the file is not a mapping"
+                    ))
+                }
+            }
+        }
         [a, b] if a == "paths" && b == "mappings" => c.paths.mappings = s(v),
         [a, b] if a == "paths" && b == "schemas" => c.paths.schemas = s(v),
         [a, b] if a == "paths" && b == "routes" => c.paths.routes = s(v),
@@ -99,8 +130,12 @@ fn one(c: &mut RawConfig, var: &str, v: &str) -> Result<(), String> {
             c.intake.allow_unauthenticated = Some(parse(var, v, "true or false")?)
         }
         [a, b] if a == "intake" && b == "max_clock_skew" => c.intake.max_clock_skew = s(v),
-        [a, b, tail @ ..] if a == "intake" && b == "rate_limit" => rate(&mut c.intake.rate_limit, tail, var, v)?,
-        [a, rest @ ..] if a == "destination_defaults" => destination(&mut c.destination_defaults, rest, var, v)?,
+        [a, b, tail @ ..] if a == "intake" && b == "rate_limit" => {
+            rate(&mut c.intake.rate_limit, tail, var, v)?
+        }
+        [a, rest @ ..] if a == "destination_defaults" => {
+            destination(&mut c.destination_defaults, rest, var, v)?
+        }
         [a, id, rest @ ..] if a == "destinations" => {
             let k = id_key(&mut c.destinations, id);
             destination(c.destinations.get_mut(&k).expect("inserted"), rest, var, v)?
@@ -116,7 +151,11 @@ fn one(c: &mut RawConfig, var: &str, v: &str) -> Result<(), String> {
                 _ => return Err(format!("{var}: unknown partner key (api_key_sha256, hmac_secret_env, hmac_secret_file, rate_limit)")),
             }
         }
-        _ => return Err(format!("{var}: not a known setting (see deploy/lienthong.example.yaml for every key)")),
+        _ => {
+            return Err(format!(
+                "{var}: not a known setting (see deploy/lienthong.example.yaml for every key)"
+            ))
+        }
     }
     c.env_sources.insert(path.join("."), var.to_string());
     Ok(())
@@ -125,7 +164,10 @@ fn one(c: &mut RawConfig, var: &str, v: &str) -> Result<(), String> {
 /// Applies every `LIENTHONG_*` variable in `vars`; returns one message per bad variable.
 pub fn apply(c: &mut RawConfig, vars: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
     let mut errors = Vec::new();
-    let mut vars: Vec<(String, String)> = vars.into_iter().filter(|(k, _)| k.starts_with(PREFIX)).collect();
+    let mut vars: Vec<(String, String)> = vars
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(PREFIX))
+        .collect();
     vars.sort();
     for (k, v) in vars {
         if let Err(e) = one(c, &k, &v) {
@@ -141,21 +183,49 @@ mod tests {
 
     #[test]
     fn sets_nested_keys_and_matches_ids() {
-        let mut c: RawConfig = serde_saphyr::from_str("destinations:\n  province-portal:\n    url: http://a\n").unwrap();
+        let mut c: RawConfig =
+            serde_saphyr::from_str("destinations:\n  province-portal:\n    url: http://a\n")
+                .unwrap();
         let errs = apply(
             &mut c,
             [
-                ("LIENTHONG_DESTINATIONS__PROVINCE_PORTAL__TIMEOUT".to_string(), "5s".to_string()),
-                ("LIENTHONG_DESTINATIONS__LIS__RATE_LIMIT__PER_SECOND".to_string(), "7".to_string()),
-                ("LIENTHONG_SERVER__LISTEN".to_string(), "0.0.0.0:9".to_string()),
+                (
+                    "LIENTHONG_DESTINATIONS__PROVINCE_PORTAL__TIMEOUT".to_string(),
+                    "5s".to_string(),
+                ),
+                (
+                    "LIENTHONG_DESTINATIONS__LIS__RATE_LIMIT__PER_SECOND".to_string(),
+                    "7".to_string(),
+                ),
+                (
+                    "LIENTHONG_SERVER__LISTEN".to_string(),
+                    "0.0.0.0:9".to_string(),
+                ),
                 ("LIENTHONG_NOPE".to_string(), "x".to_string()),
                 ("OTHER".to_string(), "x".to_string()),
             ],
         );
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(errs[0].contains("LIENTHONG_NOPE"));
-        assert_eq!(c.destinations["province-portal"].timeout.as_ref().unwrap().value, "5s");
-        assert_eq!(c.destinations["lis"].rate_limit.as_ref().unwrap().per_second.as_ref().unwrap().value, 7);
+        assert_eq!(
+            c.destinations["province-portal"]
+                .timeout
+                .as_ref()
+                .unwrap()
+                .value,
+            "5s"
+        );
+        assert_eq!(
+            c.destinations["lis"]
+                .rate_limit
+                .as_ref()
+                .unwrap()
+                .per_second
+                .as_ref()
+                .unwrap()
+                .value,
+            7
+        );
         assert_eq!(c.server.listen.as_ref().unwrap().value, "0.0.0.0:9");
     }
 }
