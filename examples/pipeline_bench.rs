@@ -26,7 +26,10 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("numbers")).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("numbers"))
+        .collect();
     let n = *args.first().unwrap_or(&20_000);
     let conc = *args.get(1).unwrap_or(&64);
     let dossiers = *args.get(2).unwrap_or(&1000);
@@ -40,7 +43,10 @@ async fn main() -> anyhow::Result<()> {
             let a = a.clone();
             async move {
                 let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                a.lock().unwrap().entry(format!("{}#{}", v["code"].as_str().unwrap_or(""), v["seq"])).or_insert_with(Instant::now);
+                a.lock()
+                    .unwrap()
+                    .entry(format!("{}#{}", v["code"].as_str().unwrap_or(""), v["seq"]))
+                    .or_insert_with(Instant::now);
                 "ok"
             }
         }),
@@ -53,7 +59,10 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::load_with_env(None, Vec::new()).map_err(|d| anyhow::anyhow!("{d}"))?;
     config.listen = "127.0.0.1:0".parse()?;
     config.data_dir = dir.path().to_path_buf();
-    config.store_url = format!("sqlite://{}?mode=rwc", dir.path().join("lienthong.db").display());
+    config.store_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("lienthong.db").display()
+    );
     config.mappings_dir = "tests/fixtures/hub/mappings".into();
     config.schemas_dir = "tests/fixtures/hub/schemas".into();
     config.routes_file = "tests/fixtures/hub/mappings/routes.yaml".into();
@@ -62,8 +71,16 @@ async fn main() -> anyhow::Result<()> {
     policy.rate_per_second = 1_000_000;
     policy.burst = 1_000_000;
     policy.concurrency = 64;
-    config.destinations.insert("sink".into(), Destination { url: Some(sink), policy });
-    let hub = Hub::start(&config, Default::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    config.destinations.insert(
+        "sink".into(),
+        Destination {
+            url: Some(sink),
+            policy,
+        },
+    );
+    let hub = Hub::start(&config, Default::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let base = format!("http://{}/inbound/portal/dossier.event", hub.addr);
     println!("pipeline bench: {n} messages, {conc} clients, {dossiers} dossiers, SQLite WAL synchronous=FULL");
 
@@ -73,7 +90,8 @@ async fn main() -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..conc {
-        let (sent, accept_lat, next, base) = (sent.clone(), accept_lat.clone(), next.clone(), base.clone());
+        let (sent, accept_lat, next, base) =
+            (sent.clone(), accept_lat.clone(), next.clone(), base.clone());
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             loop {
@@ -99,18 +117,40 @@ async fn main() -> anyhow::Result<()> {
     while arrivals.lock().unwrap().len() < n {
         tokio::time::sleep(Duration::from_millis(20)).await;
         if t0.elapsed() > Duration::from_secs(600) {
-            anyhow::bail!("only {} of {n} delivered after 10 minutes", arrivals.lock().unwrap().len());
+            anyhow::bail!(
+                "only {} of {n} delivered after 10 minutes",
+                arrivals.lock().unwrap().len()
+            );
         }
     }
     let total = t0.elapsed();
     let sent = sent.lock().unwrap();
     let arrivals = arrivals.lock().unwrap();
-    let mut deliv: Vec<f64> = arrivals.iter().map(|(k, at)| at.duration_since(sent[k]).as_secs_f64() * 1000.0).collect();
+    let mut deliv: Vec<f64> = arrivals
+        .iter()
+        .map(|(k, at)| at.duration_since(sent[k]).as_secs_f64() * 1000.0)
+        .collect();
     let mut acc = accept_lat.lock().unwrap().clone();
-    println!("accepted {n} in {:.2}s = {:.0} msgs/s", accepted_in.as_secs_f64(), n as f64 / accepted_in.as_secs_f64());
-    println!("accepted and delivered {n} in {:.2}s = {:.0} msgs/s sustained", total.as_secs_f64(), n as f64 / total.as_secs_f64());
-    println!("acceptance latency ms: p50 {:.1}  p99 {:.1}", pct(&mut acc, 0.5), pct(&mut acc, 0.99));
-    println!("delivery latency ms (request -> sink): p50 {:.1}  p99 {:.1}", pct(&mut deliv, 0.5), pct(&mut deliv, 0.99));
+    println!(
+        "accepted {n} in {:.2}s = {:.0} msgs/s",
+        accepted_in.as_secs_f64(),
+        n as f64 / accepted_in.as_secs_f64()
+    );
+    println!(
+        "accepted and delivered {n} in {:.2}s = {:.0} msgs/s sustained",
+        total.as_secs_f64(),
+        n as f64 / total.as_secs_f64()
+    );
+    println!(
+        "acceptance latency ms: p50 {:.1}  p99 {:.1}",
+        pct(&mut acc, 0.5),
+        pct(&mut acc, 0.99)
+    );
+    println!(
+        "delivery latency ms (request -> sink): p50 {:.1}  p99 {:.1}",
+        pct(&mut deliv, 0.5),
+        pct(&mut deliv, 0.99)
+    );
     hub.shutdown().await;
     Ok(())
 }

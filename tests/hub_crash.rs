@@ -49,28 +49,50 @@ async fn every_accepted_message_survives_kill_9() {
         }));
     }
     // Let load build up (and deliveries be in flight), then kill -9.
-    wait_until("300 accepted messages", Duration::from_secs(30), || accepted.lock().unwrap().len() >= 300).await;
+    wait_until("300 accepted messages", Duration::from_secs(30), || {
+        accepted.lock().unwrap().len() >= 300
+    })
+    .await;
     hub.kill9();
     for c in clients {
         c.await.unwrap();
     }
     let accepted = accepted.lock().unwrap().clone();
     let before = sink.delivered().len();
-    eprintln!("accepted {} before SIGKILL; {} delivered by then", accepted.len(), before);
+    eprintln!(
+        "accepted {} before SIGKILL; {} delivered by then",
+        accepted.len(),
+        before
+    );
 
     let _hub = HubProcess::spawn(&config, port, &[]).await;
     let missing = || {
-        let got: HashSet<String> = sink.delivered().iter().map(|h| h.body["code"].as_str().unwrap_or("").to_string()).collect();
+        let got: HashSet<String> = sink
+            .delivered()
+            .iter()
+            .map(|h| h.body["code"].as_str().unwrap_or("").to_string())
+            .collect();
         accepted.difference(&got).count()
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
     while missing() > 0 {
-        assert!(std::time::Instant::now() < deadline, "{} accepted messages never arrived after the restart", missing());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} accepted messages never arrived after the restart",
+            missing()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let hits = sink.delivered();
     let keys: HashSet<&str> = hits.iter().map(|h| h.idempotency_key.as_str()).collect();
-    eprintln!("all {} accepted messages delivered; {} requests, {} duplicates", accepted.len(), hits.len(), hits.len() - keys.len());
+    eprintln!(
+        "all {} accepted messages delivered; {} requests, {} duplicates",
+        accepted.len(),
+        hits.len(),
+        hits.len() - keys.len()
+    );
     // Every delivery carries its correlation id.
-    assert!(hits.iter().all(|h| h.correlation_id == h.body["code"].as_str().unwrap()));
+    assert!(hits
+        .iter()
+        .all(|h| h.correlation_id == h.body["code"].as_str().unwrap()));
 }

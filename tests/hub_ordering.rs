@@ -20,7 +20,8 @@ async fn a_retrying_dossier_holds_back_only_its_own_messages() {
     let failures = Arc::new(AtomicU32::new(0));
     let f = failures.clone();
     let fault: Fault = Arc::new(move |body| {
-        (body["code"] == "SLOW" && f.fetch_add(1, Ordering::SeqCst) < 3).then_some(StatusCode::SERVICE_UNAVAILABLE)
+        (body["code"] == "SLOW" && f.fetch_add(1, Ordering::SeqCst) < 3)
+            .then_some(StatusCode::SERVICE_UNAVAILABLE)
     });
     let sink = Sink::start(Some(fault)).await;
     let dir = tempfile::tempdir().unwrap();
@@ -32,7 +33,14 @@ async fn a_retrying_dossier_holds_back_only_its_own_messages() {
     let mut first_slow_id = String::new();
     for seq in 1..=5 {
         for code in ["SLOW", "A", "B"] {
-            let (status, body) = post_json(&client, &hub.base, "/inbound/portal/dossier.event", &json!({"code": code, "seq": seq}), &[]).await;
+            let (status, body) = post_json(
+                &client,
+                &hub.base,
+                "/inbound/portal/dossier.event",
+                &json!({"code": code, "seq": seq}),
+                &[],
+            )
+            .await;
             assert_eq!(status, 202, "{body}");
             assert_eq!(body["correlation_id"], code);
             if code == "SLOW" && seq == 1 {
@@ -40,30 +48,90 @@ async fn a_retrying_dossier_holds_back_only_its_own_messages() {
             }
         }
     }
-    wait_until("15 deliveries", Duration::from_secs(30), || sink.delivered().len() >= 15).await;
+    wait_until("15 deliveries", Duration::from_secs(30), || {
+        sink.delivered().len() >= 15
+    })
+    .await;
 
     let hits = sink.hits.lock().unwrap().clone();
     for code in ["SLOW", "A", "B"] {
-        let seqs: Vec<i64> = hits.iter().filter(|h| h.body["code"] == code && h.status < 300).map(|h| h.body["seq"].as_i64().unwrap()).collect();
-        assert_eq!(seqs, vec![1, 2, 3, 4, 5], "dossier {code} arrived out of order");
+        let seqs: Vec<i64> = hits
+            .iter()
+            .filter(|h| h.body["code"] == code && h.status < 300)
+            .map(|h| h.body["seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            seqs,
+            vec![1, 2, 3, 4, 5],
+            "dossier {code} arrived out of order"
+        );
     }
     // While SLOW#1 was failing, nothing later of SLOW was even attempted.
-    let slow: Vec<(i64, u16)> = hits.iter().filter(|h| h.body["code"] == "SLOW").map(|h| (h.body["seq"].as_i64().unwrap(), h.status)).collect();
-    assert_eq!(&slow[..4], &[(1, 503), (1, 503), (1, 503), (1, 200)], "{slow:?}");
+    let slow: Vec<(i64, u16)> = hits
+        .iter()
+        .filter(|h| h.body["code"] == "SLOW")
+        .map(|h| (h.body["seq"].as_i64().unwrap(), h.status))
+        .collect();
+    assert_eq!(
+        &slow[..4],
+        &[(1, 503), (1, 503), (1, 503), (1, 200)],
+        "{slow:?}"
+    );
     // Other dossiers flowed: all of A and B were delivered before SLOW's first success.
-    let slow_ok = hits.iter().find(|h| h.body["code"] == "SLOW" && h.status < 300).unwrap().at;
+    let slow_ok = hits
+        .iter()
+        .find(|h| h.body["code"] == "SLOW" && h.status < 300)
+        .unwrap()
+        .at;
     for code in ["A", "B"] {
-        let last = hits.iter().filter(|h| h.body["code"] == code).map(|h| h.at).max().unwrap();
+        let last = hits
+            .iter()
+            .filter(|h| h.body["code"] == code)
+            .map(|h| h.at)
+            .max()
+            .unwrap();
         assert!(last < slow_ok, "dossier {code} waited behind SLOW");
     }
     // The trail and the delivery record show the retries.
-    let m: serde_json::Value = client.get(format!("{}/api/messages/{first_slow_id}", hub.base)).send().await.unwrap().json().await.unwrap();
+    let m: serde_json::Value = client
+        .get(format!("{}/api/messages/{first_slow_id}", hub.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(m["deliveries"][0]["state"], "delivered", "{m}");
     assert_eq!(m["deliveries"][0]["attempts"], 4, "{m}");
     assert_eq!(m["deliveries"][0]["mapping_version"], 3, "{m}");
-    let trail: serde_json::Value = client.get(format!("{}/api/messages/{first_slow_id}/trail", hub.base)).send().await.unwrap().json().await.unwrap();
-    let kinds: Vec<&str> = trail.as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["received", "routed", "mapped", "attempt", "attempt", "attempt", "attempt", "delivered"], "{trail}");
+    let trail: serde_json::Value = client
+        .get(format!("{}/api/messages/{first_slow_id}/trail", hub.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "received",
+            "routed",
+            "mapped",
+            "attempt",
+            "attempt",
+            "attempt",
+            "attempt",
+            "delivered"
+        ],
+        "{trail}"
+    );
     let rows = trail.as_array().unwrap();
     assert_eq!(rows[3]["detail"]["status"], 503);
     assert_eq!(rows[3]["detail"]["error_class"], "transient");

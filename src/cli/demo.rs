@@ -48,19 +48,28 @@ type Counts = Arc<BTreeMap<String, AtomicU64>>;
 
 /// Starts the simulated partner endpoints; returns their base URL and counters.
 async fn start_sinks() -> anyhow::Result<(String, Counts)> {
-    let counts: Counts = Arc::new(SYSTEMS.iter().map(|s| (s.to_string(), AtomicU64::new(0))).collect());
+    let counts: Counts = Arc::new(
+        SYSTEMS
+            .iter()
+            .map(|s| (s.to_string(), AtomicU64::new(0)))
+            .collect(),
+    );
     let app = axum::Router::new()
         .route(
             "/sim/{system}",
-            post(|State(c): State<Counts>, AxPath(system): AxPath<String>| async move {
-                if let Some(n) = c.get(&system) {
-                    n.fetch_add(1, Ordering::Relaxed);
-                }
-                axum::Json(serde_json::json!({"status": "ok"}))
-            }),
+            post(
+                |State(c): State<Counts>, AxPath(system): AxPath<String>| async move {
+                    if let Some(n) = c.get(&system) {
+                        n.fetch_add(1, Ordering::Relaxed);
+                    }
+                    axum::Json(serde_json::json!({"status": "ok"}))
+                },
+            ),
         )
         .with_state(counts.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the simulated partners")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the simulated partners")?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok((format!("http://{addr}"), counts))
@@ -80,7 +89,9 @@ fn fixtures(dir: &Path) -> anyhow::Result<Vec<(String, String, PathBuf)>> {
         Ok(())
     }
     let mut out = Vec::new();
-    for sys in std::fs::read_dir(dir).with_context(|| format!("reading fixtures in {}", dir.display()))? {
+    for sys in
+        std::fs::read_dir(dir).with_context(|| format!("reading fixtures in {}", dir.display()))?
+    {
         let sys = sys?.path();
         if !sys.is_dir() {
             continue;
@@ -93,7 +104,11 @@ fn fixtures(dir: &Path) -> anyhow::Result<Vec<(String, String, PathBuf)>> {
             let mut files = Vec::new();
             walk(&mt, &mut files)?;
             for f in files {
-                let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = |p: &Path| {
+                    p.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                };
                 out.push((name(&sys), name(&mt), f));
             }
         }
@@ -112,24 +127,40 @@ fn content_type(path: &Path) -> &'static str {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut config = super::serve::load_config(None)?;
-    config.listen = args.listen.parse().with_context(|| format!("--listen {}", args.listen))?;
+    config.listen = args
+        .listen
+        .parse()
+        .with_context(|| format!("--listen {}", args.listen))?;
     let _ = std::fs::remove_dir_all(&args.data_dir);
     config.data_dir = args.data_dir.clone();
-    config.store_url = format!("sqlite://{}?mode=rwc", args.data_dir.join("lienthong.db").display());
+    config.store_url = format!(
+        "sqlite://{}?mode=rwc",
+        args.data_dir.join("lienthong.db").display()
+    );
     config.destination_defaults.backoff.initial = Duration::from_millis(200);
     config.destination_defaults.rate_per_second = 200;
     config.destination_defaults.burst = 200;
-    init_logging(&router::config::Config { log_level: "warn".into(), ..config.clone() });
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    init_logging(&router::config::Config {
+        log_level: "warn".into(),
+        ..config.clone()
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let (sink_url, counts) = start_sinks().await?;
         for s in SYSTEMS {
             config.destinations.insert(
                 s.to_string(),
-                router::config::Destination { url: Some(format!("{sink_url}/sim/{s}")), policy: config.destination_defaults.clone() },
+                router::config::Destination {
+                    url: Some(format!("{sink_url}/sim/{s}")),
+                    policy: config.destination_defaults.clone(),
+                },
             );
         }
-        let hub = Hub::start(&config, Default::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let hub = Hub::start(&config, Default::default())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let base = format!("http://{}", hub.addr);
         println!("lienthong demo");
         println!("  hub          {base}");
@@ -138,13 +169,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("  data dir     {}", args.data_dir.display());
         println!("  partners     simulated at {sink_url}/sim/<system>");
         let files = fixtures(&args.fixtures)?;
-        println!("feeding {} fixture files from {} ...", files.len(), args.fixtures.display());
+        println!(
+            "feeding {} fixture files from {} ...",
+            files.len(),
+            args.fixtures.display()
+        );
         let client = reqwest::Client::new();
         let t0 = Instant::now();
         let (mut accepted, mut rejected, mut first_id) = (0u64, 0u64, None);
         for (i, (system, mt, path)) in files.iter().enumerate() {
             let body = std::fs::read(path)?;
-            let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let file_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let resp = client
                 .post(format!("{base}/inbound/{system}/{mt}"))
                 .header("content-type", content_type(path))
@@ -165,15 +203,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("  {} sent, {accepted} accepted, {rejected} rejected", i + 1);
             }
         }
-        println!("fed {} files in {:.1}s: {accepted} accepted, {rejected} rejected", files.len(), t0.elapsed().as_secs_f64());
+        println!(
+            "fed {} files in {:.1}s: {accepted} accepted, {rejected} rejected",
+            files.len(),
+            t0.elapsed().as_secs_f64()
+        );
         if let Some(id) = first_id {
             println!("  try: curl {base}/api/messages/{id}/trail");
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let depth: i64 = hub.store.queue_depth().await.map(|d| d.iter().map(|(_, n)| n).sum()).unwrap_or(-1);
-            let delivered: Vec<String> = counts.iter().map(|(k, v)| format!("{k}={}", v.load(Ordering::Relaxed))).collect();
+            let depth: i64 = hub
+                .store
+                .queue_depth()
+                .await
+                .map(|d| d.iter().map(|(_, n)| n).sum())
+                .unwrap_or(-1);
+            let delivered: Vec<String> = counts
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.load(Ordering::Relaxed)))
+                .collect();
             println!("  queued {depth}; delivered {}", delivered.join(" "));
             if depth == 0 || Instant::now() > deadline {
                 break;

@@ -23,8 +23,14 @@ pub struct Args {
 pub fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if config.log_json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if config.log_json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Loads the config, printing every diagnostic.
@@ -39,12 +45,18 @@ pub fn connector_options(config: &Config) -> anyhow::Result<HubOptions> {
         let section = serde_json::Value::Object(config.connectors.clone().into_iter().collect());
         let parsed: connectors::registry::ConnectorsConfig =
             serde_json::from_value(section).context("the `connectors:` section is invalid")?;
-        let file = config.file.as_ref().map_or("(embedded default)".to_string(), |p| p.display().to_string());
+        let file = config
+            .file
+            .as_ref()
+            .map_or("(embedded default)".to_string(), |p| {
+                p.display().to_string()
+            });
         let diags = parsed.validate(&file);
         if !diags.is_empty() {
             anyhow::bail!("the `connectors:` section is invalid:\n{diags}");
         }
-        connectors::registry::register_all(&parsed, &mut opts.transports).context("building the connectors")?;
+        connectors::registry::register_all(&parsed, &mut opts.transports)
+            .context("building the connectors")?;
     }
     Ok(opts)
 }
@@ -72,12 +84,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = load_config(args.config.as_deref())?;
     init_logging(&config);
     if config.file.is_none() {
-        tracing::warn!("no --config: embedded default (SQLite under ./data, unauthenticated intake on {})", config.listen);
+        tracing::warn!(
+            "no --config: embedded default (SQLite under ./data, unauthenticated intake on {})",
+            config.listen
+        );
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the Tokio runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the Tokio runtime")?;
     rt.block_on(async {
         let opts = connector_options(&config)?;
-        let hub = Hub::start(&config, opts).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let hub = Hub::start(&config, opts)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         println!("lienthong listening on http://{}", hub.addr);
         shutdown_signal().await;
         hub.shutdown().await;

@@ -45,35 +45,61 @@ impl Sink {
         let app = axum::Router::new()
             .route(
                 "/sink",
-                post(|State((hits, fault)): State<(Arc<Mutex<Vec<Hit>>>, Option<Fault>)>, headers: HeaderMap, body: String| async move {
-                    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                    let status = fault.as_ref().and_then(|f| f(&body)).unwrap_or(StatusCode::OK);
-                    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                    hits.lock().unwrap().push(Hit {
-                        at: Instant::now(),
-                        idempotency_key: h("idempotency-key"),
-                        correlation_id: h("x-correlation-id"),
-                        body,
-                        status: status.as_u16(),
-                    });
-                    (status, "{\"ok\":true}")
-                }),
+                post(
+                    |State((hits, fault)): State<(Arc<Mutex<Vec<Hit>>>, Option<Fault>)>,
+                     headers: HeaderMap,
+                     body: String| async move {
+                        let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                        let status = fault
+                            .as_ref()
+                            .and_then(|f| f(&body))
+                            .unwrap_or(StatusCode::OK);
+                        let h = |n: &str| {
+                            headers
+                                .get(n)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_string()
+                        };
+                        hits.lock().unwrap().push(Hit {
+                            at: Instant::now(),
+                            idempotency_key: h("idempotency-key"),
+                            correlation_id: h("x-correlation-id"),
+                            body,
+                            status: status.as_u16(),
+                        });
+                        (status, "{\"ok\":true}")
+                    },
+                ),
             )
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Sink { url: format!("http://{addr}/sink"), hits }
+        Sink {
+            url: format!("http://{addr}/sink"),
+            hits,
+        }
     }
 
     /// Successful (2xx) hits.
     pub fn delivered(&self) -> Vec<Hit> {
-        self.hits.lock().unwrap().iter().filter(|h| h.status < 300).cloned().collect()
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.status < 300)
+            .cloned()
+            .collect()
     }
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn repo() -> PathBuf {
@@ -81,7 +107,8 @@ fn repo() -> PathBuf {
 }
 
 /// `intake:` section for tests that do not exercise authentication or rate limits.
-pub const OPEN_INTAKE: &str = "intake:\n  allow_unauthenticated: true\n  rate_limit: { per_second: 100000, burst: 100000 }\n";
+pub const OPEN_INTAKE: &str =
+    "intake:\n  allow_unauthenticated: true\n  rate_limit: { per_second: 100000, burst: 100000 }\n";
 
 /// Writes a config for the hub fixtures (`tests/fixtures/hub`) into `dir`.
 pub fn write_config(dir: &Path, port: u16, sink_url: &str, extra: &str) -> PathBuf {
@@ -108,12 +135,20 @@ impl HubProcess {
     pub async fn spawn(config: &Path, port: u16, envs: &[(&str, &str)]) -> HubProcess {
         init();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lienthong"));
-        cmd.arg("serve").arg("--config").arg(config).env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
         for (k, v) in envs {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawning the lienthong binary");
-        let hub = HubProcess { child, base: format!("http://127.0.0.1:{port}") };
+        let hub = HubProcess {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -122,7 +157,10 @@ impl HubProcess {
                     return hub;
                 }
             }
-            assert!(Instant::now() < deadline, "lienthong did not become ready on port {port} within 20s");
+            assert!(
+                Instant::now() < deadline,
+                "lienthong did not become ready on port {port} within 20s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -133,7 +171,10 @@ impl HubProcess {
     }
 
     pub fn sigterm(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
     }
 }
 
@@ -143,8 +184,17 @@ impl Drop for HubProcess {
     }
 }
 
-pub async fn post_json(client: &reqwest::Client, base: &str, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
-    let mut rb = client.post(format!("{base}{path}")).header("content-type", "application/json").body(body.to_string());
+pub async fn post_json(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut rb = client
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
     for (k, v) in headers {
         rb = rb.header(*k, *v);
     }
@@ -156,7 +206,10 @@ pub async fn post_json(client: &reqwest::Client, base: &str, path: &str, body: &
 pub async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !f() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -101,10 +101,16 @@ pub fn event_object(
     let mut m = Map::new();
     m.insert("actor".into(), Value::from(actor));
     m.insert("at".into(), Value::from(at));
-    m.insert("delivery_id".into(), delivery_id.map_or(Value::Null, Value::from));
+    m.insert(
+        "delivery_id".into(),
+        delivery_id.map_or(Value::Null, Value::from),
+    );
     m.insert("detail".into(), detail.clone());
     m.insert("kind".into(), Value::from(kind));
-    m.insert("message_id".into(), message_id.map_or(Value::Null, Value::from));
+    m.insert(
+        "message_id".into(),
+        message_id.map_or(Value::Null, Value::from),
+    );
     m.insert("seq".into(), Value::from(seq));
     Value::Object(m)
 }
@@ -118,7 +124,10 @@ pub fn event_hash(prev_hash: &str, event: &Value) -> String {
 }
 
 fn store_err(what: &str, e: sqlx::Error) -> Error {
-    Error::Store { message: format!("trail append ({what}): {e}"), retryable: true }
+    Error::Store {
+        message: format!("trail append ({what}): {e}"),
+        retryable: true,
+    }
 }
 
 /// Appends `events` in order, inside the caller's transaction (`conn` must be in one).
@@ -133,8 +142,12 @@ pub async fn append(conn: &mut AnyConnection, events: &[TrailEvent]) -> Result<(
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| store_err("lock chain head", e))?;
-    let mut seq: i64 = row.try_get("seq").map_err(|e| store_err("read head seq", e))?;
-    let mut prev: String = row.try_get("hash").map_err(|e| store_err("read head hash", e))?;
+    let mut seq: i64 = row
+        .try_get("seq")
+        .map_err(|e| store_err("read head seq", e))?;
+    let mut prev: String = row
+        .try_get("hash")
+        .map_err(|e| store_err("read head hash", e))?;
     for ev in events {
         seq += 1;
         let obj = event_object(
@@ -180,8 +193,12 @@ mod tests {
 
     #[test]
     fn canonical_sorts_keys_recursively_and_keeps_numbers() {
-        let v: Value = serde_json::from_str(r#"{"b":1.50,"a":{"d":[{"z":1,"y":"Đ"}],"c":null}}"#).unwrap();
-        assert_eq!(canonical_json(&v), r#"{"a":{"c":null,"d":[{"y":"Đ","z":1}]},"b":1.50}"#);
+        let v: Value =
+            serde_json::from_str(r#"{"b":1.50,"a":{"d":[{"z":1,"y":"Đ"}],"c":null}}"#).unwrap();
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"c":null,"d":[{"y":"Đ","z":1}]},"b":1.50}"#
+        );
     }
 
     #[test]

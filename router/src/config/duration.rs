@@ -9,15 +9,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         Some(i) => (&t[..i], t[i..].trim()),
         None => (t, "s"),
     };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration: write e.g. `250ms`, `30s`, `5m` or `1h`"))?;
+    let n: f64 = num.parse().map_err(|_| {
+        format!("`{text}` is not a duration: write e.g. `250ms`, `30s`, `5m` or `1h`")
+    })?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        other => return Err(format!("unknown duration unit `{other}` in `{text}`: use ms, s, m or h")),
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` in `{text}`: use ms, s, m or h"
+            ))
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("`{text}` is not a valid duration"));

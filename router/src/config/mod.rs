@@ -66,7 +66,10 @@ impl std::fmt::Debug for PartnerAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PartnerAuth")
             .field("api_key", &self.api_key_sha256.map(|_| "<sha256>"))
-            .field("hmac_secret", &self.hmac_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "hmac_secret",
+                &self.hmac_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("rate", &self.rate)
             .finish()
     }
@@ -116,34 +119,70 @@ impl Config {
         path: Option<&Path>,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, Diagnostics> {
-        let file_name = path.map_or_else(|| "(embedded default)".to_string(), |p| p.display().to_string());
+        let file_name = path.map_or_else(
+            || "(embedded default)".to_string(),
+            |p| p.display().to_string(),
+        );
         let mut raw = match path {
             None => RawConfig::default(),
             Some(p) => parse_file(p)?,
         };
         let mut diags = Diagnostics::default();
         for e in env::apply(&mut raw, vars) {
-            diags.push(Diagnostic { file: "environment".into(), line: 0, column: 0, context: String::new(), message: e });
+            diags.push(Diagnostic {
+                file: "environment".into(),
+                line: 0,
+                column: 0,
+                context: String::new(),
+                message: e,
+            });
         }
         let embedded = path.is_none();
         let cfg = validate(&raw, &file_name, embedded, &mut diags);
         diags.into_result()?;
-        Ok(Config { file: path.map(Path::to_path_buf), ..cfg })
+        Ok(Config {
+            file: path.map(Path::to_path_buf),
+            ..cfg
+        })
     }
 }
 
 fn parse_file(p: &Path) -> Result<RawConfig, Diagnostics> {
     let one = |line: usize, column: usize, message: String| {
-        Diagnostics(vec![Diagnostic { file: p.display().to_string(), line, column, context: String::new(), message }])
+        Diagnostics(vec![Diagnostic {
+            file: p.display().to_string(),
+            line,
+            column,
+            context: String::new(),
+            message,
+        }])
     };
-    let meta = std::fs::metadata(p).map_err(|e| one(0, 0, format!("cannot read the config file: {e}")))?;
+    let meta =
+        std::fs::metadata(p).map_err(|e| one(0, 0, format!("cannot read the config file: {e}")))?;
     if meta.len() > MAX_CONFIG_BYTES {
-        return Err(one(0, 0, format!("config file is {} bytes; the limit is {MAX_CONFIG_BYTES}", meta.len())));
+        return Err(one(
+            0,
+            0,
+            format!(
+                "config file is {} bytes; the limit is {MAX_CONFIG_BYTES}",
+                meta.len()
+            ),
+        ));
     }
-    let text = std::fs::read_to_string(p).map_err(|e| one(0, 0, format!("cannot read the config file: {e}")))?;
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| one(0, 0, format!("cannot read the config file: {e}")))?;
     serde_saphyr::from_str::<RawConfig>(&text).map_err(|e| {
-        let (line, col) = e.location().map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
-        one(line, col, format!("{}; see deploy/lienthong.example.yaml for every key", e.without_snippet()))
+        let (line, col) = e
+            .location()
+            .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
+        one(
+            line,
+            col,
+            format!(
+                "{}; see deploy/lienthong.example.yaml for every key",
+                e.without_snippet()
+            ),
+        )
     })
 }
 
@@ -158,10 +197,20 @@ impl Ctx<'_> {
     fn err<T>(&mut self, key: &str, at: Option<&Spanned<T>>, message: String) {
         let (file, line, column) = match (self.raw.env_sources.get(key), at) {
             (Some(var), _) => (format!("environment {var}"), 0, 0),
-            (None, Some(s)) => (self.file.to_string(), s.referenced.line() as usize, s.referenced.column() as usize),
+            (None, Some(s)) => (
+                self.file.to_string(),
+                s.referenced.line() as usize,
+                s.referenced.column() as usize,
+            ),
             (None, None) => (self.file.to_string(), 0, 0),
         };
-        self.diags.push(Diagnostic { file, line, column, context: key.to_string(), message });
+        self.diags.push(Diagnostic {
+            file,
+            line,
+            column,
+            context: key.to_string(),
+            message,
+        });
     }
 
     fn duration(&mut self, key: &str, v: &Option<Spanned<String>>, default: Duration) -> Duration {
@@ -193,34 +242,71 @@ impl Ctx<'_> {
             None => default,
             Some(r) => {
                 let per = self.positive(&format!("{key}.per_second"), &r.per_second, default.0);
-                let burst = self.positive(&format!("{key}.burst"), &r.burst, per.max(default.1.min(per)));
+                let burst = self.positive(
+                    &format!("{key}.burst"),
+                    &r.burst,
+                    per.max(default.1.min(per)),
+                );
                 (per, burst)
             }
         }
     }
 
-    fn policy(&mut self, key: &str, d: &RawDestination, base: &DestinationPolicy) -> DestinationPolicy {
+    fn policy(
+        &mut self,
+        key: &str,
+        d: &RawDestination,
+        base: &DestinationPolicy,
+    ) -> DestinationPolicy {
         let timeout = self.duration(&format!("{key}.timeout"), &d.timeout, base.timeout);
         if timeout.is_zero() {
-            self.err(&format!("{key}.timeout"), d.timeout.as_ref(), "must be more than zero".into());
+            self.err(
+                &format!("{key}.timeout"),
+                d.timeout.as_ref(),
+                "must be more than zero".into(),
+            );
         }
-        let (rate_per_second, burst) = self.rate(&format!("{key}.rate_limit"), &d.rate_limit, (base.rate_per_second, base.burst));
-        let concurrency = self.positive(&format!("{key}.concurrency"), &d.concurrency, base.concurrency);
-        let max_attempts = self.positive(&format!("{key}.max_attempts"), &d.max_attempts, base.max_attempts);
+        let (rate_per_second, burst) = self.rate(
+            &format!("{key}.rate_limit"),
+            &d.rate_limit,
+            (base.rate_per_second, base.burst),
+        );
+        let concurrency = self.positive(
+            &format!("{key}.concurrency"),
+            &d.concurrency,
+            base.concurrency,
+        );
+        let max_attempts = self.positive(
+            &format!("{key}.max_attempts"),
+            &d.max_attempts,
+            base.max_attempts,
+        );
         let mut backoff = base.backoff.clone();
         if let Some(b) = &d.backoff {
-            backoff.initial = self.duration(&format!("{key}.backoff.initial"), &b.initial, backoff.initial);
+            backoff.initial = self.duration(
+                &format!("{key}.backoff.initial"),
+                &b.initial,
+                backoff.initial,
+            );
             backoff.max = self.duration(&format!("{key}.backoff.max"), &b.max, backoff.max);
             if let Some(m) = &b.multiplier {
                 if !(1.0..=10.0).contains(&m.value) {
-                    self.err(&format!("{key}.backoff.multiplier"), Some(m), format!("{} is out of range: use 1.0 to 10.0", m.value));
+                    self.err(
+                        &format!("{key}.backoff.multiplier"),
+                        Some(m),
+                        format!("{} is out of range: use 1.0 to 10.0", m.value),
+                    );
                 } else {
                     backoff.multiplier = m.value;
                 }
             }
             if let Some(j) = &b.jitter {
                 if !(0.0..=1.0).contains(&j.value) {
-                    self.err(&format!("{key}.backoff.jitter"), Some(j), format!("{} is out of range: use 0.0 to 1.0", j.value));
+                    self.err(
+                        &format!("{key}.backoff.jitter"),
+                        Some(j),
+                        format!("{} is out of range: use 0.0 to 1.0", j.value),
+                    );
                 } else {
                     backoff.jitter = j.value;
                 }
@@ -229,53 +315,119 @@ impl Ctx<'_> {
                 self.err(
                     &format!("{key}.backoff.initial"),
                     b.initial.as_ref(),
-                    format!("initial delay {:?} is longer than max {:?}", backoff.initial, backoff.max),
+                    format!(
+                        "initial delay {:?} is longer than max {:?}",
+                        backoff.initial, backoff.max
+                    ),
                 );
             }
         }
-        DestinationPolicy { timeout, rate_per_second, burst, concurrency, max_attempts, backoff }
+        DestinationPolicy {
+            timeout,
+            rate_per_second,
+            burst,
+            concurrency,
+            max_attempts,
+            backoff,
+        }
     }
 }
 
 fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics) -> Config {
     let mut c = Ctx { file, raw, diags };
-    let listen_text = raw.server.listen.as_ref().map_or(DEFAULT_LISTEN, |s| s.value.as_str());
+    let listen_text = raw
+        .server
+        .listen
+        .as_ref()
+        .map_or(DEFAULT_LISTEN, |s| s.value.as_str());
     let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
-        c.err("server.listen", raw.server.listen.as_ref(), format!("`{listen_text}` is not an address: write host:port, e.g. 127.0.0.1:8080"));
+        c.err(
+            "server.listen",
+            raw.server.listen.as_ref(),
+            format!("`{listen_text}` is not an address: write host:port, e.g. 127.0.0.1:8080"),
+        );
         DEFAULT_LISTEN.parse().expect("valid default")
     });
-    let drain_deadline = c.duration("server.drain_deadline", &raw.server.drain_deadline, Duration::from_secs(20));
-    let data_dir = PathBuf::from(raw.store.data_dir.as_ref().map_or("data", |s| s.value.as_str()));
+    let drain_deadline = c.duration(
+        "server.drain_deadline",
+        &raw.server.drain_deadline,
+        Duration::from_secs(20),
+    );
+    let data_dir = PathBuf::from(
+        raw.store
+            .data_dir
+            .as_ref()
+            .map_or("data", |s| s.value.as_str()),
+    );
     let store_url = match &raw.store.url {
-        Some(u) if u.value.starts_with("sqlite:") || u.value.starts_with("postgres:") || u.value.starts_with("postgresql:") => u.value.clone(),
+        Some(u)
+            if u.value.starts_with("sqlite:")
+                || u.value.starts_with("postgres:")
+                || u.value.starts_with("postgresql:") =>
+        {
+            u.value.clone()
+        }
         Some(u) => {
             c.err("store.url", Some(u), format!("`{}` is not supported: use sqlite://<file>?mode=rwc or postgres://user@host/db", u.value));
             String::new()
         }
-        None => format!("sqlite://{}?mode=rwc", data_dir.join("lienthong.db").display()),
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("lienthong.db").display()
+        ),
     };
     let store_max_batch = c.positive("store.max_batch", &raw.store.max_batch, 512) as usize;
     let queue = match raw.queue.backend.as_ref().map(|s| s.value.as_str()) {
         None | Some("embedded") => {
             if raw.queue.rabbitmq.is_some() {
-                c.err::<()>("queue.rabbitmq", None, "rabbitmq settings are given but queue.backend is not `rabbitmq`".into());
+                c.err::<()>(
+                    "queue.rabbitmq",
+                    None,
+                    "rabbitmq settings are given but queue.backend is not `rabbitmq`".into(),
+                );
             }
             QueueBackend::Embedded
         }
-        Some("rabbitmq") => QueueBackend::RabbitMq(raw.queue.rabbitmq.clone().unwrap_or(serde_json::Value::Null)),
+        Some("rabbitmq") => QueueBackend::RabbitMq(
+            raw.queue
+                .rabbitmq
+                .clone()
+                .unwrap_or(serde_json::Value::Null),
+        ),
         Some(other) => {
-            c.err("queue.backend", raw.queue.backend.as_ref(), format!("unknown queue backend `{other}`: use embedded or rabbitmq"));
+            c.err(
+                "queue.backend",
+                raw.queue.backend.as_ref(),
+                format!("unknown queue backend `{other}`: use embedded or rabbitmq"),
+            );
             QueueBackend::Embedded
         }
     };
-    let path = |v: &Option<Spanned<String>>, d: &str| PathBuf::from(v.as_ref().map_or(d, |s| s.value.as_str()));
+    let path = |v: &Option<Spanned<String>>, d: &str| {
+        PathBuf::from(v.as_ref().map_or(d, |s| s.value.as_str()))
+    };
     let mappings_dir = path(&raw.paths.mappings, "mappings");
     let schemas_dir = path(&raw.paths.schemas, "schemas");
-    let routes_file = raw.paths.routes.as_ref().map_or_else(|| mappings_dir.join("routes.yaml"), |s| PathBuf::from(&s.value));
-    let allow_unauthenticated = raw.intake.allow_unauthenticated.as_ref().map_or(embedded, |s| s.value);
-    let max_clock_skew = c.duration("intake.max_clock_skew", &raw.intake.max_clock_skew, Duration::from_secs(300));
+    let routes_file = raw.paths.routes.as_ref().map_or_else(
+        || mappings_dir.join("routes.yaml"),
+        |s| PathBuf::from(&s.value),
+    );
+    let allow_unauthenticated = raw
+        .intake
+        .allow_unauthenticated
+        .as_ref()
+        .map_or(embedded, |s| s.value);
+    let max_clock_skew = c.duration(
+        "intake.max_clock_skew",
+        &raw.intake.max_clock_skew,
+        Duration::from_secs(300),
+    );
     let intake_rate = c.rate("intake.rate_limit", &raw.intake.rate_limit, (200, 400));
-    let destination_defaults = c.policy("destination_defaults", &raw.destination_defaults, &DestinationPolicy::default());
+    let destination_defaults = c.policy(
+        "destination_defaults",
+        &raw.destination_defaults,
+        &DestinationPolicy::default(),
+    );
     let mut destinations = BTreeMap::new();
     for (id, d) in &raw.destinations {
         let key = format!("destinations.{id}");
@@ -283,7 +435,11 @@ fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics
         let policy = c.policy(&key, d, &destination_defaults);
         let url = d.url.as_ref().map(|u| {
             if !(u.value.starts_with("http://") || u.value.starts_with("https://")) {
-                c.err(&format!("{key}.url"), Some(u), format!("`{}` is not an http(s) URL", u.value));
+                c.err(
+                    &format!("{key}.url"),
+                    Some(u),
+                    format!("`{}` is not an http(s) URL", u.value),
+                );
             }
             u.value.clone()
         });
@@ -305,10 +461,18 @@ fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics
             }
         }
         match (&p.hmac_secret_env, &p.hmac_secret_file) {
-            (Some(_), Some(f)) => c.err(&format!("{key}.hmac_secret_file"), Some(f), "set hmac_secret_env or hmac_secret_file, not both".into()),
+            (Some(_), Some(f)) => c.err(
+                &format!("{key}.hmac_secret_file"),
+                Some(f),
+                "set hmac_secret_env or hmac_secret_file, not both".into(),
+            ),
             (Some(e), None) => match std::env::var(&e.value) {
                 Ok(v) if !v.is_empty() => auth.hmac_secret = Some(v.into_bytes()),
-                _ => c.err(&format!("{key}.hmac_secret_env"), Some(e), format!("environment variable {} is not set or empty", e.value)),
+                _ => c.err(
+                    &format!("{key}.hmac_secret_env"),
+                    Some(e),
+                    format!("environment variable {} is not set or empty", e.value),
+                ),
             },
             (None, Some(f)) => match std::fs::read(&f.value) {
                 Ok(mut v) if !v.is_empty() => {
@@ -317,12 +481,25 @@ fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics
                     }
                     auth.hmac_secret = Some(v)
                 }
-                Ok(_) => c.err(&format!("{key}.hmac_secret_file"), Some(f), format!("{} is empty", f.value)),
-                Err(e) => c.err(&format!("{key}.hmac_secret_file"), Some(f), format!("cannot read {}: {e}", f.value)),
+                Ok(_) => c.err(
+                    &format!("{key}.hmac_secret_file"),
+                    Some(f),
+                    format!("{} is empty", f.value),
+                ),
+                Err(e) => c.err(
+                    &format!("{key}.hmac_secret_file"),
+                    Some(f),
+                    format!("cannot read {}: {e}", f.value),
+                ),
             },
             (None, None) => {}
         }
-        if auth.api_key_sha256.is_none() && auth.hmac_secret.is_none() && p.hmac_secret_env.is_none() && p.hmac_secret_file.is_none() && p.api_key_sha256.is_none() {
+        if auth.api_key_sha256.is_none()
+            && auth.hmac_secret.is_none()
+            && p.hmac_secret_env.is_none()
+            && p.hmac_secret_file.is_none()
+            && p.api_key_sha256.is_none()
+        {
             c.err::<()>(&key, None, "a partner needs api_key_sha256 or an HMAC secret (hmac_secret_env / hmac_secret_file)".into());
         }
         if p.rate_limit.is_some() {
@@ -330,23 +507,47 @@ fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics
         }
         partners.insert(id.clone(), auth);
     }
-    let log_level = raw.logging.level.as_ref().map_or("info", |s| s.value.as_str()).to_string();
-    if !["trace", "debug", "info", "warn", "error"].contains(&log_level.as_str()) && !log_level.contains('=') {
-        c.err("logging.level", raw.logging.level.as_ref(), format!("`{log_level}`: use trace, debug, info, warn, error or an env-filter directive"));
+    let log_level = raw
+        .logging
+        .level
+        .as_ref()
+        .map_or("info", |s| s.value.as_str())
+        .to_string();
+    if !["trace", "debug", "info", "warn", "error"].contains(&log_level.as_str())
+        && !log_level.contains('=')
+    {
+        c.err(
+            "logging.level",
+            raw.logging.level.as_ref(),
+            format!(
+                "`{log_level}`: use trace, debug, info, warn, error or an env-filter directive"
+            ),
+        );
     }
     let log_json = match raw.logging.format.as_ref().map(|s| s.value.as_str()) {
         None | Some("text") => false,
         Some("json") => true,
         Some(other) => {
-            c.err("logging.format", raw.logging.format.as_ref(), format!("`{other}`: use text or json"));
+            c.err(
+                "logging.format",
+                raw.logging.format.as_ref(),
+                format!("`{other}`: use text or json"),
+            );
             false
         }
     };
-    let tokens = std::sync::Arc::new(crate::auth::config::build(file, &raw.tokens).unwrap_or_else(|d| {
-        c.diags.extend(d);
-        Default::default()
-    }));
-    let retention_payloads = match raw.retention.payloads.as_deref().map(crate::audit::retention::parse_age) {
+    let tokens = std::sync::Arc::new(
+        crate::auth::config::build(file, &raw.tokens).unwrap_or_else(|d| {
+            c.diags.extend(d);
+            Default::default()
+        }),
+    );
+    let retention_payloads = match raw
+        .retention
+        .payloads
+        .as_deref()
+        .map(crate::audit::retention::parse_age)
+    {
         None => None,
         Some(Ok(d)) => Some(d),
         Some(Err(e)) => {
@@ -380,8 +581,16 @@ fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics
 }
 
 fn check_id(c: &mut Ctx<'_>, key: &str, id: &str) {
-    if id.is_empty() || !id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-') {
-        c.err::<()>(key, None, format!("system id `{id}` must be lowercase letters, digits and `-`"));
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+    {
+        c.err::<()>(
+            key,
+            None,
+            format!("system id `{id}` must be lowercase letters, digits and `-`"),
+        );
     }
 }
 
@@ -393,7 +602,10 @@ mod tests {
     fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, Diagnostics> {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(yaml.as_bytes()).unwrap();
-        Config::load_with_env(Some(f.path()), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        Config::load_with_env(
+            Some(f.path()),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
     }
 
     #[test]
@@ -411,11 +623,23 @@ mod tests {
         let d = load(yaml, &[]).unwrap_err();
         let text = d.to_string();
         assert_eq!(d.len(), 6, "{text}");
-        assert!(text.contains(":2:") && text.contains("server.listen"), "{text}");
-        assert!(text.contains(":6:") && text.contains("destinations.lis.url"), "{text}");
-        assert!(text.contains(":7:") && text.contains("concurrency"), "{text}");
+        assert!(
+            text.contains(":2:") && text.contains("server.listen"),
+            "{text}"
+        );
+        assert!(
+            text.contains(":6:") && text.contains("destinations.lis.url"),
+            "{text}"
+        );
+        assert!(
+            text.contains(":7:") && text.contains("concurrency"),
+            "{text}"
+        );
         assert!(text.contains("jitter"), "{text}");
-        assert!(text.contains(":11:") && text.contains("api_key_sha256"), "{text}");
+        assert!(
+            text.contains(":11:") && text.contains("api_key_sha256"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -426,10 +650,18 @@ mod tests {
 
     #[test]
     fn env_overrides_win_and_are_blamed() {
-        let c = load("server:\n  listen: 127.0.0.1:1\n", &[("LIENTHONG_SERVER__LISTEN", "127.0.0.1:2")]).unwrap();
+        let c = load(
+            "server:\n  listen: 127.0.0.1:1\n",
+            &[("LIENTHONG_SERVER__LISTEN", "127.0.0.1:2")],
+        )
+        .unwrap();
         assert_eq!(c.listen.port(), 2);
         let d = load("", &[("LIENTHONG_DESTINATIONS__LIS__TIMEOUT", "soon")]).unwrap_err();
-        assert!(d.to_string().contains("LIENTHONG_DESTINATIONS__LIS__TIMEOUT"), "{d}");
+        assert!(
+            d.to_string()
+                .contains("LIENTHONG_DESTINATIONS__LIS__TIMEOUT"),
+            "{d}"
+        );
     }
 
     #[test]

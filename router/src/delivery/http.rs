@@ -22,7 +22,11 @@ pub struct HttpTransport {
 
 impl HttpTransport {
     /// A transport for `url` with a whole-request `timeout`.
-    pub fn new(url: impl Into<String>, timeout: Duration, max_idle_per_host: usize) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        url: impl Into<String>,
+        timeout: Duration,
+        max_idle_per_host: usize,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -30,19 +34,23 @@ impl HttpTransport {
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("lienthong/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { client, url: url.into() })
+        Ok(Self {
+            client,
+            url: url.into(),
+        })
     }
 
     async fn send_once(&self, out: &Outbound) -> Result<Receipt, Failure> {
-        let fail = |class, reason: String, detail: String, status, retry_after, excerpt: String| Failure {
-            class,
-            reason,
-            detail,
-            status,
-            retry_after,
-            request: out.body.clone(),
-            response_excerpt: excerpt,
-        };
+        let fail =
+            |class, reason: String, detail: String, status, retry_after, excerpt: String| Failure {
+                class,
+                reason,
+                detail,
+                status,
+                retry_after,
+                request: out.body.clone(),
+                response_excerpt: excerpt,
+            };
         let resp = self
             .client
             .post(&self.url)
@@ -64,7 +72,14 @@ impl HttpTransport {
                 } else {
                     "http-error"
                 };
-                return Err(fail(FailureClass::Transient, reason.into(), format!("POST {}: {e}", self.url), None, None, String::new()));
+                return Err(fail(
+                    FailureClass::Transient,
+                    reason.into(),
+                    format!("POST {}: {e}", self.url),
+                    None,
+                    None,
+                    String::new(),
+                ));
             }
         };
         let status = resp.status().as_u16();
@@ -82,15 +97,38 @@ impl HttpTransport {
                 Default::default()
             }
             Err(e) => {
-                return Err(fail(FailureClass::Transient, "timeout".into(), format!("reading the response: {e}"), Some(status), retry_after, String::new()))
+                return Err(fail(
+                    FailureClass::Transient,
+                    "timeout".into(),
+                    format!("reading the response: {e}"),
+                    Some(status),
+                    retry_after,
+                    String::new(),
+                ))
             }
         };
         let excerpt = excerpt(&body);
         if (200..300).contains(&status) {
-            return Ok(Receipt { status: Some(status), request: out.body.clone(), response_excerpt: excerpt, partner_reference: None });
+            return Ok(Receipt {
+                status: Some(status),
+                request: out.body.clone(),
+                response_excerpt: excerpt,
+                partner_reference: None,
+            });
         }
-        let class = if status == 408 || status == 429 || status >= 500 { FailureClass::Transient } else { FailureClass::Permanent };
-        Err(fail(class, format!("http-{status}"), format!("POST {} answered {status}", self.url), Some(status), retry_after, excerpt))
+        let class = if status == 408 || status == 429 || status >= 500 {
+            FailureClass::Transient
+        } else {
+            FailureClass::Permanent
+        };
+        Err(fail(
+            class,
+            format!("http-{status}"),
+            format!("POST {} answered {status}", self.url),
+            Some(status),
+            retry_after,
+            excerpt,
+        ))
     }
 }
 

@@ -20,17 +20,28 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self { initial: Duration::from_secs(1), max: Duration::from_secs(300), multiplier: 2.0, jitter: 0.2 }
+        Self {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+            multiplier: 2.0,
+            jitter: 0.2,
+        }
     }
 }
 
 impl Backoff {
     /// Delay before attempt `failed_attempt + 1`, after `failed_attempt` (1-based) failed.
     pub fn delay(&self, failed_attempt: u32) -> Duration {
-        let exp = self.multiplier.powi(failed_attempt.saturating_sub(1).min(64) as i32);
+        let exp = self
+            .multiplier
+            .powi(failed_attempt.saturating_sub(1).min(64) as i32);
         let base = (self.initial.as_secs_f64() * exp).min(self.max.as_secs_f64());
         let j = self.jitter.clamp(0.0, 1.0);
-        let factor = if j > 0.0 { rand::rng().random_range((1.0 - j)..=(1.0 + j)) } else { 1.0 };
+        let factor = if j > 0.0 {
+            rand::rng().random_range((1.0 - j)..=(1.0 + j))
+        } else {
+            1.0
+        };
         Duration::from_secs_f64((base * factor).min(self.max.as_secs_f64()).max(0.0))
     }
 }
@@ -68,7 +79,8 @@ impl DestinationPolicy {
     /// How long a worker may hold a delivery: waiting for the rate limiter (at most
     /// `concurrency / rate` seconds) plus the attempt, with a generous margin.
     pub fn lease(&self) -> Duration {
-        let rate_wait = Duration::from_secs_f64(self.concurrency as f64 / self.rate_per_second.max(1) as f64);
+        let rate_wait =
+            Duration::from_secs_f64(self.concurrency as f64 / self.rate_per_second.max(1) as f64);
         self.timeout * 2 + rate_wait + Duration::from_secs(30)
     }
 }
@@ -79,7 +91,12 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_caps() {
-        let b = Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(1), multiplier: 2.0, jitter: 0.0 };
+        let b = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            multiplier: 2.0,
+            jitter: 0.0,
+        };
         assert_eq!(b.delay(1), Duration::from_millis(100));
         assert_eq!(b.delay(2), Duration::from_millis(200));
         assert_eq!(b.delay(4), Duration::from_millis(800));
@@ -89,7 +106,12 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_bounds() {
-        let b = Backoff { initial: Duration::from_secs(10), max: Duration::from_secs(100), multiplier: 2.0, jitter: 0.5 };
+        let b = Backoff {
+            initial: Duration::from_secs(10),
+            max: Duration::from_secs(100),
+            multiplier: 2.0,
+            jitter: 0.5,
+        };
         for _ in 0..200 {
             let d = b.delay(1).as_secs_f64();
             assert!((5.0..=15.0).contains(&d), "{d}");

@@ -53,7 +53,10 @@ impl Running {
         self.stop.cancel();
         let drain = async { while self.handles.join_next().await.is_some() {} };
         if tokio::time::timeout(deadline, drain).await.is_err() {
-            tracing::warn!(?deadline, "drain deadline passed; unfinished deliveries stay queued for the next start");
+            tracing::warn!(
+                ?deadline,
+                "drain deadline passed; unfinished deliveries stay queued for the next start"
+            );
             self.handles.abort_all();
         }
     }
@@ -72,7 +75,11 @@ impl Dispatcher {
         let mut handles = JoinSet::new();
         let this = Arc::new(self);
         for dest in destinations {
-            let policy = this.policies.get(&dest).cloned().unwrap_or_else(|| this.default_policy.clone());
+            let policy = this
+                .policies
+                .get(&dest)
+                .cloned()
+                .unwrap_or_else(|| this.default_policy.clone());
             handles.spawn(worker(this.clone(), dest, policy, stop.clone()));
         }
         Ok(Running { handles, stop })
@@ -85,7 +92,12 @@ fn limiter(p: &DestinationPolicy) -> DefaultDirectRateLimiter {
     RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
 }
 
-async fn worker(d: Arc<Dispatcher>, dest: String, policy: DestinationPolicy, stop: CancellationToken) {
+async fn worker(
+    d: Arc<Dispatcher>,
+    dest: String,
+    policy: DestinationPolicy,
+    stop: CancellationToken,
+) {
     let slots = Arc::new(Semaphore::new(policy.concurrency.max(1) as usize));
     let limiter = Arc::new(limiter(&policy));
     let mut inflight = JoinSet::new();
@@ -119,7 +131,11 @@ async fn worker(d: Arc<Dispatcher>, dest: String, policy: DestinationPolicy, sto
         for leased in batch {
             let permit = match first.take() {
                 Some(p) => p,
-                None => slots.clone().acquire_owned().await.expect("semaphore never closed"),
+                None => slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore never closed"),
             };
             let (d, policy, limiter) = (d.clone(), policy.clone(), limiter.clone());
             inflight.spawn(async move {
@@ -135,7 +151,12 @@ async fn worker(d: Arc<Dispatcher>, dest: String, policy: DestinationPolicy, sto
     tracing::info!(destination = %dest, "delivery worker stopped");
 }
 
-async fn attempt(d: &Dispatcher, policy: &DestinationPolicy, limiter: &DefaultDirectRateLimiter, l: LeasedDelivery) {
+async fn attempt(
+    d: &Dispatcher,
+    policy: &DestinationPolicy,
+    limiter: &DefaultDirectRateLimiter,
+    l: LeasedDelivery,
+) {
     limiter.until_ready().await;
     let out = Outbound {
         delivery_id: l.id.clone(),
@@ -178,7 +199,8 @@ async fn attempt(d: &Dispatcher, policy: &DestinationPolicy, limiter: &DefaultDi
     };
     let latency = t0.elapsed();
     let dest = l.destination.clone();
-    metrics::histogram!("lienthong_attempt_latency_seconds", "destination" => dest.clone()).record(latency.as_secs_f64());
+    metrics::histogram!("lienthong_attempt_latency_seconds", "destination" => dest.clone())
+        .record(latency.as_secs_f64());
     let mut s = Settlement {
         delivery_id: l.id.clone(),
         message_id: l.message_id.clone(),
@@ -196,32 +218,55 @@ async fn attempt(d: &Dispatcher, policy: &DestinationPolicy, limiter: &DefaultDi
     };
     match result {
         Ok(receipt) => {
-            s.request_excerpt = excerpt(if receipt.request.is_empty() { &out.body } else { &receipt.request });
+            s.request_excerpt = excerpt(if receipt.request.is_empty() {
+                &out.body
+            } else {
+                &receipt.request
+            });
             s.status = receipt.status;
             s.response_excerpt = receipt.response_excerpt;
             s.partner_reference = receipt.partner_reference;
-            metrics::counter!("lienthong_delivered_total", "destination" => dest.clone()).increment(1);
+            metrics::counter!("lienthong_delivered_total", "destination" => dest.clone())
+                .increment(1);
             let e2e = (now_ms() - l.created_at).max(0) as f64 / 1000.0;
             metrics::histogram!("lienthong_delivery_latency_seconds", "destination" => dest.clone()).record(e2e);
             tracing::info!(message_id = %l.message_id, delivery_id = %l.id, correlation_id = %l.correlation_id,
                 destination = %dest, attempt = l.attempt, status = ?s.status, "delivered");
         }
         Err(f) => {
-            s.request_excerpt = excerpt(if f.request.is_empty() { &out.body } else { &f.request });
+            s.request_excerpt = excerpt(if f.request.is_empty() {
+                &out.body
+            } else {
+                &f.request
+            });
             s.status = f.status;
             s.response_excerpt = f.response_excerpt.clone();
             s.error = Some(format!("{}: {}", f.reason, f.detail));
             if f.is_transient() && l.attempt < policy.max_attempts {
-                let delay = policy.backoff.delay(l.attempt).max(f.retry_after.unwrap_or_default());
+                let delay = policy
+                    .backoff
+                    .delay(l.attempt)
+                    .max(f.retry_after.unwrap_or_default());
                 s.error_class = Some("transient".into());
-                s.outcome = SettleOutcome::Retry { at: now_ms() + delay.as_millis() as i64 };
-                metrics::counter!("lienthong_retried_total", "destination" => dest.clone()).increment(1);
+                s.outcome = SettleOutcome::Retry {
+                    at: now_ms() + delay.as_millis() as i64,
+                };
+                metrics::counter!("lienthong_retried_total", "destination" => dest.clone())
+                    .increment(1);
                 tracing::warn!(message_id = %l.message_id, delivery_id = %l.id, correlation_id = %l.correlation_id,
                     destination = %dest, attempt = l.attempt, reason = %f.reason, ?delay, "attempt failed; will retry");
             } else {
-                s.error_class = Some(if f.is_transient() { "exhausted" } else { "permanent" }.into());
+                s.error_class = Some(
+                    if f.is_transient() {
+                        "exhausted"
+                    } else {
+                        "permanent"
+                    }
+                    .into(),
+                );
                 s.outcome = SettleOutcome::Dead;
-                metrics::counter!("lienthong_dead_total", "destination" => dest.clone()).increment(1);
+                metrics::counter!("lienthong_dead_total", "destination" => dest.clone())
+                    .increment(1);
                 tracing::error!(message_id = %l.message_id, delivery_id = %l.id, correlation_id = %l.correlation_id,
                     destination = %dest, attempt = l.attempt, reason = %f.reason, detail = %f.detail, "dead letter");
             }
@@ -250,7 +295,11 @@ pub fn register_http_transports(
 ) -> Result<(), reqwest::Error> {
     for (dest, (url, policy)) in urls {
         if registry.get(dest).is_none() {
-            let t = super::HttpTransport::new(url.clone(), policy.timeout, policy.concurrency as usize)?;
+            let t = super::HttpTransport::new(
+                url.clone(),
+                policy.timeout,
+                policy.concurrency as usize,
+            )?;
             registry.register(dest.clone(), Arc::new(t));
         }
     }

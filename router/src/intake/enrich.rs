@@ -44,10 +44,16 @@ impl Enrichers {
     pub fn new() -> Self {
         Self::default()
     }
-    pub fn register(&mut self, system: impl Into<String>, message_type: impl Into<String>, e: Arc<dyn Enricher>) {
+    pub fn register(
+        &mut self,
+        system: impl Into<String>,
+        message_type: impl Into<String>,
+        e: Arc<dyn Enricher>,
+    ) {
         self.by_type.insert((system.into(), message_type.into()), e);
     }
     pub fn get(&self, system: &str, message_type: &str) -> Option<&Arc<dyn Enricher>> {
-        self.by_type.get(&(system.to_string(), message_type.to_string()))
+        self.by_type
+            .get(&(system.to_string(), message_type.to_string()))
     }
 }

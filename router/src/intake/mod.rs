@@ -64,7 +64,11 @@ pub struct IntakeResponse {
 
 impl IntakeResponse {
     fn error(status: StatusCode, error: &str, reasons: Vec<String>) -> Self {
-        Self { status, body: json!({ "error": error, "reasons": reasons }), retry_after: None }
+        Self {
+            status,
+            body: json!({ "error": error, "reasons": reasons }),
+            retry_after: None,
+        }
     }
 }
 
@@ -72,6 +76,9 @@ impl IntakeResponse {
 pub struct Intake {
     pub schemas: Arc<SchemaRegistry>,
     pub routes: Arc<Routes>,
+    /// When set (by `serve`), the routes and mappings of the currently active
+    /// generation: read once per message, so a hot swap never splits a message.
+    pub active: Option<Arc<crate::admin::ActiveMappings>>,
     pub store: Store,
     pub queue: Arc<dyn DeliveryQueue>,
     partners: HashMap<String, PartnerAuth>,
@@ -84,7 +91,8 @@ pub struct Intake {
 }
 
 fn quota((per, burst): (u32, u32)) -> Quota {
-    Quota::per_second(NonZeroU32::new(per.max(1)).expect("max 1")).allow_burst(NonZeroU32::new(burst.max(1)).expect("max 1"))
+    Quota::per_second(NonZeroU32::new(per.max(1)).expect("max 1"))
+        .allow_burst(NonZeroU32::new(burst.max(1)).expect("max 1"))
 }
 
 /// Content types accepted for a wire format (parameters such as `charset` ignored).
@@ -115,19 +123,35 @@ struct Rejection {
 
 impl Rejection {
     fn new(status: StatusCode, error: &'static str, reasons: Vec<String>) -> Self {
-        Self { status, error, reasons, correlation_id: None, parsed: None }
+        Self {
+            status,
+            error,
+            reasons,
+            correlation_id: None,
+            parsed: None,
+        }
     }
 }
 
 fn reasons_of(e: &Error) -> Vec<String> {
     match e {
-        Error::Schema { schema, violations } => violations.iter().map(|v| format!("{schema}: {v}")).collect(),
+        Error::Schema { schema, violations } => violations
+            .iter()
+            .map(|v| format!("{schema}: {v}"))
+            .collect(),
         other => vec![other.to_string()],
     }
 }
 
 impl Intake {
-    pub fn new(config: &Config, schemas: Arc<SchemaRegistry>, routes: Arc<Routes>, store: Store, queue: Arc<dyn DeliveryQueue>, enrichers: Enrichers) -> Self {
+    pub fn new(
+        config: &Config,
+        schemas: Arc<SchemaRegistry>,
+        routes: Arc<Routes>,
+        store: Store,
+        queue: Arc<dyn DeliveryQueue>,
+        enrichers: Enrichers,
+    ) -> Self {
         let partner_limiters = config
             .partners
             .iter()
@@ -138,14 +162,25 @@ impl Intake {
             routes,
             store,
             queue,
-            partners: config.partners.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            partners: config
+                .partners
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             allow_unauthenticated: config.allow_unauthenticated,
             max_skew: config.max_clock_skew,
             limiter: RateLimiter::keyed(quota(config.intake_rate)),
             partner_limiters,
             enrichers,
             accepting: AtomicBool::new(true),
+            active: None,
         }
+    }
+
+    /// Route and map through the admin layer's swap handle instead of the fixed routes.
+    pub fn with_active_mappings(mut self, active: Arc<crate::admin::ActiveMappings>) -> Self {
+        self.active = Some(active);
+        self
     }
 
     /// Stop accepting (shutdown): every later request gets 503.
@@ -164,7 +199,11 @@ impl Intake {
         let id = uuid::Uuid::now_v7().to_string();
         let system = req.system.clone();
         if !self.is_accepting() {
-            return IntakeResponse::error(StatusCode::SERVICE_UNAVAILABLE, "shutting down", vec!["the hub is shutting down; retry shortly".into()]);
+            return IntakeResponse::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting down",
+                vec!["the hub is shutting down; retry shortly".into()],
+            );
         }
         if let Err(resp) = self.flow_control(&req) {
             metrics::counter!("lienthong_throttled_total", "system" => system).increment(1);
@@ -173,7 +212,8 @@ impl Intake {
         let result = self.process(&id, received_at, &req).await;
         let resp = match result {
             Ok(resp) => {
-                metrics::counter!("lienthong_received_total", "system" => system.clone()).increment(1);
+                metrics::counter!("lienthong_received_total", "system" => system.clone())
+                    .increment(1);
                 resp
             }
             Err(rej) => {
@@ -183,7 +223,8 @@ impl Intake {
                 self.record_rejection(&id, received_at, &req, &rej).await
             }
         };
-        metrics::histogram!("lienthong_accept_latency_seconds", "system" => req.system.clone()).record(t0.elapsed().as_secs_f64());
+        metrics::histogram!("lienthong_accept_latency_seconds", "system" => req.system.clone())
+            .record(t0.elapsed().as_secs_f64());
         resp
     }
 
@@ -194,13 +235,22 @@ impl Intake {
             return Err(IntakeResponse::error(
                 StatusCode::NOT_FOUND,
                 "unknown system",
-                vec![format!("no schemas are registered for system `{}`", req.system)],
+                vec![format!(
+                    "no schemas are registered for system `{}`",
+                    req.system
+                )],
             ));
         }
         match self.partners.get(&req.system) {
             Some(p) => {
-                if let Err(why) = auth::check(p, &req.headers, &req.body, self.max_skew, now_ms() / 1000) {
-                    return Err(IntakeResponse::error(StatusCode::UNAUTHORIZED, "unauthorized", vec![why]));
+                if let Err(why) =
+                    auth::check(p, &req.headers, &req.body, self.max_skew, now_ms() / 1000)
+                {
+                    return Err(IntakeResponse::error(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        vec![why],
+                    ));
                 }
             }
             None if self.allow_unauthenticated => {}
@@ -208,46 +258,75 @@ impl Intake {
                 return Err(IntakeResponse::error(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
-                    vec![format!("no credentials are configured for partner `{}`: add partners.{} to the config", req.system, req.system)],
+                    vec![format!(
+                    "no credentials are configured for partner `{}`: add partners.{} to the config",
+                    req.system, req.system
+                )],
                 ))
             }
         }
         let limited = match self.partner_limiters.get(&req.system) {
-            Some(l) => l.check().map_err(|n| n.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))),
-            None => self.limiter.check_key(&req.system).map_err(|n| n.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))),
+            Some(l) => l.check().map_err(|n| {
+                n.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ))
+            }),
+            None => self.limiter.check_key(&req.system).map_err(|n| {
+                n.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ))
+            }),
         };
         if let Err(wait) = limited {
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
             let mut r = IntakeResponse::error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate limited",
-                vec![format!("partner `{}` is over its intake rate; retry after {secs}s", req.system)],
+                vec![format!(
+                    "partner `{}` is over its intake rate; retry after {secs}s",
+                    req.system
+                )],
             );
             r.retry_after = Some(secs);
             return Err(r);
         }
         // A broker backend refuses while too many deliveries wait unpublished (broker away).
         if let Err(e) = self.queue.admit() {
-            let mut r = IntakeResponse::error(StatusCode::SERVICE_UNAVAILABLE, "queue backlog", vec![e.to_string()]);
+            let mut r = IntakeResponse::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue backlog",
+                vec![e.to_string()],
+            );
             r.retry_after = Some(5);
             return Err(r);
         }
         Ok(())
     }
 
-    async fn process(&self, id: &str, received_at: i64, req: &InboundRequest) -> Result<IntakeResponse, Rejection> {
-        let schema = self.schemas.find(&req.system, &req.message_type).ok_or_else(|| {
-            Rejection::new(
-                StatusCode::NOT_FOUND,
-                "unknown message type",
-                vec![format!("system `{}` has no message type `{}`", req.system, req.message_type)],
-            )
-        })?;
+    async fn process(
+        &self,
+        id: &str,
+        received_at: i64,
+        req: &InboundRequest,
+    ) -> Result<IntakeResponse, Rejection> {
+        let schema = self
+            .schemas
+            .find(&req.system, &req.message_type)
+            .ok_or_else(|| {
+                Rejection::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown message type",
+                    vec![format!(
+                        "system `{}` has no message type `{}`",
+                        req.system, req.message_type
+                    )],
+                )
+            })?;
         check_content_type(&schema, &req.headers)?;
         let file_name = req.headers.get("x-file-name").and_then(|v| v.to_str().ok());
-        let tree = schema
-            .decode_with(&req.body, file_name)
-            .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, "malformed body", reasons_of(&e)))?;
+        let tree = schema.decode_with(&req.body, file_name).map_err(|e| {
+            Rejection::new(StatusCode::BAD_REQUEST, "malformed body", reasons_of(&e))
+        })?;
         let parsed_text = tree.to_string();
         let correlation0 = schema.correlation_id(&tree);
         let invalid = |status, error, reasons| Rejection {
@@ -257,14 +336,31 @@ impl Intake {
             correlation_id: correlation0.clone(),
             parsed: Some(parsed_text.clone()),
         };
-        schema.validate(&tree).map_err(|e| invalid(StatusCode::UNPROCESSABLE_ENTITY, "schema validation failed", reasons_of(&e)))?;
+        schema.validate(&tree).map_err(|e| {
+            invalid(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "schema validation failed",
+                reasons_of(&e),
+            )
+        })?;
         let Enriched { tree, extra } = match self.enrichers.get(&req.system, &req.message_type) {
             Some(e) => e
                 .enrich(&req.system, &req.message_type, tree.clone())
-                .map_err(|e| invalid(StatusCode::UNPROCESSABLE_ENTITY, "enrichment failed", reasons_of(&e)))?,
-            None => Enriched { tree, extra: Vec::new() },
+                .map_err(|e| {
+                    invalid(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "enrichment failed",
+                        reasons_of(&e),
+                    )
+                })?,
+            None => Enriched {
+                tree,
+                extra: Vec::new(),
+            },
         };
-        let correlation_id = schema.correlation_id(&tree).unwrap_or_else(|| id.to_string());
+        let correlation_id = schema
+            .correlation_id(&tree)
+            .unwrap_or_else(|| id.to_string());
         let partner_message_id = schema.message_id_of(&tree);
         let idempotency_key = req
             .headers
@@ -275,7 +371,9 @@ impl Intake {
             .or_else(|| partner_message_id.clone());
         let (deliveries, mut trail) = self
             .plan(id, received_at, &req.system, &req.message_type, &tree)
-            .map_err(|reasons| invalid(StatusCode::UNPROCESSABLE_ENTITY, "mapping failed", reasons))?;
+            .map_err(|reasons| {
+                invalid(StatusCode::UNPROCESSABLE_ENTITY, "mapping failed", reasons)
+            })?;
         trail.insert(
             0,
             TrailEvent {
@@ -307,11 +405,24 @@ impl Intake {
             deliveries,
             trail,
         };
-        let outcome = self.store.accept(msg).await.map_err(|e| Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "store unavailable", vec![e.to_string()]))?;
+        let outcome = self.store.accept(msg).await.map_err(|e| {
+            Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store unavailable",
+                vec![e.to_string()],
+            )
+        })?;
         match outcome {
-            AcceptOutcome::Duplicate { id: original, correlation_id } => {
+            AcceptOutcome::Duplicate {
+                id: original,
+                correlation_id,
+            } => {
                 tracing::info!(message_id = %original, correlation_id = %correlation_id, "duplicate; original id returned");
-                Ok(IntakeResponse { status: StatusCode::ACCEPTED, body: json!({ "id": original, "correlation_id": correlation_id, "duplicate": true }), retry_after: None })
+                Ok(IntakeResponse {
+                    status: StatusCode::ACCEPTED,
+                    body: json!({ "id": original, "correlation_id": correlation_id, "duplicate": true }),
+                    retry_after: None,
+                })
             }
             AcceptOutcome::Accepted { deliveries, .. } => {
                 if let Err(e) = self.queue.committed(&destinations).await {
@@ -323,15 +434,31 @@ impl Intake {
                 for x in extra {
                     self.accept_extra(id, &req.system, x).await;
                 }
-                Ok(IntakeResponse { status: StatusCode::ACCEPTED, body: json!({ "id": id, "correlation_id": correlation_id }), retry_after: None })
+                Ok(IntakeResponse {
+                    status: StatusCode::ACCEPTED,
+                    body: json!({ "id": id, "correlation_id": correlation_id }),
+                    retry_after: None,
+                })
             }
         }
     }
 
     /// Routes and maps one tree: the deliveries and the `routed` + `mapped` trail events,
     /// or every reason it cannot be delivered.
-    fn plan(&self, id: &str, at: i64, system: &str, message_type: &str, tree: &Value) -> Result<(Vec<NewDelivery>, Vec<TrailEvent>), Vec<String>> {
-        let targets = self.routes.resolve(system, message_type, tree);
+    fn plan(
+        &self,
+        id: &str,
+        at: i64,
+        system: &str,
+        message_type: &str,
+        tree: &Value,
+    ) -> Result<(Vec<NewDelivery>, Vec<TrailEvent>), Vec<String>> {
+        // One snapshot for the whole message: every delivery of it uses one mapping generation.
+        let snapshot = self.active.as_ref().map(|a| a.load());
+        let targets = match &snapshot {
+            Some(set) => set.routes.resolve(system, message_type, tree),
+            None => self.routes.resolve(system, message_type, tree),
+        };
         let mut reasons = Vec::new();
         let mut deliveries = Vec::new();
         let mut trail = vec![TrailEvent {
@@ -352,11 +479,18 @@ impl Intake {
                 }
             };
             let Some(target_schema) = self.schemas.get(&m.target.schema) else {
-                reasons.push(format!("route {} → {}: target schema `{}` is not loaded", t.route_id, t.system, m.target.schema));
+                reasons.push(format!(
+                    "route {} → {}: target schema `{}` is not loaded",
+                    t.route_id, t.system, m.target.schema
+                ));
                 continue;
             };
             if let Err(e) = target_schema.validate(&mapped) {
-                reasons.extend(reasons_of(&e).into_iter().map(|r| format!("mapping {} produced invalid output: {r}", m.id)));
+                reasons.extend(
+                    reasons_of(&e)
+                        .into_iter()
+                        .map(|r| format!("mapping {} produced invalid output: {r}", m.id)),
+                );
                 continue;
             }
             let body = match target_schema.encode(&mapped) {
@@ -402,7 +536,11 @@ impl Intake {
     async fn accept_extra(&self, parent: &str, system: &str, x: ExtraMessage) {
         let id = uuid::Uuid::now_v7().to_string();
         let at = now_ms();
-        let correlation_id = self.schemas.find(system, &x.message_type).and_then(|s| s.correlation_id(&x.tree)).unwrap_or_else(|| parent.to_string());
+        let correlation_id = self
+            .schemas
+            .find(system, &x.message_type)
+            .and_then(|s| s.correlation_id(&x.tree))
+            .unwrap_or_else(|| parent.to_string());
         let (deliveries, mut trail) = match self.plan(&id, at, system, &x.message_type, &x.tree) {
             Ok(p) => p,
             Err(reasons) => {
@@ -438,11 +576,19 @@ impl Intake {
             Ok(_) => {
                 let _ = self.queue.committed(&destinations).await;
             }
-            Err(e) => tracing::error!(parent = %parent, error = %e, "storing an enrichment message failed"),
+            Err(e) => {
+                tracing::error!(parent = %parent, error = %e, "storing an enrichment message failed")
+            }
         }
     }
 
-    async fn record_rejection(&self, id: &str, received_at: i64, req: &InboundRequest, rej: &Rejection) -> IntakeResponse {
+    async fn record_rejection(
+        &self,
+        id: &str,
+        received_at: i64,
+        req: &InboundRequest,
+        rej: &Rejection,
+    ) -> IntakeResponse {
         let resp = IntakeResponse::error(rej.status, rej.error, rej.reasons.clone());
         if rej.status == StatusCode::SERVICE_UNAVAILABLE {
             return resp;
@@ -468,22 +614,49 @@ impl Intake {
     }
 
     /// Records a rejection decided outside [`Intake::handle`] (e.g. 413 by the server).
-    pub async fn reject_early(&self, system: &str, message_type: &str, headers: &HeaderMap, status: StatusCode, error: &'static str, reason: String) -> IntakeResponse {
-        let req = InboundRequest { system: system.into(), message_type: message_type.into(), headers: headers.clone(), body: Bytes::new() };
+    pub async fn reject_early(
+        &self,
+        system: &str,
+        message_type: &str,
+        headers: &HeaderMap,
+        status: StatusCode,
+        error: &'static str,
+        reason: String,
+    ) -> IntakeResponse {
+        let req = InboundRequest {
+            system: system.into(),
+            message_type: message_type.into(),
+            headers: headers.clone(),
+            body: Bytes::new(),
+        };
         metrics::counter!("lienthong_rejected_total", "system" => system.to_string(), "status" => status.as_u16().to_string()).increment(1);
-        self.record_rejection(&uuid::Uuid::now_v7().to_string(), now_ms(), &req, &Rejection::new(status, error, vec![reason])).await
+        self.record_rejection(
+            &uuid::Uuid::now_v7().to_string(),
+            now_ms(),
+            &req,
+            &Rejection::new(status, error, vec![reason]),
+        )
+        .await
     }
 }
 
 fn header(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 fn check_content_type(schema: &MessageSchema, headers: &HeaderMap) -> Result<(), Rejection> {
     let allowed = content_types(schema.format);
     let given = header(headers, "content-type").unwrap_or_default();
-    let essence = given.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let ok = allowed.contains(&essence.as_str()) || (schema.format == Format::Json && essence.ends_with("+json"));
+    let essence = given
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let ok = allowed.contains(&essence.as_str())
+        || (schema.format == Format::Json && essence.ends_with("+json"));
     if ok {
         Ok(())
     } else {

@@ -38,9 +38,15 @@ impl EmbeddedQueue {
     pub async fn start(store: Store) -> Result<Arc<Self>> {
         let released = store.release_all_leases().await?;
         if released > 0 {
-            tracing::warn!(released, "re-queued deliveries that were in flight when the previous process stopped");
+            tracing::warn!(
+                released,
+                "re-queued deliveries that were in flight when the previous process stopped"
+            );
         }
-        Ok(Arc::new(Self { store, wakers: Mutex::new(HashMap::new()) }))
+        Ok(Arc::new(Self {
+            store,
+            wakers: Mutex::new(HashMap::new()),
+        }))
     }
 
     fn waker(&self, destination: &str) -> Arc<Notify> {
@@ -48,13 +54,22 @@ impl EmbeddedQueue {
         w.entry(destination.to_string()).or_default().clone()
     }
 
-    async fn lease_inner(&self, destination: &str, max: usize, lease: Duration, wait: Duration) -> Result<Vec<LeasedDelivery>> {
+    async fn lease_inner(
+        &self,
+        destination: &str,
+        max: usize,
+        lease: Duration,
+        wait: Duration,
+    ) -> Result<Vec<LeasedDelivery>> {
         let deadline = tokio::time::Instant::now() + wait;
         let waker = self.waker(destination);
         loop {
             // Register interest before looking, so a commit in between is not missed.
             let notified = waker.notified();
-            let rows = self.store.lease(destination, max, now_ms() + lease.as_millis() as i64).await?;
+            let rows = self
+                .store
+                .lease(destination, max, now_ms() + lease.as_millis() as i64)
+                .await?;
             if !rows.is_empty() {
                 return Ok(rows);
             }

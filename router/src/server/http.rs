@@ -41,16 +41,36 @@ pub fn router(state: AppState) -> Router {
 fn to_response(r: IntakeResponse) -> Response {
     let mut resp = (r.status, Json(r.body)).into_response();
     if let Some(secs) = r.retry_after {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     resp
 }
 
-async fn inbound(State(s): State<AppState>, Path((system, message_type)): Path<(String, String)>, headers: HeaderMap, body: Body) -> Response {
+async fn inbound(
+    State(s): State<AppState>,
+    Path((system, message_type)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let too_big = |n: String| format!("the body is {n} bytes; the limit is {MAX_BODY_BYTES} bytes");
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         if len > MAX_BODY_BYTES {
-            let r = s.intake.reject_early(&system, &message_type, &headers, StatusCode::PAYLOAD_TOO_LARGE, "body too large", too_big(len.to_string())).await;
+            let r = s
+                .intake
+                .reject_early(
+                    &system,
+                    &message_type,
+                    &headers,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body too large",
+                    too_big(len.to_string()),
+                )
+                .await;
             return to_response(r);
         }
     }
@@ -59,12 +79,28 @@ async fn inbound(State(s): State<AppState>, Path((system, message_type)): Path<(
         Err(_) => {
             let r = s
                 .intake
-                .reject_early(&system, &message_type, &headers, StatusCode::PAYLOAD_TOO_LARGE, "body too large", too_big("more than".into()))
+                .reject_early(
+                    &system,
+                    &message_type,
+                    &headers,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body too large",
+                    too_big("more than".into()),
+                )
                 .await;
             return to_response(r);
         }
     };
-    to_response(s.intake.handle(InboundRequest { system, message_type, headers, body }).await)
+    to_response(
+        s.intake
+            .handle(InboundRequest {
+                system,
+                message_type,
+                headers,
+                body,
+            })
+            .await,
+    )
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
@@ -73,7 +109,11 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
     match s.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store not ready: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store not ready: {e}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -84,22 +124,42 @@ async fn metrics(State(s): State<AppState>) -> Response {
         }
     }
     match super::metrics::handle() {
-        Some(h) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder not installed\n").into_response(),
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed\n",
+        )
+            .into_response(),
     }
 }
 
 async fn message(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     match s.store.message(&id).await {
         Ok(Some(m)) => Json(m).into_response(),
-        Ok(None) => (StatusCode::NOT_FOUND, Json(json!({"error": "not found", "reasons": [format!("no message {id}")]}))).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "store unavailable", "reasons": [e.to_string()]}))).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "not found", "reasons": [format!("no message {id}")]})),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "store unavailable", "reasons": [e.to_string()]})),
+        )
+            .into_response(),
     }
 }
 
 async fn trail(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     match s.store.trail_for_message(&id).await {
         Ok(rows) => Json(rows).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "store unavailable", "reasons": [e.to_string()]}))).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "store unavailable", "reasons": [e.to_string()]})),
+        )
+            .into_response(),
     }
 }

@@ -66,7 +66,12 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_batch: 512, channel_capacity: 4096, read_connections: 4, busy_timeout: Duration::from_secs(10) }
+        Self {
+            max_batch: 512,
+            channel_capacity: 4096,
+            read_connections: 4,
+            busy_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -79,8 +84,14 @@ pub struct Store {
 }
 
 pub(crate) fn db_err(context: &str, e: sqlx::Error) -> Error {
-    let retryable = !matches!(e, sqlx::Error::ColumnNotFound(_) | sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_));
-    Error::Store { message: format!("{context}: {e}"), retryable }
+    let retryable = !matches!(
+        e,
+        sqlx::Error::ColumnNotFound(_) | sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)
+    );
+    Error::Store {
+        message: format!("{context}: {e}"),
+        retryable,
+    }
 }
 
 /// Epoch milliseconds now.
@@ -109,11 +120,14 @@ impl Store {
             Backend::Postgres
         } else {
             return Err(Error::Store {
-                message: format!("unsupported database url `{shown}`: use sqlite://... or postgres://..."),
+                message: format!(
+                    "unsupported database url `{shown}`: use sqlite://... or postgres://..."
+                ),
                 retryable: false,
             });
         };
-        let connect = AnyConnectOptions::from_str(url).map_err(|e| db_err(&format!("parsing database url {shown}"), e))?;
+        let connect = AnyConnectOptions::from_str(url)
+            .map_err(|e| db_err(&format!("parsing database url {shown}"), e))?;
         let busy_ms = opts.busy_timeout.as_millis() as u64;
         let pool = |max: u32| {
             AnyPoolOptions::new().max_connections(max).min_connections(1).after_connect(move |conn, _meta| {
@@ -138,10 +152,18 @@ impl Store {
             retryable: false,
         })?;
         let read = pool(opts.read_connections).connect_with(connect).await.map_err(|e| db_err(&format!("opening {shown} (is the database running and are the credentials in store.url right?)"), e))?;
-        let conn = write_pool.acquire().await.map_err(|e| db_err("acquiring the writer connection", e))?.detach();
+        let conn = write_pool
+            .acquire()
+            .await
+            .map_err(|e| db_err("acquiring the writer connection", e))?
+            .detach();
         let (tx, rx) = mpsc::channel(opts.channel_capacity);
         tokio::spawn(writer::run(conn, rx, opts.max_batch));
-        Ok(Store { backend, read, jobs: tx })
+        Ok(Store {
+            backend,
+            read,
+            jobs: tx,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -150,11 +172,14 @@ impl Store {
 
     async fn submit<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Job) -> Result<T> {
         let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(make(tx))
-            .await
-            .map_err(|_| Error::Store { message: "the store writer has stopped".into(), retryable: true })?;
-        rx.await.map_err(|_| Error::Store { message: "the store writer dropped a job".into(), retryable: true })?
+        self.jobs.send(make(tx)).await.map_err(|_| Error::Store {
+            message: "the store writer has stopped".into(),
+            retryable: true,
+        })?;
+        rx.await.map_err(|_| Error::Store {
+            message: "the store writer dropped a job".into(),
+            retryable: true,
+        })?
     }
 
     /// Stores an accepted message with its deliveries and trail events in one
@@ -169,8 +194,18 @@ impl Store {
     }
 
     /// Leases up to `max` due, head-of-line deliveries for `destination` until `lease_until`.
-    pub async fn lease(&self, destination: &str, max: usize, lease_until: i64) -> Result<Vec<LeasedDelivery>> {
-        let req = LeaseRequest { destination: destination.to_string(), max, now: now_ms(), lease_until };
+    pub async fn lease(
+        &self,
+        destination: &str,
+        max: usize,
+        lease_until: i64,
+    ) -> Result<Vec<LeasedDelivery>> {
+        let req = LeaseRequest {
+            destination: destination.to_string(),
+            max,
+            now: now_ms(),
+            lease_until,
+        };
         self.submit(|tx| Job::Lease(req, tx)).await
     }
 
@@ -188,13 +223,24 @@ impl Store {
         .await
         .map_err(|e| db_err("counting queued deliveries", e))?;
         rows.iter()
-            .map(|r| Ok((r.try_get("destination").map_err(|e| db_err("queue depth", e))?, r.try_get("n").map_err(|e| db_err("queue depth", e))?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("destination")
+                        .map_err(|e| db_err("queue depth", e))?,
+                    r.try_get("n").map_err(|e| db_err("queue depth", e))?,
+                ))
+            })
             .collect()
     }
 
     /// Destinations that have pending or in-flight deliveries (so workers start for them after a restart).
     pub async fn active_destinations(&self) -> Result<Vec<String>> {
-        Ok(self.queue_depth().await?.into_iter().map(|(d, _)| d).collect())
+        Ok(self
+            .queue_depth()
+            .await?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect())
     }
 
     /// When the earliest pending delivery for `destination` becomes due (epoch ms).
@@ -207,7 +253,8 @@ impl Store {
         .fetch_one(&self.read)
         .await
         .map_err(|e| db_err("reading the next due delivery", e))?;
-        row.try_get::<Option<i64>, _>("due").map_err(|e| db_err("reading the next due delivery", e))
+        row.try_get::<Option<i64>, _>("due")
+            .map_err(|e| db_err("reading the next due delivery", e))
     }
 
     /// Puts every in-flight delivery back to pending, due now. Only for a store
@@ -229,7 +276,10 @@ impl Store {
 
     /// A cheap round trip, for `/readyz`.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await.map_err(|e| db_err("store ping", e))?;
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map_err(|e| db_err("store ping", e))?;
         Ok(())
     }
 

@@ -10,11 +10,19 @@ use super::types::*;
 use crate::audit::TrailEvent;
 use crate::Result;
 
-fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(row: &'r AnyRow, col: &str) -> Result<T> {
-    row.try_get(col).map_err(|e| db_err(&format!("reading column {col}"), e))
+fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
+    row: &'r AnyRow,
+    col: &str,
+) -> Result<T> {
+    row.try_get(col)
+        .map_err(|e| db_err(&format!("reading column {col}"), e))
 }
 
-pub(super) async fn accept(conn: &mut AnyConnection, m: &NewMessage, events: &mut Vec<TrailEvent>) -> Result<AcceptOutcome> {
+pub(super) async fn accept(
+    conn: &mut AnyConnection,
+    m: &NewMessage,
+    events: &mut Vec<TrailEvent>,
+) -> Result<AcceptOutcome> {
     if let Some(key) = &m.idempotency_key {
         let existing = sqlx::query(
             "SELECT id, correlation_id FROM messages WHERE source_system = $1 AND idempotency_key = $2 AND state = 'accepted'",
@@ -73,10 +81,17 @@ pub(super) async fn accept(conn: &mut AnyConnection, m: &NewMessage, events: &mu
     let start = events.len();
     events.extend(m.trail.iter().cloned());
     crate::audit::digest::seal_accept(m, events, start);
-    Ok(AcceptOutcome::Accepted { id: m.id.clone(), deliveries: m.deliveries.len() })
+    Ok(AcceptOutcome::Accepted {
+        id: m.id.clone(),
+        deliveries: m.deliveries.len(),
+    })
 }
 
-pub(super) async fn reject(conn: &mut AnyConnection, m: &RejectedMessage, events: &mut Vec<TrailEvent>) -> Result<()> {
+pub(super) async fn reject(
+    conn: &mut AnyConnection,
+    m: &RejectedMessage,
+    events: &mut Vec<TrailEvent>,
+) -> Result<()> {
     let reasons = serde_json::to_string(&m.reasons).unwrap_or_else(|_| "[]".into());
     sqlx::query(
         "INSERT INTO messages (id, received_at, source_system, message_type, correlation_id, idempotency_key, \
@@ -107,7 +122,10 @@ pub(super) async fn reject(conn: &mut AnyConnection, m: &RejectedMessage, events
         }),
     });
     if let Some(ev) = events.last_mut() {
-        crate::audit::digest::attach(ev, crate::audit::digest::rejected_message_record(m, &reasons));
+        crate::audit::digest::attach(
+            ev,
+            crate::audit::digest::rejected_message_record(m, &reasons),
+        );
     }
     Ok(())
 }
@@ -117,7 +135,10 @@ pub(super) async fn reject(conn: &mut AnyConnection, m: &RejectedMessage, events
 /// pending or in flight: that is what keeps one dossier's messages in acceptance
 /// order across retries while other dossiers keep flowing. An in-flight delivery
 /// whose lease expired (its worker crashed) is due again.
-pub(super) async fn lease(conn: &mut AnyConnection, r: &LeaseRequest) -> Result<Vec<LeasedDelivery>> {
+pub(super) async fn lease(
+    conn: &mut AnyConnection,
+    r: &LeaseRequest,
+) -> Result<Vec<LeasedDelivery>> {
     let rows = sqlx::query(
         "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
          WHERE seq IN ( \
@@ -160,7 +181,11 @@ pub(super) async fn lease(conn: &mut AnyConnection, r: &LeaseRequest) -> Result<
     Ok(out)
 }
 
-pub(super) async fn settle(conn: &mut AnyConnection, s: &Settlement, events: &mut Vec<TrailEvent>) -> Result<()> {
+pub(super) async fn settle(
+    conn: &mut AnyConnection,
+    s: &Settlement,
+    events: &mut Vec<TrailEvent>,
+) -> Result<()> {
     let now = s.started_at + s.latency_ms;
     let outcome = match s.outcome {
         SettleOutcome::Delivered => "delivered",

@@ -93,7 +93,9 @@ pub struct LeasedDelivery {
 pub enum SettleOutcome {
     Delivered,
     /// Transient failure: try again at this time (epoch ms).
-    Retry { at: i64 },
+    Retry {
+        at: i64,
+    },
     /// Permanent failure or attempts exhausted; the reason is kept.
     Dead,
 }

@@ -3,9 +3,9 @@
 use sqlx::{AnyConnection, Connection};
 use tokio::sync::{mpsc, oneshot};
 
+use super::db_err;
 use super::ops;
 use super::types::*;
-use super::db_err;
 use crate::audit::{chain, TrailEvent};
 use crate::Result;
 
@@ -16,7 +16,10 @@ pub(crate) enum Job {
     Lease(LeaseRequest, oneshot::Sender<Result<Vec<LeasedDelivery>>>),
     Settle(Box<Settlement>, oneshot::Sender<Result<()>>),
     /// An audit operation (replay, prune, auditor action); see `audit_ops`.
-    Audit(Box<dyn super::audit_ops::WriteOp>, oneshot::Sender<Result<serde_json::Value>>),
+    Audit(
+        Box<dyn super::audit_ops::WriteOp>,
+        oneshot::Sender<Result<serde_json::Value>>,
+    ),
 }
 
 /// A job's result, held until the transaction commits.
@@ -76,7 +79,10 @@ trait CloneStore {
 }
 impl CloneStore for crate::Error {
     fn clone_store(&self) -> crate::Error {
-        crate::Error::Store { message: self.to_string(), retryable: self.is_retryable() }
+        crate::Error::Store {
+            message: self.to_string(),
+            retryable: self.is_retryable(),
+        }
     }
 }
 
@@ -107,7 +113,10 @@ fn reply(jobs: Vec<Job>, done: Vec<Done>) {
 /// Runs `jobs` in one transaction. `Err` means the transaction was rolled back
 /// (or a job failed, which rolls back the whole batch).
 async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> {
-    let mut tx = conn.begin().await.map_err(|e| db_err("beginning a write transaction", e))?;
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(|e| db_err("beginning a write transaction", e))?;
     let mut done = Vec::with_capacity(jobs.len());
     let mut events: Vec<TrailEvent> = Vec::new();
     for job in jobs {
@@ -120,7 +129,10 @@ async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
         };
         if d.is_err() {
             let err = match d {
-                Done::Accept(Err(e)) | Done::Reject(Err(e)) | Done::Settle(Err(e)) | Done::Lease(Err(e)) => e,
+                Done::Accept(Err(e))
+                | Done::Reject(Err(e))
+                | Done::Settle(Err(e))
+                | Done::Lease(Err(e)) => e,
                 Done::Audit(Err(e)) => e,
                 _ => unreachable!(),
             };
@@ -130,6 +142,8 @@ async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
         done.push(d);
     }
     chain::append(&mut tx, &events).await?;
-    tx.commit().await.map_err(|e| db_err("committing a write batch", e))?;
+    tx.commit()
+        .await
+        .map_err(|e| db_err("committing a write batch", e))?;
     Ok(done)
 }
