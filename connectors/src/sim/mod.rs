@@ -24,6 +24,7 @@
 pub mod ioc;
 pub mod lis;
 pub mod national_portal;
+pub mod partners;
 pub mod province_portal;
 pub mod tax;
 
