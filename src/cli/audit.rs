@@ -37,7 +37,8 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     pub fn config(&self) -> anyhow::Result<Config> {
-        Config::load(self.config.as_deref()).map_err(|d| anyhow::anyhow!("the config is invalid:\n{d}"))
+        Config::load(self.config.as_deref())
+            .map_err(|d| anyhow::anyhow!("the config is invalid:\n{d}"))
     }
 
     pub async fn open(&self) -> anyhow::Result<Store> {
@@ -45,11 +46,18 @@ impl StoreArgs {
             Some(u) => u.clone(),
             None => self.config()?.store_url,
         };
-        Store::open(&url, StoreOptions::default()).await.with_context(|| format!("opening the store {}", router::server::hub::redact(&url)))
+        Store::open(&url, StoreOptions::default())
+            .await
+            .with_context(|| format!("opening the store {}", router::server::hub::redact(&url)))
     }
 
     pub fn actor(&self) -> String {
-        self.actor.clone().unwrap_or_else(|| format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into())))
+        self.actor.clone().unwrap_or_else(|| {
+            format!(
+                "cli:{}",
+                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+            )
+        })
     }
 }
 
@@ -124,7 +132,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn print_report(r: &Report, what: &str, json_out: bool) -> ExitCode {
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&json!({"ok": r.ok(), "report": r})).expect("JSON"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"ok": r.ok(), "report": r})).expect("JSON")
+        );
     } else if r.ok() {
         println!(
             "OK: {what}: {} trail rows (seq {}..{}), {} records checked ({} pruned), chain intact; last hash {}",
@@ -142,7 +153,11 @@ fn print_report(r: &Report, what: &str, json_out: bool) -> ExitCode {
             eprintln!("  also: {p}");
         }
         if r.problems.len() > 21 || r.truncated {
-            eprintln!("  ... {} problems in all{}", r.problems.len(), if r.truncated { " (list truncated)" } else { "" });
+            eprintln!(
+                "  ... {} problems in all{}",
+                r.problems.len(),
+                if r.truncated { " (list truncated)" } else { "" }
+            );
         }
     }
     if r.ok() {
@@ -156,22 +171,39 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &a.bundle {
         let b = Bundle::read(path)?;
         let r = bundle::verify(&b);
-        return Ok(print_report(&r, &format!("bundle {}", path.display()), a.json));
+        return Ok(print_report(
+            &r,
+            &format!("bundle {}", path.display()),
+            a.json,
+        ));
     }
     let store = a.store.open().await?;
     let range = if a.from.is_some() || a.to.is_some() {
-        Some(parse_range(a.from.as_deref(), a.to.as_deref(), now_ms(), 1, None).map_err(|e| anyhow::anyhow!("{e}"))?)
+        Some(
+            parse_range(a.from.as_deref(), a.to.as_deref(), now_ms(), 1, None)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )
     } else {
         None
     };
     let show = !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let progress = move |done: u64, total: u64| {
         if show {
-            eprint!("\rverifying: {done}/{total} trail rows ({:.0}%)", 100.0 * done as f64 / total.max(1) as f64);
+            eprint!(
+                "\rverifying: {done}/{total} trail rows ({:.0}%)",
+                100.0 * done as f64 / total.max(1) as f64
+            );
             let _ = std::io::stderr().flush();
         }
     };
-    let report = verify_store(&store, &VerifyOptions { range, progress: Some(&progress) }).await?;
+    let report = verify_store(
+        &store,
+        &VerifyOptions {
+            range,
+            progress: Some(&progress),
+        },
+    )
+    .await?;
     if show {
         eprintln!();
     }
@@ -189,9 +221,19 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn export_cmd(a: ExportArgs) -> anyhow::Result<ExitCode> {
-    let (from, to) = parse_range(Some(&a.from), Some(&a.to), now_ms(), 1, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (from, to) = parse_range(Some(&a.from), Some(&a.to), now_ms(), 1, None)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = a.store.open().await?;
-    let (b, summary) = export(&store, &ExportOptions { from, to, dossier: a.dossier.clone(), actor: a.store.actor() }).await?;
+    let (b, summary) = export(
+        &store,
+        &ExportOptions {
+            from,
+            to,
+            dossier: a.dossier.clone(),
+            actor: a.store.actor(),
+        },
+    )
+    .await?;
     b.write(&a.out)?;
     println!(
         "wrote {}: {} trail rows (spine seq {}..{}), {} records; first prev_hash {}, last hash {}; manifest sha256 {}",
@@ -209,10 +251,18 @@ async fn export_cmd(a: ExportArgs) -> anyhow::Result<ExitCode> {
 
 async fn prune(a: PruneArgs) -> anyhow::Result<ExitCode> {
     let configured = match (&a.older_than, &a.store.config) {
-        (None, Some(_)) => a.store.config()?.retention_payloads.map(|d| format!("{}s", d.as_secs())),
+        (None, Some(_)) => a
+            .store
+            .config()?
+            .retention_payloads
+            .map(|d| format!("{}s", d.as_secs())),
         _ => None,
     };
-    let text = a.older_than.clone().or(configured).unwrap_or_else(|| format!("{}d", retention::DEFAULT_RETENTION_DAYS));
+    let text = a
+        .older_than
+        .clone()
+        .or(configured)
+        .unwrap_or_else(|| format!("{}d", retention::DEFAULT_RETENTION_DAYS));
     let age = retention::parse_age(&text).map_err(|e| anyhow::anyhow!("--older-than: {e}"))?;
     let store = a.store.open().await?;
     let out = retention::prune(&store, age, &a.store.actor()).await?;

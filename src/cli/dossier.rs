@@ -64,12 +64,19 @@ async fn timeline(a: TimelineArgs) -> anyhow::Result<ExitCode> {
         if let Some(o) = detail.as_object_mut() {
             o.remove("records");
         }
-        let system = if r.delivery_id.is_some() { dest.clone().unwrap_or_default() } else { source.clone() };
+        let system = if r.delivery_id.is_some() {
+            dest.clone().unwrap_or_default()
+        } else {
+            source.clone()
+        };
         let status = match r.kind.as_str() {
             "attempt" => format!(
                 "{}{}",
                 detail["outcome"].as_str().unwrap_or("attempt"),
-                detail["status"].as_i64().map(|s| format!(" (HTTP {s})")).unwrap_or_default()
+                detail["status"]
+                    .as_i64()
+                    .map(|s| format!(" (HTTP {s})"))
+                    .unwrap_or_default()
             ),
             "mapped" => "queued".to_string(),
             k => k.to_string(),
@@ -85,12 +92,18 @@ async fn timeline(a: TimelineArgs) -> anyhow::Result<ExitCode> {
                 r.kind,
                 system,
                 status,
-                r.delivery_id.as_deref().or(r.message_id.as_deref()).unwrap_or("-")
+                r.delivery_id
+                    .as_deref()
+                    .or(r.message_id.as_deref())
+                    .unwrap_or("-")
             );
         }
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&json!({"dossier": a.code, "hops": out}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"dossier": a.code, "hops": out}))?
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

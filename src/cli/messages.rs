@@ -108,7 +108,9 @@ async fn search(a: SearchArgs) -> anyhow::Result<ExitCode> {
     };
     let store = a.store.open().await?;
     let found = store.search_messages(&q).await?;
-    let next = (found.len() as i64 == q.limit).then(|| found.last().map(|m| cursor_after(m.received_at, &m.id))).flatten();
+    let next = (found.len() as i64 == q.limit)
+        .then(|| found.last().map(|m| cursor_after(m.received_at, &m.id)))
+        .flatten();
     store
         .record_events(vec![TrailEvent {
             at: now_ms(),
@@ -120,14 +122,25 @@ async fn search(a: SearchArgs) -> anyhow::Result<ExitCode> {
         }])
         .await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&json!({"messages": found, "next_cursor": next}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"messages": found, "next_cursor": next}))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     for m in &found {
         let outs: Vec<String> = m
             .deliveries
             .iter()
-            .map(|d| format!("{}:{}(v{}){}", d.destination, d.state, d.mapping_version, if d.replay_of.is_some() { "*replay" } else { "" }))
+            .map(|d| {
+                format!(
+                    "{}:{}(v{}){}",
+                    d.destination,
+                    d.state,
+                    d.mapping_version,
+                    if d.replay_of.is_some() { "*replay" } else { "" }
+                )
+            })
             .collect();
         println!(
             "{}  {}  {}/{}  {}  {}  {}",
@@ -140,14 +153,22 @@ async fn search(a: SearchArgs) -> anyhow::Result<ExitCode> {
             outs.join(" ")
         );
     }
-    println!("{} message(s){}", found.len(), next.map(|c| format!("; next page: --cursor {c}")).unwrap_or_default());
+    println!(
+        "{} message(s){}",
+        found.len(),
+        next.map(|c| format!("; next page: --cursor {c}"))
+            .unwrap_or_default()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
     let store = a.store.open().await?;
     let Some(m) = store.message_full(&a.id).await? else {
-        eprintln!("error: message `{}` does not exist (search with `lienthong messages search`)", a.id);
+        eprintln!(
+            "error: message `{}` does not exist (search with `lienthong messages search`)",
+            a.id
+        );
         return Ok(ExitCode::from(1));
     };
     let deliveries = store.deliveries_of(&a.id).await?;
@@ -158,7 +179,10 @@ async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
         .map(|d| {
             let mut v = serde_json::to_value(d).expect("JSON");
             v["body"] = json!(String::from_utf8_lossy(&d.body));
-            v["attempts"] = json!(attempts.iter().filter(|x| x.delivery_id == d.id).collect::<Vec<_>>());
+            v["attempts"] = json!(attempts
+                .iter()
+                .filter(|x| x.delivery_id == d.id)
+                .collect::<Vec<_>>());
             v
         })
         .collect();
@@ -172,7 +196,11 @@ async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
             detail: json!({}),
         }])
         .await?;
-    let parsed: serde_json::Value = m.parsed.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+    let parsed: serde_json::Value = m
+        .parsed
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or_default();
     println!(
         "{}",
         serde_json::to_string_pretty(&json!({

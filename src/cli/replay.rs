@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use router::audit::replay::{replay_dead_letters, replay_message, DeadLetterRequest, Mode, ReplayContext, ReplayRequest};
+use router::audit::replay::{
+    replay_dead_letters, replay_message, DeadLetterRequest, Mode, ReplayContext, ReplayRequest,
+};
 use router::mapping::MappingSet;
 use router::schema::SchemaRegistry;
 
@@ -87,13 +89,23 @@ async fn context(s: &StoreArgs) -> anyhow::Result<ReplayContext> {
     let store = s.open().await?;
     let (mappings, schemas) = if s.config.is_some() {
         let c = s.config()?;
-        let schemas = SchemaRegistry::load(&c.schemas_dir).map_err(|d| anyhow::anyhow!("loading schemas:\n{d}"))?;
-        let mappings = MappingSet::load(&c.mappings_dir, &schemas).map_err(|d| anyhow::anyhow!("loading mappings:\n{d}"))?;
+        let schemas = SchemaRegistry::load(&c.schemas_dir)
+            .map_err(|d| anyhow::anyhow!("loading schemas:\n{d}"))?;
+        let mappings = MappingSet::load(&c.mappings_dir, &schemas)
+            .map_err(|d| anyhow::anyhow!("loading mappings:\n{d}"))?;
         (mappings, schemas)
     } else {
-        (MappingSet::from_mappings(Vec::new()), SchemaRegistry::from_schemas(Vec::new()))
+        (
+            MappingSet::from_mappings(Vec::new()),
+            SchemaRegistry::from_schemas(Vec::new()),
+        )
     };
-    Ok(ReplayContext { store, mappings: Arc::new(mappings), schemas: Arc::new(schemas), queue: None })
+    Ok(ReplayContext {
+        store,
+        mappings: Arc::new(mappings),
+        schemas: Arc::new(schemas),
+        queue: None,
+    })
 }
 
 async fn message(a: MessageArgs) -> anyhow::Result<ExitCode> {
@@ -103,7 +115,13 @@ async fn message(a: MessageArgs) -> anyhow::Result<ExitCode> {
         other => anyhow::bail!("--mode `{other}` is not `as-sent` or `remap`"),
     };
     let ctx = context(&a.store).await?;
-    let req = ReplayRequest { targets: a.targets.clone(), mode, mapping_version: a.mapping_version, dry_run: a.dry_run, reason: a.reason.clone() };
+    let req = ReplayRequest {
+        targets: a.targets.clone(),
+        mode,
+        mapping_version: a.mapping_version,
+        dry_run: a.dry_run,
+        reason: a.reason.clone(),
+    };
     match replay_message(&ctx, &a.id, &req, &a.store.actor()).await {
         Ok(out) => {
             for (i, t) in out.targets.iter().enumerate() {
@@ -113,7 +131,11 @@ async fn message(a: MessageArgs) -> anyhow::Result<ExitCode> {
                     t.destination,
                     t.mapping_id,
                     t.mapping_version,
-                    if t.identical { "identical bytes".to_string() } else { "changed".to_string() }
+                    if t.identical {
+                        "identical bytes".to_string()
+                    } else {
+                        "changed".to_string()
+                    }
                 );
                 if !t.diff.is_empty() {
                     print!("{}", t.diff);
@@ -148,7 +170,15 @@ async fn dead(a: DeadArgs) -> anyhow::Result<ExitCode> {
     match replay_dead_letters(&ctx, &req, &a.store.actor()).await {
         Ok(out) => {
             println!("{}", serde_json::to_string_pretty(&out)?);
-            println!("{} dead letter(s) matched{}", out.matched, if out.dry_run { " (dry run: nothing queued)" } else { "" });
+            println!(
+                "{} dead letter(s) matched{}",
+                out.matched,
+                if out.dry_run {
+                    " (dry run: nothing queued)"
+                } else {
+                    ""
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -5,7 +5,10 @@
 use std::process::Command;
 
 use router::audit::TrailEvent;
-use router::store::{now_ms, NewDelivery, NewMessage, RejectedMessage, SettleOutcome, Settlement, Store, StoreOptions};
+use router::store::{
+    now_ms, NewDelivery, NewMessage, RejectedMessage, SettleOutcome, Settlement, Store,
+    StoreOptions,
+};
 use serde_json::json;
 use sqlx::AnyPool;
 
@@ -13,7 +16,18 @@ pub const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 pub fn psql(sql: &str) -> Result<(), String> {
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            sql,
+        ])
         .output()
         .map_err(|e| format!("cannot run psql ({e}); install the PostgreSQL client"))?;
     if out.status.success() {
@@ -47,14 +61,26 @@ impl Drop for Db {
 impl Db {
     pub async fn sqlite() -> Db {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("lienthong.db").display());
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("lienthong.db").display()
+        );
         let store = Store::open(&url, StoreOptions::default()).await.unwrap();
         let raw = AnyPool::connect(&url).await.unwrap();
-        Db { store, url, raw, _dir: Some(dir), schema: None }
+        Db {
+            store,
+            url,
+            raw,
+            _dir: Some(dir),
+            schema: None,
+        }
     }
 
     pub async fn postgres() -> Db {
-        let name = format!("lt_audit_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let name = format!(
+            "lt_audit_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        );
         psql(&format!("CREATE SCHEMA {name}")).unwrap_or_else(|e| panic!("{e}"));
         let url = format!("{PG_BASE}?options=-csearch_path%3D{name}");
         let store = Store::open(&url, StoreOptions::default()).await.unwrap_or_else(|e| {
@@ -62,32 +88,57 @@ impl Db {
             panic!("{e}\nIs PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`")
         });
         let raw = AnyPool::connect(&url).await.unwrap();
-        Db { store, url, raw, _dir: None, schema: Some(name) }
+        Db {
+            store,
+            url,
+            raw,
+            _dir: None,
+            schema: Some(name),
+        }
     }
 
     pub async fn exec(&self, sql: &str) {
-        sqlx::query(sql).execute(&self.raw).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        sqlx::query(sql)
+            .execute(&self.raw)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// Reads one BLOB/BYTEA or TEXT column as bytes.
     pub async fn bytes(&self, sql: &str) -> Vec<u8> {
         use sqlx::Row;
-        let row = sqlx::query(sql).fetch_one(&self.raw).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-        row.try_get::<Vec<u8>, _>(0).or_else(|_| row.try_get::<String, _>(0).map(String::into_bytes)).unwrap()
+        let row = sqlx::query(sql)
+            .fetch_one(&self.raw)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        row.try_get::<Vec<u8>, _>(0)
+            .or_else(|_| row.try_get::<String, _>(0).map(String::into_bytes))
+            .unwrap()
     }
 
     pub async fn text(&self, sql: &str) -> String {
         use sqlx::Row;
-        let row = sqlx::query(sql).fetch_one(&self.raw).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let row = sqlx::query(sql)
+            .fetch_one(&self.raw)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
         row.try_get::<String, _>(0).unwrap()
     }
 
     pub async fn set_bytes(&self, sql: &str, v: Vec<u8>) {
-        sqlx::query(sql).bind(v).execute(&self.raw).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        sqlx::query(sql)
+            .bind(v)
+            .execute(&self.raw)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     pub async fn set_text(&self, sql: &str, v: String) {
-        sqlx::query(sql).bind(v).execute(&self.raw).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        sqlx::query(sql)
+            .bind(v)
+            .execute(&self.raw)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }
 
@@ -110,16 +161,39 @@ pub fn message(id: &str, dossier: &str, at: i64, destinations: &[&str]) -> NewMe
             route_id: "dossier-filed".into(),
             mapping_id: format!("province-portal/dossier-filed.to-{d}"),
             mapping_version: 1,
-            body: format!(r#"<DangKyHoSo><MaHoSo>{dossier}</MaHoSo><Dich>{d}</Dich></DangKyHoSo>"#).into_bytes().into(),
+            body: format!(r#"<DangKyHoSo><MaHoSo>{dossier}</MaHoSo><Dich>{d}</Dich></DangKyHoSo>"#)
+                .into_bytes()
+                .into(),
             content_type: "application/xml".into(),
         })
         .collect();
     let mut trail = vec![
-        TrailEvent { at, message_id: Some(id.into()), delivery_id: None, kind: "received", actor: "intake".into(), detail: json!({"system": "province-portal", "bytes": raw.len()}) },
-        TrailEvent { at, message_id: Some(id.into()), delivery_id: None, kind: "routed", actor: "intake".into(), detail: json!({"targets": destinations}) },
+        TrailEvent {
+            at,
+            message_id: Some(id.into()),
+            delivery_id: None,
+            kind: "received",
+            actor: "intake".into(),
+            detail: json!({"system": "province-portal", "bytes": raw.len()}),
+        },
+        TrailEvent {
+            at,
+            message_id: Some(id.into()),
+            delivery_id: None,
+            kind: "routed",
+            actor: "intake".into(),
+            detail: json!({"targets": destinations}),
+        },
     ];
     for d in &deliveries {
-        trail.push(TrailEvent { at, message_id: Some(id.into()), delivery_id: Some(d.id.clone()), kind: "mapped", actor: "intake".into(), detail: json!({"destination": d.destination}) });
+        trail.push(TrailEvent {
+            at,
+            message_id: Some(id.into()),
+            delivery_id: Some(d.id.clone()),
+            kind: "mapped",
+            actor: "intake".into(),
+            detail: json!({"destination": d.destination}),
+        });
     }
     NewMessage {
         id: id.into(),
@@ -137,7 +211,14 @@ pub fn message(id: &str, dossier: &str, at: i64, destinations: &[&str]) -> NewMe
     }
 }
 
-pub fn settlement(delivery_id: &str, message_id: &str, destination: &str, n: u32, outcome: SettleOutcome, status: u16) -> Settlement {
+pub fn settlement(
+    delivery_id: &str,
+    message_id: &str,
+    destination: &str,
+    n: u32,
+    outcome: SettleOutcome,
+    status: u16,
+) -> Settlement {
     let failed = outcome != SettleOutcome::Delivered;
     Settlement {
         delivery_id: delivery_id.into(),
@@ -150,7 +231,13 @@ pub fn settlement(delivery_id: &str, message_id: &str, destination: &str, n: u32
         status: Some(status),
         response_excerpt: format!("{{\"ketQua\":{status}}}"),
         error: failed.then(|| format!("http-{status}: partner said no")),
-        error_class: failed.then(|| if matches!(outcome, SettleOutcome::Dead) { "exhausted".to_string() } else { "transient".to_string() }),
+        error_class: failed.then(|| {
+            if matches!(outcome, SettleOutcome::Dead) {
+                "exhausted".to_string()
+            } else {
+                "transient".to_string()
+            }
+        }),
         partner_reference: None,
         outcome,
     }
@@ -160,9 +247,18 @@ pub fn settlement(delivery_id: &str, message_id: &str, destination: &str, n: u32
 /// H2 delivered, H3 pending; one rejected message.
 pub async fn seed(store: &Store) {
     let t = now_ms() - 60_000;
-    store.accept(message("m1", "H1", t, &["lis", "national-portal"])).await.unwrap();
-    store.accept(message("m2", "H2", t + 1, &["lis"])).await.unwrap();
-    store.accept(message("m3", "H3", t + 2, &["lis"])).await.unwrap();
+    store
+        .accept(message("m1", "H1", t, &["lis", "national-portal"]))
+        .await
+        .unwrap();
+    store
+        .accept(message("m2", "H2", t + 1, &["lis"]))
+        .await
+        .unwrap();
+    store
+        .accept(message("m3", "H3", t + 2, &["lis"]))
+        .await
+        .unwrap();
     store
         .reject(RejectedMessage {
             id: "r1".into(),
@@ -178,12 +274,59 @@ pub async fn seed(store: &Store) {
         })
         .await
         .unwrap();
-    store.settle(settlement("m1-lis", "m1", "lis", 1, SettleOutcome::Retry { at: t + 10 }, 503)).await.unwrap();
-    store.settle(settlement("m1-lis", "m1", "lis", 2, SettleOutcome::Delivered, 200)).await.unwrap();
-    store.settle(settlement("m1-national-portal", "m1", "national-portal", 1, SettleOutcome::Dead, 500)).await.unwrap();
-    store.settle(settlement("m2-lis", "m2", "lis", 1, SettleOutcome::Delivered, 200)).await.unwrap();
     store
-        .record_events(vec![TrailEvent { at: now_ms(), message_id: None, delivery_id: None, kind: "audit.search", actor: "auditor:test".into(), detail: json!({"filters": {}}) }])
+        .settle(settlement(
+            "m1-lis",
+            "m1",
+            "lis",
+            1,
+            SettleOutcome::Retry { at: t + 10 },
+            503,
+        ))
+        .await
+        .unwrap();
+    store
+        .settle(settlement(
+            "m1-lis",
+            "m1",
+            "lis",
+            2,
+            SettleOutcome::Delivered,
+            200,
+        ))
+        .await
+        .unwrap();
+    store
+        .settle(settlement(
+            "m1-national-portal",
+            "m1",
+            "national-portal",
+            1,
+            SettleOutcome::Dead,
+            500,
+        ))
+        .await
+        .unwrap();
+    store
+        .settle(settlement(
+            "m2-lis",
+            "m2",
+            "lis",
+            1,
+            SettleOutcome::Delivered,
+            200,
+        ))
+        .await
+        .unwrap();
+    store
+        .record_events(vec![TrailEvent {
+            at: now_ms(),
+            message_id: None,
+            delivery_id: None,
+            kind: "audit.search",
+            actor: "auditor:test".into(),
+            detail: json!({"filters": {}}),
+        }])
         .await
         .unwrap();
 }
@@ -209,29 +352,49 @@ impl Sink {
         // reqwest is built without a default TLS provider; the binary installs ring, so do the tests.
         let _ = rustls::crypto::ring::default_provider().install_default();
         use axum::routing::post;
-        let state = (Arc::new(AtomicBool::new(healthy)), Arc::new(Mutex::new(Vec::<String>::new())));
+        let state = (
+            Arc::new(AtomicBool::new(healthy)),
+            Arc::new(Mutex::new(Vec::<String>::new())),
+        );
         let app = axum::Router::new()
             .route(
                 "/",
-                post(|axum::extract::State((ok, got)): axum::extract::State<(Arc<AtomicBool>, Arc<Mutex<Vec<String>>>)>, body: String| async move {
-                    if ok.load(Ordering::SeqCst) {
-                        got.lock().unwrap().push(body);
-                        (axum::http::StatusCode::OK, "{\"ok\":true}")
-                    } else {
-                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "{\"error\":\"down for maintenance\"}")
-                    }
-                }),
+                post(
+                    |axum::extract::State((ok, got)): axum::extract::State<(
+                        Arc<AtomicBool>,
+                        Arc<Mutex<Vec<String>>>,
+                    )>,
+                     body: String| async move {
+                        if ok.load(Ordering::SeqCst) {
+                            got.lock().unwrap().push(body);
+                            (axum::http::StatusCode::OK, "{\"ok\":true}")
+                        } else {
+                            (
+                                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                                "{\"error\":\"down for maintenance\"}",
+                            )
+                        }
+                    },
+                ),
             )
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Sink { url, healthy: state.0, received: state.1 }
+        Sink {
+            url,
+            healthy: state.0,
+            received: state.1,
+        }
     }
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn repo() -> PathBuf {
@@ -273,7 +436,7 @@ pub fn write_config(dir: &Path, port: u16, sink_url: &str) -> PathBuf {
         m = fx.join("mappings").display(),
         s = fx.join("schemas").display(),
         tokens = tokens_yaml(),
-    );
+    ) + &format!("partners:\n  portal:\n    api_key_sha256: {}\n", sha256_hex(PARTNER));
     let path = dir.join("lienthong.yaml");
     std::fs::write(&path, yaml).unwrap();
     path
@@ -316,7 +479,10 @@ impl Hub {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawning the lienthong binary");
-        let hub = Hub { child, base: format!("http://127.0.0.1:{port}") };
+        let hub = Hub {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -325,18 +491,31 @@ impl Hub {
                     return hub;
                 }
             }
-            assert!(Instant::now() < deadline, "lienthong did not become ready on port {port} within 30s");
+            assert!(
+                Instant::now() < deadline,
+                "lienthong did not become ready on port {port} within 30s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
-        let r = reqwest::Client::new().get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
+        let r = reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
-    pub async fn post(&self, path: &str, token: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    pub async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
         let r = reqwest::Client::new()
             .post(format!("{}{path}", self.base))
             .bearer_auth(token)
@@ -350,10 +529,17 @@ impl Hub {
     }
 }
 
-pub async fn wait_for<F: std::future::Future<Output = bool>>(what: &str, secs: u64, mut f: impl FnMut() -> F) {
+pub async fn wait_for<F: std::future::Future<Output = bool>>(
+    what: &str,
+    secs: u64,
+    mut f: impl FnMut() -> F,
+) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f().await {
-        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -69,14 +69,17 @@ impl Bundle {
     /// Writes the bundle: a `.tar` when `path` ends in `.tar`, else a directory.
     pub fn write(&self, path: &Path) -> Result<()> {
         if path.extension().is_some_and(|e| e == "tar") {
-            let mut f = std::fs::File::create(path).map_err(io(format!("creating {}", path.display())))?;
+            let mut f =
+                std::fs::File::create(path).map_err(io(format!("creating {}", path.display())))?;
             write_tar(&mut f, &self.files).map_err(io(format!("writing {}", path.display())))?;
-            f.sync_all().map_err(io(format!("syncing {}", path.display())))
+            f.sync_all()
+                .map_err(io(format!("syncing {}", path.display())))
         } else {
             for (name, bytes) in &self.files {
                 let p = path.join(name);
                 if let Some(parent) = p.parent() {
-                    std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(io(format!("creating {}", parent.display())))?;
                 }
                 std::fs::write(&p, bytes).map_err(io(format!("writing {}", p.display())))?;
             }
@@ -96,7 +99,10 @@ impl Bundle {
                 .and_then(|mut f| f.read_to_end(&mut bytes))
                 .map_err(io(format!("reading {}", path.display())))?;
             files = read_tar(&bytes).map_err(|m| Error::Io {
-                context: format!("{}: not a ustar archive written by `lienthong audit export`", path.display()),
+                context: format!(
+                    "{}: not a ustar archive written by `lienthong audit export`",
+                    path.display()
+                ),
                 source: std::io::Error::new(std::io::ErrorKind::InvalidData, m),
             })?;
         }
@@ -111,8 +117,15 @@ fn read_dir(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> Res
         if p.is_dir() {
             read_dir(root, &p, out)?;
         } else {
-            let name = p.strip_prefix(root).expect("below root").to_string_lossy().replace('\\', "/");
-            out.insert(name, std::fs::read(&p).map_err(io(format!("reading {}", p.display())))?);
+            let name = p
+                .strip_prefix(root)
+                .expect("below root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            out.insert(
+                name,
+                std::fs::read(&p).map_err(io(format!("reading {}", p.display())))?,
+            );
         }
     }
     Ok(())
@@ -122,7 +135,10 @@ fn read_dir(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> Res
 pub fn write_tar(w: &mut impl Write, files: &BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
     for (name, bytes) in files {
         if name.len() > 100 {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("file name too long for ustar: {name}")));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("file name too long for ustar: {name}"),
+            ));
         }
         let mut h = [0u8; 512];
         h[..name.len()].copy_from_slice(name.as_bytes());
@@ -149,9 +165,17 @@ pub fn write_tar(w: &mut impl Write, files: &BTreeMap<String, Vec<u8>>) -> std::
 pub fn read_tar(bytes: &[u8]) -> std::result::Result<BTreeMap<String, Vec<u8>>, String> {
     let mut out = BTreeMap::new();
     let mut pos = 0;
-    let field = |h: &[u8], a: usize, b: usize| String::from_utf8_lossy(&h[a..b]).trim_end_matches('\0').to_string();
+    let field = |h: &[u8], a: usize, b: usize| {
+        String::from_utf8_lossy(&h[a..b])
+            .trim_end_matches('\0')
+            .to_string()
+    };
     let octal = |h: &[u8], a: usize, b: usize| -> Option<usize> {
-        let t: String = String::from_utf8_lossy(&h[a..b]).trim_start().chars().take_while(|c| c.is_digit(8)).collect();
+        let t: String = String::from_utf8_lossy(&h[a..b])
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_digit(8))
+            .collect();
         usize::from_str_radix(&t, 8).ok()
     };
     while pos + 512 <= bytes.len() {
@@ -159,19 +183,37 @@ pub fn read_tar(bytes: &[u8]) -> std::result::Result<BTreeMap<String, Vec<u8>>, 
         if h.iter().all(|b| *b == 0) {
             return Ok(out);
         }
-        let stored = octal(h, 148, 156).ok_or_else(|| format!("bad header checksum at byte {pos}"))? as u32;
-        let sum: u32 = h.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { u32::from(*b) }).sum();
+        let stored =
+            octal(h, 148, 156).ok_or_else(|| format!("bad header checksum at byte {pos}"))? as u32;
+        let sum: u32 = h
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u32::from(*b)
+                }
+            })
+            .sum();
         if sum != stored {
             return Err(format!("header checksum mismatch at byte {pos}"));
         }
         let name = {
             let prefix = field(h, 345, 500);
             let n = field(h, 0, 100);
-            if prefix.is_empty() { n } else { format!("{prefix}/{n}") }
+            if prefix.is_empty() {
+                n
+            } else {
+                format!("{prefix}/{n}")
+            }
         };
         let size = octal(h, 124, 136).ok_or_else(|| format!("bad size for {name}"))?;
         let start = pos + 512;
-        let end = start.checked_add(size).filter(|e| *e <= bytes.len()).ok_or_else(|| format!("{name} is truncated"))?;
+        let end = start
+            .checked_add(size)
+            .filter(|e| *e <= bytes.len())
+            .ok_or_else(|| format!("{name} is truncated"))?;
         if h[156] == b'0' || h[156] == 0 {
             out.insert(name, bytes[start..end].to_vec());
         }
@@ -181,7 +223,12 @@ pub fn read_tar(bytes: &[u8]) -> std::result::Result<BTreeMap<String, Vec<u8>>, 
 }
 
 fn problem(table: &str, key: impl ToString, field: &str, what: impl Into<String>) -> Problem {
-    Problem { table: table.into(), key: key.to_string(), field: field.into(), what: what.into() }
+    Problem {
+        table: table.into(),
+        key: key.to_string(),
+        field: field.into(),
+        what: what.into(),
+    }
 }
 
 /// Verifies a bundle offline. See the module docs for what each file proves.
@@ -189,7 +236,9 @@ pub fn verify(b: &Bundle) -> Report {
     let mut report = Report::default();
     // 1. Every file against SHA256SUMS, and nothing unlisted.
     let Some(sums) = b.files.get("SHA256SUMS") else {
-        report.problems.push(problem("bundle", "SHA256SUMS", "file", "is missing"));
+        report
+            .problems
+            .push(problem("bundle", "SHA256SUMS", "file", "is missing"));
         return report;
     };
     let mut listed = HashMap::new();
@@ -198,7 +247,12 @@ pub fn verify(b: &Bundle) -> Report {
             Some((h, name)) => {
                 listed.insert(name.to_string(), h.to_string());
             }
-            None => report.problems.push(problem("bundle", format!("SHA256SUMS:{}", i + 1), "line", "is not `<sha256>  <file>`")),
+            None => report.problems.push(problem(
+                "bundle",
+                format!("SHA256SUMS:{}", i + 1),
+                "line",
+                "is not `<sha256>  <file>`",
+            )),
         }
     }
     for (name, bytes) in &b.files {
@@ -206,32 +260,64 @@ pub fn verify(b: &Bundle) -> Report {
             continue;
         }
         match listed.remove(name) {
-            None => report.problems.push(problem("bundle", name, "file", "is not listed in SHA256SUMS (added after export)")),
-            Some(h) if h != sha256_hex(bytes) => {
-                report.problems.push(problem("bundle", name, "sha256", "does not match SHA256SUMS: the file was changed"))
-            }
+            None => report.problems.push(problem(
+                "bundle",
+                name,
+                "file",
+                "is not listed in SHA256SUMS (added after export)",
+            )),
+            Some(h) if h != sha256_hex(bytes) => report.problems.push(problem(
+                "bundle",
+                name,
+                "sha256",
+                "does not match SHA256SUMS: the file was changed",
+            )),
             Some(_) => {}
         }
     }
     for name in listed.keys() {
-        report.problems.push(problem("bundle", name, "file", "is listed in SHA256SUMS but missing (deleted)"));
+        report.problems.push(problem(
+            "bundle",
+            name,
+            "file",
+            "is listed in SHA256SUMS but missing (deleted)",
+        ));
     }
     // 2. The manifest's own list and anchors.
-    let manifest: Value = match b.files.get("manifest.json").map(|m| serde_json::from_slice(m)) {
+    let manifest: Value = match b
+        .files
+        .get("manifest.json")
+        .map(|m| serde_json::from_slice(m))
+    {
         Some(Ok(v)) => v,
         _ => {
-            report.problems.push(problem("bundle", "manifest.json", "file", "is missing or not JSON"));
+            report.problems.push(problem(
+                "bundle",
+                "manifest.json",
+                "file",
+                "is missing or not JSON",
+            ));
             return report;
         }
     };
     if manifest["format"] != FORMAT {
-        report.problems.push(problem("bundle", "manifest.json", "format", format!("is not `{FORMAT}`")));
+        report.problems.push(problem(
+            "bundle",
+            "manifest.json",
+            "format",
+            format!("is not `{FORMAT}`"),
+        ));
     }
     if let Some(files) = manifest["files"].as_object() {
         for (name, h) in files {
             match b.files.get(name) {
                 Some(bytes) if h.as_str() == Some(sha256_hex(bytes).as_str()) => {}
-                _ => report.problems.push(problem("bundle", name, "sha256", "does not match manifest.json")),
+                _ => report.problems.push(problem(
+                    "bundle",
+                    name,
+                    "sha256",
+                    "does not match manifest.json",
+                )),
             }
         }
     }
@@ -239,22 +325,47 @@ pub fn verify(b: &Bundle) -> Report {
     let lines = |name: &str| -> Vec<Value> {
         b.files
             .get(name)
-            .map(|x| String::from_utf8_lossy(x).lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap_or(Value::Null)).collect())
+            .map(|x| {
+                String::from_utf8_lossy(x)
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let spine = lines("spine.jsonl");
     let mut spine_by_seq: HashMap<i64, (String, String)> = HashMap::new();
     let mut prev: Option<(i64, String)> = None;
     for (i, s) in spine.iter().enumerate() {
-        let (Some(seq), Some(p), Some(h)) = (s["seq"].as_i64(), s["prev_hash"].as_str(), s["hash"].as_str()) else {
-            report.problems.push(problem("spine.jsonl", i + 1, "line", "is not {seq, prev_hash, hash}"));
+        let (Some(seq), Some(p), Some(h)) = (
+            s["seq"].as_i64(),
+            s["prev_hash"].as_str(),
+            s["hash"].as_str(),
+        ) else {
+            report.problems.push(problem(
+                "spine.jsonl",
+                i + 1,
+                "line",
+                "is not {seq, prev_hash, hash}",
+            ));
             continue;
         };
         if let Some((pseq, phash)) = &prev {
             if seq != pseq + 1 {
-                report.problems.push(problem("trail", pseq + 1, "seq", format!("rows {}..{} are missing from the spine", pseq + 1, seq)));
+                report.problems.push(problem(
+                    "trail",
+                    pseq + 1,
+                    "seq",
+                    format!("rows {}..{} are missing from the spine", pseq + 1, seq),
+                ));
             } else if p != phash {
-                report.problems.push(problem("trail", seq, "prev_hash", format!("does not link to the hash of seq {pseq}")));
+                report.problems.push(problem(
+                    "trail",
+                    seq,
+                    "prev_hash",
+                    format!("does not link to the hash of seq {pseq}"),
+                ));
             }
         }
         prev = Some((seq, h.to_string()));
@@ -263,39 +374,77 @@ pub fn verify(b: &Bundle) -> Report {
     let anchors = &manifest["anchors"];
     if let Some(first) = spine.first() {
         if first["prev_hash"] != anchors["first_prev_hash"] {
-            report.problems.push(problem("bundle", "manifest.json", "anchors.first_prev_hash", "differs from the first spine row"));
+            report.problems.push(problem(
+                "bundle",
+                "manifest.json",
+                "anchors.first_prev_hash",
+                "differs from the first spine row",
+            ));
         }
     }
     if let Some(last) = spine.last() {
         if last["hash"] != anchors["last_hash"] {
-            report.problems.push(problem("bundle", "manifest.json", "anchors.last_hash", "differs from the last spine row"));
+            report.problems.push(problem(
+                "bundle",
+                "manifest.json",
+                "anchors.last_hash",
+                "differs from the last spine row",
+            ));
         }
     }
     // 4. Each exported row: canonical, hashes to its spine entry.
     let mut chain = ChainChecker::new(None);
     for (i, t) in lines("trail.jsonl").iter().enumerate() {
-        let (Some(seq), Some(p), Some(h), Some(canon)) =
-            (t["seq"].as_i64(), t["prev_hash"].as_str(), t["hash"].as_str(), t["canonical"].as_str())
-        else {
-            report.problems.push(problem("trail.jsonl", i + 1, "line", "is not {seq, prev_hash, hash, canonical}"));
+        let (Some(seq), Some(p), Some(h), Some(canon)) = (
+            t["seq"].as_i64(),
+            t["prev_hash"].as_str(),
+            t["hash"].as_str(),
+            t["canonical"].as_str(),
+        ) else {
+            report.problems.push(problem(
+                "trail.jsonl",
+                i + 1,
+                "line",
+                "is not {seq, prev_hash, hash, canonical}",
+            ));
             continue;
         };
         let ev: Value = match serde_json::from_str(canon) {
             Ok(v) => v,
             Err(e) => {
-                report.problems.push(problem("trail", seq, "canonical", format!("is not JSON: {e}")));
+                report.problems.push(problem(
+                    "trail",
+                    seq,
+                    "canonical",
+                    format!("is not JSON: {e}"),
+                ));
                 continue;
             }
         };
         if canonical_json(&ev) != canon || ev["seq"].as_i64() != Some(seq) {
-            report.problems.push(problem("trail", seq, "canonical", "is not the canonical text of this row (edited)"));
+            report.problems.push(problem(
+                "trail",
+                seq,
+                "canonical",
+                "is not the canonical text of this row (edited)",
+            ));
         }
         if event_hash(p, &ev) != h {
-            report.problems.push(problem("trail", seq, "content", "hash mismatch: the row was changed"));
+            report.problems.push(problem(
+                "trail",
+                seq,
+                "content",
+                "hash mismatch: the row was changed",
+            ));
         }
         match spine_by_seq.get(&seq) {
             Some((sp, sh)) if sp == p && sh == h => {}
-            _ => report.problems.push(problem("trail", seq, "hash", "does not match its spine entry")),
+            _ => report.problems.push(problem(
+                "trail",
+                seq,
+                "hash",
+                "does not match its spine entry",
+            )),
         }
         // Feed the checker (for records, outcomes and prune cut-offs) without re-linking.
         let row = StoredTrailRow {
@@ -315,19 +464,35 @@ pub fn verify(b: &Bundle) -> Report {
     }
     report.first_seq = spine.first().and_then(|s| s["seq"].as_i64());
     report.last_seq = spine.last().and_then(|s| s["seq"].as_i64());
-    report.first_prev_hash = spine.first().and_then(|s| s["prev_hash"].as_str()).map(String::from);
-    report.last_hash = spine.last().and_then(|s| s["hash"].as_str()).map(String::from);
+    report.first_prev_hash = spine
+        .first()
+        .and_then(|s| s["prev_hash"].as_str())
+        .map(String::from);
+    report.last_hash = spine
+        .last()
+        .and_then(|s| s["hash"].as_str())
+        .map(String::from);
     // 5. Records against what the rows recorded.
     let mut expected = std::mem::take(&mut chain.expected);
     for (i, r) in lines("records.jsonl").iter().enumerate() {
         let table = r["table"].as_str().unwrap_or_default();
         let key = r["key"].as_str().unwrap_or_default().to_string();
         let Some(spec) = TABLES.iter().find(|s| s.table == table) else {
-            report.problems.push(problem("records.jsonl", i + 1, "table", format!("unknown table `{table}`")));
+            report.problems.push(problem(
+                "records.jsonl",
+                i + 1,
+                "table",
+                format!("unknown table `{table}`"),
+            ));
             continue;
         };
         let Some(exp) = expected.remove(&(table.to_string(), key.clone())) else {
-            report.problems.push(problem(table, &key, "row", "is in the bundle but no exported trail row records it"));
+            report.problems.push(problem(
+                table,
+                &key,
+                "row",
+                "is in the bundle but no exported trail row records it",
+            ));
             continue;
         };
         let mut missing_payload = false;
@@ -346,21 +511,48 @@ pub fn verify(b: &Bundle) -> Report {
             })
             .collect();
         if missing_payload {
-            report.problems.push(problem(table, &key, "payloads", "names a payload file that is not in the bundle"));
+            report.problems.push(problem(
+                table,
+                &key,
+                "payloads",
+                "names a payload file that is not in the bundle",
+            ));
         }
         let stored = StoredRecord {
             key: key.clone(),
-            cols: spec.cols.iter().map(|(n, _)| r["cols"][*n].clone()).collect(),
+            cols: spec
+                .cols
+                .iter()
+                .map(|(n, _)| r["cols"][*n].clone())
+                .collect(),
             payloads,
             pruned_at: r["pruned_at"].as_i64(),
             state: None,
         };
-        RecordChecker { spec, prune_cutoff: chain.prune_cutoff }.check(&exp, &stored, &mut report);
+        RecordChecker {
+            spec,
+            prune_cutoff: chain.prune_cutoff,
+        }
+        .check(&exp, &stored, &mut report);
     }
     for ((table, key), e) in expected {
-        report.problems.push(problem(&table, &key, "row", format!("is recorded by trail seq {} but missing from records.jsonl", e.seq)));
+        report.problems.push(problem(
+            &table,
+            &key,
+            "row",
+            format!(
+                "is recorded by trail seq {} but missing from records.jsonl",
+                e.seq
+            ),
+        ));
     }
-    report.problems.extend(chain.report.problems.into_iter().filter(|p| p.field != "seq" && p.field != "prev_hash"));
+    report.problems.extend(
+        chain
+            .report
+            .problems
+            .into_iter()
+            .filter(|p| p.field != "seq" && p.field != "prev_hash"),
+    );
     report
 }
 
@@ -381,16 +573,33 @@ pub fn assemble(
     }
     let mut trail_txt = String::new();
     for r in rows {
-        let detail: Value = serde_json::from_str(&r.detail).unwrap_or(Value::String(r.detail.clone()));
-        let ev = super::chain::event_object(r.seq, r.at, r.message_id.as_deref(), r.delivery_id.as_deref(), &r.kind, &r.actor, &detail);
+        let detail: Value =
+            serde_json::from_str(&r.detail).unwrap_or(Value::String(r.detail.clone()));
+        let ev = super::chain::event_object(
+            r.seq,
+            r.at,
+            r.message_id.as_deref(),
+            r.delivery_id.as_deref(),
+            &r.kind,
+            &r.actor,
+            &detail,
+        );
         trail_txt.push_str(&json!({"seq": r.seq, "prev_hash": r.prev_hash, "hash": r.hash, "canonical": canonical_json(&ev)}).to_string());
         trail_txt.push('\n');
     }
     let mut rec_txt = String::new();
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for (table, r) in records {
-        let spec = TABLES.iter().find(|s| s.table == *table).expect("known table");
-        let cols: serde_json::Map<String, Value> = spec.cols.iter().zip(&r.cols).map(|((n, _), v)| (n.to_string(), v.clone())).collect();
+        let spec = TABLES
+            .iter()
+            .find(|s| s.table == *table)
+            .expect("known table");
+        let cols: serde_json::Map<String, Value> = spec
+            .cols
+            .iter()
+            .zip(&r.cols)
+            .map(|((n, _), v)| (n.to_string(), v.clone()))
+            .collect();
         let mut payloads = serde_json::Map::new();
         for ((n, _), p) in spec.payloads.iter().zip(&r.payloads) {
             let v = match p {
@@ -410,7 +619,11 @@ pub fn assemble(
     b.files.insert("spine.jsonl".into(), spine_txt.into_bytes());
     b.files.insert("trail.jsonl".into(), trail_txt.into_bytes());
     b.files.insert("records.jsonl".into(), rec_txt.into_bytes());
-    let files: serde_json::Map<String, Value> = b.files.iter().map(|(n, x)| (n.clone(), Value::from(sha256_hex(x)))).collect();
+    let files: serde_json::Map<String, Value> = b
+        .files
+        .iter()
+        .map(|(n, x)| (n.clone(), Value::from(sha256_hex(x))))
+        .collect();
     let manifest = json!({
         "format": FORMAT,
         "created_at": chrono::Utc::now().to_rfc3339(),
@@ -428,7 +641,10 @@ pub fn assemble(
         "hash_rule": "hash = hex(SHA-256(prev_hash || canonical)); see docs/AUDIT.md",
         "files": files,
     });
-    b.files.insert("manifest.json".into(), serde_json::to_vec_pretty(&manifest).expect("JSON"));
+    b.files.insert(
+        "manifest.json".into(),
+        serde_json::to_vec_pretty(&manifest).expect("JSON"),
+    );
     b.seal();
     Ok(b)
 }

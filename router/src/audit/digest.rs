@@ -112,7 +112,10 @@ pub const ATTEMPTS: TableSpec = TableSpec {
         ("error", ColType::OptText),
         ("outcome", ColType::Text),
     ],
-    payloads: &[("request_excerpt", ColType::OptText), ("response_excerpt", ColType::OptText)],
+    payloads: &[
+        ("request_excerpt", ColType::OptText),
+        ("response_excerpt", ColType::OptText),
+    ],
     time_col: "started_at",
 };
 
@@ -129,12 +132,26 @@ pub fn payload_digest(bytes: Option<&[u8]>) -> Value {
 }
 
 /// Builds the record object; `cols` and `payloads` must follow `spec`'s order.
-pub fn record(spec: &TableSpec, key: &str, cols: Vec<Value>, payloads: Vec<Option<&[u8]>>) -> Value {
+pub fn record(
+    spec: &TableSpec,
+    key: &str,
+    cols: Vec<Value>,
+    payloads: Vec<Option<&[u8]>>,
+) -> Value {
     debug_assert_eq!(cols.len(), spec.cols.len());
     debug_assert_eq!(payloads.len(), spec.payloads.len());
-    let c: Map<String, Value> = spec.cols.iter().zip(cols).map(|((n, _), v)| (n.to_string(), v)).collect();
-    let p: Map<String, Value> =
-        spec.payloads.iter().zip(payloads).map(|((n, _), b)| (n.to_string(), payload_digest(b))).collect();
+    let c: Map<String, Value> = spec
+        .cols
+        .iter()
+        .zip(cols)
+        .map(|((n, _), v)| (n.to_string(), v))
+        .collect();
+    let p: Map<String, Value> = spec
+        .payloads
+        .iter()
+        .zip(payloads)
+        .map(|((n, _), b)| (n.to_string(), payload_digest(b)))
+        .collect();
     json!({ "table": spec.table, "key": key, "cols": c, "sha256": p })
 }
 
@@ -223,7 +240,10 @@ pub fn attempt_record(s: &Settlement, outcome: &str) -> Value {
             opt(&s.error),
             outcome.into(),
         ],
-        vec![Some(s.request_excerpt.as_bytes()), Some(s.response_excerpt.as_bytes())],
+        vec![
+            Some(s.request_excerpt.as_bytes()),
+            Some(s.response_excerpt.as_bytes()),
+        ],
     )
 }
 
@@ -231,7 +251,11 @@ pub fn attempt_record(s: &Settlement, outcome: &str) -> Value {
 pub fn attach(event: &mut TrailEvent, record: Value) {
     if !event.detail.is_object() {
         let old = std::mem::take(&mut event.detail);
-        event.detail = if old.is_null() { json!({}) } else { json!({ "value": old }) };
+        event.detail = if old.is_null() {
+            json!({})
+        } else {
+            json!({ "value": old })
+        };
     }
     let obj = event.detail.as_object_mut().expect("made an object above");
     match obj.get_mut("records") {
@@ -250,13 +274,19 @@ pub fn seal_accept(m: &NewMessage, events: &mut Vec<TrailEvent>, start: usize) {
     let mut leftovers = Vec::new();
     let mine = |e: &TrailEvent| e.message_id.as_deref() == Some(m.id.as_str());
     let msg = accepted_message_record(m);
-    match events[start..].iter().position(|e| mine(e) && e.kind == "received") {
+    match events[start..]
+        .iter()
+        .position(|e| mine(e) && e.kind == "received")
+    {
         Some(i) => attach(&mut events[start + i], msg),
         None => leftovers.push(msg),
     }
     for d in &m.deliveries {
         let rec = delivery_record(&m.id, &m.correlation_id, m.received_at, d, None);
-        match events[start..].iter().position(|e| e.kind == "mapped" && e.delivery_id.as_deref() == Some(d.id.as_str())) {
+        match events[start..]
+            .iter()
+            .position(|e| e.kind == "mapped" && e.delivery_id.as_deref() == Some(d.id.as_str()))
+        {
             Some(i) => attach(&mut events[start + i], rec),
             None => leftovers.push(rec),
         }
@@ -285,8 +315,22 @@ mod tests {
     fn msg(with_events: bool) -> NewMessage {
         let trail = if with_events {
             vec![
-                TrailEvent { at: 1, message_id: Some("m1".into()), delivery_id: None, kind: "received", actor: "intake".into(), detail: json!({"bytes": 3}) },
-                TrailEvent { at: 1, message_id: Some("m1".into()), delivery_id: Some("d1".into()), kind: "mapped", actor: "intake".into(), detail: json!({}) },
+                TrailEvent {
+                    at: 1,
+                    message_id: Some("m1".into()),
+                    delivery_id: None,
+                    kind: "received",
+                    actor: "intake".into(),
+                    detail: json!({"bytes": 3}),
+                },
+                TrailEvent {
+                    at: 1,
+                    message_id: Some("m1".into()),
+                    delivery_id: Some("d1".into()),
+                    kind: "mapped",
+                    actor: "intake".into(),
+                    detail: json!({}),
+                },
             ]
         } else {
             vec![]
@@ -323,10 +367,16 @@ mod tests {
         seal_accept(&m, &mut events, 0);
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].detail["records"][0]["table"], "messages");
-        assert_eq!(events[0].detail["records"][0]["sha256"]["raw"], sha256_hex(b"{}\n"));
+        assert_eq!(
+            events[0].detail["records"][0]["sha256"]["raw"],
+            sha256_hex(b"{}\n")
+        );
         assert_eq!(events[0].detail["bytes"], 3);
         assert_eq!(events[1].detail["records"][0]["key"], "d1");
-        assert_eq!(events[1].detail["records"][0]["sha256"]["body"], sha256_hex(b"<x/>"));
+        assert_eq!(
+            events[1].detail["records"][0]["sha256"]["body"],
+            sha256_hex(b"<x/>")
+        );
     }
 
     #[test]

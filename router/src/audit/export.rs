@@ -64,7 +64,13 @@ pub async fn export(store: &Store, opts: &ExportOptions) -> Result<(Bundle, Expo
         }));
     };
     // Retention events after the first row, so pruned payloads can be told from deleted ones.
-    seqs.extend(store.trail_seqs_of_kind("retention.pruned", lo).await?.into_iter().filter(|s| *s <= head.0));
+    seqs.extend(
+        store
+            .trail_seqs_of_kind("retention.pruned", lo)
+            .await?
+            .into_iter()
+            .filter(|s| *s <= head.0),
+    );
     let hi = *seqs.last().expect("not empty");
     let spine = store.trail_spine(lo, hi).await?;
     let mut rows: Vec<StoredTrailRow> = Vec::with_capacity(seqs.len());
@@ -85,9 +91,17 @@ pub async fn export(store: &Store, opts: &ExportOptions) -> Result<(Bundle, Expo
     let mut keys: HashMap<&'static str, Vec<String>> = HashMap::new();
     for r in &rows {
         if let Ok(Value::Object(d)) = serde_json::from_str::<Value>(&r.detail) {
-            for rec in d.get("records").and_then(Value::as_array).into_iter().flatten() {
+            for rec in d
+                .get("records")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let t = rec.get("table").and_then(Value::as_str).unwrap_or_default();
-                if let (Some(spec), Some(k)) = (TABLES.iter().find(|s| s.table == t), rec.get("key").and_then(Value::as_str)) {
+                if let (Some(spec), Some(k)) = (
+                    TABLES.iter().find(|s| s.table == t),
+                    rec.get("key").and_then(Value::as_str),
+                ) {
                     keys.entry(spec.table).or_default().push(k.to_string());
                 }
             }
@@ -106,7 +120,10 @@ pub async fn export(store: &Store, opts: &ExportOptions) -> Result<(Bundle, Expo
         "dossier": opts.dossier,
     });
     let b = bundle::assemble(scope.clone(), &spine, &rows, &records, head, &opts.actor)?;
-    let (first, last) = (spine.first().expect("lo exists"), spine.last().expect("hi exists"));
+    let (first, last) = (
+        spine.first().expect("lo exists"),
+        spine.last().expect("hi exists"),
+    );
     let summary = ExportSummary {
         trail_rows: rows.len(),
         spine_rows: spine.len(),

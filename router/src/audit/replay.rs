@@ -117,7 +117,63 @@ impl ReplayError {
 
 /// Where replays find the current mappings (the loaded set; it may be swapped by a reload).
 pub trait MappingLookup: Send + Sync {
+    /// The active (loaded) mapping.
     fn mapping(&self, id: &str) -> Option<Arc<CompiledMapping>>;
+
+    /// A chosen version. The default serves only the active one; the versioned
+    /// mapping store ([`VersionedMappings`]) compiles any stored version.
+    fn version<'a>(
+        &'a self,
+        id: &'a str,
+        version: i64,
+    ) -> BoxFuture<'a, Result<Option<Arc<CompiledMapping>>, ReplayError>> {
+        let m = self.mapping(id).filter(|m| i64::from(m.version) == version);
+        Box::pin(async move { Ok(m) })
+    }
+}
+
+/// The versioned mapping store (`crate::admin`): the active set is read at each
+/// call (so a replay after an activation uses the new version), and any stored
+/// version can be chosen: it is compiled from its stored YAML on demand.
+pub struct VersionedMappings {
+    pub admin: Arc<crate::admin::MappingAdmin>,
+    /// Where lookup files referenced by a stored version are resolved.
+    pub mappings_dir: std::path::PathBuf,
+}
+
+impl MappingLookup for VersionedMappings {
+    fn mapping(&self, id: &str) -> Option<Arc<CompiledMapping>> {
+        self.admin.active().load().mappings.get(id)
+    }
+
+    fn version<'a>(
+        &'a self,
+        id: &'a str,
+        version: i64,
+    ) -> BoxFuture<'a, Result<Option<Arc<CompiledMapping>>, ReplayError>> {
+        Box::pin(async move {
+            if let Some(m) = self.mapping(id).filter(|m| i64::from(m.version) == version) {
+                return Ok(Some(m));
+            }
+            let Some(stored) = self.admin.versions().get(id, version).await? else {
+                return Ok(None);
+            };
+            let mut m = MappingSet::compile_str(
+                &format!("{id}.yaml"),
+                &stored.content,
+                &self.mappings_dir,
+                self.admin.schemas(),
+            )
+            .map_err(|d| {
+                ReplayError::Mapping(format!(
+                    "stored version {version} of `{id}` no longer compiles:\n{d}"
+                ))
+            })?;
+            // What deliveries record is the store's version number, not the file's `version:` key.
+            m.version = u32::try_from(version).unwrap_or(u32::MAX);
+            Ok(Some(Arc::new(m)))
+        })
+    }
 }
 
 impl MappingLookup for MappingSet {
@@ -202,7 +258,11 @@ pub fn body_diff(old: &[u8], new: &[u8], old_name: &str, new_name: &str) -> Stri
     }
     let (a, b) = (diff_layout(old), diff_layout(new));
     let d = similar::TextDiff::from_lines(&a, &b);
-    let text = d.unified_diff().context_radius(3).header(old_name, new_name).to_string();
+    let text = d
+        .unified_diff()
+        .context_radius(3)
+        .header(old_name, new_name)
+        .to_string();
     if text.is_empty() {
         // Same layout, different bytes (e.g. whitespace in JSON): say so plainly.
         format!("--- {old_name}\n+++ {new_name}\n@@ bytes differ only in formatting @@\n")
@@ -214,51 +274,84 @@ pub fn body_diff(old: &[u8], new: &[u8], old_name: &str, new_name: &str) -> Stri
 fn reason_of(req: &ReplayRequest) -> Result<String, ReplayError> {
     match req.reason.as_deref().map(str::trim) {
         Some(r) if !r.is_empty() && r.len() <= 2000 => Ok(r.to_string()),
-        Some(r) if r.len() > 2000 => Err(ReplayError::BadRequest("`reason` is longer than 2000 characters".into())),
+        Some(r) if r.len() > 2000 => Err(ReplayError::BadRequest(
+            "`reason` is longer than 2000 characters".into(),
+        )),
         _ => Err(ReplayError::BadRequest(
-            "`reason` is required: say why this replay is needed (it is recorded in the trail)".into(),
+            "`reason` is required: say why this replay is needed (it is recorded in the trail)"
+                .into(),
         )),
     }
 }
 
 /// Re-maps the message's parsed tree for `original`'s mapping, as intake would.
-fn remap(ctx: &ReplayContext, msg: &MessageFull, original: &DeliveryFull, version: Option<i64>) -> Result<(Vec<u8>, i64, String), ReplayError> {
-    let m = ctx.mappings.mapping(&original.mapping_id).ok_or_else(|| {
-        ReplayError::UnknownVersion(format!(
-            "mapping `{}` is not loaded any more: it cannot be applied again; replay as-sent instead",
-            original.mapping_id
+async fn remap(
+    ctx: &ReplayContext,
+    msg: &MessageFull,
+    original: &DeliveryFull,
+    version: Option<i64>,
+) -> Result<(Vec<u8>, i64, String), ReplayError> {
+    let id = &original.mapping_id;
+    let m = match version {
+        None => ctx.mappings.mapping(id).ok_or_else(|| {
+            ReplayError::UnknownVersion(format!(
+                "mapping `{id}` is not loaded any more: it cannot be applied again; replay as-sent instead"
+            ))
+        })?,
+        Some(v) => ctx.mappings.version(id, v).await?.ok_or_else(|| {
+            let active = ctx.mappings.mapping(id).map_or("none".to_string(), |m| m.version.to_string());
+            ReplayError::UnknownVersion(format!("mapping `{id}` has no version {v} (the active version is {active})"))
+        })?,
+    };
+    let parsed = msg
+        .parsed
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            ReplayError::Pruned(format!(
+                "message {}'s parsed form was pruned by retention: it cannot be mapped again",
+                msg.id
+            ))
+        })?;
+    let tree: Value = serde_json::from_str(parsed).map_err(|e| {
+        ReplayError::Mapping(format!(
+            "the stored parsed form of message {} is not JSON: {e}",
+            msg.id
         ))
     })?;
-    if let Some(v) = version {
-        if i64::from(m.version) != v {
-            return Err(ReplayError::UnknownVersion(format!(
-                "mapping `{}` version {v} is not available: the loaded version is {} (only the loaded version can be used)",
-                m.id, m.version
-            )));
-        }
-    }
-    let parsed = msg.parsed.as_deref().filter(|p| !p.is_empty()).ok_or_else(|| {
-        ReplayError::Pruned(format!("message {}'s parsed form was pruned by retention: it cannot be mapped again", msg.id))
-    })?;
-    let tree: Value = serde_json::from_str(parsed)
-        .map_err(|e| ReplayError::Mapping(format!("the stored parsed form of message {} is not JSON: {e}", msg.id)))?;
-    let mapped = m.apply(&tree).map_err(|e| ReplayError::Mapping(e.to_string()))?;
+    let mapped = m
+        .apply(&tree)
+        .map_err(|e| ReplayError::Mapping(e.to_string()))?;
     let schema = ctx.schemas.get(&m.target.schema).ok_or_else(|| {
-        ReplayError::Mapping(format!("target schema `{}` of mapping `{}` is not loaded", m.target.schema, m.id))
+        ReplayError::Mapping(format!(
+            "target schema `{}` of mapping `{}` is not loaded",
+            m.target.schema, m.id
+        ))
     })?;
-    schema.validate(&mapped).map_err(|e| ReplayError::Mapping(format!("mapping {} produced invalid output: {e}", m.id)))?;
-    let body = schema.encode(&mapped).map_err(|e| ReplayError::Mapping(format!("encoding the output of {} failed: {e}", m.id)))?;
+    schema.validate(&mapped).map_err(|e| {
+        ReplayError::Mapping(format!("mapping {} produced invalid output: {e}", m.id))
+    })?;
+    let body = schema.encode(&mapped).map_err(|e| {
+        ReplayError::Mapping(format!("encoding the output of {} failed: {e}", m.id))
+    })?;
     Ok((body, i64::from(m.version), m.id.clone()))
 }
 
-fn selected<'a>(all: &'a [DeliveryFull], targets: &[String]) -> Result<Vec<&'a DeliveryFull>, ReplayError> {
+fn selected<'a>(
+    all: &'a [DeliveryFull],
+    targets: &[String],
+) -> Result<Vec<&'a DeliveryFull>, ReplayError> {
     let originals: Vec<&DeliveryFull> = all.iter().filter(|d| d.replay_of.is_none()).collect();
     if targets.is_empty() {
         return Ok(originals);
     }
     let mut out = Vec::new();
     for t in targets {
-        let hit: Vec<&DeliveryFull> = originals.iter().copied().filter(|d| &d.id == t || &d.destination == t).collect();
+        let hit: Vec<&DeliveryFull> = originals
+            .iter()
+            .copied()
+            .filter(|d| &d.id == t || &d.destination == t)
+            .collect();
         if hit.is_empty() {
             let known: Vec<&str> = originals.iter().map(|d| d.destination.as_str()).collect();
             return Err(ReplayError::BadRequest(format!(
@@ -276,15 +369,20 @@ fn selected<'a>(all: &'a [DeliveryFull], targets: &[String]) -> Result<Vec<&'a D
 }
 
 /// Plans the replay of `message_id` (nothing is written).
-pub async fn plan(ctx: &ReplayContext, message_id: &str, req: &ReplayRequest) -> Result<(MessageFull, Vec<Planned>), ReplayError> {
+pub async fn plan(
+    ctx: &ReplayContext,
+    message_id: &str,
+    req: &ReplayRequest,
+) -> Result<(MessageFull, Vec<Planned>), ReplayError> {
     if req.mode == Mode::AsSent && req.mapping_version.is_some() {
-        return Err(ReplayError::BadRequest("`mapping_version` only applies to `mode: remap`".into()));
+        return Err(ReplayError::BadRequest(
+            "`mapping_version` only applies to `mode: remap`".into(),
+        ));
     }
-    let msg = ctx
-        .store
-        .message_full(message_id)
-        .await?
-        .ok_or_else(|| ReplayError::NotFound(format!("message `{message_id}` does not exist")))?;
+    let msg =
+        ctx.store.message_full(message_id).await?.ok_or_else(|| {
+            ReplayError::NotFound(format!("message `{message_id}` does not exist"))
+        })?;
     let all = ctx.store.deliveries_of(message_id).await?;
     if all.is_empty() {
         return Err(ReplayError::BadRequest(format!(
@@ -305,10 +403,15 @@ pub async fn plan(ctx: &ReplayContext, message_id: &str, req: &ReplayRequest) ->
                 };
                 (b.clone(), d.mapping_version, d.mapping_id.clone())
             }
-            Mode::Remap => remap(ctx, &msg, d, req.mapping_version)?,
+            Mode::Remap => remap(ctx, &msg, d, req.mapping_version).await?,
         };
         let diff = match previous {
-            Some(p) => body_diff(p, &bytes, &format!("sent before (delivery {})", d.id), "would send now"),
+            Some(p) => body_diff(
+                p,
+                &bytes,
+                &format!("sent before (delivery {})", d.id),
+                "would send now",
+            ),
             None => String::new(),
         };
         out.push(Planned {
@@ -343,10 +446,18 @@ struct InsertReplays {
 }
 
 impl WriteOp for InsertReplays {
-    fn run<'c>(&'c self, conn: &'c mut AnyConnection, events: &'c mut Vec<TrailEvent>) -> BoxFuture<'c, crate::Result<Value>> {
+    fn run<'c>(
+        &'c self,
+        conn: &'c mut AnyConnection,
+        events: &'c mut Vec<TrailEvent>,
+    ) -> BoxFuture<'c, crate::Result<Value>> {
         Box::pin(async move {
             let mut detail = self.request_detail.clone();
-            detail["new_deliveries"] = json!(self.items.iter().map(|(d, o, _)| json!({"id": d.id, "replay_of": o})).collect::<Vec<_>>());
+            detail["new_deliveries"] = json!(self
+                .items
+                .iter()
+                .map(|(d, o, _)| json!({"id": d.id, "replay_of": o}))
+                .collect::<Vec<_>>());
             events.push(TrailEvent {
                 at: self.at,
                 message_id: Some(self.message_id.clone()),
@@ -388,7 +499,10 @@ impl WriteOp for InsertReplays {
                         "body_sha256": sha256_hex(&d.body),
                     }),
                 };
-                super::digest::attach(&mut ev, delivery_record(&self.message_id, corr, self.at, d, Some(original)));
+                super::digest::attach(
+                    &mut ev,
+                    delivery_record(&self.message_id, corr, self.at, d, Some(original)),
+                );
                 events.push(ev);
             }
             Ok(Value::Null)
@@ -427,7 +541,10 @@ pub async fn execute(
         })
         .collect();
     let ids: Vec<String> = items.iter().map(|(d, _, _)| d.id.clone()).collect();
-    let mut dests: Vec<String> = items.iter().map(|(d, _, _)| d.destination.clone()).collect();
+    let mut dests: Vec<String> = items
+        .iter()
+        .map(|(d, _, _)| d.destination.clone())
+        .collect();
     dests.sort();
     dests.dedup();
     ctx.store
@@ -451,7 +568,12 @@ pub async fn execute(
 }
 
 /// Plans, then (unless a dry run) executes a replay of one message, recording the request.
-pub async fn replay_message(ctx: &ReplayContext, message_id: &str, req: &ReplayRequest, actor: &str) -> Result<ReplayOutcome, ReplayError> {
+pub async fn replay_message(
+    ctx: &ReplayContext,
+    message_id: &str,
+    req: &ReplayRequest,
+    actor: &str,
+) -> Result<ReplayOutcome, ReplayError> {
     let reason = reason_of(req)?;
     let (_msg, planned) = plan(ctx, message_id, req).await?;
     let detail = json!({
@@ -474,7 +596,13 @@ pub async fn replay_message(ctx: &ReplayContext, message_id: &str, req: &ReplayR
     } else {
         execute(ctx, message_id, &planned, actor, &reason, req.mode, detail).await?
     };
-    Ok(ReplayOutcome { message_id: message_id.to_string(), mode: req.mode, dry_run: req.dry_run, targets: planned, new_deliveries })
+    Ok(ReplayOutcome {
+        message_id: message_id.to_string(),
+        mode: req.mode,
+        dry_run: req.dry_run,
+        targets: planned,
+        new_deliveries,
+    })
 }
 
 /// Filter of a bulk dead-letter replay.
@@ -509,20 +637,46 @@ pub struct BulkOutcome {
 }
 
 /// Replays dead letters matching the filter, as sent. A dry run only counts and lists them.
-pub async fn replay_dead_letters(ctx: &ReplayContext, req: &DeadLetterRequest, actor: &str) -> Result<BulkOutcome, ReplayError> {
-    let reason = reason_of(&ReplayRequest { reason: req.reason.clone(), ..Default::default() })?;
+pub async fn replay_dead_letters(
+    ctx: &ReplayContext,
+    req: &DeadLetterRequest,
+    actor: &str,
+) -> Result<BulkOutcome, ReplayError> {
+    let reason = reason_of(&ReplayRequest {
+        reason: req.reason.clone(),
+        ..Default::default()
+    })?;
     if let Some(c) = &req.error_class {
         if !["transient", "permanent", "exhausted"].contains(&c.as_str()) {
-            return Err(ReplayError::BadRequest(format!("error_class `{c}` is not one of transient, permanent, exhausted")));
+            return Err(ReplayError::BadRequest(format!(
+                "error_class `{c}` is not one of transient, permanent, exhausted"
+            )));
         }
     }
     let limit = req.limit.unwrap_or(1000);
     if !(1..=1000).contains(&limit) {
-        return Err(ReplayError::BadRequest(format!("limit {limit} must be from 1 to 1000")));
+        return Err(ReplayError::BadRequest(format!(
+            "limit {limit} must be from 1 to 1000"
+        )));
     }
-    let (from, to) = super::search::parse_range(req.from.as_deref(), req.to.as_deref(), now_ms(), 7, Some(super::search::MAX_SEARCH_RANGE_DAYS))
-        .map_err(ReplayError::BadRequest)?;
-    let dead = ctx.store.dead_deliveries(req.destination.as_deref(), from, to, req.error_class.as_deref(), limit).await?;
+    let (from, to) = super::search::parse_range(
+        req.from.as_deref(),
+        req.to.as_deref(),
+        now_ms(),
+        7,
+        Some(super::search::MAX_SEARCH_RANGE_DAYS),
+    )
+    .map_err(ReplayError::BadRequest)?;
+    let dead = ctx
+        .store
+        .dead_deliveries(
+            req.destination.as_deref(),
+            from,
+            to,
+            req.error_class.as_deref(),
+            limit,
+        )
+        .await?;
     let listing: Vec<Value> = dead
         .iter()
         .map(|d| json!({"delivery": d.id, "message_id": d.message_id, "destination": d.destination, "error_class": d.error_class, "last_error": d.last_error}))
@@ -533,9 +687,20 @@ pub async fn replay_dead_letters(ctx: &ReplayContext, req: &DeadLetterRequest, a
     });
     if req.dry_run {
         ctx.store
-            .record_events(vec![TrailEvent { at: now_ms(), message_id: None, delivery_id: None, kind: "replay.bulk_previewed", actor: actor.into(), detail }])
+            .record_events(vec![TrailEvent {
+                at: now_ms(),
+                message_id: None,
+                delivery_id: None,
+                kind: "replay.bulk_previewed",
+                actor: actor.into(),
+                detail,
+            }])
             .await?;
-        return Ok(BulkOutcome { dry_run: true, matched: dead.len(), deliveries: listing });
+        return Ok(BulkOutcome {
+            dry_run: true,
+            matched: dead.len(),
+            deliveries: listing,
+        });
     }
     let mut out = Vec::new();
     for d in &dead {
@@ -561,10 +726,23 @@ pub async fn replay_dead_letters(ctx: &ReplayContext, req: &DeadLetterRequest, a
         };
         let mut det = detail.clone();
         det["bulk"] = Value::Bool(true);
-        let ids = execute(ctx, &d.message_id, std::slice::from_ref(&p), actor, &reason, Mode::AsSent, det).await?;
+        let ids = execute(
+            ctx,
+            &d.message_id,
+            std::slice::from_ref(&p),
+            actor,
+            &reason,
+            Mode::AsSent,
+            det,
+        )
+        .await?;
         out.push(json!({"delivery": d.id, "replayed_as": ids.first()}));
     }
-    Ok(BulkOutcome { dry_run: false, matched: dead.len(), deliveries: out })
+    Ok(BulkOutcome {
+        dry_run: false,
+        matched: dead.len(),
+        deliveries: out,
+    })
 }
 
 #[cfg(test)]
@@ -574,16 +752,40 @@ mod tests {
     #[test]
     fn diff_shows_changed_field_only() {
         let d = body_diff(br#"{"a":1,"b":"x"}"#, br#"{"a":1,"b":"y"}"#, "old", "new");
-        assert!(d.contains("-  \"b\": \"x\"") && d.contains("+  \"b\": \"y\"") && d.contains("   \"a\": 1"), "{d}");
-        assert_eq!(body_diff(b"<a><b>1</b></a>", b"<a><b>1</b></a>", "o", "n"), "");
+        assert!(
+            d.contains("-  \"b\": \"x\"")
+                && d.contains("+  \"b\": \"y\"")
+                && d.contains("   \"a\": 1"),
+            "{d}"
+        );
+        assert_eq!(
+            body_diff(b"<a><b>1</b></a>", b"<a><b>1</b></a>", "o", "n"),
+            ""
+        );
         let x = body_diff(b"<a><b>1</b></a>", b"<a><b>2</b></a>", "o", "n");
         assert!(x.contains("-<b>1</b>") && x.contains("+<b>2</b>"), "{x}");
     }
 
     #[test]
     fn reason_is_required() {
-        assert!(matches!(reason_of(&ReplayRequest::default()), Err(ReplayError::BadRequest(_))));
-        assert!(matches!(reason_of(&ReplayRequest { reason: Some("  ".into()), ..Default::default() }), Err(ReplayError::BadRequest(_))));
-        assert_eq!(reason_of(&ReplayRequest { reason: Some(" LIS was down ".into()), ..Default::default() }).unwrap(), "LIS was down");
+        assert!(matches!(
+            reason_of(&ReplayRequest::default()),
+            Err(ReplayError::BadRequest(_))
+        ));
+        assert!(matches!(
+            reason_of(&ReplayRequest {
+                reason: Some("  ".into()),
+                ..Default::default()
+            }),
+            Err(ReplayError::BadRequest(_))
+        ));
+        assert_eq!(
+            reason_of(&ReplayRequest {
+                reason: Some(" LIS was down ".into()),
+                ..Default::default()
+            })
+            .unwrap(),
+            "LIS was down"
+        );
     }
 }

@@ -83,7 +83,11 @@ struct Prune {
 }
 
 impl WriteOp for Prune {
-    fn run<'c>(&'c self, conn: &'c mut AnyConnection, events: &'c mut Vec<TrailEvent>) -> BoxFuture<'c, Result<Value>> {
+    fn run<'c>(
+        &'c self,
+        conn: &'c mut AnyConnection,
+        events: &'c mut Vec<TrailEvent>,
+    ) -> BoxFuture<'c, Result<Value>> {
         Box::pin(async move {
             let empty: Vec<u8> = Vec::new();
             let m = sqlx::query(
@@ -119,7 +123,8 @@ impl WriteOp for Prune {
             .await
             .map_err(|e| db_err("pruning attempt excerpts", e))?
             .rows_affected();
-            let out = json!({ "older_than": self.cutoff, "messages": m, "deliveries": d, "attempts": a });
+            let out =
+                json!({ "older_than": self.cutoff, "messages": m, "deliveries": d, "attempts": a });
             events.push(TrailEvent {
                 at: self.at,
                 message_id: None,
@@ -134,16 +139,31 @@ impl WriteOp for Prune {
 }
 
 /// Prunes payloads of records dated before `now - older_than`.
-pub async fn prune(store: &Store, older_than: std::time::Duration, actor: &str) -> Result<PruneOutcome> {
+pub async fn prune(
+    store: &Store,
+    older_than: std::time::Duration,
+    actor: &str,
+) -> Result<PruneOutcome> {
     let at = now_ms();
     prune_before(store, at - older_than.as_millis() as i64, actor).await
 }
 
 /// Prunes payloads of records dated strictly before `cutoff` (epoch ms).
 pub async fn prune_before(store: &Store, cutoff: i64, actor: &str) -> Result<PruneOutcome> {
-    let v = store.audit_write(Box::new(Prune { cutoff, at: now_ms(), actor: actor.to_string() })).await?;
+    let v = store
+        .audit_write(Box::new(Prune {
+            cutoff,
+            at: now_ms(),
+            actor: actor.to_string(),
+        }))
+        .await?;
     let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
-    Ok(PruneOutcome { older_than: cutoff, messages: n("messages"), deliveries: n("deliveries"), attempts: n("attempts") })
+    Ok(PruneOutcome {
+        older_than: cutoff,
+        messages: n("messages"),
+        deliveries: n("deliveries"),
+        attempts: n("attempts"),
+    })
 }
 
 #[cfg(test)]

@@ -26,7 +26,14 @@ pub const DEFAULT_SEARCH_DAYS: i64 = 7;
 pub const MAX_LIMIT: i64 = 500;
 pub const DAY_MS: i64 = 86_400_000;
 
-const STATES: &[&str] = &["accepted", "rejected", "pending", "in_flight", "delivered", "dead"];
+const STATES: &[&str] = &[
+    "accepted",
+    "rejected",
+    "pending",
+    "in_flight",
+    "delivered",
+    "dead",
+];
 
 /// Parses a point in time: RFC 3339 (`2026-11-28T08:00:00+07:00`), a date
 /// (`2026-11-28`, midnight in Asia/Ho_Chi_Minh, the province's time), or epoch milliseconds.
@@ -67,11 +74,20 @@ pub fn parse_range(
     default_days: i64,
     max_days: Option<i64>,
 ) -> Result<(i64, i64), String> {
-    let to_ms = to.map(parse_time).transpose().map_err(|e| format!("to: {e}"))?.unwrap_or(now_ms);
-    let from_ms =
-        from.map(parse_time).transpose().map_err(|e| format!("from: {e}"))?.unwrap_or(to_ms - default_days * DAY_MS);
+    let to_ms = to
+        .map(parse_time)
+        .transpose()
+        .map_err(|e| format!("to: {e}"))?
+        .unwrap_or(now_ms);
+    let from_ms = from
+        .map(parse_time)
+        .transpose()
+        .map_err(|e| format!("from: {e}"))?
+        .unwrap_or(to_ms - default_days * DAY_MS);
     if from_ms > to_ms {
-        return Err(format!("the time range is inverted: from ({from_ms}) is after to ({to_ms}); swap them"));
+        return Err(format!(
+            "the time range is inverted: from ({from_ms}) is after to ({to_ms}); swap them"
+        ));
     }
     if let Some(max) = max_days {
         if to_ms - from_ms > max * DAY_MS {
@@ -85,21 +101,39 @@ pub fn parse_range(
 }
 
 /// Query-string parameters of `GET /api/v1/messages` (and `lienthong messages search`).
-pub const SEARCH_PARAMS: &[&str] =
-    &["dossier", "system", "message_type", "state", "from", "to", "mapping", "mapping_version", "limit", "cursor"];
+pub const SEARCH_PARAMS: &[&str] = &[
+    "dossier",
+    "system",
+    "message_type",
+    "state",
+    "from",
+    "to",
+    "mapping",
+    "mapping_version",
+    "limit",
+    "cursor",
+];
 
 /// Validates search parameters; every problem is reported at once.
-pub fn message_query(params: &BTreeMap<String, String>, now_ms: i64) -> Result<MessageQuery, Vec<String>> {
+pub fn message_query(
+    params: &BTreeMap<String, String>,
+    now_ms: i64,
+) -> Result<MessageQuery, Vec<String>> {
     let mut errs = Vec::new();
     for k in params.keys() {
         if !SEARCH_PARAMS.contains(&k.as_str()) {
-            errs.push(format!("unknown filter `{k}`: use one of {}", SEARCH_PARAMS.join(", ")));
+            errs.push(format!(
+                "unknown filter `{k}`: use one of {}",
+                SEARCH_PARAMS.join(", ")
+            ));
         }
     }
     let text = |k: &str, errs: &mut Vec<String>| -> Option<String> {
         let v = params.get(k)?.trim().to_string();
         if v.is_empty() || v.len() > 200 || v.chars().any(char::is_control) {
-            errs.push(format!("filter `{k}` must be 1 to 200 printable characters"));
+            errs.push(format!(
+                "filter `{k}` must be 1 to 200 printable characters"
+            ));
             return None;
         }
         Some(v)
@@ -129,20 +163,27 @@ pub fn message_query(params: &BTreeMap<String, String>, now_ms: i64) -> Result<M
         Some(v) => match v.trim().parse::<i64>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
             _ => {
-                errs.push(format!("limit `{v}` must be a whole number from 1 to {MAX_LIMIT}"));
+                errs.push(format!(
+                    "limit `{v}` must be a whole number from 1 to {MAX_LIMIT}"
+                ));
                 50
             }
         },
     };
     let before = match params.get("cursor") {
         None => None,
-        Some(c) => match c.split_once(':').and_then(|(a, id)| Some((a.parse::<i64>().ok()?, id.to_string()))) {
-            Some((a, id)) if !id.is_empty() => Some((a, id)),
-            _ => {
-                errs.push(format!("cursor `{c}` is malformed: pass back the `next_cursor` of the previous page"));
-                None
+        Some(c) => {
+            match c
+                .split_once(':')
+                .and_then(|(a, id)| Some((a.parse::<i64>().ok()?, id.to_string())))
+            {
+                Some((a, id)) if !id.is_empty() => Some((a, id)),
+                _ => {
+                    errs.push(format!("cursor `{c}` is malformed: pass back the `next_cursor` of the previous page"));
+                    None
+                }
             }
-        },
+        }
     };
     let range = parse_range(
         params.get("from").map(String::as_str),
@@ -161,7 +202,18 @@ pub fn message_query(params: &BTreeMap<String, String>, now_ms: i64) -> Result<M
     if !errs.is_empty() {
         return Err(errs);
     }
-    Ok(MessageQuery { dossier, system, message_type, state, from, to, mapping_id, mapping_version, before, limit })
+    Ok(MessageQuery {
+        dossier,
+        system,
+        message_type,
+        state,
+        from,
+        to,
+        mapping_id,
+        mapping_version,
+        before,
+        limit,
+    })
 }
 
 /// The cursor for the page after one ending with this message.
@@ -174,26 +226,61 @@ mod tests {
     use super::*;
 
     fn p(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn times_and_ranges() {
-        assert_eq!(parse_time("2026-11-28T00:00:00+07:00").unwrap(), parse_time("2026-11-28").unwrap());
+        assert_eq!(
+            parse_time("2026-11-28T00:00:00+07:00").unwrap(),
+            parse_time("2026-11-28").unwrap()
+        );
         assert_eq!(parse_time("1764262800000").unwrap(), 1_764_262_800_000);
         assert!(parse_time("yesterday").is_err());
-        assert!(parse_range(Some("2026-11-28"), Some("2026-11-27"), 0, 7, None).unwrap_err().contains("inverted"));
-        assert!(parse_range(Some("2024-01-01"), Some("2026-01-01"), 0, 7, Some(366)).unwrap_err().contains("more than"));
+        assert!(
+            parse_range(Some("2026-11-28"), Some("2026-11-27"), 0, 7, None)
+                .unwrap_err()
+                .contains("inverted")
+        );
+        assert!(
+            parse_range(Some("2024-01-01"), Some("2026-01-01"), 0, 7, Some(366))
+                .unwrap_err()
+                .contains("more than")
+        );
         let now = 1_800_000_000_000;
-        assert_eq!(parse_range(None, None, now, 7, Some(366)).unwrap(), (now - 7 * DAY_MS, now));
+        assert_eq!(
+            parse_range(None, None, now, 7, Some(366)).unwrap(),
+            (now - 7 * DAY_MS, now)
+        );
     }
 
     #[test]
     fn filters_are_validated() {
-        let q = message_query(&p(&[("dossier", "H49.01-2026-00042"), ("state", "dead"), ("limit", "10")]), 1_800_000_000_000).unwrap();
+        let q = message_query(
+            &p(&[
+                ("dossier", "H49.01-2026-00042"),
+                ("state", "dead"),
+                ("limit", "10"),
+            ]),
+            1_800_000_000_000,
+        )
+        .unwrap();
         assert_eq!(q.dossier.as_deref(), Some("H49.01-2026-00042"));
         assert_eq!(q.limit, 10);
-        let e = message_query(&p(&[("state", "lost"), ("limit", "0"), ("mapping_version", "x"), ("colour", "red"), ("cursor", "zz")]), 0).unwrap_err();
+        let e = message_query(
+            &p(&[
+                ("state", "lost"),
+                ("limit", "0"),
+                ("mapping_version", "x"),
+                ("colour", "red"),
+                ("cursor", "zz"),
+            ]),
+            0,
+        )
+        .unwrap_err();
         assert_eq!(e.len(), 5, "{e:?}");
     }
 }

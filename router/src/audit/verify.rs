@@ -59,7 +59,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}: {}", self.table, self.key, self.field, self.what)
+        write!(
+            f,
+            "{} {}: {}: {}",
+            self.table, self.key, self.field, self.what
+        )
     }
 }
 
@@ -93,7 +97,12 @@ impl Report {
 }
 
 fn problem(table: &str, key: impl ToString, field: &str, what: impl Into<String>) -> Problem {
-    Problem { table: table.into(), key: key.to_string(), field: field.into(), what: what.into() }
+    Problem {
+        table: table.into(),
+        key: key.to_string(),
+        field: field.into(),
+        what: what.into(),
+    }
 }
 
 /// A record expected from the trail: the trail seq that holds it and the record object.
@@ -148,7 +157,12 @@ impl ChainChecker {
         let detail: Value = match serde_json::from_str(&row.detail) {
             Ok(v) => v,
             Err(e) => {
-                self.report.push(problem("trail", seq, "detail", format!("not valid JSON any more ({e}): the row was edited")));
+                self.report.push(problem(
+                    "trail",
+                    seq,
+                    "detail",
+                    format!("not valid JSON any more ({e}): the row was edited"),
+                ));
                 Value::String(row.detail.clone())
             }
         };
@@ -178,11 +192,20 @@ impl ChainChecker {
                     let what = if seq == pseq + 2 {
                         format!("trail row {} is missing (deleted)", pseq + 1)
                     } else {
-                        format!("trail rows {}..={} are missing (deleted)", pseq + 1, seq - 1)
+                        format!(
+                            "trail rows {}..={} are missing (deleted)",
+                            pseq + 1,
+                            seq - 1
+                        )
                     };
                     self.report.push(problem("trail", pseq + 1, "seq", what));
                 } else {
-                    self.report.push(problem("trail", seq, "seq", format!("out of order or duplicated after seq {pseq}")));
+                    self.report.push(problem(
+                        "trail",
+                        seq,
+                        "seq",
+                        format!("out of order or duplicated after seq {pseq}"),
+                    ));
                 }
             } else if row.prev_hash == pstored {
                 if content_changed {
@@ -194,16 +217,28 @@ impl ChainChecker {
                     ));
                 }
             } else if content_changed && row.prev_hash == precomputed {
-                self.report.push(problem("trail", pseq, "hash", "the hash column was changed"));
+                self.report.push(problem(
+                    "trail",
+                    pseq,
+                    "hash",
+                    "the hash column was changed",
+                ));
             } else {
                 if content_changed {
-                    self.report.push(problem("trail", pseq, "content", "hash mismatch: the row was changed"));
+                    self.report.push(problem(
+                        "trail",
+                        pseq,
+                        "content",
+                        "hash mismatch: the row was changed",
+                    ));
                 }
                 self.report.push(problem(
                     "trail",
                     seq,
                     "prev_hash",
-                    format!("does not link to the hash of seq {pseq}: the prev_hash column was changed"),
+                    format!(
+                        "does not link to the hash of seq {pseq}: the prev_hash column was changed"
+                    ),
                 ));
             }
         }
@@ -211,9 +246,23 @@ impl ChainChecker {
         // What this row pins down.
         if let Some(records) = detail.get("records").and_then(Value::as_array) {
             for rec in records {
-                let table = rec.get("table").and_then(Value::as_str).unwrap_or_default().to_string();
-                let key = rec.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
-                self.expected.insert((table, key), Expected { seq, record: rec.clone() });
+                let table = rec
+                    .get("table")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let key = rec
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                self.expected.insert(
+                    (table, key),
+                    Expected {
+                        seq,
+                        record: rec.clone(),
+                    },
+                );
             }
         }
         match row.kind.as_str() {
@@ -237,7 +286,14 @@ impl ChainChecker {
         let Some((pseq, pstored, precomputed)) = self.prev.clone() else {
             if let Some((hseq, _)) = head {
                 if hseq > 0 {
-                    self.report.push(problem("trail", 1, "row", format!("the trail is empty but chain_head is at seq {hseq}: rows were deleted")));
+                    self.report.push(problem(
+                        "trail",
+                        1,
+                        "row",
+                        format!(
+                            "the trail is empty but chain_head is at seq {hseq}: rows were deleted"
+                        ),
+                    ));
                 }
             }
             return;
@@ -257,17 +313,37 @@ impl ChainChecker {
                     ));
                 } else if hseq == pseq && hhash != pstored {
                     if changed && hhash == precomputed {
-                        self.report.push(problem("trail", pseq, "hash", "the hash column was changed"));
+                        self.report.push(problem(
+                            "trail",
+                            pseq,
+                            "hash",
+                            "the hash column was changed",
+                        ));
                     } else {
-                        self.report.push(problem("chain_head", 1, "hash", format!("does not match the hash of the last row (seq {pseq})")));
+                        self.report.push(problem(
+                            "chain_head",
+                            1,
+                            "hash",
+                            format!("does not match the hash of the last row (seq {pseq})"),
+                        ));
                     }
                 } else if changed {
-                    self.report.push(problem("trail", pseq, "content", "hash mismatch: the row was changed"));
+                    self.report.push(problem(
+                        "trail",
+                        pseq,
+                        "content",
+                        "hash mismatch: the row was changed",
+                    ));
                 }
             }
             None => {
                 if changed {
-                    self.report.push(problem("trail", pseq, "content", "hash mismatch: the row was changed"));
+                    self.report.push(problem(
+                        "trail",
+                        pseq,
+                        "content",
+                        "hash mismatch: the row was changed",
+                    ));
                 }
             }
         }
@@ -288,7 +364,10 @@ impl RecordChecker<'_> {
         report.records_checked += 1;
         let rec = &expected.record;
         for ((name, _), actual) in self.spec.cols.iter().zip(&stored.cols) {
-            let want = rec.get("cols").and_then(|c| c.get(*name)).unwrap_or(&Value::Null);
+            let want = rec
+                .get("cols")
+                .and_then(|c| c.get(*name))
+                .unwrap_or(&Value::Null);
             if !json_eq(want, actual) {
                 report.push(problem(
                     t,
@@ -318,12 +397,17 @@ impl RecordChecker<'_> {
             }
         }
         for ((name, _), actual) in self.spec.payloads.iter().zip(&stored.payloads) {
-            let want = rec.get("sha256").and_then(|c| c.get(*name)).unwrap_or(&Value::Null);
+            let want = rec
+                .get("sha256")
+                .and_then(|c| c.get(*name))
+                .unwrap_or(&Value::Null);
             let empty = actual.as_ref().is_none_or(|b| b.is_empty());
             if pruned && empty {
                 continue;
             }
-            let got = actual.as_deref().map_or(Value::Null, |b| Value::from(sha256_hex(b)));
+            let got = actual
+                .as_deref()
+                .map_or(Value::Null, |b| Value::from(sha256_hex(b)));
             if &got != want {
                 report.push(problem(
                     t,
@@ -339,7 +423,9 @@ impl RecordChecker<'_> {
 /// Numbers compared by value (the trail keeps them as JSON text).
 fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.to_string() == y.to_string() || x.as_i64() == y.as_i64() && x.as_i64().is_some(),
+        (Value::Number(x), Value::Number(y)) => {
+            x.to_string() == y.to_string() || x.as_i64() == y.as_i64() && x.as_i64().is_some()
+        }
         _ => a == b,
     }
 }
@@ -369,11 +455,20 @@ pub async fn verify_store(store: &Store, opts: &VerifyOptions<'_>) -> Result<Rep
     let anchor = if lo <= 1 {
         Some((0, GENESIS_HASH.to_string()))
     } else {
-        store.trail_rows(&[lo - 1]).await?.pop().map(|r| (r.seq, r.hash))
+        store
+            .trail_rows(&[lo - 1])
+            .await?
+            .pop()
+            .map(|r| (r.seq, r.hash))
     };
     let mut chain = ChainChecker::new(anchor);
     if lo > 1 && chain.prev.is_none() {
-        chain.report.push(problem("trail", lo - 1, "row", "is missing (deleted): the range cannot be linked to the chain"));
+        chain.report.push(problem(
+            "trail",
+            lo - 1,
+            "row",
+            "is missing (deleted): the range cannot be linked to the chain",
+        ));
     }
     let total = (hi - lo + 1).max(0) as u64;
     let mut cursor = lo;
@@ -393,7 +488,13 @@ pub async fn verify_store(store: &Store, opts: &VerifyOptions<'_>) -> Result<Rep
     } else {
         chain.finish(None);
     }
-    let ChainChecker { mut report, mut expected, prune_cutoff, outcomes, .. } = chain;
+    let ChainChecker {
+        mut report,
+        mut expected,
+        prune_cutoff,
+        outcomes,
+        ..
+    } = chain;
 
     // Rows appended while we walked are not covered by what we read; read their records
     // too so that a concurrently inserted row is not reported as "not covered".
@@ -402,7 +503,12 @@ pub async fn verify_store(store: &Store, opts: &VerifyOptions<'_>) -> Result<Rep
         let extra = store.trail_page(head_seq + 1, i64::MAX, 100_000).await?;
         for row in &extra {
             if let Ok(Value::Object(d)) = serde_json::from_str::<Value>(&row.detail) {
-                for rec in d.get("records").and_then(Value::as_array).into_iter().flatten() {
+                for rec in d
+                    .get("records")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     let t = rec.get("table").and_then(Value::as_str).unwrap_or_default();
                     let k = rec.get("key").and_then(Value::as_str).unwrap_or_default();
                     later.insert((t.to_string(), k.to_string()));
@@ -412,8 +518,11 @@ pub async fn verify_store(store: &Store, opts: &VerifyOptions<'_>) -> Result<Rep
     }
 
     for spec in TABLES {
-        let mut keys: Vec<String> =
-            expected.keys().filter(|(t, _)| t == spec.table).map(|(_, k)| k.clone()).collect();
+        let mut keys: Vec<String> = expected
+            .keys()
+            .filter(|(t, _)| t == spec.table)
+            .map(|(_, k)| k.clone())
+            .collect();
         keys.sort();
         let stored = store.records(spec, &keys).await?;
         let checker = RecordChecker { spec, prune_cutoff };
@@ -429,15 +538,27 @@ pub async fn verify_store(store: &Store, opts: &VerifyOptions<'_>) -> Result<Rep
         }
         for k in &keys {
             if !seen.contains_key(k) {
-                let e = expected.remove(&(spec.table.to_string(), k.clone())).expect("listed from the map");
-                report.push(problem(spec.table, k, "row", format!("is missing (deleted); trail seq {} recorded it", e.seq)));
+                let e = expected
+                    .remove(&(spec.table.to_string(), k.clone()))
+                    .expect("listed from the map");
+                report.push(problem(
+                    spec.table,
+                    k,
+                    "row",
+                    format!("is missing (deleted); trail seq {} recorded it", e.seq),
+                ));
             }
         }
         if full {
             for k in store.record_keys(spec).await? {
                 let id = (spec.table.to_string(), k.clone());
                 if !expected.contains_key(&id) && !later.contains(&id) {
-                    report.push(problem(spec.table, &k, "row", "is not recorded in the trail: inserted or re-keyed outside the hub"));
+                    report.push(problem(
+                        spec.table,
+                        &k,
+                        "row",
+                        "is not recorded in the trail: inserted or re-keyed outside the hub",
+                    ));
                 }
             }
         }
@@ -458,7 +579,10 @@ fn check_state(s: &StoredRecord, outcome: Option<&String>, report: &mut Report) 
             "deliveries",
             &s.key,
             "state",
-            format!("is `{state}` but the trail's outcome for it is {}", outcome.map_or("none".to_string(), |o| format!("`{o}`"))),
+            format!(
+                "is `{state}` but the trail's outcome for it is {}",
+                outcome.map_or("none".to_string(), |o| format!("`{o}`"))
+            ),
         ));
     }
 }

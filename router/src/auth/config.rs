@@ -40,18 +40,33 @@ pub fn build(file: &str, entries: &[TokenConfig]) -> Result<TokenStore, Diagnost
     for (i, t) in entries.iter().enumerate() {
         let ctx = format!("tokens[{i}] (name: {})", t.name);
         let mut err = |message: String| {
-            diags.push(Diagnostic { file: file.into(), line: 0, column: 0, context: ctx.clone(), message })
+            diags.push(Diagnostic {
+                file: file.into(),
+                line: 0,
+                column: 0,
+                context: ctx.clone(),
+                message,
+            })
         };
         if t.name.trim().is_empty() {
-            err("`name` is empty: give each token a name, it is recorded as the actor in the trail".into());
+            err(
+                "`name` is empty: give each token a name, it is recorded as the actor in the trail"
+                    .into(),
+            );
         }
         if !names.insert(t.name.clone()) {
-            err(format!("the name `{}` is used twice: token names must be unique", t.name));
+            err(format!(
+                "the name `{}` is used twice: token names must be unique",
+                t.name
+            ));
         }
         let role = match Role::parse(&t.role) {
             Some(r) => Some(r),
             None => {
-                err(format!("role `{}` is not one of `admin`, `auditor`, `partner:<system>`", t.role));
+                err(format!(
+                    "role `{}` is not one of `admin`, `auditor`, `partner:<system>`",
+                    t.role
+                ));
                 None
             }
         };
@@ -73,7 +88,13 @@ pub fn build(file: &str, entries: &[TokenConfig]) -> Result<TokenStore, Diagnost
             },
         };
         if let (Some(role), Some(sha256)) = (role, hash) {
-            out.push(TokenEntry { name: t.name.clone(), role, sha256, expires_at, revoked: t.revoked });
+            out.push(TokenEntry {
+                name: t.name.clone(),
+                role,
+                sha256,
+                expires_at,
+                revoked: t.revoked,
+            });
         }
     }
     diags.into_result().map(|()| TokenStore::new(out))

@@ -56,7 +56,10 @@ impl Role {
             "auditor" => Some(Role::Auditor),
             other => {
                 let sys = other.strip_prefix("partner:")?;
-                let ok = !sys.is_empty() && sys.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                let ok = !sys.is_empty()
+                    && sys
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
                 ok.then(|| Role::Partner(sys.to_string()))
             }
         }
@@ -82,11 +85,10 @@ pub enum Need {
 
 impl Need {
     pub fn allows(self, role: &Role) -> bool {
-        match (self, role) {
-            (_, Role::Admin) => true,
-            (Need::Auditor, Role::Auditor) => true,
-            _ => false,
-        }
+        matches!(
+            (self, role),
+            (_, Role::Admin) | (Need::Auditor, Role::Auditor)
+        )
     }
 }
 
@@ -125,7 +127,11 @@ pub enum AuthError {
     #[error("the bearer token is not valid (unknown, revoked or expired): ask an administrator for a token")]
     Invalid,
     #[error("the token `{name}` has role `{role}`, which may not {action}")]
-    Forbidden { name: String, role: String, action: String },
+    Forbidden {
+        name: String,
+        role: String,
+        action: String,
+    },
 }
 
 impl AuthError {
@@ -150,9 +156,15 @@ pub struct TokenStore {
 
 /// The bearer token of a request, if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 impl TokenStore {
@@ -181,24 +193,42 @@ impl TokenStore {
         if e.revoked || e.expires_at.is_some_and(|x| now_ms >= x) {
             return Err(AuthError::Invalid);
         }
-        Ok(Principal { name: e.name.clone(), role: e.role.clone() })
+        Ok(Principal {
+            name: e.name.clone(),
+            role: e.role.clone(),
+        })
     }
 
     /// Authenticates the request's bearer token and checks it may do `need`.
     /// `action` words the 403 ("read messages", "replay"...).
-    pub fn authorize(&self, headers: &HeaderMap, need: Need, action: &str, now_ms: i64) -> Result<Principal, AuthError> {
+    pub fn authorize(
+        &self,
+        headers: &HeaderMap,
+        need: Need,
+        action: &str,
+        now_ms: i64,
+    ) -> Result<Principal, AuthError> {
         let token = bearer(headers).ok_or(AuthError::Missing)?;
         let p = self.authenticate(token, now_ms)?;
         if need.allows(&p.role) {
             Ok(p)
         } else {
-            Err(AuthError::Forbidden { name: p.name, role: p.role.as_string(), action: action.into() })
+            Err(AuthError::Forbidden {
+                name: p.name,
+                role: p.role.as_string(),
+                action: action.into(),
+            })
         }
     }
 
     /// For intake: may this token submit messages as `system`? Admins may (for tests and
     /// manual re-submission); a partner only as its own system.
-    pub fn authorize_submit(&self, headers: &HeaderMap, system: &str, now_ms: i64) -> Result<Principal, AuthError> {
+    pub fn authorize_submit(
+        &self,
+        headers: &HeaderMap,
+        system: &str,
+        now_ms: i64,
+    ) -> Result<Principal, AuthError> {
         let token = bearer(headers).ok_or(AuthError::Missing)?;
         let p = self.authenticate(token, now_ms)?;
         match &p.role {
@@ -245,27 +275,84 @@ mod tests {
     #[test]
     fn roles_expiry_and_revocation() {
         let s = store();
-        assert_eq!(s.authorize(&h("tok-aud"), Need::Auditor, "read", 999).unwrap().name, "b");
-        assert_eq!(s.authorize(&h("tok-aud"), Need::Auditor, "read", 1_000), Err(AuthError::Invalid));
-        assert_eq!(s.authorize(&h("tok-old"), Need::Auditor, "read", 0), Err(AuthError::Invalid));
-        assert_eq!(s.authorize(&h("nope"), Need::Auditor, "read", 0), Err(AuthError::Invalid));
-        assert_eq!(s.authorize(&HeaderMap::new(), Need::Auditor, "read", 0), Err(AuthError::Missing));
-        assert_eq!(s.authorize(&h("tok-aud"), Need::Admin, "prune", 0).unwrap_err().status(), 403);
-        assert_eq!(s.authorize(&h("tok-lis"), Need::Auditor, "read", 0).unwrap_err().status(), 403);
-        assert!(s.authorize(&h("tok-admin"), Need::Admin, "prune", 0).is_ok());
+        assert_eq!(
+            s.authorize(&h("tok-aud"), Need::Auditor, "read", 999)
+                .unwrap()
+                .name,
+            "b"
+        );
+        assert_eq!(
+            s.authorize(&h("tok-aud"), Need::Auditor, "read", 1_000),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            s.authorize(&h("tok-old"), Need::Auditor, "read", 0),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            s.authorize(&h("nope"), Need::Auditor, "read", 0),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            s.authorize(&HeaderMap::new(), Need::Auditor, "read", 0),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            s.authorize(&h("tok-aud"), Need::Admin, "prune", 0)
+                .unwrap_err()
+                .status(),
+            403
+        );
+        assert_eq!(
+            s.authorize(&h("tok-lis"), Need::Auditor, "read", 0)
+                .unwrap_err()
+                .status(),
+            403
+        );
+        assert!(s
+            .authorize(&h("tok-admin"), Need::Admin, "prune", 0)
+            .is_ok());
         assert!(s.authorize_submit(&h("tok-lis"), "lis", 0).is_ok());
-        assert_eq!(s.authorize_submit(&h("tok-lis"), "tax", 0).unwrap_err().status(), 403);
-        assert_eq!(s.authorize_submit(&h("tok-aud"), "lis", 0).unwrap_err().status(), 403);
+        assert_eq!(
+            s.authorize_submit(&h("tok-lis"), "tax", 0)
+                .unwrap_err()
+                .status(),
+            403
+        );
+        assert_eq!(
+            s.authorize_submit(&h("tok-aud"), "lis", 0)
+                .unwrap_err()
+                .status(),
+            403
+        );
     }
 
     #[test]
     fn config_reports_every_problem() {
         let bad = vec![
-            config::TokenConfig { name: "x".into(), role: "root".into(), sha256: "abc".into(), expires_at: Some("tomorrow".into()), revoked: false },
-            config::TokenConfig { name: "x".into(), role: "partner:lis".into(), sha256: "00".repeat(32), expires_at: None, revoked: false },
+            config::TokenConfig {
+                name: "x".into(),
+                role: "root".into(),
+                sha256: "abc".into(),
+                expires_at: Some("tomorrow".into()),
+                revoked: false,
+            },
+            config::TokenConfig {
+                name: "x".into(),
+                role: "partner:lis".into(),
+                sha256: "00".repeat(32),
+                expires_at: None,
+                revoked: false,
+            },
         ];
         let d = config::build("lienthong.yaml", &bad).unwrap_err();
         let text = d.to_string();
-        assert!(text.contains("role `root`") && text.contains("64 hex") && text.contains("RFC 3339") && text.contains("used twice"), "{text}");
+        assert!(
+            text.contains("role `root`")
+                && text.contains("64 hex")
+                && text.contains("RFC 3339")
+                && text.contains("used twice"),
+            "{text}"
+        );
     }
 }

@@ -29,11 +29,19 @@ use crate::{Error, Result};
 /// trail events; they are chained when the batch commits. It may be run twice
 /// (alone, after its batch failed), so it must not consume itself.
 pub trait WriteOp: Send + Sync {
-    fn run<'c>(&'c self, conn: &'c mut AnyConnection, events: &'c mut Vec<TrailEvent>) -> BoxFuture<'c, Result<Value>>;
+    fn run<'c>(
+        &'c self,
+        conn: &'c mut AnyConnection,
+        events: &'c mut Vec<TrailEvent>,
+    ) -> BoxFuture<'c, Result<Value>>;
 }
 
-fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(row: &'r AnyRow, col: &str) -> Result<T> {
-    row.try_get(col).map_err(|e| db_err(&format!("reading column {col}"), e))
+fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
+    row: &'r AnyRow,
+    col: &str,
+) -> Result<T> {
+    row.try_get(col)
+        .map_err(|e| db_err(&format!("reading column {col}"), e))
 }
 
 /// A trail row exactly as stored (`detail` is the stored text, not re-parsed), for verification.
@@ -84,7 +92,12 @@ fn col_value(r: &AnyRow, name: &str, t: ColType) -> Result<Value> {
         ColType::OptInt => get::<Option<i64>>(r, name)?.map_or(Value::Null, Value::from),
         ColType::Text => Value::from(get::<String>(r, name)?),
         ColType::OptText => get::<Option<String>>(r, name)?.map_or(Value::Null, Value::from),
-        ColType::Blob => return Err(Error::Store { message: format!("column {name} is a payload"), retryable: false }),
+        ColType::Blob => {
+            return Err(Error::Store {
+                message: format!("column {name} is a payload"),
+                retryable: false,
+            })
+        }
     })
 }
 
@@ -108,15 +121,30 @@ fn select_list(spec: &TableSpec) -> String {
 fn stored_record(spec: &TableSpec, r: &AnyRow) -> Result<StoredRecord> {
     Ok(StoredRecord {
         key: get(r, "rec_key")?,
-        cols: spec.cols.iter().map(|(n, t)| col_value(r, n, *t)).collect::<Result<_>>()?,
-        payloads: spec.payloads.iter().map(|(n, t)| payload_value(r, n, *t)).collect::<Result<_>>()?,
+        cols: spec
+            .cols
+            .iter()
+            .map(|(n, t)| col_value(r, n, *t))
+            .collect::<Result<_>>()?,
+        payloads: spec
+            .payloads
+            .iter()
+            .map(|(n, t)| payload_value(r, n, *t))
+            .collect::<Result<_>>()?,
         pruned_at: get(r, "pruned_at")?,
-        state: if spec.table == "deliveries" { get(r, "state")? } else { None },
+        state: if spec.table == "deliveries" {
+            get(r, "state")?
+        } else {
+            None
+        },
     })
 }
 
 fn placeholders(n: usize) -> String {
-    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A page of messages for search, newest first.
@@ -252,7 +280,11 @@ impl Store {
     pub async fn record_events(&self, events: Vec<TrailEvent>) -> Result<()> {
         struct Append(Vec<TrailEvent>);
         impl WriteOp for Append {
-            fn run<'c>(&'c self, _c: &'c mut AnyConnection, ev: &'c mut Vec<TrailEvent>) -> BoxFuture<'c, Result<Value>> {
+            fn run<'c>(
+                &'c self,
+                _c: &'c mut AnyConnection,
+                ev: &'c mut Vec<TrailEvent>,
+            ) -> BoxFuture<'c, Result<Value>> {
                 ev.extend(self.0.iter().cloned());
                 Box::pin(async { Ok(Value::Null) })
             }
@@ -270,7 +302,12 @@ impl Store {
     }
 
     /// Up to `limit` trail rows with `seq >= from_seq` (and `<= to_seq`), in order.
-    pub async fn trail_page(&self, from_seq: i64, to_seq: i64, limit: i64) -> Result<Vec<StoredTrailRow>> {
+    pub async fn trail_page(
+        &self,
+        from_seq: i64,
+        to_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredTrailRow>> {
         let rows = sqlx::query(&format!(
             "SELECT {TRAIL_COLS} FROM trail WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3"
         ))
@@ -287,12 +324,18 @@ impl Store {
     pub async fn trail_rows(&self, seqs: &[i64]) -> Result<Vec<StoredTrailRow>> {
         let mut out = Vec::new();
         for chunk in seqs.chunks(500) {
-            let sql = format!("SELECT {TRAIL_COLS} FROM trail WHERE seq IN ({}) ORDER BY seq", placeholders(chunk.len()));
+            let sql = format!(
+                "SELECT {TRAIL_COLS} FROM trail WHERE seq IN ({}) ORDER BY seq",
+                placeholders(chunk.len())
+            );
             let mut q = sqlx::query(&sql);
             for s in chunk {
                 q = q.bind(*s);
             }
-            let rows = q.fetch_all(&self.read).await.map_err(|e| db_err("reading trail rows", e))?;
+            let rows = q
+                .fetch_all(&self.read)
+                .await
+                .map_err(|e| db_err("reading trail rows", e))?;
             for r in &rows {
                 out.push(trail_row(r)?);
             }
@@ -303,23 +346,29 @@ impl Store {
 
     /// `(prev_hash, hash)` of every row in `[lo, hi]`: the "spine" a dossier bundle links through.
     pub async fn trail_spine(&self, lo: i64, hi: i64) -> Result<Vec<(i64, String, String)>> {
-        let rows = sqlx::query("SELECT seq, prev_hash, hash FROM trail WHERE seq >= $1 AND seq <= $2 ORDER BY seq")
-            .bind(lo)
-            .bind(hi)
-            .fetch_all(&self.read)
-            .await
-            .map_err(|e| db_err("reading the trail spine", e))?;
-        rows.iter().map(|r| Ok((get(r, "seq")?, get(r, "prev_hash")?, get(r, "hash")?))).collect()
+        let rows = sqlx::query(
+            "SELECT seq, prev_hash, hash FROM trail WHERE seq >= $1 AND seq <= $2 ORDER BY seq",
+        )
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(&self.read)
+        .await
+        .map_err(|e| db_err("reading the trail spine", e))?;
+        rows.iter()
+            .map(|r| Ok((get(r, "seq")?, get(r, "prev_hash")?, get(r, "hash")?)))
+            .collect()
     }
 
     /// Smallest and largest `seq` of rows with `at` in `[from, to]`, if any.
     pub async fn seq_bounds(&self, from: i64, to: i64) -> Result<Option<(i64, i64)>> {
-        let r = sqlx::query("SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM trail WHERE at >= $1 AND at <= $2")
-            .bind(from)
-            .bind(to)
-            .fetch_one(&self.read)
-            .await
-            .map_err(|e| db_err("finding the trail range", e))?;
+        let r = sqlx::query(
+            "SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM trail WHERE at >= $1 AND at <= $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.read)
+        .await
+        .map_err(|e| db_err("finding the trail range", e))?;
         let lo: Option<i64> = get(&r, "lo")?;
         let hi: Option<i64> = get(&r, "hi")?;
         Ok(lo.zip(hi))
@@ -353,10 +402,13 @@ impl Store {
 
     /// Every key of a recorded table (for "row not covered by the trail").
     pub async fn record_keys(&self, spec: &TableSpec) -> Result<Vec<String>> {
-        let rows = sqlx::query(&format!("SELECT {} AS rec_key FROM {}", spec.key_sql, spec.table))
-            .fetch_all(&self.read)
-            .await
-            .map_err(|e| db_err(&format!("listing {}", spec.table), e))?;
+        let rows = sqlx::query(&format!(
+            "SELECT {} AS rec_key FROM {}",
+            spec.key_sql, spec.table
+        ))
+        .fetch_all(&self.read)
+        .await
+        .map_err(|e| db_err(&format!("listing {}", spec.table), e))?;
         rows.iter().map(|r| get(r, "rec_key")).collect()
     }
 
@@ -364,8 +416,14 @@ impl Store {
     pub async fn records(&self, spec: &TableSpec, keys: &[String]) -> Result<Vec<StoredRecord>> {
         let attempts = spec.table == "attempts";
         let lookups: Vec<String> = if attempts {
-            let mut v: Vec<String> =
-                keys.iter().map(|k| k.rsplit_once('#').map_or(k.as_str(), |(d, _)| d).to_string()).collect();
+            let mut v: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    k.rsplit_once('#')
+                        .map_or(k.as_str(), |(d, _)| d)
+                        .to_string()
+                })
+                .collect();
             v.sort();
             v.dedup();
             v
@@ -386,7 +444,10 @@ impl Store {
             for k in chunk {
                 q = q.bind(k.clone());
             }
-            let rows = q.fetch_all(&self.read).await.map_err(|e| db_err(&format!("reading {}", spec.table), e))?;
+            let rows = q
+                .fetch_all(&self.read)
+                .await
+                .map_err(|e| db_err(&format!("reading {}", spec.table), e))?;
             for r in &rows {
                 let rec = stored_record(spec, r)?;
                 if wanted.contains(rec.key.as_str()) {
@@ -427,21 +488,25 @@ impl Store {
 
     /// The deliveries of one message (replays included), in acceptance order.
     pub async fn deliveries_of(&self, message_id: &str) -> Result<Vec<DeliveryFull>> {
-        let rows = sqlx::query(&format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE message_id = $1 ORDER BY seq"))
-            .bind(message_id)
-            .fetch_all(&self.read)
-            .await
-            .map_err(|e| db_err("reading a message's deliveries", e))?;
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries WHERE message_id = $1 ORDER BY seq"
+        ))
+        .bind(message_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(|e| db_err("reading a message's deliveries", e))?;
         rows.iter().map(delivery_full).collect()
     }
 
     /// One delivery.
     pub async fn delivery(&self, id: &str) -> Result<Option<DeliveryFull>> {
-        let row = sqlx::query(&format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(|e| db_err("reading a delivery", e))?;
+        let row = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(|e| db_err("reading a delivery", e))?;
         row.as_ref().map(delivery_full).transpose()
     }
 
@@ -461,7 +526,11 @@ impl Store {
             for k in chunk {
                 q = q.bind(k.clone());
             }
-            for r in q.fetch_all(&self.read).await.map_err(|e| db_err("reading attempts", e))? {
+            for r in q
+                .fetch_all(&self.read)
+                .await
+                .map_err(|e| db_err("reading attempts", e))?
+            {
                 out.push(AttemptFull {
                     delivery_id: get(&r, "delivery_id")?,
                     n: get(&r, "n")?,
@@ -566,7 +635,10 @@ impl Store {
                 Bind::S(s) => query.bind(s),
             };
         }
-        let rows = query.fetch_all(&self.read).await.map_err(|e| db_err("searching messages", e))?;
+        let rows = query
+            .fetch_all(&self.read)
+            .await
+            .map_err(|e| db_err("searching messages", e))?;
         let mut out: Vec<MessageSummary> = rows
             .iter()
             .map(|r| {
@@ -596,15 +668,22 @@ impl Store {
             for id in chunk {
                 q = q.bind(id.clone());
             }
-            for r in q.fetch_all(&self.read).await.map_err(|e| db_err("reading deliveries", e))? {
-                by_msg.entry(get(&r, "message_id")?).or_default().push(DeliverySummary {
-                    id: get(&r, "id")?,
-                    destination: get(&r, "destination")?,
-                    state: get(&r, "state")?,
-                    mapping_id: get(&r, "mapping_id")?,
-                    mapping_version: get(&r, "mapping_version")?,
-                    replay_of: get(&r, "replay_of")?,
-                });
+            for r in q
+                .fetch_all(&self.read)
+                .await
+                .map_err(|e| db_err("reading deliveries", e))?
+            {
+                by_msg
+                    .entry(get(&r, "message_id")?)
+                    .or_default()
+                    .push(DeliverySummary {
+                        id: get(&r, "id")?,
+                        destination: get(&r, "destination")?,
+                        state: get(&r, "state")?,
+                        mapping_id: get(&r, "mapping_id")?,
+                        mapping_version: get(&r, "mapping_version")?,
+                        replay_of: get(&r, "replay_of")?,
+                    });
             }
         }
         for m in &mut out {
@@ -615,7 +694,10 @@ impl Store {
 
     /// Every trail row about a dossier (its messages and their deliveries), in chain order,
     /// with the message's source system for each row.
-    pub async fn dossier_trail(&self, code: &str) -> Result<Vec<(StoredTrailRow, String, Option<String>)>> {
+    pub async fn dossier_trail(
+        &self,
+        code: &str,
+    ) -> Result<Vec<(StoredTrailRow, String, Option<String>)>> {
         let rows = sqlx::query(
             "SELECT t.seq, t.at, t.message_id, t.delivery_id, t.kind, t.actor, t.detail, t.prev_hash, t.hash, \
              m.source_system, d.destination FROM trail t JOIN messages m ON m.id = t.message_id \
@@ -625,7 +707,15 @@ impl Store {
         .fetch_all(&self.read)
         .await
         .map_err(|e| db_err("reading a dossier's trail", e))?;
-        rows.iter().map(|r| Ok((trail_row(r)?, get(r, "source_system")?, get(r, "destination")?))).collect()
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    trail_row(r)?,
+                    get(r, "source_system")?,
+                    get(r, "destination")?,
+                ))
+            })
+            .collect()
     }
 }
 

@@ -41,12 +41,13 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// The state for a started hub: its tokens, store, queue, loaded mappings and schemas.
+    /// The state for a started hub: its tokens, store, queue, mappings (normally
+    /// [`crate::audit::replay::VersionedMappings`]) and schemas.
     pub fn for_hub(
         config: &crate::config::Config,
         store: &crate::store::Store,
         queue: &Arc<dyn crate::queue::DeliveryQueue>,
-        mappings: crate::mapping::MappingSet,
+        mappings: impl crate::audit::replay::MappingLookup + 'static,
         schemas: &Arc<crate::schema::SchemaRegistry>,
     ) -> ApiState {
         ApiState {
@@ -66,7 +67,11 @@ pub const ROUTES: &[(Method, &str, Need)] = &[
     (Method::GET, "/api/v1/messages", Need::Auditor),
     (Method::GET, "/api/v1/messages/{id}", Need::Auditor),
     (Method::POST, "/api/v1/messages/{id}/replay", Need::Auditor),
-    (Method::GET, "/api/v1/dossiers/{code}/timeline", Need::Auditor),
+    (
+        Method::GET,
+        "/api/v1/dossiers/{code}/timeline",
+        Need::Auditor,
+    ),
     (Method::POST, "/api/v1/dead-letters/replay", Need::Auditor),
     (Method::GET, "/api/v1/audit/verify", Need::Auditor),
     (Method::POST, "/api/v1/audit/prune", Need::Admin),
@@ -96,10 +101,18 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, error: impl Into<String>) -> Self {
-        ApiError { status, error: error.into(), reasons: Vec::new() }
+        ApiError {
+            status,
+            error: error.into(),
+            reasons: Vec::new(),
+        }
     }
     pub fn bad_request(reasons: Vec<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, error: "bad request".into(), reasons }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            error: "bad request".into(),
+            reasons,
+        }
     }
 }
 
@@ -108,7 +121,10 @@ impl IntoResponse for ApiError {
         let body: Value = json!({ "error": self.error, "reasons": self.reasons });
         let mut r = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"lienthong\""));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"lienthong\""),
+            );
         }
         r
     }
@@ -116,7 +132,10 @@ impl IntoResponse for ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
-        ApiError::new(StatusCode::from_u16(e.status()).expect("401/403"), e.to_string())
+        ApiError::new(
+            StatusCode::from_u16(e.status()).expect("401/403"),
+            e.to_string(),
+        )
     }
 }
 
@@ -139,7 +158,10 @@ impl From<ReplayError> for ApiError {
     fn from(e: ReplayError) -> Self {
         match e {
             ReplayError::Router(r) => r.into(),
-            other => ApiError::new(StatusCode::from_u16(other.status()).expect("valid status"), other.to_string()),
+            other => ApiError::new(
+                StatusCode::from_u16(other.status()).expect("valid status"),
+                other.to_string(),
+            ),
         }
     }
 }
