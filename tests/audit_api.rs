@@ -129,6 +129,24 @@ async fn every_route_enforces_its_role() {
             }
         }
     }
+    // Intake: a partner token submits only as its own system; other roles may not submit.
+    for (path, token, want) in [
+        ("/inbound/station/reading", PARTNER, 403),
+        ("/inbound/portal/dossier.event", AUDITOR, 403),
+        ("/inbound/portal/dossier.event", "forged-token", 401),
+        ("/inbound/portal/dossier.event", EXPIRED, 401),
+    ] {
+        let r = client
+            .post(format!("{}{path}", hub.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(json!({"code": "HS-X", "seq": 1}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), want, "{path} with {token}: {}", r.text().await.unwrap());
+    }
+
     // Bad input is a clear 4xx.
     let (s, v) = hub
         .post(

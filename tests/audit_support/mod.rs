@@ -436,7 +436,7 @@ pub fn write_config(dir: &Path, port: u16, sink_url: &str) -> PathBuf {
         m = fx.join("mappings").display(),
         s = fx.join("schemas").display(),
         tokens = tokens_yaml(),
-    ) + &format!("partners:\n  portal:\n    api_key_sha256: {}\n", sha256_hex(PARTNER));
+    );
     let path = dir.join("lienthong.yaml");
     std::fs::write(&path, yaml).unwrap();
     path

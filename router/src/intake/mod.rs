@@ -82,6 +82,8 @@ pub struct Intake {
     pub store: Store,
     pub queue: Arc<dyn DeliveryQueue>,
     partners: HashMap<String, PartnerAuth>,
+    /// `tokens:` from the config: a `partner:<system>` (or admin) token may submit as that system.
+    tokens: Arc<crate::auth::TokenStore>,
     allow_unauthenticated: bool,
     max_skew: Duration,
     limiter: DefaultKeyedRateLimiter<String>,
@@ -167,6 +169,7 @@ impl Intake {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            tokens: config.tokens.clone(),
             allow_unauthenticated: config.allow_unauthenticated,
             max_skew: config.max_clock_skew,
             limiter: RateLimiter::keyed(quota(config.intake_rate)),
@@ -241,7 +244,18 @@ impl Intake {
                 )],
             ));
         }
+        // A configured token (router::auth) with role `partner:<system>` or `admin` is enough;
+        // a valid token of another partner is refused with 403. Otherwise the partner's own
+        // credentials (`partners.<system>`) are checked as before.
+        let by_token = match self.tokens.authorize_submit(&req.headers, &req.system, now_ms()) {
+            Ok(_) => true,
+            Err(e @ crate::auth::AuthError::Forbidden { .. }) => {
+                return Err(IntakeResponse::error(StatusCode::FORBIDDEN, "forbidden", vec![e.to_string()]));
+            }
+            Err(_) => false,
+        };
         match self.partners.get(&req.system) {
+            _ if by_token => {}
             Some(p) => {
                 if let Err(why) =
                     auth::check(p, &req.headers, &req.body, self.max_skew, now_ms() / 1000)
