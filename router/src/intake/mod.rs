@@ -247,10 +247,17 @@ impl Intake {
         // A configured token (router::auth) with role `partner:<system>` or `admin` is enough;
         // a valid token of another partner is refused with 403. Otherwise the partner's own
         // credentials (`partners.<system>`) are checked as before.
-        let by_token = match self.tokens.authorize_submit(&req.headers, &req.system, now_ms()) {
+        let by_token = match self
+            .tokens
+            .authorize_submit(&req.headers, &req.system, now_ms())
+        {
             Ok(_) => true,
             Err(e @ crate::auth::AuthError::Forbidden { .. }) => {
-                return Err(IntakeResponse::error(StatusCode::FORBIDDEN, "forbidden", vec![e.to_string()]));
+                return Err(IntakeResponse::error(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    vec![e.to_string()],
+                ));
             }
             Err(_) => false,
         };
