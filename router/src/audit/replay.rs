@@ -10,11 +10,12 @@
 //! and the replay with who asked, why and in which mode.
 //!
 //! * `as-sent` re-sends the exact bytes stored with the original delivery.
-//! * `remap` maps the stored *parsed* inbound message again with the loaded
-//!   (active) mapping, validates the output against the target schema and encodes
-//!   it exactly as intake does. `mapping_version` may name the version to use;
-//!   until versioned mappings can be loaded by number, a chosen version must be
-//!   the loaded one, otherwise the replay is refused with 404.
+//! * `remap` maps the stored *parsed* inbound message again with the active
+//!   mapping, validates the output against the target schema and encodes it
+//!   exactly as intake does. `mapping_version` may name another version: with the
+//!   versioned mapping store ([`VersionedMappings`]) any stored version is compiled
+//!   from its YAML; otherwise only the loaded version can be chosen. A version that
+//!   cannot be found is refused with 404.
 //! * `dry_run` computes everything and returns, per target, the bytes that would be
 //!   sent and a unified diff against the bytes sent before, and writes no
 //!   delivery. (The request itself is still recorded in the trail as
