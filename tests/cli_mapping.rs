@@ -314,3 +314,28 @@ fn map_reports_unknown_lookup_codes() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_validates_the_hub_config_when_given() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = tmp.path().join("lienthong.yaml");
+    std::fs::write(&cfg, "server:\n  listen: 127.0.0.1:8080\nversion: 1\n").unwrap();
+    let out = lienthong(
+        &[
+            "check",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--mappings",
+            &dir("good"),
+            "--schemas",
+            &dir("schemas"),
+        ],
+        None,
+    );
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("lienthong.yaml:3:1:") && err.contains("unknown field `version`"),
+        "{err}"
+    );
+}
