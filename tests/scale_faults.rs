@@ -93,7 +93,8 @@ async fn replica(svc: &Services, sink: &Sink, replicas: u32) -> Replica {
     let port = free_port();
     let extra = format!("{OPEN_INTAKE}{}", svc.queue_section(replicas));
     let config: PathBuf = write_config(dir.path(), port, &sink.url, &extra);
-    let hub = HubProcess::spawn(&config, port, &[("LIENTHONG_STORE__URL", &svc.database_url())]).await;
+    let log = std::env::var("SCALE_LOG").unwrap_or_else(|_| "warn".into());
+    let hub = HubProcess::spawn(&config, port, &[("LIENTHONG_STORE__URL", &svc.database_url()), ("RUST_LOG", &log)]).await;
     Replica { hub, _dir: dir }
 }
 

@@ -53,19 +53,26 @@
 //!
 //! Recovery: the connection uses lapin's automatic recovery ([`connect`]), which
 //! re-opens channels, re-declares the topology and re-subscribes consumers after
-//! a broker restart; unacked messages are redelivered by the broker and the
-//! acks of the old channel are dropped (lapin poisons them).
+//! a network failure; unacked messages are redelivered by the broker and the
+//! acks of the old channel are dropped (lapin poisons them). As a safety net
+//! (a full broker restart can leave the recovered connection without working
+//! channels), a watchdog ([`watchdog`]) probes the connection every few seconds
+//! and, after [`watchdog::FAILURES_BEFORE_REBUILD`] failed probes in a row,
+//! replaces it: new connection, topology declared again, consumers re-subscribed
+//! onto the same bounded hand-over channels. Nothing is lost either way, since
+//! the store holds every delivery and the claim makes redeliveries harmless.
 
 pub mod connect;
 pub mod envelope;
 pub mod outbox;
 mod relay;
 pub mod settings;
+mod watchdog;
 pub mod topology;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -131,10 +138,40 @@ impl RabbitOptions {
     }
 }
 
-/// One destination's consumer: its channel (the ackers belong to it) and the
-/// bounded hand-over to the worker.
+/// One destination's consumer: the bounded hand-over to the worker. The pump
+/// feeding `tx` is re-created on every new connection.
 struct DestConsumer {
     rx: tokio::sync::Mutex<mpsc::Receiver<Delivery>>,
+    tx: mpsc::Sender<Delivery>,
+}
+
+/// One broker connection with its confirm-mode publishing channel. Replaced
+/// as a whole by the watchdog; `stop` ends the pumps bound to it.
+pub(crate) struct Link {
+    conn: Connection,
+    publisher: Channel,
+    stop: CancellationToken,
+}
+
+impl Link {
+    async fn open(opts: &RabbitOptions, topology: &Topology, parent: &CancellationToken) -> Result<Link> {
+        let conn = connect::connect(&opts.url, "lienthong").await?;
+        let shown = redact_url(&opts.url);
+        let publisher = conn.create_channel().await.map_err(|e| broker_setup(&shown, "opening a channel", e))?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| broker_setup(&shown, "enabling publisher confirms", e))?;
+        topology.declare(&publisher).await.map_err(|e| {
+            broker_setup(
+                &shown,
+                "declaring the topology (if a queue exists with other arguments, e.g. another queue_type, \
+                 delete it or use another `queue.prefix`)",
+                e,
+            )
+        })?;
+        Ok(Link { conn, publisher, stop: parent.child_token() })
+    }
 }
 
 /// A claimed delivery's broker handle, until it is settled.
@@ -148,9 +185,8 @@ pub struct RabbitQueue {
     store: Store,
     opts: RabbitOptions,
     topology: Topology,
-    conn: Connection,
-    /// Confirm-mode channel for the relay, parking and dead letters.
-    publisher: Channel,
+    /// The current connection; see [`watchdog`].
+    link: RwLock<Arc<Link>>,
     declared: tokio::sync::Mutex<HashSet<String>>,
     consumers: tokio::sync::Mutex<HashMap<String, Arc<DestConsumer>>>,
     held: Mutex<HashMap<String, Held>>,
@@ -168,38 +204,25 @@ impl RabbitQueue {
     /// Fails with a message naming the broker (without its password) when it
     /// cannot be reached or refuses the credentials.
     pub async fn start(store: Store, opts: RabbitOptions) -> Result<Arc<Self>> {
-        let conn = connect::connect(&opts.url, "lienthong").await?;
-        let shown = redact_url(&opts.url);
-        let publisher = conn.create_channel().await.map_err(|e| broker_setup(&shown, "opening a channel", e))?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| broker_setup(&shown, "enabling publisher confirms", e))?;
         let topology = Topology::new(&opts.prefix, opts.queue_type, &opts.tiers, &opts.destinations);
-        topology.declare(&publisher).await.map_err(|e| {
-            broker_setup(
-                &shown,
-                "declaring the topology (if a queue exists with other arguments, e.g. another queue_type, \
-                 delete it or use another `queue.prefix`)",
-                e,
-            )
-        })?;
+        let stop = CancellationToken::new();
+        let link = Link::open(&opts, &topology, &stop).await?;
         let declared = opts.destinations.iter().cloned().collect();
         let q = Arc::new(RabbitQueue {
             store,
             topology,
-            conn,
-            publisher,
+            link: RwLock::new(Arc::new(link)),
             declared: tokio::sync::Mutex::new(declared),
             consumers: Default::default(),
             held: Default::default(),
             relay_wake: Notify::new(),
             unrelayed: AtomicI64::new(0),
-            stop: CancellationToken::new(),
+            stop,
             opts,
         });
         q.unrelayed.store(outbox::unrelayed_count(q.store.read_pool()).await?, Ordering::Relaxed);
         tokio::spawn(relay::run(Arc::downgrade(&q), q.stop.clone()));
+        tokio::spawn(watchdog::run(Arc::downgrade(&q), q.stop.clone()));
         Ok(q)
     }
 
@@ -210,7 +233,7 @@ impl RabbitQueue {
 
     /// Whether the broker connection is up (for `/readyz`).
     pub fn broker_connected(&self) -> bool {
-        self.conn.status().connected()
+        self.link().conn.status().connected()
     }
 
     /// Unfinished deliveries not yet published, as last counted by the relay.
@@ -222,14 +245,18 @@ impl RabbitQueue {
     /// messages go back to their queues.
     pub async fn close(&self) {
         self.stop.cancel();
-        let _ = self.conn.close(200, "lienthong shutting down".into()).await;
+        let _ = self.link().conn.close(200, "lienthong shutting down".into()).await;
+    }
+
+    fn link(&self) -> Arc<Link> {
+        self.link.read().expect("link lock poisoned").clone()
     }
 
     async fn ensure_declared(&self, dest: &str) -> Result<()> {
         let mut declared = self.declared.lock().await;
         if !declared.contains(dest) {
             self.topology
-                .declare_destination(&self.publisher, dest)
+                .declare_destination(&self.link().publisher, dest)
                 .await
                 .map_err(|e| connect::broker_err(&format!("declaring the queues of destination {dest}"), e))?;
             declared.insert(dest.to_string());
@@ -243,25 +270,57 @@ impl RabbitQueue {
             return Ok(c.clone());
         }
         self.ensure_declared(dest).await?;
+        let (tx, rx) = mpsc::channel(self.opts.prefetch.max(1) as usize);
+        self.start_pump(&self.link(), dest, tx.clone()).await?;
+        let c = Arc::new(DestConsumer { rx: tokio::sync::Mutex::new(rx), tx });
+        map.insert(dest.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Subscribes to `dest`'s queue on `link` and pumps into `tx`.
+    async fn start_pump(&self, link: &Link, dest: &str, tx: mpsc::Sender<Delivery>) -> Result<()> {
         let names = self.topology.names();
-        let ch = self.conn.create_channel().await.map_err(|e| connect::broker_err("opening a consumer channel", e))?;
+        let ch = link.conn.create_channel().await.map_err(|e| connect::broker_err("opening a consumer channel", e))?;
         ch.basic_qos(self.opts.prefetch, BasicQosOptions::default())
             .await
             .map_err(|e| connect::broker_err("setting the consumer prefetch", e))?;
         let consumer = ch
             .basic_consume(
                 ss(&names.work_queue(dest)),
-                ss(&format!("lienthong-{}-{dest}", std::process::id())),
+                ss(&format!("lienthong-{}-{dest}-{}", std::process::id(), uuid::Uuid::new_v4().simple())),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
             .await
             .map_err(|e| connect::broker_err(&format!("consuming from {}", names.work_queue(dest)), e))?;
-        let (tx, rx) = mpsc::channel(self.opts.prefetch.max(1) as usize);
-        tokio::spawn(pump(ch, consumer, tx, dest.to_string(), self.stop.clone()));
-        let c = Arc::new(DestConsumer { rx: tokio::sync::Mutex::new(rx) });
-        map.insert(dest.to_string(), c.clone());
-        Ok(c)
+        tokio::spawn(pump(ch, consumer, tx, dest.to_string(), link.stop.clone()));
+        Ok(())
+    }
+
+    /// Replaces the connection (see [`watchdog`]): opens a new one, declares the
+    /// topology, re-subscribes every consumer, then retires the old one.
+    async fn rebuild(&self) -> Result<()> {
+        let link = Arc::new(Link::open(&self.opts, &self.topology, &self.stop).await?);
+        let consumers: Vec<(String, mpsc::Sender<Delivery>)> =
+            self.consumers.lock().await.iter().map(|(d, c)| (d.clone(), c.tx.clone())).collect();
+        {
+            let declared = self.declared.lock().await;
+            for d in declared.iter() {
+                self.topology
+                    .declare_destination(&link.publisher, d)
+                    .await
+                    .map_err(|e| connect::broker_err(&format!("declaring the queues of destination {d}"), e))?;
+            }
+        }
+        for (dest, tx) in consumers {
+            self.start_pump(&link, &dest, tx).await?;
+        }
+        let old = std::mem::replace(&mut *self.link.write().expect("link lock poisoned"), link);
+        old.stop.cancel();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(5), old.conn.close(200, "replaced".into())).await;
+        });
+        Ok(())
     }
 
     async fn lease_inner(&self, dest: &str, max: usize, lease: Duration, wait: Duration) -> Result<Vec<LeasedDelivery>> {
@@ -378,7 +437,8 @@ impl RabbitQueue {
             .with_content_type(ss("application/json"))
             .with_message_id(ss(message_id))
             .with_headers(headers);
-        self.publisher
+        self.link()
+            .publisher
             .basic_publish(ss(exchange), ss(key), BasicPublishOptions { mandatory: true, ..Default::default() }, body, props)
             .await
             .map_err(|e| connect::broker_err(&format!("publishing to exchange {exchange} with key {key}"), e))
