@@ -60,7 +60,9 @@ pub struct StaticTokens {
 
 impl StaticTokens {
     pub fn new(entries: impl IntoIterator<Item = (String, Principal)>) -> Self {
-        StaticTokens { tokens: entries.into_iter().collect() }
+        StaticTokens {
+            tokens: entries.into_iter().collect(),
+        }
     }
 }
 

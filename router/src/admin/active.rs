@@ -35,14 +35,20 @@ pub struct ActiveMappings {
 impl ActiveMappings {
     pub fn new(initial: ActiveSet) -> Self {
         let (changed, _) = watch::channel(initial.generation);
-        ActiveMappings { current: RwLock::new(Arc::new(initial)), changed }
+        ActiveMappings {
+            current: RwLock::new(Arc::new(initial)),
+            changed,
+        }
     }
 
     /// The current set. Keep the `Arc` for the whole message.
     pub fn load(&self) -> Arc<ActiveSet> {
         // A poisoned lock only means a writer panicked after or before the pointer
         // store; the pointer itself is always a complete set.
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Installs `next` and returns the previous set.
@@ -70,10 +76,18 @@ mod tests {
 
     #[test]
     fn readers_keep_their_snapshot_across_a_swap() {
-        let a = ActiveMappings::new(ActiveSet { generation: 1, mappings: MappingSet::default(), routes: Routes::default() });
+        let a = ActiveMappings::new(ActiveSet {
+            generation: 1,
+            mappings: MappingSet::default(),
+            routes: Routes::default(),
+        });
         let held = a.load();
         let mut rx = a.subscribe();
-        let old = a.swap(ActiveSet { generation: 2, mappings: MappingSet::default(), routes: Routes::default() });
+        let old = a.swap(ActiveSet {
+            generation: 2,
+            mappings: MappingSet::default(),
+            routes: Routes::default(),
+        });
         assert_eq!(held.generation, 1);
         assert_eq!(old.generation, 1);
         assert_eq!(a.load().generation, 2);

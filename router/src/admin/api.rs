@@ -50,9 +50,14 @@ pub struct AdminState {
 pub fn routes(state: AdminState) -> Router {
     Router::new()
         .route("/api/v1/mappings", get(list))
-        .route("/api/v1/mappings/{*rest}", get(get_any).put(put_mapping).post(post_any))
+        .route(
+            "/api/v1/mappings/{*rest}",
+            get(get_any).put(put_mapping).post(post_any),
+        )
         // A mapping is at most 1 MiB; JSON wrapping and a preview input add a little.
-        .layer(DefaultBodyLimit::max(crate::limits::MAX_MAPPING_FILE_BYTES + 256 * 1024))
+        .layer(DefaultBodyLimit::max(
+            crate::limits::MAX_MAPPING_FILE_BYTES + 256 * 1024,
+        ))
         .with_state(state)
 }
 
@@ -69,21 +74,29 @@ impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         let msg = e.to_string();
         match e {
-            AdminError::Conflict { current, .. } => {
-                ApiError(StatusCode::CONFLICT, json!({"error": msg, "active_version": current}))
-            }
-            AdminError::Rejected(report) => {
-                ApiError(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": msg, "report": report}))
-            }
+            AdminError::Conflict { current, .. } => ApiError(
+                StatusCode::CONFLICT,
+                json!({"error": msg, "active_version": current}),
+            ),
+            AdminError::Rejected(report) => ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": msg, "report": report}),
+            ),
             AdminError::BadRequest(_) => ApiError(StatusCode::BAD_REQUEST, json!({"error": msg})),
-            AdminError::Router(Error::NotFound(_)) => ApiError(StatusCode::NOT_FOUND, json!({"error": msg})),
-            AdminError::Router(Error::Invalid(d)) => {
-                ApiError(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": msg, "diagnostics": d}))
+            AdminError::Router(Error::NotFound(_)) => {
+                ApiError(StatusCode::NOT_FOUND, json!({"error": msg}))
             }
-            AdminError::Router(e) if e.is_retryable() => {
-                ApiError(StatusCode::SERVICE_UNAVAILABLE, json!({"error": msg, "retryable": true}))
+            AdminError::Router(Error::Invalid(d)) => ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": msg, "diagnostics": d}),
+            ),
+            AdminError::Router(e) if e.is_retryable() => ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": msg, "retryable": true}),
+            ),
+            AdminError::Router(_) => {
+                ApiError(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": msg}))
             }
-            AdminError::Router(_) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": msg})),
         }
     }
 }
@@ -106,16 +119,29 @@ pub fn principal(auth: &dyn Authenticate, headers: &HeaderMap) -> Result<Princip
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let Some(token) = token else {
-        return Err(err(StatusCode::UNAUTHORIZED, "missing `Authorization: Bearer <token>`; ask an administrator for an API token"));
+        return Err(err(
+            StatusCode::UNAUTHORIZED,
+            "missing `Authorization: Bearer <token>`; ask an administrator for an API token",
+        ));
     };
-    auth.authenticate(token)
-        .ok_or_else(|| err(StatusCode::UNAUTHORIZED, "unknown or revoked token; check the token or ask for a new one"))
+    auth.authenticate(token).ok_or_else(|| {
+        err(
+            StatusCode::UNAUTHORIZED,
+            "unknown or revoked token; check the token or ask for a new one",
+        )
+    })
 }
 
 fn reader(st: &AdminState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let p = principal(st.auth.as_ref(), headers)?;
     if !p.can_read() {
-        return Err(err(StatusCode::FORBIDDEN, format!("token '{}' may not read mappings (needs the admin or auditor role)", p.name)));
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            format!(
+                "token '{}' may not read mappings (needs the admin or auditor role)",
+                p.name
+            ),
+        ));
     }
     Ok(p)
 }
@@ -123,7 +149,13 @@ fn reader(st: &AdminState, headers: &HeaderMap) -> Result<Principal, ApiError> {
 fn changer(st: &AdminState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let p = principal(st.auth.as_ref(), headers)?;
     if !p.can_change() {
-        return Err(err(StatusCode::FORBIDDEN, format!("token '{}' may not change mappings (needs the admin role)", p.name)));
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            format!(
+                "token '{}' may not change mappings (needs the admin role)",
+                p.name
+            ),
+        ));
     }
     Ok(p)
 }
@@ -148,7 +180,9 @@ async fn list(State(st): State<AdminState>, headers: HeaderMap) -> Result<Json<V
             })
         })
         .collect();
-    Ok(Json(json!({"generation": set.generation, "mappings": items})))
+    Ok(Json(
+        json!({"generation": set.generation, "mappings": items}),
+    ))
 }
 
 /// What a `{*rest}` path names.
@@ -208,8 +242,15 @@ async fn get_any(
         Target::Mapping(id) => {
             check_id(id)?;
             let active = versions.active(id).await?.ok_or_else(|| not_found(id))?;
-            let v = versions.get(id, active.version).await?.ok_or_else(|| not_found(id))?;
-            Ok(([(header::ETAG, format!("\"{}\"", active.version))], Json(json!(v))).into_response())
+            let v = versions
+                .get(id, active.version)
+                .await?
+                .ok_or_else(|| not_found(id))?;
+            Ok((
+                [(header::ETAG, format!("\"{}\"", active.version))],
+                Json(json!(v)),
+            )
+                .into_response())
         }
         Target::Versions(id) => {
             check_id(id)?;
@@ -222,37 +263,74 @@ async fn get_any(
         Target::Version(id, n) => {
             check_id(id)?;
             let v = versions.get(id, n).await?.ok_or_else(|| {
-                err(StatusCode::NOT_FOUND, format!("mapping '{id}' has no version {n}; see GET /api/v1/mappings/{id}/versions"))
+                err(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "mapping '{id}' has no version {n}; see GET /api/v1/mappings/{id}/versions"
+                    ),
+                )
             })?;
             Ok(Json(json!(v)).into_response())
         }
         Target::Diff(id) => {
             check_id(id)?;
             let (Some(from), Some(to)) = (query.from, query.to) else {
-                return Err(err(StatusCode::BAD_REQUEST, "give the two versions to compare: ?from=<n>&to=<m>"));
+                return Err(err(
+                    StatusCode::BAD_REQUEST,
+                    "give the two versions to compare: ?from=<n>&to=<m>",
+                ));
             };
-            let a = versions.get(id, from).await?.ok_or_else(|| no_version(id, from))?;
-            let b = versions.get(id, to).await?.ok_or_else(|| no_version(id, to))?;
-            Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], unified_diff(id, &a, &b)).into_response())
+            let a = versions
+                .get(id, from)
+                .await?
+                .ok_or_else(|| no_version(id, from))?;
+            let b = versions
+                .get(id, to)
+                .await?
+                .ok_or_else(|| no_version(id, to))?;
+            Ok((
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                unified_diff(id, &a, &b),
+            )
+                .into_response())
         }
-        _ => Err(err(StatusCode::METHOD_NOT_ALLOWED, "use POST for validate, preview and rollback")),
+        _ => Err(err(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "use POST for validate, preview and rollback",
+        )),
     }
 }
 
 fn not_found(id: &str) -> ApiError {
-    err(StatusCode::NOT_FOUND, format!("no mapping '{id}'; GET /api/v1/mappings lists them"))
+    err(
+        StatusCode::NOT_FOUND,
+        format!("no mapping '{id}'; GET /api/v1/mappings lists them"),
+    )
 }
 
 fn no_version(id: &str, v: i64) -> ApiError {
-    err(StatusCode::NOT_FOUND, format!("mapping '{id}' has no version {v}; see GET /api/v1/mappings/{id}/versions"))
+    err(
+        StatusCode::NOT_FOUND,
+        format!("mapping '{id}' has no version {v}; see GET /api/v1/mappings/{id}/versions"),
+    )
 }
 
 /// `If-Match: 3` or `If-Match: "3"`.
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
-    let Some(v) = headers.get(header::IF_MATCH) else { return Ok(None) };
-    let s = v.to_str().unwrap_or("").trim().trim_start_matches("W/").trim_matches('"');
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let s = v
+        .to_str()
+        .unwrap_or("")
+        .trim()
+        .trim_start_matches("W/")
+        .trim_matches('"');
     s.parse::<i64>().map(Some).map_err(|_| {
-        err(StatusCode::BAD_REQUEST, format!("If-Match must be the active version number (like \"3\"), got {v:?}"))
+        err(
+            StatusCode::BAD_REQUEST,
+            format!("If-Match must be the active version number (like \"3\"), got {v:?}"),
+        )
     })
 }
 
@@ -282,15 +360,32 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 fn body_text(body: &Bytes) -> Result<String, ApiError> {
     String::from_utf8(body.to_vec()).map_err(|e| {
-        err(StatusCode::BAD_REQUEST, format!("the body is not UTF-8 (bad byte at offset {}); save the mapping as UTF-8", e.utf8_error().valid_up_to()))
+        err(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the body is not UTF-8 (bad byte at offset {}); save the mapping as UTF-8",
+                e.utf8_error().valid_up_to()
+            ),
+        )
     })
 }
 
 fn read_put(headers: &HeaderMap, query: PutQuery, body: &Bytes) -> Result<PutJson, ApiError> {
     if is_json(headers) {
-        serde_json::from_slice(body).map_err(|e| err(StatusCode::BAD_REQUEST, format!("JSON body: {e}; expected {{\"content\": \"<yaml>\", \"comment\": \"...\"}}")))
+        serde_json::from_slice(body).map_err(|e| {
+            err(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "JSON body: {e}; expected {{\"content\": \"<yaml>\", \"comment\": \"...\"}}"
+                ),
+            )
+        })
     } else {
-        Ok(PutJson { content: body_text(body)?, comment: query.comment, allow_regressions: query.allow_regressions })
+        Ok(PutJson {
+            content: body_text(body)?,
+            comment: query.comment,
+            allow_regressions: query.allow_regressions,
+        })
     }
 }
 
@@ -303,7 +398,10 @@ async fn put_mapping(
 ) -> Result<Response, ApiError> {
     let who = changer(&st, &headers)?;
     let Target::Mapping(id) = parse_target(&rest) else {
-        return Err(err(StatusCode::METHOD_NOT_ALLOWED, "PUT goes to /api/v1/mappings/{id}"));
+        return Err(err(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "PUT goes to /api/v1/mappings/{id}",
+        ));
     };
     check_id(id)?;
     let expected = if_match(&headers)?;
@@ -327,8 +425,16 @@ async fn put_mapping(
             allow_regressions: put.allow_regressions,
         })
         .await?;
-    let status = if act.from_version.is_none() { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, [(header::ETAG, format!("\"{}\"", act.to_version))], Json(json!({"activation": act, "report": report})))
+    let status = if act.from_version.is_none() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        [(header::ETAG, format!("\"{}\"", act.to_version))],
+        Json(json!({"activation": act, "report": report})),
+    )
         .into_response())
 }
 
@@ -356,30 +462,64 @@ async fn post_any(
         Target::Validate(id) => {
             reader(&st, &headers)?;
             let put = read_put(&headers, query, &body)?;
-            let report = st.admin.validate(id, &put.content, put.allow_regressions).await?;
-            let status = if report.passed { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+            let report = st
+                .admin
+                .validate(id, &put.content, put.allow_regressions)
+                .await?;
+            let status = if report.passed {
+                StatusCode::OK
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
             Ok((status, Json(json!({"report": report}))).into_response())
         }
         Target::Preview(id) => {
             reader(&st, &headers)?;
-            let p: PreviewBody = serde_json::from_slice(&body)
-                .map_err(|e| err(StatusCode::BAD_REQUEST, format!("JSON body: {e}; expected {{\"content\": \"<yaml>\", \"input\": {{...}}}}")))?;
+            let p: PreviewBody = serde_json::from_slice(&body).map_err(|e| {
+                err(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "JSON body: {e}; expected {{\"content\": \"<yaml>\", \"input\": {{...}}}}"
+                    ),
+                )
+            })?;
             match st.admin.preview(id, &p.content, &p.input).await? {
                 Ok(out) => Ok(Json(json!({"output": out})).into_response()),
-                Err(e) => Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"error": e}))).into_response()),
+                Err(e) => Ok(
+                    (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"error": e}))).into_response(),
+                ),
             }
         }
         Target::Rollback(id) => {
             let who = changer(&st, &headers)?;
             let Some(expected) = if_match(&headers)? else {
-                return Err(err(StatusCode::PRECONDITION_REQUIRED, "send If-Match: <active version> with a rollback"));
+                return Err(err(
+                    StatusCode::PRECONDITION_REQUIRED,
+                    "send If-Match: <active version> with a rollback",
+                ));
             };
-            let b: RollbackBody = serde_json::from_slice(&body)
-                .map_err(|e| err(StatusCode::BAD_REQUEST, format!("JSON body: {e}; expected {{\"to_version\": <n>, \"comment\": \"...\"}}")))?;
-            let (report, act) = st.admin.rollback(id, b.to_version, expected, &who.actor(), &b.comment).await?;
-            Ok(([(header::ETAG, format!("\"{}\"", act.to_version))], Json(json!({"activation": act, "report": report}))).into_response())
+            let b: RollbackBody = serde_json::from_slice(&body).map_err(|e| {
+                err(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "JSON body: {e}; expected {{\"to_version\": <n>, \"comment\": \"...\"}}"
+                    ),
+                )
+            })?;
+            let (report, act) = st
+                .admin
+                .rollback(id, b.to_version, expected, &who.actor(), &b.comment)
+                .await?;
+            Ok((
+                [(header::ETAG, format!("\"{}\"", act.to_version))],
+                Json(json!({"activation": act, "report": report})),
+            )
+                .into_response())
         }
-        _ => Err(err(StatusCode::METHOD_NOT_ALLOWED, "POST goes to .../validate, .../preview or .../rollback")),
+        _ => Err(err(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST goes to .../validate, .../preview or .../rollback",
+        )),
     }
 }
 
@@ -389,10 +529,25 @@ mod tests {
 
     #[test]
     fn targets_with_slashes_in_ids() {
-        assert_eq!(parse_target("lis/x.to-tax"), Target::Mapping("lis/x.to-tax"));
-        assert_eq!(parse_target("lis/x.to-tax/versions"), Target::Versions("lis/x.to-tax"));
-        assert_eq!(parse_target("lis/x.to-tax/versions/3"), Target::Version("lis/x.to-tax", 3));
-        assert_eq!(parse_target("lis/x.to-tax/diff"), Target::Diff("lis/x.to-tax"));
-        assert_eq!(parse_target("lis/x.to-tax/rollback"), Target::Rollback("lis/x.to-tax"));
+        assert_eq!(
+            parse_target("lis/x.to-tax"),
+            Target::Mapping("lis/x.to-tax")
+        );
+        assert_eq!(
+            parse_target("lis/x.to-tax/versions"),
+            Target::Versions("lis/x.to-tax")
+        );
+        assert_eq!(
+            parse_target("lis/x.to-tax/versions/3"),
+            Target::Version("lis/x.to-tax", 3)
+        );
+        assert_eq!(
+            parse_target("lis/x.to-tax/diff"),
+            Target::Diff("lis/x.to-tax")
+        );
+        assert_eq!(
+            parse_target("lis/x.to-tax/rollback"),
+            Target::Rollback("lis/x.to-tax")
+        );
     }
 }

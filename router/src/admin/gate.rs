@@ -46,7 +46,11 @@ pub struct GateOptions {
 
 impl Default for GateOptions {
     fn default() -> Self {
-        GateOptions { dry_run_sample: 200, max_examples: 3, allow_regressions: false }
+        GateOptions {
+            dry_run_sample: 200,
+            max_examples: 3,
+            allow_regressions: false,
+        }
     }
 }
 
@@ -63,7 +67,10 @@ pub struct Sources {
 impl Sources {
     /// The file a mapping lives in: where it was loaded from, else `<dir>/<id>.yaml`.
     pub fn path_for(&self, id: &str) -> PathBuf {
-        self.paths.get(id).cloned().unwrap_or_else(|| self.mappings_dir.join(format!("{id}.yaml")))
+        self.paths
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| self.mappings_dir.join(format!("{id}.yaml")))
     }
 }
 
@@ -82,7 +89,10 @@ pub fn compile_mapping(
     id: &str,
     content: &str,
     schemas: &dyn Schemas,
-    cache: &mut HashMap<PathBuf, Result<std::sync::Arc<crate::mapping::ops::LookupTable>, Diagnostics>>,
+    cache: &mut HashMap<
+        PathBuf,
+        Result<std::sync::Arc<crate::mapping::ops::LookupTable>, Diagnostics>,
+    >,
 ) -> Result<CompiledMapping, Diagnostics> {
     let path = src.path_for(id);
     let file = path.display().to_string();
@@ -96,9 +106,14 @@ pub fn compile_mapping(
             ),
         ));
     }
-    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| src.mappings_dir.clone());
+    let base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| src.mappings_dir.clone());
     let sibling = path.with_extension("tests.yaml");
-    let sibling_tests = std::fs::read_to_string(&sibling).ok().map(|t| (sibling.display().to_string(), t));
+    let sibling_tests = std::fs::read_to_string(&sibling)
+        .ok()
+        .map(|t| (sibling.display().to_string(), t));
     let mut lookup_dirs = vec![src.mappings_dir.clone(), base_dir.clone()];
     if let Some(parent) = src.mappings_dir.parent() {
         lookup_dirs.push(parent.to_path_buf());
@@ -123,7 +138,13 @@ pub fn compile_mapping(
 }
 
 fn one(file: &str, message: String) -> Diagnostics {
-    Diagnostics(vec![Diagnostic { file: file.to_owned(), line: 0, column: 0, context: String::new(), message }])
+    Diagnostics(vec![Diagnostic {
+        file: file.to_owned(),
+        line: 0,
+        column: 0,
+        context: String::new(),
+        message,
+    }])
 }
 
 /// Compiles every entry (plus an already compiled candidate, which replaces the
@@ -237,7 +258,10 @@ pub struct GateReport {
 impl GateReport {
     /// The first failed step's name.
     pub fn failed_step(&self) -> Option<&'static str> {
-        self.steps.iter().find(|s| s.status == StepStatus::Failed).map(|s| s.name)
+        self.steps
+            .iter()
+            .find(|s| s.status == StepStatus::Failed)
+            .map(|s| s.name)
     }
 
     /// One line: the failed step's message and its first diagnostics.
@@ -283,7 +307,9 @@ pub struct GateOutcome {
 
 /// Runs steps (a) to (d). Never changes anything.
 pub async fn run(input: GateInput<'_>) -> Result<GateOutcome> {
-    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(input.content.as_bytes()));
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        input.content.as_bytes(),
+    ));
     let mut report = GateReport {
         mapping_id: input.mapping_id.to_owned(),
         content_hash: hash,
@@ -295,8 +321,16 @@ pub async fn run(input: GateInput<'_>) -> Result<GateOutcome> {
         dry_run: None,
     };
     let names = ["compile", "schema", "tests", "dry_run"];
-    let fail = |report: &mut GateReport, name: &'static str, message: String, diagnostics: Vec<Diagnostic>| {
-        report.steps.push(Step { name, status: StepStatus::Failed, message, diagnostics });
+    let fail = |report: &mut GateReport,
+                name: &'static str,
+                message: String,
+                diagnostics: Vec<Diagnostic>| {
+        report.steps.push(Step {
+            name,
+            status: StepStatus::Failed,
+            message,
+            diagnostics,
+        });
         let done = report.steps.len();
         for n in &names[done..] {
             report.steps.push(Step {
@@ -308,47 +342,101 @@ pub async fn run(input: GateInput<'_>) -> Result<GateOutcome> {
         }
     };
     let pass = |report: &mut GateReport, name: &'static str, message: String| {
-        report.steps.push(Step { name, status: StepStatus::Passed, message, diagnostics: vec![] });
+        report.steps.push(Step {
+            name,
+            status: StepStatus::Passed,
+            message,
+            diagnostics: vec![],
+        });
     };
 
     // (a) structure only.
     let mut cache = HashMap::new();
-    if let Err(d) = compile_mapping(input.src, input.mapping_id, input.content, &NoSchemas, &mut cache) {
-        fail(&mut report, "compile", format!("{} problem(s) in the mapping", d.len()), d.0);
-        return Ok(GateOutcome { report, candidate: None });
+    if let Err(d) = compile_mapping(
+        input.src,
+        input.mapping_id,
+        input.content,
+        &NoSchemas,
+        &mut cache,
+    ) {
+        fail(
+            &mut report,
+            "compile",
+            format!("{} problem(s) in the mapping", d.len()),
+            d.0,
+        );
+        return Ok(GateOutcome {
+            report,
+            candidate: None,
+        });
     }
     pass(&mut report, "compile", "the mapping compiles".into());
 
     // (b) against the schemas, then with the routes that use it.
-    let candidate = match compile_mapping(input.src, input.mapping_id, input.content, input.schemas, &mut cache) {
+    let candidate = match compile_mapping(
+        input.src,
+        input.mapping_id,
+        input.content,
+        input.schemas,
+        &mut cache,
+    ) {
         Ok(m) => m,
         Err(d) => {
-            fail(&mut report, "schema", format!("{} problem(s) against the schemas", d.len()), d.0);
-            return Ok(GateOutcome { report, candidate: None });
+            fail(
+                &mut report,
+                "schema",
+                format!("{} problem(s) against the schemas", d.len()),
+                d.0,
+            );
+            return Ok(GateOutcome {
+                report,
+                candidate: None,
+            });
         }
     };
     let next_version = input.active_version.map_or(1, |v| v + 1);
     let trial_candidate = {
         // Recompiled so the trial set owns its copy; the candidate itself is returned.
-        let mut c = compile_mapping(input.src, input.mapping_id, input.content, input.schemas, &mut cache)
-            .map_err(Error::Invalid)?;
+        let mut c = compile_mapping(
+            input.src,
+            input.mapping_id,
+            input.content,
+            input.schemas,
+            &mut cache,
+        )
+        .map_err(Error::Invalid)?;
         c.version = u32::try_from(next_version).unwrap_or(u32::MAX);
         c
     };
-    let (trial_set, trial_routes) = match build_set(input.src, input.entries, Some(trial_candidate), input.schemas) {
+    let (trial_set, trial_routes) = match build_set(
+        input.src,
+        input.entries,
+        Some(trial_candidate),
+        input.schemas,
+    ) {
         Ok(x) => x,
         Err(d) => {
             fail(
                 &mut report,
                 "schema",
-                format!("{} problem(s) when loading the routes and mappings with this change", d.len()),
+                format!(
+                    "{} problem(s) when loading the routes and mappings with this change",
+                    d.len()
+                ),
                 d.0,
             );
-            return Ok(GateOutcome { report, candidate: None });
+            return Ok(GateOutcome {
+                report,
+                candidate: None,
+            });
         }
     };
     drop(trial_set);
-    pass(&mut report, "schema", "source and target paths fit the schemas; routes load".into());
+    pass(
+        &mut report,
+        "schema",
+        "source and target paths fit the schemas; routes load".into(),
+    );
 
     // (c) the mapping's own tests.
     let results = testing::run_mapping(&candidate, input.schemas);
@@ -356,13 +444,25 @@ pub async fn run(input: GateInput<'_>) -> Result<GateOutcome> {
     for r in &results {
         if r.outcome != testing::CaseOutcome::Passed {
             let detail = r.to_string();
-            report.test_failures.push(TestFailure { case: r.case.clone(), origin: r.origin.clone(), detail });
+            report.test_failures.push(TestFailure {
+                case: r.case.clone(),
+                origin: r.origin.clone(),
+                detail,
+            });
         }
     }
     if !report.test_failures.is_empty() {
         let n = report.test_failures.len();
-        fail(&mut report, "tests", format!("{n} of {} test case(s) failed", results.len()), vec![]);
-        return Ok(GateOutcome { report, candidate: None });
+        fail(
+            &mut report,
+            "tests",
+            format!("{n} of {} test case(s) failed", results.len()),
+            vec![],
+        );
+        return Ok(GateOutcome {
+            report,
+            candidate: None,
+        });
     }
     pass(
         &mut report,
@@ -378,10 +478,21 @@ pub async fn run(input: GateInput<'_>) -> Result<GateOutcome> {
     let Some(pool) = input.pool else {
         pass(&mut report, "dry_run", "no store: dry run skipped".into());
         report.passed = true;
-        return Ok(GateOutcome { report, candidate: Some(candidate) });
+        return Ok(GateOutcome {
+            report,
+            candidate: Some(candidate),
+        });
     };
     let active_mapping = input.active.mappings.get(input.mapping_id);
-    let dr = dry_run(pool, &candidate, active_mapping.as_deref(), &trial_routes, input.schemas, input.options).await?;
+    let dr = dry_run(
+        pool,
+        &candidate,
+        active_mapping.as_deref(),
+        &trial_routes,
+        input.schemas,
+        input.options,
+    )
+    .await?;
     let regressions = dr.now_failing;
     let line = format!(
         "{} stored message(s): {} unchanged, {} changed, {} now failing, {} fixed, {} still failing, {} new ok, {} new failing, {} not routed here",
@@ -395,17 +506,29 @@ pub async fn run(input: GateInput<'_>) -> Result<GateOutcome> {
             format!("{line}; {regressions} message(s) that map today would fail: fix the mapping, or accept them explicitly (allow_regressions)"),
             vec![],
         );
-        return Ok(GateOutcome { report, candidate: None });
+        return Ok(GateOutcome {
+            report,
+            candidate: None,
+        });
     }
     pass(&mut report, "dry_run", line);
     report.passed = true;
-    Ok(GateOutcome { report, candidate: Some(candidate) })
+    Ok(GateOutcome {
+        report,
+        candidate: Some(candidate),
+    })
 }
 
 /// Map, then check the output against the target schema, as intake does.
-pub fn map_checked(m: &CompiledMapping, schemas: &dyn Schemas, tree: &Value) -> std::result::Result<Value, String> {
+pub fn map_checked(
+    m: &CompiledMapping,
+    schemas: &dyn Schemas,
+    tree: &Value,
+) -> std::result::Result<Value, String> {
     let out = m.apply(tree).map_err(|e| e.to_string())?;
-    schemas.validate(&m.target.schema, &out).map_err(|e| format!("output: {e}"))?;
+    schemas
+        .validate(&m.target.schema, &out)
+        .map_err(|e| format!("output: {e}"))?;
     Ok(out)
 }
 
@@ -428,19 +551,31 @@ async fn dry_run(
     .await
     .map_err(|e| Error::Store { message: format!("dry run: reading stored messages: {e}"), retryable: true })?;
     let routed_somewhere = routes.mapping_ids().contains(&candidate.id);
-    let mut dr = DryRun { sampled: rows.len(), ..DryRun::default() };
+    let mut dr = DryRun {
+        sampled: rows.len(),
+        ..DryRun::default()
+    };
     let mut per_kind: HashMap<&'static str, usize> = HashMap::new();
     for row in rows {
-        let id: String = row.try_get("id").map_err(|e| Error::Store { message: format!("dry run: {e}"), retryable: false })?;
-        let parsed: String =
-            row.try_get("parsed").map_err(|e| Error::Store { message: format!("dry run: {e}"), retryable: false })?;
+        let id: String = row.try_get("id").map_err(|e| Error::Store {
+            message: format!("dry run: {e}"),
+            retryable: false,
+        })?;
+        let parsed: String = row.try_get("parsed").map_err(|e| Error::Store {
+            message: format!("dry run: {e}"),
+            retryable: false,
+        })?;
         let Ok(tree) = serde_json::from_str::<Value>(&parsed) else {
             dr.not_routed += 1;
             continue;
         };
         if routed_somewhere
             && !routes
-                .resolve(&candidate.source.system, &candidate.source.message_type, &tree)
+                .resolve(
+                    &candidate.source.system,
+                    &candidate.source.message_type,
+                    &tree,
+                )
                 .iter()
                 .any(|t| t.mapping.id == candidate.id)
         {
@@ -457,7 +592,11 @@ async fn dry_run(
             (Some(Ok(a)), Ok(b)) => {
                 dr.changed += 1;
                 let label_a = format!("active v{}", active.map_or(0, |m| m.version));
-                ("changed", None, Some(tree_diff(&a, &b, &label_a, "candidate")))
+                (
+                    "changed",
+                    None,
+                    Some(tree_diff(&a, &b, &label_a, "candidate")),
+                )
             }
             (Some(Ok(_)), Err(e)) => {
                 dr.now_failing += 1;
@@ -483,7 +622,12 @@ async fn dry_run(
         let n = per_kind.entry(kind).or_default();
         if *n < options.max_examples {
             *n += 1;
-            dr.examples.push(DryRunExample { message_id: id, kind, error, diff });
+            dr.examples.push(DryRunExample {
+                message_id: id,
+                kind,
+                error,
+                diff,
+            });
         }
     }
     Ok(dr)
@@ -493,5 +637,9 @@ async fn dry_run(
 pub fn tree_diff(a: &Value, b: &Value, label_a: &str, label_b: &str) -> String {
     let pa = serde_json::to_string_pretty(a).unwrap_or_default() + "\n";
     let pb = serde_json::to_string_pretty(b).unwrap_or_default() + "\n";
-    similar::TextDiff::from_lines(&pa, &pb).unified_diff().context_radius(3).header(label_a, label_b).to_string()
+    similar::TextDiff::from_lines(&pa, &pb)
+        .unified_diff()
+        .context_radius(3)
+        .header(label_a, label_b)
+        .to_string()
 }

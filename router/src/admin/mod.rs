@@ -49,7 +49,11 @@ pub enum AdminError {
          someone changed it in the meantime: reload it, re-apply your change and send it again with If-Match: {}",
         fmt_version(.current), fmt_version(.expected), fmt_version(.current)
     )]
-    Conflict { mapping_id: String, expected: Option<i64>, current: Option<i64> },
+    Conflict {
+        mapping_id: String,
+        expected: Option<i64>,
+        current: Option<i64>,
+    },
 
     /// The gate refused the change; the report says which step and why.
     #[error("mapping '{}': refused at gate step '{}': {}", .0.mapping_id, .0.failed_step().unwrap_or("?"), .0.summary())]
@@ -71,7 +75,9 @@ impl AdminError {
     /// Could the same request succeed later, unchanged? A conflict or a refusal never does.
     pub fn is_retryable(&self) -> bool {
         match self {
-            AdminError::Conflict { .. } | AdminError::Rejected(_) | AdminError::BadRequest(_) => false,
+            AdminError::Conflict { .. } | AdminError::Rejected(_) | AdminError::BadRequest(_) => {
+                false
+            }
             AdminError::Router(e) => e.is_retryable(),
         }
     }

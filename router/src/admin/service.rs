@@ -46,7 +46,11 @@ pub struct AdminOptions {
 
 impl Default for AdminOptions {
     fn default() -> Self {
-        AdminOptions { gate: GateOptions::default(), poll_interval: Duration::from_secs(1), debounce: Duration::from_millis(500) }
+        AdminOptions {
+            gate: GateOptions::default(),
+            poll_interval: Duration::from_secs(1),
+            debounce: Duration::from_millis(500),
+        }
     }
 }
 
@@ -89,8 +93,12 @@ pub fn check_id(id: &str) -> Result<(), AdminError> {
     let ok = !id.is_empty()
         && id.len() <= 200
         && !id.starts_with('/')
-        && !id.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..")
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        && !id
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
     if ok {
         Ok(())
     } else {
@@ -110,8 +118,15 @@ impl MappingAdmin {
         options: AdminOptions,
     ) -> Result<Arc<MappingAdmin>> {
         let versions = VersionStore::new(store);
-        let routes_text = std::fs::read_to_string(routes_file)
-            .map_err(|e| Error::io(format!("reading routes file {} (give --mappings DIR)", routes_file.display()), e))?;
+        let routes_text = std::fs::read_to_string(routes_file).map_err(|e| {
+            Error::io(
+                format!(
+                    "reading routes file {} (give --mappings DIR)",
+                    routes_file.display()
+                ),
+                e,
+            )
+        })?;
         let files = scan_files(mappings_dir)?;
         let first_start = versions.active_all().await?.is_empty();
         let mut src = Sources {
@@ -138,7 +153,11 @@ impl MappingAdmin {
                 }
             };
             src.paths.insert(compiled.id.clone(), path.clone());
-            if !versions.versions_with_hash(&compiled.id, &compiled.content_hash).await?.is_empty() {
+            if !versions
+                .versions_with_hash(&compiled.id, &compiled.content_hash)
+                .await?
+                .is_empty()
+            {
                 continue;
             }
             if versions.active(&compiled.id).await?.is_none() {
@@ -168,14 +187,23 @@ impl MappingAdmin {
         }
         let generation = versions.generation().await?;
         let entries = active_entries(&versions).await?;
-        let (mappings, routes) = gate::build_set(&src, &entries, None, schemas.as_ref()).map_err(Error::Invalid)?;
-        let active = Arc::new(ActiveMappings::new(ActiveSet { generation, mappings, routes }));
+        let (mappings, routes) =
+            gate::build_set(&src, &entries, None, schemas.as_ref()).map_err(Error::Invalid)?;
+        let active = Arc::new(ActiveMappings::new(ActiveSet {
+            generation,
+            mappings,
+            routes,
+        }));
         let admin = Arc::new(MappingAdmin {
             versions,
             pool: store.read_pool().clone(),
             schemas,
             active,
-            state: Mutex::new(State { src, entries, generation }),
+            state: Mutex::new(State {
+                src,
+                entries,
+                generation,
+            }),
             options,
             file_reports: Default::default(),
         });
@@ -204,15 +232,28 @@ impl MappingAdmin {
 
     /// Recent reports of file edits, newest first.
     pub fn file_reports(&self) -> Vec<GateReport> {
-        self.file_reports.lock().unwrap_or_else(|p| p.into_inner()).iter().rev().cloned().collect()
+        self.file_reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .rev()
+            .cloned()
+            .collect()
     }
 
     /// Runs the gate (a)–(d) without activating anything.
-    pub async fn validate(&self, mapping_id: &str, content: &str, allow_regressions: bool) -> Result<GateReport, AdminError> {
+    pub async fn validate(
+        &self,
+        mapping_id: &str,
+        content: &str,
+        allow_regressions: bool,
+    ) -> Result<GateReport, AdminError> {
         check_id(mapping_id)?;
         let mut state = self.state.lock().await;
         self.refresh_locked(&mut state).await?;
-        let outcome = self.gate_locked(&state, mapping_id, content, allow_regressions).await?;
+        let outcome = self
+            .gate_locked(&state, mapping_id, content, allow_regressions)
+            .await?;
         Ok(outcome.report)
     }
 
@@ -221,11 +262,21 @@ impl MappingAdmin {
         check_id(&p.mapping_id)?;
         let mut state = self.state.lock().await;
         self.refresh_locked(&mut state).await?;
-        let current = state.entries.iter().find(|e| e.id == p.mapping_id).map(|e| e.version);
+        let current = state
+            .entries
+            .iter()
+            .find(|e| e.id == p.mapping_id)
+            .map(|e| e.version);
         if current != p.expected {
-            return Err(AdminError::Conflict { mapping_id: p.mapping_id, expected: p.expected, current });
+            return Err(AdminError::Conflict {
+                mapping_id: p.mapping_id,
+                expected: p.expected,
+                current,
+            });
         }
-        let outcome = self.gate_locked(&state, &p.mapping_id, &p.content, p.allow_regressions).await?;
+        let outcome = self
+            .gate_locked(&state, &p.mapping_id, &p.content, p.allow_regressions)
+            .await?;
         if outcome.candidate.is_none() {
             return Err(AdminError::Rejected(Box::new(outcome.report)));
         }
@@ -257,31 +308,55 @@ impl MappingAdmin {
         check_id(mapping_id)?;
         let mut state = self.state.lock().await;
         self.refresh_locked(&mut state).await?;
-        let current = state.entries.iter().find(|e| e.id == mapping_id).map(|e| e.version);
+        let current = state
+            .entries
+            .iter()
+            .find(|e| e.id == mapping_id)
+            .map(|e| e.version);
         if current != Some(expected) {
-            return Err(AdminError::Conflict { mapping_id: mapping_id.to_owned(), expected: Some(expected), current });
+            return Err(AdminError::Conflict {
+                mapping_id: mapping_id.to_owned(),
+                expected: Some(expected),
+                current,
+            });
         }
         let Some(target) = self.versions.get(mapping_id, to_version).await? else {
             return Err(AdminError::Router(Error::NotFound(format!(
                 "mapping '{mapping_id}' has no version {to_version}; list them with GET /api/v1/mappings/{mapping_id}/versions"
             ))));
         };
-        let outcome = self.gate_locked(&state, mapping_id, &target.content, true).await?;
+        let outcome = self
+            .gate_locked(&state, mapping_id, &target.content, true)
+            .await?;
         if outcome.candidate.is_none() {
             return Err(AdminError::Rejected(Box::new(outcome.report)));
         }
-        let act = self.versions.rollback(mapping_id, to_version, expected, actor, comment).await?;
+        let act = self
+            .versions
+            .rollback(mapping_id, to_version, expected, actor, comment)
+            .await?;
         self.reload_locked(&mut state).await?;
         tracing::info!(mapping = %mapping_id, from = expected, to = to_version, "mapping rolled back");
         Ok((outcome.report, act))
     }
 
     /// Maps `input` with `content` (not activated): the console's live preview.
-    pub async fn preview(&self, mapping_id: &str, content: &str, input: &Value) -> Result<Result<Value, String>, AdminError> {
+    pub async fn preview(
+        &self,
+        mapping_id: &str,
+        content: &str,
+        input: &Value,
+    ) -> Result<Result<Value, String>, AdminError> {
         check_id(mapping_id)?;
         let state = self.state.lock().await;
         let mut cache = HashMap::new();
-        let m = match gate::compile_mapping(&state.src, mapping_id, content, self.schemas.as_ref(), &mut cache) {
+        let m = match gate::compile_mapping(
+            &state.src,
+            mapping_id,
+            content,
+            self.schemas.as_ref(),
+            &mut cache,
+        ) {
             Ok(m) => m,
             Err(d) => return Ok(Err(d.to_string())),
         };
@@ -296,7 +371,10 @@ impl MappingAdmin {
     }
 
     /// Polls the generation every `poll_interval` until `shutdown`.
-    pub fn spawn_poller(self: &Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_poller(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         let me = Arc::clone(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(me.options.poll_interval);
@@ -319,7 +397,10 @@ impl MappingAdmin {
     pub async fn file_changed(&self, path: &Path) {
         let (is_routes, mappings_dir) = {
             let state = self.state.lock().await;
-            (path == state.src.routes_file, state.src.mappings_dir.clone())
+            (
+                path == state.src.routes_file,
+                state.src.mappings_dir.clone(),
+            )
         };
         if is_routes {
             if let Err(e) = self.reload_routes().await {
@@ -345,7 +426,11 @@ impl MappingAdmin {
         };
         {
             let mut state = self.state.lock().await;
-            state.src.paths.entry(id.clone()).or_insert_with(|| path.to_path_buf());
+            state
+                .src
+                .paths
+                .entry(id.clone())
+                .or_insert_with(|| path.to_path_buf());
         }
         self.propose_file_content(&id, text).await;
     }
@@ -354,7 +439,11 @@ impl MappingAdmin {
         let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content.as_bytes()));
         let current = {
             let state = self.state.lock().await;
-            state.entries.iter().find(|e| e.id == id).map(|e| (e.version, e.content.clone()))
+            state
+                .entries
+                .iter()
+                .find(|e| e.id == id)
+                .map(|e| (e.version, e.content.clone()))
         };
         if current.as_ref().is_some_and(|(_, c)| *c == content) {
             return;
@@ -395,9 +484,14 @@ impl MappingAdmin {
             .map_err(|e| Error::io(format!("reading {}", state.src.routes_file.display()), e))?;
         let mut src = state.src.clone();
         src.routes_text = text;
-        let (mappings, routes) = gate::build_set(&src, &state.entries, None, self.schemas.as_ref()).map_err(Error::Invalid)?;
+        let (mappings, routes) = gate::build_set(&src, &state.entries, None, self.schemas.as_ref())
+            .map_err(Error::Invalid)?;
         state.src = src;
-        self.active.swap(ActiveSet { generation: state.generation, mappings, routes });
+        self.active.swap(ActiveSet {
+            generation: state.generation,
+            mappings,
+            routes,
+        });
         tracing::info!("routes reloaded");
         Ok(())
     }
@@ -412,7 +506,11 @@ impl MappingAdmin {
         let mut options = self.options.gate.clone();
         options.allow_regressions = allow_regressions;
         let running = self.active.load();
-        let active_version = state.entries.iter().find(|e| e.id == mapping_id).map(|e| e.version);
+        let active_version = state
+            .entries
+            .iter()
+            .find(|e| e.id == mapping_id)
+            .map(|e| e.version);
         Ok(gate::run(GateInput {
             mapping_id,
             content,
@@ -440,8 +538,13 @@ impl MappingAdmin {
     async fn reload_locked(&self, state: &mut State) -> Result<()> {
         let generation = self.versions.generation().await?;
         let entries = active_entries(&self.versions).await?;
-        let (mappings, routes) = gate::build_set(&state.src, &entries, None, self.schemas.as_ref()).map_err(Error::Invalid)?;
-        self.active.swap(ActiveSet { generation, mappings, routes });
+        let (mappings, routes) = gate::build_set(&state.src, &entries, None, self.schemas.as_ref())
+            .map_err(Error::Invalid)?;
+        self.active.swap(ActiveSet {
+            generation,
+            mappings,
+            routes,
+        });
         state.entries = entries;
         state.generation = generation;
         Ok(())
@@ -453,18 +556,32 @@ async fn active_entries(versions: &VersionStore) -> Result<Vec<Entry>> {
         .active_contents()
         .await?
         .into_iter()
-        .map(|v| Entry { id: v.meta.mapping_id, version: v.meta.version, content: v.content })
+        .map(|v| Entry {
+            id: v.meta.mapping_id,
+            version: v.meta.version,
+            content: v.content,
+        })
         .collect())
 }
 
 fn default_id(root: &Path, path: &Path) -> String {
-    let rel = path.strip_prefix(root).unwrap_or(path).to_string_lossy().replace('\\', "/");
+    let rel = path
+        .strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/");
     rel.strip_suffix(".yaml").unwrap_or(&rel).to_owned()
 }
 
 fn read_mapping(path: &Path) -> Result<String, Diagnostics> {
     let d = |message: String| {
-        Diagnostics(vec![crate::Diagnostic { file: path.display().to_string(), line: 0, column: 0, context: String::new(), message }])
+        Diagnostics(vec![crate::Diagnostic {
+            file: path.display().to_string(),
+            line: 0,
+            column: 0,
+            context: String::new(),
+            message,
+        }])
     };
     let bytes = std::fs::read(path).map_err(|e| d(format!("cannot read mapping file: {e}")))?;
     if bytes.len() > crate::limits::MAX_MAPPING_FILE_BYTES {
@@ -474,14 +591,25 @@ fn read_mapping(path: &Path) -> Result<String, Diagnostics> {
             crate::limits::MAX_MAPPING_FILE_BYTES
         )));
     }
-    String::from_utf8(bytes).map_err(|e| d(format!("not UTF-8 at byte {}; save the file as UTF-8", e.utf8_error().valid_up_to())))
+    String::from_utf8(bytes).map_err(|e| {
+        d(format!(
+            "not UTF-8 at byte {}; save the file as UTF-8",
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 /// Is `path` a mapping file under `root` (not routes.yaml, a tests file or a lookup)?
 pub fn is_mapping_file(root: &Path, path: &Path) -> bool {
-    let Ok(rel) = path.strip_prefix(root) else { return false };
+    let Ok(rel) = path.strip_prefix(root) else {
+        return false;
+    };
     let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let first = rel.components().next().and_then(|c| c.as_os_str().to_str()).unwrap_or("");
+    let first = rel
+        .components()
+        .next()
+        .and_then(|c| c.as_os_str().to_str())
+        .unwrap_or("");
     name.ends_with(".yaml")
         && !name.ends_with(".tests.yaml")
         && !name.starts_with('.')
@@ -495,11 +623,14 @@ pub fn scan_files(root: &Path) -> Result<Vec<PathBuf>> {
         if depth > 8 {
             return Ok(());
         }
-        let entries = std::fs::read_dir(dir).map_err(|e| Error::io(format!("reading directory {}", dir.display()), e))?;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(format!("reading directory {}", dir.display()), e))?;
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
-                if path != root.join("lookups") && !entry.file_name().to_string_lossy().starts_with('.') {
+                if path != root.join("lookups")
+                    && !entry.file_name().to_string_lossy().starts_with('.')
+                {
                     walk(root, &path, out, depth + 1)?;
                 }
             } else if is_mapping_file(root, &path) {

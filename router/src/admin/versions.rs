@@ -23,14 +23,16 @@
 //! (or two replicas) changing mappings at once are serialised, and the
 //! compare-and-set on the active version that follows cannot race.
 
+use futures::future::BoxFuture;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AnyPool, Connection, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use super::AdminError;
-use crate::audit::{chain, TrailEvent};
-use crate::store::now_ms;
+use crate::audit::TrailEvent;
+use crate::store::audit_ops::WriteOp;
+use crate::store::{now_ms, Store};
 use crate::{Error, Result};
 
 /// Where a version came from.
@@ -102,7 +104,7 @@ pub struct NewVersion {
 }
 
 /// Outcome of a committed activation or rollback.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Activation {
     pub mapping_id: String,
     /// Active before (None for a new mapping).
@@ -117,18 +119,29 @@ pub struct Activation {
 /// Handle on the version tables; cheap to clone.
 #[derive(Clone)]
 pub struct VersionStore {
+    /// Reads.
     pool: AnyPool,
+    /// Writes go through the store's single writer.
+    store: Store,
 }
 
 fn db(context: &str, e: sqlx::Error) -> Error {
-    Error::Store { message: format!("mapping versions: {context}: {e}"), retryable: true }
+    Error::Store {
+        message: format!("mapping versions: {context}: {e}"),
+        retryable: true,
+    }
 }
 
-fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(row: &'r AnyRow, col: &str) -> Result<T> {
-    row.try_get(col).map_err(|e| db(&format!("reading column {col}"), e))
+fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
+    row: &'r AnyRow,
+    col: &str,
+) -> Result<T> {
+    row.try_get(col)
+        .map_err(|e| db(&format!("reading column {col}"), e))
 }
 
-const META_COLS: &str = "v.mapping_id, v.version, v.created_at, v.author, v.comment, v.origin, v.content_hash, \
+const META_COLS: &str =
+    "v.mapping_id, v.version, v.created_at, v.author, v.comment, v.origin, v.content_hash, \
      CAST(CASE WHEN a.version = v.version THEN 1 ELSE 0 END AS BIGINT) AS is_active";
 
 fn meta(row: &AnyRow) -> Result<VersionMeta> {
@@ -145,9 +158,10 @@ fn meta(row: &AnyRow) -> Result<VersionMeta> {
 }
 
 impl VersionStore {
-    /// Uses the store's pool (the same database as messages and the trail).
-    pub fn new(store: &crate::store::Store) -> Self {
-        VersionStore { pool: store.read_pool().clone() }
+    /// Reads with the store's pool, writes through its writer (same database as
+    /// messages and the trail, so activations are chained with everything else).
+    pub fn new(store: &Store) -> Self {
+        VersionStore { pool: store.read_pool().clone(), store: store.clone() }
     }
 
     /// The current generation (bumped by every activation and rollback).
@@ -195,7 +209,14 @@ impl VersionStore {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| db("reading active contents", e))?;
-        rows.iter().map(|r| Ok(MappingVersion { meta: meta(r)?, content: get(r, "content")? })).collect()
+        rows.iter()
+            .map(|r| {
+                Ok(MappingVersion {
+                    meta: meta(r)?,
+                    content: get(r, "content")?,
+                })
+            })
+            .collect()
     }
 
     /// Every version of a mapping, newest first.
@@ -222,17 +243,25 @@ impl VersionStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| db("reading a version", e))?;
-        row.map(|r| Ok(MappingVersion { meta: meta(&r)?, content: get(&r, "content")? })).transpose()
+        row.map(|r| {
+            Ok(MappingVersion {
+                meta: meta(&r)?,
+                content: get(&r, "content")?,
+            })
+        })
+        .transpose()
     }
 
     /// Every version number whose content has this hash.
     pub async fn versions_with_hash(&self, mapping_id: &str, hash: &str) -> Result<Vec<i64>> {
-        let rows = sqlx::query("SELECT version FROM mapping_versions WHERE mapping_id = $1 AND content_hash = $2")
-            .bind(mapping_id)
-            .bind(hash)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db("looking up a content hash", e))?;
+        let rows = sqlx::query(
+            "SELECT version FROM mapping_versions WHERE mapping_id = $1 AND content_hash = $2",
+        )
+        .bind(mapping_id)
+        .bind(hash)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db("looking up a content hash", e))?;
         rows.iter().map(|r| get(r, "version")).collect()
     }
 
@@ -240,61 +269,8 @@ impl VersionStore {
     /// version is still `expected` (None: the mapping must not have one yet).
     /// Appends `mapping.activated` to the trail in the same transaction.
     pub async fn commit_new(&self, new: &NewVersion, expected: Option<i64>) -> Result<Activation, AdminError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| db("acquiring a connection", e))?;
-        let mut tx = conn.begin().await.map_err(|e| db("beginning a transaction", e))?;
-        let now = now_ms();
-        let generation = bump_generation(&mut tx, now).await?;
-        let current = current_active(&mut tx, &new.mapping_id).await?;
-        check_expected(&new.mapping_id, expected, current.as_ref().map(|c| c.0))?;
-        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM mapping_versions WHERE mapping_id = $1")
-            .bind(&new.mapping_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| db("reading the last version number", e))?;
-        let version: i64 = get::<i64>(&row, "v")? + 1;
-        sqlx::query(
-            "INSERT INTO mapping_versions (mapping_id, version, created_at, author, comment, origin, content_hash, content) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&new.mapping_id)
-        .bind(version)
-        .bind(now)
-        .bind(&new.author)
-        .bind(&new.comment)
-        .bind(new.origin.as_str())
-        .bind(&new.content_hash)
-        .bind(&new.content)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db("inserting the version", e))?;
-        set_active(&mut tx, &new.mapping_id, version, now, &new.author).await?;
-        let act = Activation {
-            mapping_id: new.mapping_id.clone(),
-            from_version: current.as_ref().map(|c| c.0),
-            from_hash: current.map(|c| c.1),
-            to_version: version,
-            to_hash: new.content_hash.clone(),
-            generation,
-        };
-        let event = TrailEvent {
-            at: now,
-            message_id: None,
-            delivery_id: None,
-            kind: "mapping.activated",
-            actor: new.author.clone(),
-            detail: json!({
-                "mapping_id": act.mapping_id,
-                "from_version": act.from_version,
-                "to_version": act.to_version,
-                "from_hash": act.from_hash,
-                "to_hash": act.to_hash,
-                "origin": new.origin.as_str(),
-                "comment": new.comment,
-            }),
-        };
-        chain::append(&mut tx, &[event]).await?;
-        tx.commit().await.map_err(|e| db("committing the activation", e))?;
-        Ok(act)
+        let op = Change::New { new: new.clone(), expected };
+        self.run(op, &new.mapping_id, expected).await
     }
 
     /// Makes an existing (earlier) version active again, if the active version is
@@ -307,52 +283,169 @@ impl VersionStore {
         actor: &str,
         comment: &str,
     ) -> Result<Activation, AdminError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| db("acquiring a connection", e))?;
-        let mut tx = conn.begin().await.map_err(|e| db("beginning a transaction", e))?;
-        let now = now_ms();
-        let generation = bump_generation(&mut tx, now).await?;
-        let current = current_active(&mut tx, mapping_id).await?;
-        check_expected(mapping_id, Some(expected), current.as_ref().map(|c| c.0))?;
-        let row = sqlx::query("SELECT content_hash FROM mapping_versions WHERE mapping_id = $1 AND version = $2")
-            .bind(mapping_id)
-            .bind(to_version)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| db("reading the target version", e))?;
-        let Some(row) = row else {
-            return Err(AdminError::Router(Error::NotFound(format!(
-                "mapping '{mapping_id}' has no version {to_version}; list them with GET /api/v1/mappings/{mapping_id}/versions"
-            ))));
-        };
-        let to_hash: String = get(&row, "content_hash")?;
-        set_active(&mut tx, mapping_id, to_version, now, actor).await?;
-        let act = Activation {
+        let op = Change::Rollback {
             mapping_id: mapping_id.to_owned(),
-            from_version: current.as_ref().map(|c| c.0),
-            from_hash: current.map(|c| c.1),
             to_version,
-            to_hash,
-            generation,
-        };
-        let event = TrailEvent {
-            at: now,
-            message_id: None,
-            delivery_id: None,
-            kind: "mapping.rolled_back",
+            expected,
             actor: actor.to_owned(),
-            detail: json!({
-                "mapping_id": act.mapping_id,
-                "from_version": act.from_version,
-                "to_version": act.to_version,
-                "from_hash": act.from_hash,
-                "to_hash": act.to_hash,
-                "comment": comment,
-            }),
+            comment: comment.to_owned(),
         };
-        chain::append(&mut tx, &[event]).await?;
-        tx.commit().await.map_err(|e| db("committing the rollback", e))?;
-        Ok(act)
+        self.run(op, mapping_id, Some(expected)).await
     }
+
+    /// Runs a change in the store's single writer (see the module docs) and reads its answer.
+    async fn run(&self, op: Change, mapping_id: &str, expected: Option<i64>) -> Result<Activation, AdminError> {
+        let answer = self.store.audit_write(Box::new(op)).await?;
+        match serde_json::from_value::<Answer>(answer) {
+            Ok(Answer::Done(act)) => Ok(act),
+            Ok(Answer::Conflict { current }) => Err(AdminError::Conflict { mapping_id: mapping_id.to_owned(), expected, current }),
+            Ok(Answer::NoSuchVersion { version }) => Err(AdminError::Router(Error::NotFound(format!(
+                "mapping '{mapping_id}' has no version {version}; list them with GET /api/v1/mappings/{mapping_id}/versions"
+            )))),
+            Err(e) => Err(AdminError::Router(Error::Store { message: format!("mapping versions: unexpected answer from the writer: {e}"), retryable: false })),
+        }
+    }
+}
+
+/// A change, run by the store's writer inside its transaction. Owned data, so it
+/// can run again alone if its batch failed (the failed transaction was rolled back).
+enum Change {
+    New { new: NewVersion, expected: Option<i64> },
+    Rollback { mapping_id: String, to_version: i64, expected: i64, actor: String, comment: String },
+}
+
+/// What a [`Change`] reports back through the writer (as JSON).
+#[derive(Debug, Serialize, serde::Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+enum Answer {
+    Done(Activation),
+    Conflict { current: Option<i64> },
+    NoSuchVersion { version: i64 },
+}
+
+impl WriteOp for Change {
+    fn run<'c>(&'c self, conn: &'c mut AnyConnection, events: &'c mut Vec<TrailEvent>) -> BoxFuture<'c, Result<Value>> {
+        Box::pin(async move {
+            let answer = match self {
+                Change::New { new, expected } => commit_new_in(conn, events, new, *expected).await?,
+                Change::Rollback { mapping_id, to_version, expected, actor, comment } => {
+                    rollback_in(conn, events, mapping_id, *to_version, *expected, actor, comment).await?
+                }
+            };
+            serde_json::to_value(answer)
+                .map_err(|e| Error::Store { message: format!("mapping versions: encoding the answer: {e}"), retryable: false })
+        })
+    }
+}
+
+async fn commit_new_in(conn: &mut AnyConnection, events: &mut Vec<TrailEvent>, new: &NewVersion, expected: Option<i64>) -> Result<Answer> {
+    let now = now_ms();
+    let generation = bump_generation(conn, now).await?;
+    let current = current_active(conn, &new.mapping_id).await?;
+    if current.as_ref().map(|c| c.0) != expected {
+        // Nothing written but the generation bump, which the batch commits harmlessly:
+        // replicas then reload and find the same set.
+        return Ok(Answer::Conflict { current: current.map(|c| c.0) });
+    }
+    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM mapping_versions WHERE mapping_id = $1")
+        .bind(&new.mapping_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| db("reading the last version number", e))?;
+    let version: i64 = get::<i64>(&row, "v")? + 1;
+    sqlx::query(
+        "INSERT INTO mapping_versions (mapping_id, version, created_at, author, comment, origin, content_hash, content) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&new.mapping_id)
+    .bind(version)
+    .bind(now)
+    .bind(&new.author)
+    .bind(&new.comment)
+    .bind(new.origin.as_str())
+    .bind(&new.content_hash)
+    .bind(&new.content)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db("inserting the version", e))?;
+    set_active(conn, &new.mapping_id, version, now, &new.author).await?;
+    let act = Activation {
+        mapping_id: new.mapping_id.clone(),
+        from_version: current.as_ref().map(|c| c.0),
+        from_hash: current.map(|c| c.1),
+        to_version: version,
+        to_hash: new.content_hash.clone(),
+        generation,
+    };
+    events.push(TrailEvent {
+        at: now,
+        message_id: None,
+        delivery_id: None,
+        kind: "mapping.activated",
+        actor: new.author.clone(),
+        detail: json!({
+            "mapping_id": act.mapping_id,
+            "from_version": act.from_version,
+            "to_version": act.to_version,
+            "from_hash": act.from_hash,
+            "to_hash": act.to_hash,
+            "origin": new.origin.as_str(),
+            "comment": new.comment,
+        }),
+    });
+    Ok(Answer::Done(act))
+}
+
+async fn rollback_in(
+    conn: &mut AnyConnection,
+    events: &mut Vec<TrailEvent>,
+    mapping_id: &str,
+    to_version: i64,
+    expected: i64,
+    actor: &str,
+    comment: &str,
+) -> Result<Answer> {
+    let now = now_ms();
+    let generation = bump_generation(conn, now).await?;
+    let current = current_active(conn, mapping_id).await?;
+    if current.as_ref().map(|c| c.0) != Some(expected) {
+        return Ok(Answer::Conflict { current: current.map(|c| c.0) });
+    }
+    let row = sqlx::query("SELECT content_hash FROM mapping_versions WHERE mapping_id = $1 AND version = $2")
+        .bind(mapping_id)
+        .bind(to_version)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| db("reading the target version", e))?;
+    let Some(row) = row else {
+        return Ok(Answer::NoSuchVersion { version: to_version });
+    };
+    let to_hash: String = get(&row, "content_hash")?;
+    set_active(conn, mapping_id, to_version, now, actor).await?;
+    let act = Activation {
+        mapping_id: mapping_id.to_owned(),
+        from_version: current.as_ref().map(|c| c.0),
+        from_hash: current.map(|c| c.1),
+        to_version,
+        to_hash,
+        generation,
+    };
+    events.push(TrailEvent {
+        at: now,
+        message_id: None,
+        delivery_id: None,
+        kind: "mapping.rolled_back",
+        actor: actor.to_owned(),
+        detail: json!({
+            "mapping_id": act.mapping_id,
+            "from_version": act.from_version,
+            "to_version": act.to_version,
+            "from_hash": act.from_hash,
+            "to_hash": act.to_hash,
+            "comment": comment,
+        }),
+    });
+    Ok(Answer::Done(act))
 }
 
 fn active_row(r: &AnyRow) -> Result<ActiveRow> {
@@ -386,21 +479,17 @@ async fn current_active(tx: &mut AnyConnection, mapping_id: &str) -> Result<Opti
     .fetch_optional(&mut *tx)
     .await
     .map_err(|e| db("reading the active version", e))?;
-    row.map(|r| Ok((get(&r, "version")?, get(&r, "content_hash")?))).transpose()
+    row.map(|r| Ok((get(&r, "version")?, get(&r, "content_hash")?)))
+        .transpose()
 }
 
-fn check_expected(mapping_id: &str, expected: Option<i64>, current: Option<i64>) -> Result<(), AdminError> {
-    if expected == current {
-        return Ok(());
-    }
-    Err(AdminError::Conflict {
-        mapping_id: mapping_id.to_owned(),
-        expected,
-        current,
-    })
-}
-
-async fn set_active(tx: &mut AnyConnection, mapping_id: &str, version: i64, now: i64, by: &str) -> Result<()> {
+async fn set_active(
+    tx: &mut AnyConnection,
+    mapping_id: &str,
+    version: i64,
+    now: i64,
+    by: &str,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO mapping_active (mapping_id, version, activated_at, activated_by) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (mapping_id) DO UPDATE SET version = excluded.version, activated_at = excluded.activated_at, \

@@ -28,28 +28,40 @@ use crate::{Error, Result};
 const CHANNEL_CAPACITY: usize = 1024;
 
 /// Starts watching `mappings_dir` (recursively). The returned task ends on `shutdown`.
-pub fn spawn(admin: Arc<MappingAdmin>, mappings_dir: &Path, shutdown: CancellationToken) -> Result<tokio::task::JoinHandle<()>> {
-    let root = mappings_dir.canonicalize().map_err(|e| Error::io(format!("watching {}", mappings_dir.display()), e))?;
+pub fn spawn(
+    admin: Arc<MappingAdmin>,
+    mappings_dir: &Path,
+    shutdown: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let root = mappings_dir
+        .canonicalize()
+        .map_err(|e| Error::io(format!("watching {}", mappings_dir.display()), e))?;
     let (tx, rx) = mpsc::channel::<PathBuf>(CHANNEL_CAPACITY);
     let overflow = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&overflow);
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-        Ok(ev) => {
-            if matches!(ev.kind, EventKind::Access(_)) {
-                return;
-            }
-            for p in ev.paths {
-                if tx.try_send(p).is_err() {
-                    flag.store(true, Ordering::Relaxed);
+    let mut watcher =
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(ev) => {
+                if matches!(ev.kind, EventKind::Access(_)) {
+                    return;
+                }
+                for p in ev.paths {
+                    if tx.try_send(p).is_err() {
+                        flag.store(true, Ordering::Relaxed);
+                    }
                 }
             }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "file watcher error; a full rescan follows");
-            flag.store(true, Ordering::Relaxed);
-        }
-    })
-    .map_err(|e| Error::Unavailable(format!("cannot start the file watcher on {}: {e}", root.display())))?;
+            Err(e) => {
+                tracing::warn!(error = %e, "file watcher error; a full rescan follows");
+                flag.store(true, Ordering::Relaxed);
+            }
+        })
+        .map_err(|e| {
+            Error::Unavailable(format!(
+                "cannot start the file watcher on {}: {e}",
+                root.display()
+            ))
+        })?;
     watcher
         .watch(&root, RecursiveMode::Recursive)
         .map_err(|e| Error::Unavailable(format!("cannot watch {}: {e}", root.display())))?;
@@ -98,13 +110,16 @@ async fn run(
                     // Events name canonical paths; the admin knows the paths it was given.
                     let rel = p.strip_prefix(&root).ok()?.to_path_buf();
                     let given = given_root.join(rel);
-                    (is_mapping_file(&given_root, &given) || given == given_root.join("routes.yaml")).then_some(given)
+                    (is_mapping_file(&given_root, &given)
+                        || given == given_root.join("routes.yaml"))
+                    .then_some(given)
                 })
                 .collect()
         };
         // Routes last, so a pull that adds a mapping and its route works in one go.
         let routes_file = given_root.join("routes.yaml");
-        let (routes, mappings): (Vec<_>, Vec<_>) = paths.into_iter().partition(|p| *p == routes_file);
+        let (routes, mappings): (Vec<_>, Vec<_>) =
+            paths.into_iter().partition(|p| *p == routes_file);
         for p in mappings.iter().chain(routes.iter().take(1)) {
             admin.file_changed(p).await;
         }
