@@ -47,6 +47,9 @@ pub struct RunningHub {
     pub store: Store,
     pub intake: Arc<Intake>,
     workers: Running,
+    /// The mapping admin (versions, gate, hot swap); its poller and watcher stop with the hub.
+    pub admin: Arc<crate::admin::MappingAdmin>,
+    admin_stop: CancellationToken,
     server_stop: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     drain_deadline: std::time::Duration,
@@ -55,8 +58,12 @@ pub struct RunningHub {
 impl Hub {
     pub async fn start(config: &Config, opts: HubOptions) -> Result<RunningHub> {
         let schemas = Arc::new(SchemaRegistry::load(&config.schemas_dir).map_err(Error::Invalid)?);
-        let mappings = MappingSet::load(&config.mappings_dir, schemas.as_ref()).map_err(Error::Invalid)?;
-        let routes = Arc::new(Routes::load(&config.routes_file, &mappings, schemas.as_ref()).map_err(Error::Invalid)?);
+        let mappings =
+            MappingSet::load(&config.mappings_dir, schemas.as_ref()).map_err(Error::Invalid)?;
+        let routes = Arc::new(
+            Routes::load(&config.routes_file, &mappings, schemas.as_ref())
+                .map_err(Error::Invalid)?,
+        );
 
         let mut transports = opts.transports;
         let urls: HashMap<String, (String, crate::delivery::DestinationPolicy)> = config
@@ -94,22 +101,40 @@ impl Hub {
         }
 
         if config.store_url.starts_with("sqlite:") {
-            std::fs::create_dir_all(&config.data_dir)
-                .map_err(|e| Error::io(format!("creating data directory {}", config.data_dir.display()), e))?;
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                Error::io(
+                    format!("creating data directory {}", config.data_dir.display()),
+                    e,
+                )
+            })?;
         }
-        let store = Store::open(&config.store_url, StoreOptions { max_batch: config.store_max_batch, ..Default::default() }).await?;
+        let store = Store::open(
+            &config.store_url,
+            StoreOptions {
+                max_batch: config.store_max_batch,
+                ..Default::default()
+            },
+        )
+        .await?;
         // With RabbitMQ several replicas share the partners: each takes 1/N of their limits.
         let mut replicas = 1;
         let queue: Arc<dyn DeliveryQueue> = match &config.queue {
             QueueBackend::Embedded => EmbeddedQueue::start(store.clone()).await?,
             QueueBackend::RabbitMq(section) => {
-                let o = crate::queue::rabbitmq::RabbitOptions::from_config(section, targets.clone())?;
+                let o =
+                    crate::queue::rabbitmq::RabbitOptions::from_config(section, targets.clone())?;
                 replicas = o.replicas;
                 crate::queue::rabbitmq::RabbitQueue::start(store.clone(), o).await?
             }
         };
-        let share = |p: &crate::delivery::DestinationPolicy| crate::queue::rabbitmq::replica_share(p, replicas);
-        let policies: BTreeMap<_, _> = config.destinations.iter().map(|(k, d)| (k.clone(), share(&d.policy))).collect();
+        let share = |p: &crate::delivery::DestinationPolicy| {
+            crate::queue::rabbitmq::replica_share(p, replicas)
+        };
+        let policies: BTreeMap<_, _> = config
+            .destinations
+            .iter()
+            .map(|(k, d)| (k.clone(), share(&d.policy)))
+            .collect();
         let workers = Dispatcher {
             queue: queue.clone(),
             transports,
@@ -119,23 +144,87 @@ impl Hub {
         .start()
         .await?;
 
-        let audit_api = super::api::routes(super::api::ApiState::for_hub(config, &store, &queue, mappings, &schemas));
+        // Versioned mappings: the store's active versions (files reconciled at start), hot
+        // swapped on every activation; replicas poll the generation, files are watched.
+        let admin = crate::admin::MappingAdmin::bootstrap(
+            &store,
+            schemas.clone(),
+            &config.mappings_dir,
+            &config.routes_file,
+            crate::admin::AdminOptions::default(),
+        )
+        .await?;
+        let admin_stop = CancellationToken::new();
+        admin.spawn_poller(admin_stop.clone());
+        if let Err(e) =
+            crate::admin::watch::spawn(admin.clone(), &config.mappings_dir, admin_stop.clone())
+        {
+            tracing::warn!(error = %e, "mapping files are not watched; changes go through the API or the console");
+        }
+        drop(mappings);
+        let audit_api = super::api::routes(super::api::ApiState::for_hub(
+            config,
+            &store,
+            &queue,
+            crate::audit::replay::VersionedMappings { admin: admin.clone(), mappings_dir: config.mappings_dir.clone() },
+            &schemas,
+        ));
         let _ = super::metrics::handle();
-        let intake = Arc::new(Intake::new(config, schemas, routes, store.clone(), queue.clone(), opts.enrichers));
-        let mut app = router(AppState { intake: intake.clone(), store: store.clone(), queue });
+        let intake = Arc::new(
+            Intake::new(
+                config,
+                schemas,
+                routes,
+                store.clone(),
+                queue.clone(),
+                opts.enrichers,
+            )
+            .with_active_mappings(admin.active().clone()),
+        );
+        let mut app = router(AppState {
+            intake: intake.clone(),
+            store: store.clone(),
+            queue,
+        });
         if let Some(extra) = opts.extra_routes {
             app = app.merge(extra);
         }
         app = app.merge(audit_api);
+        let admin_state = crate::admin::api::AdminState {
+            admin: admin.clone(),
+            auth: config.tokens.clone(),
+        };
+        app = app
+            .merge(crate::admin::api::routes(admin_state.clone()))
+            .merge(crate::console::routes(crate::console::ConsoleState {
+                admin: admin_state,
+                store: store.clone(),
+            }));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::io(format!("binding {} (server.listen)", config.listen), e))?;
-        let addr = listener.local_addr().map_err(|e| Error::io("reading the bound address", e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the bound address", e))?;
         let server_stop = CancellationToken::new();
         let stop = server_stop.clone();
-        let server = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await });
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        });
         tracing::info!(%addr, store = %redact(&config.store_url), "lienthong listening");
-        Ok(RunningHub { addr, store, intake, workers, server_stop, server, drain_deadline: config.drain_deadline })
+        Ok(RunningHub {
+            addr,
+            store,
+            intake,
+            workers,
+            admin,
+            admin_stop,
+            server_stop,
+            server,
+            drain_deadline: config.drain_deadline,
+        })
     }
 }
 
@@ -156,6 +245,7 @@ impl RunningHub {
         tracing::info!(deadline = ?self.drain_deadline, "shutting down: intake closed, draining deliveries");
         self.intake.stop_accepting();
         self.workers.shutdown(self.drain_deadline).await;
+        self.admin_stop.cancel();
         self.server_stop.cancel();
         let _ = self.server.await;
         tracing::info!("stopped; undelivered messages stay queued");
