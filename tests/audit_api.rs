@@ -144,7 +144,12 @@ async fn every_route_enforces_its_role() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status().as_u16(), want, "{path} with {token}: {}", r.text().await.unwrap());
+        assert_eq!(
+            r.status().as_u16(),
+            want,
+            "{path} with {token}: {}",
+            r.text().await.unwrap()
+        );
     }
 
     // Bad input is a clear 4xx.

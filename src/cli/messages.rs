@@ -23,7 +23,7 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum Sub {
     /// Search messages (newest first); filters as in GET /api/v1/messages.
-    Search(SearchArgs),
+    Search(Box<SearchArgs>),
     /// One message: raw inbound, parsed form, outputs with mapping id+version, attempts.
     Show(ShowArgs),
 }
@@ -73,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         match args.command {
-            Sub::Search(a) => search(a).await,
+            Sub::Search(a) => search(*a).await,
             Sub::Show(a) => show(a).await,
         }
     })

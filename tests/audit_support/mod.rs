@@ -341,6 +341,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// An HTTP partner on loopback that answers 503 until it "recovers".
+/// The sink's state: healthy?, bodies received.
+type SinkState = (Arc<AtomicBool>, Arc<Mutex<Vec<String>>>);
+
 pub struct Sink {
     pub url: String,
     pub healthy: Arc<AtomicBool>,
@@ -360,10 +363,7 @@ impl Sink {
             .route(
                 "/",
                 post(
-                    |axum::extract::State((ok, got)): axum::extract::State<(
-                        Arc<AtomicBool>,
-                        Arc<Mutex<Vec<String>>>,
-                    )>,
+                    |axum::extract::State((ok, got)): axum::extract::State<SinkState>,
                      body: String| async move {
                         if ok.load(Ordering::SeqCst) {
                             got.lock().unwrap().push(body);
