@@ -5,7 +5,6 @@
 //! crates. Each subcommand lives in its own file under `src/cli/`.
 
 mod cli;
-#[allow(dead_code)] // until src/cli/serve.rs and demo.rs call it (after the pipeline work lands)
 mod wiring;
 
 use clap::Parser;

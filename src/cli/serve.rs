@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use router::config::Config;
-use router::server::{Hub, HubOptions};
+use router::server::Hub;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,29 +36,6 @@ pub fn init_logging(config: &Config) {
 /// Loads the config, printing every diagnostic.
 pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     Config::load(path).map_err(|d| anyhow::anyhow!("the configuration is invalid:\n{d}"))
-}
-
-/// The connector transports configured under `connectors:`.
-pub fn connector_options(config: &Config) -> anyhow::Result<HubOptions> {
-    let mut opts = HubOptions::default();
-    if !config.connectors.is_empty() {
-        let section = serde_json::Value::Object(config.connectors.clone().into_iter().collect());
-        let parsed: connectors::registry::ConnectorsConfig =
-            serde_json::from_value(section).context("the `connectors:` section is invalid")?;
-        let file = config
-            .file
-            .as_ref()
-            .map_or("(embedded default)".to_string(), |p| {
-                p.display().to_string()
-            });
-        let diags = parsed.validate(&file);
-        if !diags.is_empty() {
-            anyhow::bail!("the `connectors:` section is invalid:\n{diags}");
-        }
-        connectors::registry::register_all(&parsed, &mut opts.transports)
-            .context("building the connectors")?;
-    }
-    Ok(opts)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -94,12 +71,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the Tokio runtime")?;
     rt.block_on(async {
-        let opts = connector_options(&config)?;
-        let hub = Hub::start(&config, opts)
+        // Partner connectors, station enrichment, drop folders: src/wiring.
+        let wiring = crate::wiring::build(&config)?;
+        let hub = Hub::start(&config, wiring.options)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let background = wiring.stations.start(&hub)?;
         println!("lienthong listening on http://{}", hub.addr);
         shutdown_signal().await;
+        background.shutdown().await;
         hub.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })

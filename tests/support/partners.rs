@@ -20,7 +20,8 @@ const LIS_USER: &str = "HUB_STNMT";
 const LIS_PASSWORD: &str = "lis-pass-Ư7";
 const TAX_USER: &str = "STNMT_QNAM";
 const TAX_PASSWORD: &str = "gip-pass-Â2";
-const IOC_KEY: &str = "ioc-key-Ê5";
+/// ASCII: an API key travels in an HTTP header.
+const IOC_KEY: &str = "ioc-key-5f3a9c27";
 
 /// Every secret the partners hold; none may appear in a hub log.
 pub const SECRETS: [&str; 5] = [LGSP_SECRET, DVCQG_PASSWORD, LIS_PASSWORD, TAX_PASSWORD, IOC_KEY];
