@@ -35,16 +35,35 @@ async fn count(pool: &sqlx::AnyPool, sql: &str, since: i64) -> i64 {
     }
 }
 
-pub async fn page(State(st): State<ConsoleState>, headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
+pub async fn page(
+    State(st): State<ConsoleState>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Response {
     let ctx = match signed_in(&st, &headers, &q) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let pool = st.store.read_pool();
     let now = now_ms();
-    let received_5m = count(pool, "SELECT COUNT(*) FROM messages WHERE received_at >= $1 AND state = 'accepted'", now - 300_000).await;
-    let received_1h = count(pool, "SELECT COUNT(*) FROM messages WHERE received_at >= $1 AND state = 'accepted'", now - 3_600_000).await;
-    let rejected_1h = count(pool, "SELECT COUNT(*) FROM messages WHERE received_at >= $1 AND state = 'rejected'", now - 3_600_000).await;
+    let received_5m = count(
+        pool,
+        "SELECT COUNT(*) FROM messages WHERE received_at >= $1 AND state = 'accepted'",
+        now - 300_000,
+    )
+    .await;
+    let received_1h = count(
+        pool,
+        "SELECT COUNT(*) FROM messages WHERE received_at >= $1 AND state = 'accepted'",
+        now - 3_600_000,
+    )
+    .await;
+    let rejected_1h = count(
+        pool,
+        "SELECT COUNT(*) FROM messages WHERE received_at >= $1 AND state = 'rejected'",
+        now - 3_600_000,
+    )
+    .await;
 
     let mut systems: BTreeMap<String, PerSystem> = BTreeMap::new();
     if let Ok(rows) = sqlx::query(
@@ -82,13 +101,25 @@ pub async fn page(State(st): State<ConsoleState>, headers: HeaderMap, Query(q): 
             systems.entry(dest).or_default().failed_attempts_24h = r.try_get("n").unwrap_or(0);
         }
     }
-    let head = sqlx::query("SELECT seq, hash, updated_at FROM chain_head WHERE id = 1").fetch_one(pool).await.ok();
+    let head = sqlx::query("SELECT seq, hash, updated_at FROM chain_head WHERE id = 1")
+        .fetch_one(pool)
+        .await
+        .ok();
 
-    let mut body = format!("<h1>{}</h1><div class=\"cards\">", ctx.t("Tổng quan", "Dashboard"));
+    let mut body = format!(
+        "<h1>{}</h1><div class=\"cards\">",
+        ctx.t("Tổng quan", "Dashboard")
+    );
     for (label, n) in [
-        (ctx.t("Nhận 5 phút qua", "Accepted, last 5 min"), received_5m),
+        (
+            ctx.t("Nhận 5 phút qua", "Accepted, last 5 min"),
+            received_5m,
+        ),
         (ctx.t("Nhận 1 giờ qua", "Accepted, last hour"), received_1h),
-        (ctx.t("Từ chối 1 giờ qua", "Rejected, last hour"), rejected_1h),
+        (
+            ctx.t("Từ chối 1 giờ qua", "Rejected, last hour"),
+            rejected_1h,
+        ),
     ] {
         let _ = write!(body, "<div class=\"card\"><b>{n}</b>{label}</div>");
     }
@@ -118,7 +149,11 @@ pub async fn page(State(st): State<ConsoleState>, headers: HeaderMap, Query(q): 
         );
     }
     body.push_str("</table>");
-    let _ = write!(body, "<h2>{}</h2><div class=\"box\" id=\"chain\">", ctx.t("Chuỗi nhật ký", "Trail chain"));
+    let _ = write!(
+        body,
+        "<h2>{}</h2><div class=\"box\" id=\"chain\">",
+        ctx.t("Chuỗi nhật ký", "Trail chain")
+    );
     match head {
         Some(h) => {
             let seq: i64 = h.try_get("seq").unwrap_or(0);
@@ -135,7 +170,10 @@ pub async fn page(State(st): State<ConsoleState>, headers: HeaderMap, Query(q): 
             let _ = write!(
                 body,
                 "<p class=\"muted\">{}</p>",
-                ctx.t("Kiểm tra toàn chuỗi: lienthong audit verify.", "Full verification: lienthong audit verify.")
+                ctx.t(
+                    "Kiểm tra toàn chuỗi: lienthong audit verify.",
+                    "Full verification: lienthong audit verify."
+                )
             );
         }
         None => body.push_str("<span class=\"bad\">chain_head?</span>"),
@@ -151,13 +189,30 @@ pub async fn page(State(st): State<ConsoleState>, headers: HeaderMap, Query(q): 
         set.mappings.len(),
         ctx.t("ánh xạ đang hoạt động", "active mappings")
     );
-    let refused: Vec<_> = st.admin.admin.file_reports().into_iter().filter(|r| !r.passed).take(5).collect();
+    let refused: Vec<_> = st
+        .admin
+        .admin
+        .file_reports()
+        .into_iter()
+        .filter(|r| !r.passed)
+        .take(5)
+        .collect();
     if !refused.is_empty() {
-        let _ = write!(body, "<div class=\"box\"><b>{}</b><ul class=\"error-list\">", ctx.t("Sửa tệp bị từ chối", "Refused file edits"));
+        let _ = write!(
+            body,
+            "<div class=\"box\"><b>{}</b><ul class=\"error-list\">",
+            ctx.t("Sửa tệp bị từ chối", "Refused file edits")
+        );
         for r in refused {
-            let _ = write!(body, "<li>{}: {}</li>", esc(&r.mapping_id), esc(&r.summary()));
+            let _ = write!(
+                body,
+                "<li>{}: {}</li>",
+                esc(&r.mapping_id),
+                esc(&r.summary())
+            );
         }
         body.push_str("</ul></div>");
     }
-    ctx.render(ctx.t("Tổng quan", "Dashboard"), &body).into_response()
+    ctx.render(ctx.t("Tổng quan", "Dashboard"), &body)
+        .into_response()
 }

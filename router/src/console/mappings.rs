@@ -23,10 +23,14 @@ use crate::admin::service::{check_id, Proposal};
 use crate::admin::versions::{unified_diff, Origin};
 use crate::admin::AdminError;
 
-pub async fn list(State(st): State<ConsoleState>, headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
+pub async fn list(
+    State(st): State<ConsoleState>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Response {
     let ctx = match signed_in(&st, &headers, &q) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let rows = match st.admin.admin.versions().active_all().await {
         Ok(r) => r,
@@ -45,7 +49,12 @@ pub async fn list(State(st): State<ConsoleState>, headers: HeaderMap, Query(q): 
         let flow = set
             .mappings
             .get(&r.mapping_id)
-            .map(|m| format!("{}/{} → {}/{}", m.source.system, m.source.message_type, m.target.system, m.target.message_type))
+            .map(|m| {
+                format!(
+                    "{}/{} → {}/{}",
+                    m.source.system, m.source.message_type, m.target.system, m.target.message_type
+                )
+            })
             .unwrap_or_default();
         let _ = write!(
             body,
@@ -63,7 +72,11 @@ pub async fn list(State(st): State<ConsoleState>, headers: HeaderMap, Query(q): 
 }
 
 fn error_page(ctx: &Ctx, status: StatusCode, msg: &str) -> Response {
-    let body = format!("<h1>{}</h1><p class=\"bad\" id=\"error\">{}</p>", status.as_u16(), esc(msg));
+    let body = format!(
+        "<h1>{}</h1><p class=\"bad\" id=\"error\">{}</p>",
+        status.as_u16(),
+        esc(msg)
+    );
     (status, ctx.render(&status.to_string(), &body)).into_response()
 }
 
@@ -78,7 +91,9 @@ pub struct EditorQuery {
 
 impl EditorQuery {
     fn lang(&self) -> LangQuery {
-        LangQuery { lang: self.lang.clone() }
+        LangQuery {
+            lang: self.lang.clone(),
+        }
     }
 }
 
@@ -90,17 +105,31 @@ pub async fn get_any(
 ) -> Response {
     let ctx = match signed_in(&st, &headers, &q.lang()) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Some(id) = rest.strip_suffix("/diff") {
         return diff_page(&st, &ctx, id, q.from, q.to).await;
     }
     let flash = match (q.activated, q.rolled_back) {
-        (Some(v), _) => Some(format!("{} v{v}", ctx.t("Đã kích hoạt phiên bản", "Activated version"))),
-        (_, Some(v)) => Some(format!("{} v{v}", ctx.t("Đã quay lại phiên bản", "Rolled back to version"))),
+        (Some(v), _) => Some(format!(
+            "{} v{v}",
+            ctx.t("Đã kích hoạt phiên bản", "Activated version")
+        )),
+        (_, Some(v)) => Some(format!(
+            "{} v{v}",
+            ctx.t("Đã quay lại phiên bản", "Rolled back to version")
+        )),
         _ => None,
     };
-    editor(&st, &ctx, &rest, Draft::default(), flash.as_deref(), StatusCode::OK).await
+    editor(
+        &st,
+        &ctx,
+        &rest,
+        Draft::default(),
+        flash.as_deref(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// What the editor shows besides the stored state.
@@ -114,17 +143,30 @@ struct Draft {
     error: Option<String>,
 }
 
-async fn editor(st: &ConsoleState, ctx: &Ctx, id: &str, draft: Draft, flash: Option<&str>, status: StatusCode) -> Response {
+async fn editor(
+    st: &ConsoleState,
+    ctx: &Ctx,
+    id: &str,
+    draft: Draft,
+    flash: Option<&str>,
+    status: StatusCode,
+) -> Response {
     if let Err(e) = check_id(id) {
         return error_page(ctx, StatusCode::BAD_REQUEST, &e.to_string());
     }
     let versions = st.admin.admin.versions();
     let (active, history) = match (versions.active(id).await, versions.history(id).await) {
         (Ok(a), Ok(h)) => (a, h),
-        (Err(e), _) | (_, Err(e)) => return error_page(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        (Err(e), _) | (_, Err(e)) => {
+            return error_page(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
     };
     let Some(active) = active else {
-        return error_page(ctx, StatusCode::NOT_FOUND, &format!("{} '{id}'", ctx.t("Không có ánh xạ", "No mapping")));
+        return error_page(
+            ctx,
+            StatusCode::NOT_FOUND,
+            &format!("{} '{id}'", ctx.t("Không có ánh xạ", "No mapping")),
+        );
     };
     let content = match draft.content {
         Some(c) => c,
@@ -206,7 +248,11 @@ async fn editor(st: &ConsoleState, ctx: &Ctx, id: &str, draft: Draft, flash: Opt
         ctx.t("Ghi chú", "Comment"),
     );
     for v in &history {
-        let mark = if v.active { format!(" <b class=\"ok\">{}</b>", ctx.t("đang hoạt động", "active")) } else { String::new() };
+        let mark = if v.active {
+            format!(" <b class=\"ok\">{}</b>", ctx.t("đang hoạt động", "active"))
+        } else {
+            String::new()
+        };
         let mut actions = String::new();
         if !v.active {
             let _ = write!(
@@ -248,7 +294,11 @@ fn report_html(ctx: &Ctx, r: &GateReport) -> String {
     let mut out = format!(
         "<div class=\"box\" id=\"report\"><b class=\"{}\">{}</b><ul>",
         if r.passed { "ok" } else { "bad" },
-        if r.passed { ctx.t("Mọi bước kiểm tra đều đạt", "Every gate step passed") } else { ctx.t("Thay đổi bị từ chối", "The change was refused") }
+        if r.passed {
+            ctx.t("Mọi bước kiểm tra đều đạt", "Every gate step passed")
+        } else {
+            ctx.t("Thay đổi bị từ chối", "The change was refused")
+        }
     );
     for s in &r.steps {
         let (class, mark) = match s.status {
@@ -256,14 +306,24 @@ fn report_html(ctx: &Ctx, r: &GateReport) -> String {
             StepStatus::Failed => ("bad", "✗"),
             StepStatus::Skipped => ("muted", "–"),
         };
-        let _ = write!(out, "<li class=\"{class}\" id=\"step-{}\">{mark} {}: {}</li>", s.name, s.name, esc(&s.message));
+        let _ = write!(
+            out,
+            "<li class=\"{class}\" id=\"step-{}\">{mark} {}: {}</li>",
+            s.name,
+            s.name,
+            esc(&s.message)
+        );
     }
     out.push_str("</ul>");
     let diags: Vec<_> = r.steps.iter().flat_map(|s| s.diagnostics.iter()).collect();
     if !diags.is_empty() {
         out.push_str("<ul class=\"error-list\" id=\"errors\">");
         for d in diags {
-            let ctx_part = if d.context.is_empty() { String::new() } else { format!(" ({})", esc(&d.context)) };
+            let ctx_part = if d.context.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", esc(&d.context))
+            };
             let _ = write!(
                 out,
                 "<li><b>{}:{}</b>{ctx_part}: {}</li>",
@@ -293,7 +353,13 @@ fn report_html(ctx: &Ctx, r: &GateReport) -> String {
             ctx.t("mới đạt", "newly passing"),
         );
         for ex in &dr.examples {
-            let _ = write!(out, "<p><b>{}</b> <a href=\"/console/messages/{}\">{}</a></p>", ex.kind, url(&ex.message_id), esc(&ex.message_id));
+            let _ = write!(
+                out,
+                "<p><b>{}</b> <a href=\"/console/messages/{}\">{}</a></p>",
+                ex.kind,
+                url(&ex.message_id),
+                esc(&ex.message_id)
+            );
             if let Some(e) = &ex.error {
                 let _ = write!(out, "<pre class=\"bad\">{}</pre>", esc(e));
             }
@@ -306,15 +372,29 @@ fn report_html(ctx: &Ctx, r: &GateReport) -> String {
     out
 }
 
-async fn diff_page(st: &ConsoleState, ctx: &Ctx, id: &str, from: Option<i64>, to: Option<i64>) -> Response {
+async fn diff_page(
+    st: &ConsoleState,
+    ctx: &Ctx,
+    id: &str,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Response {
     let (Some(from), Some(to)) = (from, to) else {
         return error_page(ctx, StatusCode::BAD_REQUEST, "?from=&to=");
     };
     let versions = st.admin.admin.versions();
     let (a, b) = match (versions.get(id, from).await, versions.get(id, to).await) {
         (Ok(Some(a)), Ok(Some(b))) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return error_page(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-        _ => return error_page(ctx, StatusCode::NOT_FOUND, ctx.t("Không có phiên bản này", "No such version")),
+        (Err(e), _) | (_, Err(e)) => {
+            return error_page(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
+        _ => {
+            return error_page(
+                ctx,
+                StatusCode::NOT_FOUND,
+                ctx.t("Không có phiên bản này", "No such version"),
+            )
+        }
     };
     let body = format!(
         "<h1>{} v{from} → v{to}</h1><p><a href=\"/console/mappings/{}\">← {}</a></p>{}",
@@ -351,30 +431,54 @@ pub async fn post_any(
     if let Some(id) = rest.strip_suffix("/rollback") {
         let ctx = match admin_only(&st, &headers, &q) {
             Ok(c) => c,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         let (Some(to), Some(expected)) = (f.to_version, f.expected) else {
             return error_page(&ctx, StatusCode::BAD_REQUEST, "to_version, expected");
         };
-        return match admin.rollback(id, to, expected, &ctx.who.actor(), "console rollback").await {
-            Ok((_, act)) => Redirect::to(&format!("/console/mappings/{}?rolled_back={}", url(id), act.to_version)).into_response(),
+        return match admin
+            .rollback(id, to, expected, &ctx.who.actor(), "console rollback")
+            .await
+        {
+            Ok((_, act)) => Redirect::to(&format!(
+                "/console/mappings/{}?rolled_back={}",
+                url(id),
+                act.to_version
+            ))
+            .into_response(),
             Err(e) => {
                 let status = status_of(&e);
                 let report = match e {
                     AdminError::Rejected(r) => Some(*r),
                     _ => None,
                 };
-                let draft = Draft { report, error: Some(ctx.t("Không quay lại được.", "Rollback refused.").to_string()), ..Draft::default() };
+                let draft = Draft {
+                    report,
+                    error: Some(
+                        ctx.t("Không quay lại được.", "Rollback refused.")
+                            .to_string(),
+                    ),
+                    ..Draft::default()
+                };
                 editor(&st, &ctx, id, draft, None, status).await
             }
         };
     }
     let id = rest.as_str();
-    let ctx = match if f.action == "activate" { admin_only(&st, &headers, &q) } else { signed_in(&st, &headers, &q) } {
+    let ctx = match if f.action == "activate" {
+        admin_only(&st, &headers, &q)
+    } else {
+        signed_in(&st, &headers, &q)
+    } {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    let mut draft = Draft { content: Some(f.content.clone()), comment: f.comment.clone(), sample: f.sample.clone(), ..Draft::default() };
+    let mut draft = Draft {
+        content: Some(f.content.clone()),
+        comment: f.comment.clone(),
+        sample: f.sample.clone(),
+        ..Draft::default()
+    };
     match f.action.as_str() {
         "validate" => match admin.validate(id, &f.content, false).await {
             Ok(r) => draft.report = Some(r),
@@ -405,7 +509,12 @@ pub async fn post_any(
             };
             match admin.propose(p).await {
                 Ok((_, act)) => {
-                    return Redirect::to(&format!("/console/mappings/{}?activated={}", url(id), act.to_version)).into_response()
+                    return Redirect::to(&format!(
+                        "/console/mappings/{}?activated={}",
+                        url(id),
+                        act.to_version
+                    ))
+                    .into_response()
                 }
                 Err(e) => {
                     let status = status_of(&e);
@@ -443,16 +552,25 @@ async fn sample_input(st: &ConsoleState, id: &str, message_id: &str) -> Result<V
         let parsed: Option<String> = row.and_then(|r| sqlx::Row::try_get(&r, "parsed").ok());
         return match parsed {
             Some(p) => serde_json::from_str(&p).map_err(|e| e.to_string()),
-            None => Err(format!("no stored message '{message_id}' with a parsed tree")),
+            None => Err(format!(
+                "no stored message '{message_id}' with a parsed tree"
+            )),
         };
     }
     let set = st.admin.admin.active().load();
-    let m = set.mappings.get(id).ok_or_else(|| format!("no active mapping '{id}'"))?;
+    let m = set
+        .mappings
+        .get(id)
+        .ok_or_else(|| format!("no active mapping '{id}'"))?;
     match m.tests.first().map(|t| &t.input) {
         Some(crate::mapping::compile::TestInput::Tree(v)) => Ok(v.clone()),
         Some(crate::mapping::compile::TestInput::Bytes { path, bytes }) => {
             let name = path.file_name().and_then(|n| n.to_str());
-            st.admin.admin.schemas().decode(&m.source.schema, bytes, name).map_err(|e| e.to_string())
+            st.admin
+                .admin
+                .schemas()
+                .decode(&m.source.schema, bytes, name)
+                .map_err(|e| e.to_string())
         }
         None => Err("the mapping has no test case; give a stored message id".into()),
     }

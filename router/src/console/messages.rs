@@ -29,13 +29,26 @@ pub struct SearchQuery {
 }
 
 fn text(r: &sqlx::any::AnyRow, col: &str) -> String {
-    r.try_get::<Option<String>, _>(col).ok().flatten().unwrap_or_default()
+    r.try_get::<Option<String>, _>(col)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }
 
-pub async fn search(State(st): State<ConsoleState>, headers: HeaderMap, Query(q): Query<SearchQuery>) -> Response {
-    let ctx = match signed_in(&st, &headers, &LangQuery { lang: q.lang.clone() }) {
+pub async fn search(
+    State(st): State<ConsoleState>,
+    headers: HeaderMap,
+    Query(q): Query<SearchQuery>,
+) -> Response {
+    let ctx = match signed_in(
+        &st,
+        &headers,
+        &LangQuery {
+            lang: q.lang.clone(),
+        },
+    ) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let term = q.q.clone().unwrap_or_default();
     let mut body = format!(
@@ -62,10 +75,21 @@ pub async fn search(State(st): State<ConsoleState>, headers: HeaderMap, Query(q)
     };
     let rows = match rows {
         Ok(r) => r,
-        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, ctx.render("503", &esc(&e.to_string()))).into_response(),
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ctx.render("503", &esc(&e.to_string())),
+            )
+                .into_response()
+        }
     };
     if !term.is_empty() {
-        let _ = write!(body, "<h2>{} {}</h2>", ctx.t("Dòng thời gian của", "Timeline of"), esc(term));
+        let _ = write!(
+            body,
+            "<h2>{} {}</h2>",
+            ctx.t("Dòng thời gian của", "Timeline of"),
+            esc(term)
+        );
     }
     let _ = write!(
         body,
@@ -91,23 +115,37 @@ pub async fn search(State(st): State<ConsoleState>, headers: HeaderMap, Query(q)
     }
     body.push_str("</table>");
     if rows.is_empty() {
-        let _ = write!(body, "<p class=\"muted\" id=\"no-results\">{}</p>", ctx.t("Không có kết quả.", "No results."));
+        let _ = write!(
+            body,
+            "<p class=\"muted\" id=\"no-results\">{}</p>",
+            ctx.t("Không có kết quả.", "No results.")
+        );
     }
     ctx.render(ctx.t("Thông điệp", "Messages"), &body)
 }
 
-pub async fn message(State(st): State<ConsoleState>, Path(id): Path<String>, headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
+pub async fn message(
+    State(st): State<ConsoleState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Response {
     let ctx = match signed_in(&st, &headers, &q) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     message_page(&st, &ctx, &id, None).await
 }
 
-pub async fn dry_run(State(st): State<ConsoleState>, Path(id): Path<String>, headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
+pub async fn dry_run(
+    State(st): State<ConsoleState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Response {
     let ctx = match signed_in(&st, &headers, &q) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let section = dry_run_html(&st, &ctx, &id).await;
     message_page(&st, &ctx, &id, Some(section)).await
@@ -121,12 +159,34 @@ async fn message_page(st: &ConsoleState, ctx: &Ctx, id: &str, extra: Option<Stri
         .await;
     let row = match row {
         Ok(Some(r)) => r,
-        Ok(None) => return (StatusCode::NOT_FOUND, ctx.render("404", &format!("<p class=\"bad\">{} {}</p>", ctx.t("Không có thông điệp", "No message"), esc(id)))).into_response(),
-        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, ctx.render("503", &esc(&e.to_string()))).into_response(),
+        Ok(None) => {
+            return (
+                StatusCode::NOT_FOUND,
+                ctx.render(
+                    "404",
+                    &format!(
+                        "<p class=\"bad\">{} {}</p>",
+                        ctx.t("Không có thông điệp", "No message"),
+                        esc(id)
+                    ),
+                ),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ctx.render("503", &esc(&e.to_string())),
+            )
+                .into_response()
+        }
     };
     let raw: Vec<u8> = row.try_get("raw").unwrap_or_default();
     let parsed = text(&row, "parsed");
-    let parsed_pretty = serde_json::from_str::<Value>(&parsed).ok().and_then(|v| serde_json::to_string_pretty(&v).ok()).unwrap_or(parsed);
+    let parsed_pretty = serde_json::from_str::<Value>(&parsed)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or(parsed);
     let corr = text(&row, "correlation_id");
     let mut body = format!(
         "<h1>{} {}</h1><p>{} · {}/{} · <a href=\"/console/messages?q={}\">{}</a> · {}</p>",
@@ -167,7 +227,11 @@ async fn message_page(st: &ConsoleState, ctx: &Ctx, id: &str, extra: Option<Stri
     .fetch_all(pool)
     .await
     .unwrap_or_default();
-    let _ = write!(body, "<h2>{}</h2>", ctx.t("Các lần chuyển đi", "Deliveries"));
+    let _ = write!(
+        body,
+        "<h2>{}</h2>",
+        ctx.t("Các lần chuyển đi", "Deliveries")
+    );
     for d in &deliveries {
         let did = text(d, "id");
         let _ = write!(
@@ -180,7 +244,9 @@ async fn message_page(st: &ConsoleState, ctx: &Ctx, id: &str, extra: Option<Stri
             esc(&text(d, "state")),
             d.try_get::<i64, _>("attempts").unwrap_or(0),
             ctx.t("lần gửi", "attempts"),
-            esc(&String::from_utf8_lossy(&d.try_get::<Vec<u8>, _>("body").unwrap_or_default())),
+            esc(&String::from_utf8_lossy(
+                &d.try_get::<Vec<u8>, _>("body").unwrap_or_default()
+            )),
         );
         let err = text(d, "last_error");
         if !err.is_empty() {
@@ -200,7 +266,11 @@ async fn message_page(st: &ConsoleState, ctx: &Ctx, id: &str, extra: Option<Stri
                     a.try_get::<i64, _>("n").unwrap_or(0),
                     time(a.try_get("started_at").unwrap_or(0)),
                     a.try_get::<i64, _>("latency_ms").unwrap_or(0),
-                    a.try_get::<Option<i64>, _>("status").ok().flatten().map(|s| s.to_string()).unwrap_or_default(),
+                    a.try_get::<Option<i64>, _>("status")
+                        .ok()
+                        .flatten()
+                        .map(|s| s.to_string())
+                        .unwrap_or_default(),
                     esc(&text(&a, "outcome")),
                     esc(&text(&a, "error")),
                 );
@@ -220,10 +290,19 @@ async fn dry_run_html(st: &ConsoleState, ctx: &Ctx, id: &str) -> String {
         .fetch_optional(pool)
         .await;
     let Ok(Some(row)) = row else {
-        return format!("<p class=\"bad\">{}</p>", ctx.t("Không đọc được thông điệp.", "Cannot read the message."));
+        return format!(
+            "<p class=\"bad\">{}</p>",
+            ctx.t("Không đọc được thông điệp.", "Cannot read the message.")
+        );
     };
     let Ok(tree) = serde_json::from_str::<Value>(&text(&row, "parsed")) else {
-        return format!("<p class=\"bad\">{}</p>", ctx.t("Thông điệp không có cây đã phân tích.", "The message has no parsed tree."));
+        return format!(
+            "<p class=\"bad\">{}</p>",
+            ctx.t(
+                "Thông điệp không có cây đã phân tích.",
+                "The message has no parsed tree."
+            )
+        );
     };
     let (system, mtype) = (text(&row, "source_system"), text(&row, "message_type"));
     let set = st.admin.admin.active().load();
@@ -233,16 +312,35 @@ async fn dry_run_html(st: &ConsoleState, ctx: &Ctx, id: &str) -> String {
         .fetch_all(pool)
         .await
         .unwrap_or_default();
-    let mut out = format!("<div class=\"box\" id=\"dry-run-result\"><b>{}</b>", ctx.t("Kết quả chạy thử (không gửi gì)", "Dry run result (nothing sent)"));
+    let mut out = format!(
+        "<div class=\"box\" id=\"dry-run-result\"><b>{}</b>",
+        ctx.t(
+            "Kết quả chạy thử (không gửi gì)",
+            "Dry run result (nothing sent)"
+        )
+    );
     let targets = set.routes.resolve(&system, &mtype, &tree);
     if targets.is_empty() {
-        let _ = write!(out, "<p>{}</p>", ctx.t("Không tuyến nào khớp với thông điệp này lúc này.", "No route matches this message now."));
+        let _ = write!(
+            out,
+            "<p>{}</p>",
+            ctx.t(
+                "Không tuyến nào khớp với thông điệp này lúc này.",
+                "No route matches this message now."
+            )
+        );
     }
     for t in targets {
         let m = &t.mapping;
         let now = map_checked(m, schemas, &tree);
         let before = sent.iter().find(|d| text(d, "mapping_id") == m.id);
-        let _ = write!(out, "<h3>{} · {} v{}</h3>", esc(&t.system), esc(&m.id), m.version);
+        let _ = write!(
+            out,
+            "<h3>{} · {} v{}</h3>",
+            esc(&t.system),
+            esc(&m.id),
+            m.version
+        );
         match (now, before) {
             (Err(e), _) => {
                 let _ = write!(out, "<pre class=\"bad\">{}</pre>", esc(&e));
@@ -252,9 +350,19 @@ async fn dry_run_html(st: &ConsoleState, ctx: &Ctx, id: &str) -> String {
                 let old_v = d.try_get::<i64, _>("mapping_version").unwrap_or(0);
                 match schemas.decode(&m.target.schema, &body, None) {
                     Ok(old) if old == new => {
-                        let _ = write!(out, "<p class=\"ok\">{} (v{old_v} = v{})</p>", ctx.t("Giống hệt lần đã gửi", "Identical to what was sent"), m.version);
+                        let _ = write!(
+                            out,
+                            "<p class=\"ok\">{} (v{old_v} = v{})</p>",
+                            ctx.t("Giống hệt lần đã gửi", "Identical to what was sent"),
+                            m.version
+                        );
                     }
-                    Ok(old) => out.push_str(&diff_html(&tree_diff(&old, &new, &format!("sent (v{old_v})"), &format!("now (v{})", m.version)))),
+                    Ok(old) => out.push_str(&diff_html(&tree_diff(
+                        &old,
+                        &new,
+                        &format!("sent (v{old_v})"),
+                        &format!("now (v{})", m.version),
+                    ))),
                     Err(e) => {
                         let _ = write!(out, "<pre class=\"bad\">{}</pre>", esc(&e.to_string()));
                     }
@@ -264,7 +372,10 @@ async fn dry_run_html(st: &ConsoleState, ctx: &Ctx, id: &str) -> String {
                 let _ = write!(
                     out,
                     "<p>{}</p><pre>{}</pre>",
-                    ctx.t("Chưa từng gửi tới đích này; sẽ gửi:", "Never sent to this destination; would send:"),
+                    ctx.t(
+                        "Chưa từng gửi tới đích này; sẽ gửi:",
+                        "Never sent to this destination; would send:"
+                    ),
                     esc(&serde_json::to_string_pretty(&new).unwrap_or_default())
                 );
             }
@@ -274,10 +385,20 @@ async fn dry_run_html(st: &ConsoleState, ctx: &Ctx, id: &str) -> String {
     out
 }
 
-pub async fn dead_letters(State(st): State<ConsoleState>, headers: HeaderMap, Query(q): Query<SearchQuery>) -> Response {
-    let ctx = match signed_in(&st, &headers, &LangQuery { lang: q.lang.clone() }) {
+pub async fn dead_letters(
+    State(st): State<ConsoleState>,
+    headers: HeaderMap,
+    Query(q): Query<SearchQuery>,
+) -> Response {
+    let ctx = match signed_in(
+        &st,
+        &headers,
+        &LangQuery {
+            lang: q.lang.clone(),
+        },
+    ) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let dest = q.destination.clone().unwrap_or_default();
     let rows = sqlx::query(

@@ -51,16 +51,24 @@ pub fn routes(state: ConsoleState) -> Router {
     Router::new()
         .route("/console", get(dashboard::page))
         .route("/console/", get(dashboard::page))
-        .route("/console/style.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
+        .route(
+            "/console/style.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }),
+        )
         .route("/console/login", get(login_form).post(login))
         .route("/console/logout", post(logout))
         .route("/console/mappings", get(mappings::list))
-        .route("/console/mappings/{*rest}", get(mappings::get_any).post(mappings::post_any))
+        .route(
+            "/console/mappings/{*rest}",
+            get(mappings::get_any).post(mappings::post_any),
+        )
         .route("/console/messages", get(messages::search))
         .route("/console/messages/{id}", get(messages::message))
         .route("/console/messages/{id}/dry-run", post(messages::dry_run))
         .route("/console/dead", get(messages::dead_letters))
-        .layer(axum::extract::DefaultBodyLimit::max(crate::limits::MAX_MAPPING_FILE_BYTES + 256 * 1024))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::limits::MAX_MAPPING_FILE_BYTES + 256 * 1024,
+        ))
         .with_state(state)
 }
 
@@ -100,22 +108,46 @@ fn lang_of(headers: &HeaderMap, q: Option<&str>) -> (Lang, bool) {
     }
 }
 
+/// A page that answers instead of the one asked for (sign-in redirect, 403); boxed
+/// because a `Response` is large and this is the error side of every handler's first line.
+pub type Refusal = Box<Response>;
+
 /// Signed in (any role that may read), or a redirect to the sign-in form.
-pub fn signed_in(st: &ConsoleState, headers: &HeaderMap, q: &LangQuery) -> Result<Ctx, Response> {
+pub fn signed_in(st: &ConsoleState, headers: &HeaderMap, q: &LangQuery) -> Result<Ctx, Refusal> {
     let (lang, set_lang) = lang_of(headers, q.lang.as_deref());
     let who = cookie(headers, TOKEN_COOKIE).and_then(|t| st.admin.auth.authenticate(t));
     match who {
-        Some(who) if who.can_read() => Ok(Ctx { lang, set_lang, who }),
-        Some(who) => Err(forbidden(lang, &format!("{} ({})", who.name, lang.t("cần vai trò quản trị hoặc kiểm toán", "needs the admin or auditor role")))),
-        None => Err(Redirect::to("/console/login").into_response()),
+        Some(who) if who.can_read() => Ok(Ctx {
+            lang,
+            set_lang,
+            who,
+        }),
+        Some(who) => Err(Box::new(forbidden(
+            lang,
+            &format!(
+                "{} ({})",
+                who.name,
+                lang.t(
+                    "cần vai trò quản trị hoặc kiểm toán",
+                    "needs the admin or auditor role"
+                )
+            ),
+        ))),
+        None => Err(Box::new(Redirect::to("/console/login").into_response())),
     }
 }
 
 /// Signed in as admin (changes), or 403.
-pub fn admin_only(st: &ConsoleState, headers: &HeaderMap, q: &LangQuery) -> Result<Ctx, Response> {
+pub fn admin_only(st: &ConsoleState, headers: &HeaderMap, q: &LangQuery) -> Result<Ctx, Refusal> {
     let ctx = signed_in(st, headers, q)?;
     if !ctx.who.can_change() {
-        return Err(forbidden(ctx.lang, ctx.lang.t("Chỉ quản trị viên được thay đổi.", "Only administrators may make changes.")));
+        return Err(Box::new(forbidden(
+            ctx.lang,
+            ctx.lang.t(
+                "Chỉ quản trị viên được thay đổi.",
+                "Only administrators may make changes.",
+            ),
+        )));
     }
     Ok(ctx)
 }
@@ -131,7 +163,10 @@ impl Ctx {
         let who = format!("{} ({:?})", self.who.name, self.who.role).to_lowercase();
         let html = Html(page(self.lang, title, Some(&who), body));
         if self.set_lang {
-            let c = format!("{LANG_COOKIE}={}; Path=/console; SameSite=Strict; Max-Age=31536000", self.lang.code());
+            let c = format!(
+                "{LANG_COOKIE}={}; Path=/console; SameSite=Strict; Max-Age=31536000",
+                self.lang.code()
+            );
             ([(header::SET_COOKIE, c)], html).into_response()
         } else {
             html.into_response()
@@ -148,7 +183,9 @@ async fn login_form(headers: HeaderMap, Query(q): Query<LangQuery>) -> Response 
 }
 
 fn login_page(lang: Lang, error: Option<&str>) -> Response {
-    let err = error.map(|e| format!("<p class=\"bad\" id=\"login-error\">{}</p>", esc(e))).unwrap_or_default();
+    let err = error
+        .map(|e| format!("<p class=\"bad\" id=\"login-error\">{}</p>", esc(e)))
+        .unwrap_or_default();
     let body = format!(
         "<h1>{}</h1>{err}<form method=\"post\" action=\"/console/login\" class=\"box\">\
          <label>{}<br><input type=\"password\" name=\"token\" id=\"token\" size=\"50\" autocomplete=\"off\"></label> \
@@ -160,8 +197,16 @@ fn login_page(lang: Lang, error: Option<&str>) -> Response {
         lang.t("Đăng nhập", "Sign in"),
         lang.t("Dùng mã truy cập do quản trị viên cấp (vai trò quản trị hoặc kiểm toán).", "Use an API token from an administrator (admin or auditor role)."),
     );
-    let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
-    (status, Html(page(lang, lang.t("Đăng nhập", "Sign in"), None, &body))).into_response()
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        Html(page(lang, lang.t("Đăng nhập", "Sign in"), None, &body)),
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,16 +216,38 @@ struct LoginForm {
 }
 
 async fn login(State(st): State<ConsoleState>, Form(f): Form<LoginForm>) -> Response {
-    let lang = if f.lang.as_deref() == Some("en") { Lang::En } else { Lang::Vi };
+    let lang = if f.lang.as_deref() == Some("en") {
+        Lang::En
+    } else {
+        Lang::Vi
+    };
     let token = f.token.trim();
     match st.admin.auth.authenticate(token) {
-        Some(p) if p.can_read() && token.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b',') => {
+        Some(p)
+            if p.can_read()
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b';' && b != b',') =>
+        {
             let secure = "";
-            let c = format!("{TOKEN_COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict{secure}");
+            let c =
+                format!("{TOKEN_COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict{secure}");
             ([(header::SET_COOKIE, c)], Redirect::to("/console")).into_response()
         }
-        Some(_) => login_page(lang, Some(lang.t("Mã này không có quyền xem bảng điều khiển.", "This token may not use the console."))),
-        None => login_page(lang, Some(lang.t("Mã truy cập không đúng hoặc đã bị thu hồi.", "Unknown or revoked token."))),
+        Some(_) => login_page(
+            lang,
+            Some(lang.t(
+                "Mã này không có quyền xem bảng điều khiển.",
+                "This token may not use the console.",
+            )),
+        ),
+        None => login_page(
+            lang,
+            Some(lang.t(
+                "Mã truy cập không đúng hoặc đã bị thu hồi.",
+                "Unknown or revoked token.",
+            )),
+        ),
     }
 }
 
