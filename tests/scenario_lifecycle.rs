@@ -190,3 +190,13 @@ async fn with_faults_at_every_partner_embedded() {
     with_faults(Backend::Embedded).await;
 }
 
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn happy_path_rabbitmq_postgres() {
+    happy_path(Backend::rabbit_pg("happy_path").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_faults_at_every_partner_rabbitmq_postgres() {
+    with_faults(Backend::rabbit_pg("with_faults_").await).await;
+}

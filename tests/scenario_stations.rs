@@ -182,3 +182,8 @@ async fn a_day_of_stations(backend: Backend) {
 async fn a_day_of_three_stations_embedded() {
     a_day_of_stations(Backend::Embedded).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_of_three_stations_rabbitmq_postgres() {
+    a_day_of_stations(Backend::rabbit_pg("a_day_of_thr").await).await;
+}

@@ -82,3 +82,8 @@ async fn status_sync(backend: Backend) {
 async fn status_changes_reach_the_national_portal_embedded() {
     status_sync(Backend::Embedded).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_changes_reach_the_national_portal_rabbitmq_postgres() {
+    status_sync(Backend::rabbit_pg("status_chang").await).await;
+}

@@ -69,13 +69,27 @@ impl Backend {
         }
     }
 
-    /// Drops the schema (RabbitMQ queues are removed by the test's prefix cleanup).
+    /// Drops the schema and deletes the queues and exchanges named with the test's prefix.
     pub async fn cleanup(&self) {
         use sqlx::Connection;
-        if let Backend::RabbitPg { schema } = self {
-            if let Ok(mut conn) = sqlx::PgConnection::connect(PG_ADMIN).await {
-                let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut conn).await;
-            }
+        let Backend::RabbitPg { schema } = self else { return };
+        if let Ok(mut conn) = sqlx::PgConnection::connect(PG_ADMIN).await {
+            let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut conn).await;
+        }
+        let names = |what: &str| -> Vec<String> {
+            std::process::Command::new("rabbitmqctl")
+                .args([what, "--quiet", "--no-table-headers", "name"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::trim).filter(|n| n.starts_with(schema.as_str())).map(String::from).collect())
+                .unwrap_or_default()
+        };
+        let Ok(conn) = lapin::Connection::connect(RABBIT, lapin::ConnectionProperties::default()).await else { return };
+        let Ok(ch) = conn.create_channel().await else { return };
+        for q in names("list_queues") {
+            let _ = ch.queue_delete(q.as_str().into(), lapin::options::QueueDeleteOptions::default()).await;
+        }
+        for x in names("list_exchanges") {
+            let _ = ch.exchange_delete(x.as_str().into(), lapin::options::ExchangeDeleteOptions::default()).await;
         }
     }
 }
