@@ -135,6 +135,11 @@ pub(super) async fn reject(
 /// pending or in flight: that is what keeps one dossier's messages in acceptance
 /// order across retries while other dossiers keep flowing. An in-flight delivery
 /// whose lease expired (its worker crashed) is due again.
+///
+/// The unary `+` on `next_attempt_at` keeps the planner from using the
+/// `(destination, next_attempt_at)` index here: walking `deliveries_dest_seq` in `seq`
+/// order and stopping at `LIMIT` is O(lease size), while sorting every due row was
+/// O(backlog) per lease (see migration `..._lease_order_index.sql`).
 pub(super) async fn lease(
     conn: &mut AnyConnection,
     r: &LeaseRequest,
@@ -143,7 +148,7 @@ pub(super) async fn lease(
         "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
          WHERE seq IN ( \
            SELECT d.seq FROM deliveries d \
-           WHERE d.destination = $3 AND d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= $2 \
+           WHERE d.destination = $3 AND d.state IN ('pending', 'in_flight') AND +d.next_attempt_at <= $2 \
              AND (d.state = 'pending' OR d.lease_until < $2) \
              AND NOT EXISTS ( \
                SELECT 1 FROM deliveries e \
