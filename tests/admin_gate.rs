@@ -53,13 +53,29 @@ fn schemas() -> Arc<SchemaRegistry> {
 async fn env_with(options: AdminOptions) -> Env {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&repo().join("mappings"), &tmp.path().join("mappings"));
-    copy_dir(&repo().join("tests/fixtures"), &tmp.path().join("tests/fixtures"));
-    let store = Store::open_sqlite_dir(&tmp.path().join("data"), StoreOptions::default()).await.unwrap();
-    let mappings = tmp.path().join("mappings");
-    let admin = MappingAdmin::bootstrap(&store, schemas(), &mappings, &mappings.join("routes.yaml"), options)
+    copy_dir(
+        &repo().join("tests/fixtures"),
+        &tmp.path().join("tests/fixtures"),
+    );
+    let store = Store::open_sqlite_dir(&tmp.path().join("data"), StoreOptions::default())
         .await
-        .expect("bootstrap from the repository's mappings");
-    Env { _tmp: tmp, mappings, store, admin }
+        .unwrap();
+    let mappings = tmp.path().join("mappings");
+    let admin = MappingAdmin::bootstrap(
+        &store,
+        schemas(),
+        &mappings,
+        &mappings.join("routes.yaml"),
+        options,
+    )
+    .await
+    .expect("bootstrap from the repository's mappings");
+    Env {
+        _tmp: tmp,
+        mappings,
+        store,
+        admin,
+    }
 }
 
 async fn env() -> Env {
@@ -67,7 +83,9 @@ async fn env() -> Env {
 }
 
 fn fixture() -> serde_json::Value {
-    let p = repo().join("tests/fixtures/inbound/province-portal/dossier.filed/01-tam-ky-an-my-chuyen-nhuong.json");
+    let p = repo().join(
+        "tests/fixtures/inbound/province-portal/dossier.filed/01-tam-ky-an-my-chuyen-nhuong.json",
+    );
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
@@ -118,7 +136,8 @@ async fn verify_chain(store: &Store) -> Vec<String> {
     let mut prev = router::audit::GENESIS_HASH.to_string();
     let mut kinds = Vec::new();
     for r in rows {
-        let detail: serde_json::Value = serde_json::from_str(&r.get::<String, _>("detail")).unwrap();
+        let detail: serde_json::Value =
+            serde_json::from_str(&r.get::<String, _>("detail")).unwrap();
         let kind: String = r.get("kind");
         let obj = event_object(
             r.get("seq"),
@@ -129,9 +148,19 @@ async fn verify_chain(store: &Store) -> Vec<String> {
             &r.get::<String, _>("actor"),
             &detail,
         );
-        assert_eq!(r.get::<String, _>("prev_hash"), prev, "trail row {} does not follow its predecessor", r.get::<i64, _>("seq"));
+        assert_eq!(
+            r.get::<String, _>("prev_hash"),
+            prev,
+            "trail row {} does not follow its predecessor",
+            r.get::<i64, _>("seq")
+        );
         let h = event_hash(&prev, &obj);
-        assert_eq!(h, r.get::<String, _>("hash"), "trail row {} hash mismatch", r.get::<i64, _>("seq"));
+        assert_eq!(
+            h,
+            r.get::<String, _>("hash"),
+            "trail row {} hash mismatch",
+            r.get::<i64, _>("seq")
+        );
         prev = h;
         if detail["mapping_id"] == ID {
             kinds.push(kind);
@@ -144,7 +173,11 @@ async fn verify_chain(store: &Store) -> Vec<String> {
 async fn import_then_every_step_of_the_gate_refuses_what_it_should() {
     let env = env().await;
     let set = env.admin.active().load();
-    assert!(set.mappings.len() >= 20, "all repository mappings imported, got {}", set.mappings.len());
+    assert!(
+        set.mappings.len() >= 20,
+        "all repository mappings imported, got {}",
+        set.mappings.len()
+    );
     assert_eq!(set.mappings.get(ID).unwrap().version, 1);
     let original = active_text(&env);
 
@@ -168,20 +201,41 @@ async fn import_then_every_step_of_the_gate_refuses_what_it_should() {
         panic!("an unknown source path must be refused")
     };
     assert_eq!(r.failed_step(), Some("schema"), "{}", r.summary());
-    assert!(r.steps[1].diagnostics.iter().any(|d| d.message.contains("MaThuTucHC") && d.line > 0), "{:?}", r.steps[1]);
+    assert!(
+        r.steps[1]
+            .diagnostics
+            .iter()
+            .any(|d| d.message.contains("MaThuTucHC") && d.line > 0),
+        "{:?}",
+        r.steps[1]
+    );
 
     // (c) a change that breaks the mapping's own tests.
-    let wrong = original.replace("- { target: loaiBienDong, const: CHUYEN_NHUONG }", "- { target: loaiBienDong, const: TANG_CHO }");
+    let wrong = original.replace(
+        "- { target: loaiBienDong, const: CHUYEN_NHUONG }",
+        "- { target: loaiBienDong, const: TANG_CHO }",
+    );
     let Err(AdminError::Rejected(r)) = env.admin.propose(proposal(wrong, Some(1))).await else {
         panic!("failing tests must be refused")
     };
     assert_eq!(r.failed_step(), Some("tests"));
-    assert!(r.test_failures[0].detail.contains("TANG_CHO"), "{}", r.test_failures[0].detail);
+    assert!(
+        r.test_failures[0].detail.contains("TANG_CHO"),
+        "{}",
+        r.test_failures[0].detail
+    );
 
     // Nothing was recorded: still version 1 only, no admin trail event.
     assert_eq!(env.admin.versions().history(ID).await.unwrap().len(), 1);
-    assert_eq!(env.admin.active().load().mappings.get(ID).unwrap().version, 1);
-    assert_eq!(verify_chain(&env.store).await, vec!["mapping.activated"], "only the import is in the trail");
+    assert_eq!(
+        env.admin.active().load().mappings.get(ID).unwrap().version,
+        1
+    );
+    assert_eq!(
+        verify_chain(&env.store).await,
+        vec!["mapping.activated"],
+        "only the import is in the trail"
+    );
 }
 
 #[tokio::test]
@@ -194,7 +248,10 @@ async fn dry_run_reports_changes_and_blocks_regressions_then_activation_rollback
     padded["TenTTHC"] = serde_json::Value::from("  Đăng ký biến động  ");
     let m2 = store_message(&env.store, &padded).await;
     let mut no_deadline = base.clone();
-    no_deadline.as_object_mut().unwrap().shift_remove("NgayHenTra");
+    no_deadline
+        .as_object_mut()
+        .unwrap()
+        .shift_remove("NgayHenTra");
     let m3 = store_message(&env.store, &no_deadline).await;
     let mut other_status = base.clone();
     other_status["TrangThaiHoSo"] = serde_json::Value::from("4");
@@ -206,14 +263,26 @@ async fn dry_run_reports_changes_and_blocks_regressions_then_activation_rollback
         "  - target: thoiDiemHenTra\n    source: NgayHenTra\n    required: true\n",
     );
     assert_ne!(regress, original);
-    let Err(AdminError::Rejected(r)) = env.admin.propose(proposal(regress.clone(), Some(1))).await else {
+    let Err(AdminError::Rejected(r)) = env.admin.propose(proposal(regress.clone(), Some(1))).await
+    else {
         panic!("a regression on stored traffic must block activation")
     };
     assert_eq!(r.failed_step(), Some("dry_run"), "{}", r.summary());
     let dr = r.dry_run.as_ref().unwrap();
-    assert_eq!((dr.sampled, dr.not_routed, dr.now_failing, dr.unchanged), (4, 1, 1, 2), "{dr:?}");
+    assert_eq!(
+        (dr.sampled, dr.not_routed, dr.now_failing, dr.unchanged),
+        (4, 1, 1, 2),
+        "{dr:?}"
+    );
     assert_eq!(dr.examples[0].message_id, m3);
-    assert!(dr.examples[0].error.as_deref().unwrap().contains("NgayHenTra"), "{dr:?}");
+    assert!(
+        dr.examples[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("NgayHenTra"),
+        "{dr:?}"
+    );
 
     // Validate only: the same report, nothing activated.
     let report = env.admin.validate(ID, &regress, false).await.unwrap();
@@ -226,21 +295,46 @@ async fn dry_run_reports_changes_and_blocks_regressions_then_activation_rollback
         "- { target: tenThuTucHanhChinh, source: TenTTHC, pipe: [nfc] }",
     );
     assert_ne!(untrimmed, original);
-    let (report, act) = env.admin.propose(proposal(untrimmed.clone(), Some(1))).await.expect("a good change is activated");
+    let (report, act) = env
+        .admin
+        .propose(proposal(untrimmed.clone(), Some(1)))
+        .await
+        .expect("a good change is activated");
     let dr = report.dry_run.as_ref().unwrap();
-    assert_eq!((dr.changed, dr.unchanged, dr.now_failing), (1, 2, 0), "{dr:?}");
+    assert_eq!(
+        (dr.changed, dr.unchanged, dr.now_failing),
+        (1, 2, 0),
+        "{dr:?}"
+    );
     assert_eq!(dr.examples[0].message_id, m2);
     let diff = dr.examples[0].diff.as_deref().unwrap();
-    assert!(diff.contains("-  \"tenThuTucHanhChinh\": \"Đăng ký biến động\"") && diff.contains("+  \"tenThuTucHanhChinh\": \"  Đăng ký biến động  \""), "{diff}");
+    assert!(
+        diff.contains("-  \"tenThuTucHanhChinh\": \"Đăng ký biến động\"")
+            && diff.contains("+  \"tenThuTucHanhChinh\": \"  Đăng ký biến động  \""),
+        "{diff}"
+    );
     assert_eq!((act.from_version, act.to_version), (Some(1), 2));
     let set = env.admin.active().load();
-    assert_eq!(set.mappings.get(ID).unwrap().version, 2, "the running set uses the store version");
-    let routed = set.routes.resolve("province-portal", "dossier.filed", &base);
-    assert!(routed.iter().any(|t| t.mapping.id == ID && t.mapping.version == 2), "routes point at the new version");
+    assert_eq!(
+        set.mappings.get(ID).unwrap().version,
+        2,
+        "the running set uses the store version"
+    );
+    let routed = set
+        .routes
+        .resolve("province-portal", "dossier.filed", &base);
+    assert!(
+        routed
+            .iter()
+            .any(|t| t.mapping.id == ID && t.mapping.version == 2),
+        "routes point at the new version"
+    );
     let _ = m1;
 
     // A stale precondition: 409-equivalent, nothing overwritten.
-    let Err(AdminError::Conflict { current, .. }) = env.admin.propose(proposal(original.clone(), Some(1))).await else {
+    let Err(AdminError::Conflict { current, .. }) =
+        env.admin.propose(proposal(original.clone(), Some(1))).await
+    else {
         panic!("a stale If-Match must conflict")
     };
     assert_eq!(current, Some(2));
@@ -250,25 +344,55 @@ async fn dry_run_reports_changes_and_blocks_regressions_then_activation_rollback
     let v1 = env.admin.versions().get(ID, 1).await.unwrap().unwrap();
     let v2 = env.admin.versions().get(ID, 2).await.unwrap().unwrap();
     let d = router::admin::versions::unified_diff(ID, &v1, &v2);
-    assert!(d.contains("--- province-portal/dossier-filed.to-lis@v1") && d.contains("+  - { target: tenThuTucHanhChinh, source: TenTTHC, pipe: [nfc] }"), "{d}");
+    assert!(
+        d.contains("--- province-portal/dossier-filed.to-lis@v1")
+            && d.contains("+  - { target: tenThuTucHanhChinh, source: TenTTHC, pipe: [nfc] }"),
+        "{d}"
+    );
 
     // Rollback to 1.
-    let (_, act) = env.admin.rollback(ID, 1, 2, "admin:test", "back").await.unwrap();
+    let (_, act) = env
+        .admin
+        .rollback(ID, 1, 2, "admin:test", "back")
+        .await
+        .unwrap();
     assert_eq!((act.from_version, act.to_version), (Some(2), 1));
-    assert_eq!(env.admin.active().load().mappings.get(ID).unwrap().version, 1);
+    assert_eq!(
+        env.admin.active().load().mappings.get(ID).unwrap().version,
+        1
+    );
     let hist = env.admin.versions().history(ID).await.unwrap();
-    assert_eq!(hist.iter().map(|v| (v.version, v.active)).collect::<Vec<_>>(), vec![(2, false), (1, true)]);
+    assert_eq!(
+        hist.iter()
+            .map(|v| (v.version, v.active))
+            .collect::<Vec<_>>(),
+        vec![(2, false), (1, true)]
+    );
 
     // The trail has both events, chained, with actor, versions and hashes.
     let kinds = verify_chain(&env.store).await;
-    assert_eq!(kinds, vec!["mapping.activated", "mapping.activated", "mapping.rolled_back"], "import, change, rollback");
+    assert_eq!(
+        kinds,
+        vec![
+            "mapping.activated",
+            "mapping.activated",
+            "mapping.rolled_back"
+        ],
+        "import, change, rollback"
+    );
     let row = sqlx::query("SELECT actor, detail FROM trail WHERE kind = 'mapping.rolled_back'")
         .fetch_one(env.store.read_pool())
         .await
         .unwrap();
     let detail: serde_json::Value = serde_json::from_str(&row.get::<String, _>("detail")).unwrap();
     assert_eq!(row.get::<String, _>("actor"), "admin:test");
-    assert_eq!((detail["from_version"].as_i64(), detail["to_version"].as_i64()), (Some(2), Some(1)));
+    assert_eq!(
+        (
+            detail["from_version"].as_i64(),
+            detail["to_version"].as_i64()
+        ),
+        (Some(2), Some(1))
+    );
     assert_eq!(detail["to_hash"], v1.meta.content_hash.as_str());
     assert_eq!(detail["from_hash"], v2.meta.content_hash.as_str());
 }
@@ -277,8 +401,15 @@ async fn dry_run_reports_changes_and_blocks_regressions_then_activation_rollback
 async fn hostile_uploads_get_a_clear_error_and_nothing_else() {
     let env = env().await;
     let bomb = "id: province-portal/dossier-filed.to-lis\nversion: 1\na: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n".to_string();
-    let deep = format!("id: {ID}\nversion: 1\nx: {}{}\n", "[".repeat(5000), "]".repeat(5000));
-    let huge = format!("id: {ID}\nversion: 1\ndescription: \"{}\"\n", "a".repeat(2 * 1024 * 1024));
+    let deep = format!(
+        "id: {ID}\nversion: 1\nx: {}{}\n",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let huge = format!(
+        "id: {ID}\nversion: 1\ndescription: \"{}\"\n",
+        "a".repeat(2 * 1024 * 1024)
+    );
     for (name, text) in [("alias bomb", bomb), ("deep nesting", deep), ("huge", huge)] {
         let t = std::time::Instant::now();
         let Err(AdminError::Rejected(r)) = env.admin.propose(proposal(text, Some(1))).await else {
@@ -286,8 +417,15 @@ async fn hostile_uploads_get_a_clear_error_and_nothing_else() {
         };
         assert_eq!(r.failed_step(), Some("compile"), "{name}");
         let msg = r.summary();
-        assert!(!msg.is_empty() && msg.len() < 2000, "{name}: a short, clear message: {msg}");
-        assert!(t.elapsed() < Duration::from_secs(5), "{name} took {:?}", t.elapsed());
+        assert!(
+            !msg.is_empty() && msg.len() < 2000,
+            "{name}: a short, clear message: {msg}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{name} took {:?}",
+            t.elapsed()
+        );
         eprintln!("{name}: {msg}");
     }
     assert_eq!(env.admin.versions().history(ID).await.unwrap().len(), 1);
@@ -295,10 +433,14 @@ async fn hostile_uploads_get_a_clear_error_and_nothing_else() {
 
 #[tokio::test]
 async fn a_file_edit_goes_through_the_gate_and_a_restart_keeps_the_store_version() {
-    let options = AdminOptions { debounce: Duration::from_millis(200), ..AdminOptions::default() };
+    let options = AdminOptions {
+        debounce: Duration::from_millis(200),
+        ..AdminOptions::default()
+    };
     let env = env_with(options.clone()).await;
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let _w = router::admin::watch::spawn(env.admin.clone(), &env.mappings, shutdown.clone()).unwrap();
+    let _w =
+        router::admin::watch::spawn(env.admin.clone(), &env.mappings, shutdown.clone()).unwrap();
     let path = env.mappings.join(format!("{ID}.yaml"));
     let original = std::fs::read_to_string(&path).unwrap();
     let mut rx = env.admin.active().subscribe();
@@ -306,9 +448,16 @@ async fn a_file_edit_goes_through_the_gate_and_a_restart_keeps_the_store_version
     // A broken edit: refused, the active version stays, the report is kept for the console.
     std::fs::write(&path, original.replace("rules:", "rulez:")).unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(env.admin.active().load().mappings.get(ID).unwrap().version, 1);
+    assert_eq!(
+        env.admin.active().load().mappings.get(ID).unwrap().version,
+        1
+    );
     let reports = env.admin.file_reports();
-    assert_eq!(reports.first().map(|r| r.failed_step()), Some(Some("compile")), "{reports:?}");
+    assert_eq!(
+        reports.first().map(|r| r.failed_step()),
+        Some(Some("compile")),
+        "{reports:?}"
+    );
 
     // A good edit: activated as version 2 (author `file`).
     let good = original.replace("description: >-\n", "description: >-\n  Đã sửa qua tệp.\n");
@@ -324,15 +473,31 @@ async fn a_file_edit_goes_through_the_gate_and_a_restart_keeps_the_store_version
     .await
     .expect("the file edit is activated within 10 s");
     let hist = env.admin.versions().history(ID).await.unwrap();
-    assert_eq!((hist[0].version, hist[0].origin.as_str(), hist[0].author.as_str()), (2, "file", "file"));
+    assert_eq!(
+        (
+            hist[0].version,
+            hist[0].origin.as_str(),
+            hist[0].author.as_str()
+        ),
+        (2, "file", "file")
+    );
 
     // Roll back through the store, then restart: the file (version 2's content) is
     // known, so the store's active version 1 stays.
-    env.admin.rollback(ID, 1, 2, "admin:test", "").await.unwrap();
-    shutdown.cancel();
-    let again = MappingAdmin::bootstrap(&env.store, schemas(), &env.mappings, &env.mappings.join("routes.yaml"), options)
+    env.admin
+        .rollback(ID, 1, 2, "admin:test", "")
         .await
         .unwrap();
+    shutdown.cancel();
+    let again = MappingAdmin::bootstrap(
+        &env.store,
+        schemas(),
+        &env.mappings,
+        &env.mappings.join("routes.yaml"),
+        options,
+    )
+    .await
+    .unwrap();
     assert_eq!(again.active().load().mappings.get(ID).unwrap().version, 1);
     assert_eq!(again.versions().history(ID).await.unwrap().len(), 2);
 }

@@ -22,7 +22,18 @@ fn repo() -> PathBuf {
 
 fn psql(sql: &str) -> Result<(), String> {
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            sql,
+        ])
         .output()
         .map_err(|e| format!("cannot run psql ({e}); install the PostgreSQL client"))?;
     if out.status.success() {
@@ -61,30 +72,54 @@ async fn replica(url: &str, mappings: &Path, options: AdminOptions) -> (Store, A
         .await
         .unwrap_or_else(|e| panic!("{e}\nIs PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`"));
     let schemas = Arc::new(SchemaRegistry::load(&repo().join("schemas")).unwrap());
-    let admin = MappingAdmin::bootstrap(&store, schemas, mappings, &mappings.join("routes.yaml"), options).await.unwrap();
+    let admin = MappingAdmin::bootstrap(
+        &store,
+        schemas,
+        mappings,
+        &mappings.join("routes.yaml"),
+        options,
+    )
+    .await
+    .unwrap();
     (store, admin)
 }
 
 fn change(original: &str, n: usize) -> String {
-    original.replace("description: >-\n", &format!("description: >-\n  Sửa lần {n}.\n"))
+    original.replace(
+        "description: >-\n",
+        &format!("description: >-\n  Sửa lần {n}.\n"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_converge_and_concurrent_changes_cannot_both_win() {
-    let name = format!("lt_admin_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let name = format!(
+        "lt_admin_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
     psql(&format!("CREATE SCHEMA {name}")).unwrap_or_else(|e| panic!("{e}"));
     let _guard = PgSchema(name.clone());
     let url = format!("{PG_BASE}?options=-csearch_path%3D{name}");
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&repo().join("mappings"), &tmp.path().join("mappings"));
-    copy_dir(&repo().join("tests/fixtures"), &tmp.path().join("tests/fixtures"));
+    copy_dir(
+        &repo().join("tests/fixtures"),
+        &tmp.path().join("tests/fixtures"),
+    );
     let mappings = tmp.path().join("mappings");
-    let options = AdminOptions { poll_interval: Duration::from_millis(250), ..AdminOptions::default() };
+    let options = AdminOptions {
+        poll_interval: Duration::from_millis(250),
+        ..AdminOptions::default()
+    };
 
     // Both replicas start on the same files; the second finds them imported already.
     let (_sa, a) = replica(&url, &mappings, options.clone()).await;
     let (_sb, b) = replica(&url, &mappings, options.clone()).await;
-    assert_eq!(b.versions().history(ID).await.unwrap().len(), 1, "imported once, not once per replica");
+    assert_eq!(
+        b.versions().history(ID).await.unwrap().len(),
+        1,
+        "imported once, not once per replica"
+    );
     let stop = tokio_util::sync::CancellationToken::new();
     let _pa = a.spawn_poller(stop.clone());
     let _pb = b.spawn_poller(stop.clone());
@@ -102,12 +137,20 @@ async fn replicas_converge_and_concurrent_changes_cannot_both_win() {
 
     // A change through replica A is active on replica B within seconds.
     let t = Instant::now();
-    a.propose(p(change(&original, 1), 1, "admin:a")).await.unwrap();
+    a.propose(p(change(&original, 1), 1, "admin:a"))
+        .await
+        .unwrap();
     while b.active().load().mappings.get(ID).unwrap().version != 2 {
-        assert!(t.elapsed() < Duration::from_secs(5), "replica B did not converge within 5 s");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "replica B did not converge within 5 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    eprintln!("replica B converged {:?} after the change on A (poll interval 250 ms)", t.elapsed());
+    eprintln!(
+        "replica B converged {:?} after the change on A (poll interval 250 ms)",
+        t.elapsed()
+    );
     assert_eq!(b.active().load().generation, a.active().load().generation);
 
     // Both replicas race to change version 2: exactly one wins, the other conflicts.
@@ -116,17 +159,34 @@ async fn replicas_converge_and_concurrent_changes_cannot_both_win() {
         b.propose(p(change(&original, 3), 2, "admin:b")),
     );
     let wins = [ra.is_ok(), rb.is_ok()].iter().filter(|x| **x).count();
-    assert_eq!(wins, 1, "exactly one concurrent change wins: {ra:?} / {rb:?}");
+    assert_eq!(
+        wins, 1,
+        "exactly one concurrent change wins: {ra:?} / {rb:?}"
+    );
     for r in [&ra, &rb] {
         if let Err(e) = r {
-            assert!(matches!(e, AdminError::Conflict { current: Some(3), .. }), "the loser gets a conflict: {e}");
+            assert!(
+                matches!(
+                    e,
+                    AdminError::Conflict {
+                        current: Some(3),
+                        ..
+                    }
+                ),
+                "the loser gets a conflict: {e}"
+            );
         }
     }
     let hist = a.versions().history(ID).await.unwrap();
     assert_eq!(hist.len(), 3, "no lost or extra version: {hist:?}");
     let t = Instant::now();
-    while a.active().load().mappings.get(ID).unwrap().version != 3 || b.active().load().mappings.get(ID).unwrap().version != 3 {
-        assert!(t.elapsed() < Duration::from_secs(5), "replicas did not converge on version 3");
+    while a.active().load().mappings.get(ID).unwrap().version != 3
+        || b.active().load().mappings.get(ID).unwrap().version != 3
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "replicas did not converge on version 3"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -134,7 +194,10 @@ async fn replicas_converge_and_concurrent_changes_cannot_both_win() {
     b.rollback(ID, 1, 3, "admin:b", "incident").await.unwrap();
     let t = Instant::now();
     while a.active().load().mappings.get(ID).unwrap().version != 1 {
-        assert!(t.elapsed() < Duration::from_secs(5), "the rollback did not reach replica A");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the rollback did not reach replica A"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.cancel();

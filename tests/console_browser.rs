@@ -48,7 +48,11 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Kills chromedriver (and so its Chromium) when the test ends, pass or fail.
@@ -77,10 +81,18 @@ async fn start_driver() -> (Driver, u16) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}; install `chromium-driver`", bin.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {}: {e}; install `chromium-driver`",
+                bin.display()
+            )
+        });
     let driver = Driver(child);
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return (driver, port);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -90,7 +102,9 @@ async fn start_driver() -> (Driver, u16) {
 
 async fn browser(driver_port: u16, profile: &Path) -> Client {
     let mut caps = serde_json::Map::new();
-    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).is_file());
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file());
     let mut opts = json!({
         "args": [
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -100,7 +114,9 @@ async fn browser(driver_port: u16, profile: &Path) -> Client {
     });
     match chromium {
         Some(b) => opts["binary"] = Value::from(b),
-        None => panic!("chromium not found: install it with `apt-get install -y chromium chromium-driver`"),
+        None => panic!(
+            "chromium not found: install it with `apt-get install -y chromium chromium-driver`"
+        ),
     }
     caps.insert("goog:chromeOptions".into(), opts);
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -118,16 +134,28 @@ async fn shot(c: &Client, name: &str) {
 }
 
 async fn text_of(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("element {css}: {e}")).text().await.unwrap()
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("element {css}: {e}"))
+        .text()
+        .await
+        .unwrap()
 }
 
 async fn set_value(c: &Client, id: &str, value: &str) {
-    c.execute("document.getElementById(arguments[0]).value = arguments[1];", vec![json!(id), json!(value)]).await.unwrap();
+    c.execute(
+        "document.getElementById(arguments[0]).value = arguments[1];",
+        vec![json!(id), json!(value)],
+    )
+    .await
+    .unwrap();
 }
 
 /// One accepted dossier with its LIS delivery mapped by the active version, as intake stores it.
 async fn seed_message(store: &Store, admin: &MappingAdmin, schemas: &SchemaRegistry) -> String {
-    let p = repo().join("tests/fixtures/inbound/province-portal/dossier.filed/01-tam-ky-an-my-chuyen-nhuong.json");
+    let p = repo().join(
+        "tests/fixtures/inbound/province-portal/dossier.filed/01-tam-ky-an-my-chuyen-nhuong.json",
+    );
     let raw = std::fs::read(p).unwrap();
     let mut tree: Value = serde_json::from_slice(&raw).unwrap();
     tree["TenTTHC"] = Value::from("  Đăng ký biến động  ");
@@ -167,17 +195,41 @@ async fn seed_message(store: &Store, admin: &MappingAdmin, schemas: &SchemaRegis
 async fn console_sign_in_edit_validate_preview_activate_search_and_dry_run() {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&repo().join("mappings"), &tmp.path().join("mappings"));
-    copy_dir(&repo().join("tests/fixtures"), &tmp.path().join("tests/fixtures"));
+    copy_dir(
+        &repo().join("tests/fixtures"),
+        &tmp.path().join("tests/fixtures"),
+    );
     let mappings = tmp.path().join("mappings");
-    let store = Store::open_sqlite_dir(&tmp.path().join("data"), StoreOptions::default()).await.unwrap();
-    let schemas = Arc::new(SchemaRegistry::load(&repo().join("schemas")).unwrap());
-    let admin = MappingAdmin::bootstrap(&store, schemas.clone(), &mappings, &mappings.join("routes.yaml"), AdminOptions::default())
+    let store = Store::open_sqlite_dir(&tmp.path().join("data"), StoreOptions::default())
         .await
         .unwrap();
+    let schemas = Arc::new(SchemaRegistry::load(&repo().join("schemas")).unwrap());
+    let admin = MappingAdmin::bootstrap(
+        &store,
+        schemas.clone(),
+        &mappings,
+        &mappings.join("routes.yaml"),
+        AdminOptions::default(),
+    )
+    .await
+    .unwrap();
     let message_id = seed_message(&store, &admin, &schemas).await;
-    let auth = Arc::new(StaticTokens::new([(ADMIN_TOKEN.to_string(), Principal { name: "thu".into(), role: Role::Admin })]));
-    let state = AdminState { admin: admin.clone(), auth };
-    let app = router::console::routes(ConsoleState { admin: state.clone(), store: store.clone() }).merge(router::admin::api::routes(state));
+    let auth = Arc::new(StaticTokens::new([(
+        ADMIN_TOKEN.to_string(),
+        Principal {
+            name: "thu".into(),
+            role: Role::Admin,
+        },
+    )]));
+    let state = AdminState {
+        admin: admin.clone(),
+        auth,
+    };
+    let app = router::console::routes(ConsoleState {
+        admin: state.clone(),
+        store: store.clone(),
+    })
+    .merge(router::admin::api::routes(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -199,34 +251,86 @@ async fn console_sign_in_edit_validate_preview_activate_search_and_dry_run() {
 
 async fn steps(c: &Client, base: &str, message_id: &str) -> Result<(), String> {
     // Sign in (Vietnamese by default; a wrong token is refused first).
-    c.goto(&format!("{base}/console")).await.map_err(|e| e.to_string())?;
+    c.goto(&format!("{base}/console"))
+        .await
+        .map_err(|e| e.to_string())?;
     let url = c.current_url().await.unwrap();
-    assert!(url.path().ends_with("/console/login"), "unauthenticated → sign-in form, got {url}");
-    c.find(Locator::Id("token")).await.unwrap().send_keys("wrong").await.unwrap();
-    c.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+    assert!(
+        url.path().ends_with("/console/login"),
+        "unauthenticated → sign-in form, got {url}"
+    );
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys("wrong")
+        .await
+        .unwrap();
+    c.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     assert!(text_of(c, "#login-error").await.contains("không đúng"));
-    c.find(Locator::Id("token")).await.unwrap().send_keys(ADMIN_TOKEN).await.unwrap();
-    c.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(ADMIN_TOKEN)
+        .await
+        .unwrap();
+    c.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     assert_eq!(text_of(c, "h1").await, "Tổng quan");
     shot(c, "01-dashboard-vi").await;
     // The token cookie is HttpOnly: page scripts cannot read it.
     let cookies = c.execute("return document.cookie;", vec![]).await.unwrap();
-    assert!(!cookies.as_str().unwrap_or("").contains("lt_token"), "HttpOnly cookie visible to JS: {cookies}");
+    assert!(
+        !cookies.as_str().unwrap_or("").contains("lt_token"),
+        "HttpOnly cookie visible to JS: {cookies}"
+    );
     c.goto(&format!("{base}/console?lang=en")).await.unwrap();
     assert_eq!(text_of(c, "h1").await, "Dashboard");
     shot(c, "02-dashboard-en").await;
 
     // Break the mapping: the error is shown inline with line:column, nothing activated.
-    c.goto(&format!("{base}/console/mappings/{ID}")).await.unwrap();
+    c.goto(&format!("{base}/console/mappings/{ID}"))
+        .await
+        .unwrap();
     assert_eq!(text_of(c, "#active-version").await, "v1");
-    let original = c.find(Locator::Id("content")).await.unwrap().prop("value").await.unwrap().unwrap();
-    let broken = original.replace("- { target: maThuTucHanhChinh, source: MaTTHC,", "- { target: maThuTucHanhChinh, source: MaTTHCC,");
+    let original = c
+        .find(Locator::Id("content"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    let broken = original.replace(
+        "- { target: maThuTucHanhChinh, source: MaTTHC,",
+        "- { target: maThuTucHanhChinh, source: MaTTHCC,",
+    );
     assert_ne!(broken, original);
-    let line = original.lines().position(|l| l.contains("target: maThuTucHanhChinh")).unwrap() + 1;
+    let line = original
+        .lines()
+        .position(|l| l.contains("target: maThuTucHanhChinh"))
+        .unwrap()
+        + 1;
     set_value(c, "content", &broken).await;
-    c.find(Locator::Id("validate")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("validate"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let errors = text_of(c, "#errors").await;
-    assert!(errors.contains(&format!("{line}:")) && errors.contains("MaTTHCC"), "inline error at line {line}: {errors}");
+    assert!(
+        errors.contains(&format!("{line}:")) && errors.contains("MaTTHCC"),
+        "inline error at line {line}: {errors}"
+    );
     assert!(text_of(c, "#step-schema").await.contains("schema"));
     shot(c, "03-inline-error").await;
 
@@ -237,34 +341,84 @@ async fn steps(c: &Client, base: &str, message_id: &str) -> Result<(), String> {
     );
     set_value(c, "content", &fixed).await;
     set_value(c, "sample", message_id).await;
-    c.find(Locator::Id("preview-button")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("preview-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let preview = text_of(c, "#preview").await;
-    assert!(preview.contains("\"tenThuTucHanhChinh\": \"  Đăng ký biến động  \"") && preview.contains(DOSSIER), "{preview}");
+    assert!(
+        preview.contains("\"tenThuTucHanhChinh\": \"  Đăng ký biến động  \"")
+            && preview.contains(DOSSIER),
+        "{preview}"
+    );
     shot(c, "04-preview").await;
 
     // Validate shows the dry run against the stored message, then activate.
-    c.find(Locator::Id("validate")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("validate"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let dry = text_of(c, "#dry-run").await;
-    assert!(dry.contains("1 changed") || dry.contains("1 thay đổi"), "{dry}");
+    assert!(
+        dry.contains("1 changed") || dry.contains("1 thay đổi"),
+        "{dry}"
+    );
     set_value(c, "comment", "bỏ trim tên thủ tục").await;
-    c.find(Locator::Id("activate")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("activate"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     assert!(text_of(c, "#flash").await.contains("v2"));
     assert_eq!(text_of(c, "#active-version").await, "v2");
     let history = text_of(c, "#history").await;
-    assert!(history.contains("v2") && history.contains("bỏ trim tên thủ tục") && history.contains("admin:thu"), "{history}");
+    assert!(
+        history.contains("v2")
+            && history.contains("bỏ trim tên thủ tục")
+            && history.contains("admin:thu"),
+        "{history}"
+    );
     shot(c, "05-activated-history").await;
 
     // Search the dossier, open the message, run the replay dry run.
     c.goto(&format!("{base}/console/messages")).await.unwrap();
-    c.find(Locator::Id("q")).await.unwrap().send_keys(DOSSIER).await.unwrap();
-    c.find(Locator::Id("search")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("q"))
+        .await
+        .unwrap()
+        .send_keys(DOSSIER)
+        .await
+        .unwrap();
+    c.find(Locator::Id("search"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let results = text_of(c, "#results").await;
     assert!(results.contains(DOSSIER), "{results}");
-    c.find(Locator::Css("#results a")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#results a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     assert!(text_of(c, "h1").await.contains(message_id));
-    c.find(Locator::Id("dry-run-button")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("dry-run-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let dry = text_of(c, "#dry-run-result").await;
-    assert!(dry.contains("v2") && dry.contains("Đăng ký biến động"), "the dry run diffs what was sent (v1) with v2: {dry}");
+    assert!(
+        dry.contains("v2") && dry.contains("Đăng ký biến động"),
+        "the dry run diffs what was sent (v1) with v2: {dry}"
+    );
     shot(c, "06-message-dry-run").await;
     Ok(())
 }

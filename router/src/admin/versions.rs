@@ -161,7 +161,10 @@ impl VersionStore {
     /// Reads with the store's pool, writes through its writer (same database as
     /// messages and the trail, so activations are chained with everything else).
     pub fn new(store: &Store) -> Self {
-        VersionStore { pool: store.read_pool().clone(), store: store.clone() }
+        VersionStore {
+            pool: store.read_pool().clone(),
+            store: store.clone(),
+        }
     }
 
     /// The current generation (bumped by every activation and rollback).
@@ -268,8 +271,15 @@ impl VersionStore {
     /// Records `new` as the next version and makes it active, if the active
     /// version is still `expected` (None: the mapping must not have one yet).
     /// Appends `mapping.activated` to the trail in the same transaction.
-    pub async fn commit_new(&self, new: &NewVersion, expected: Option<i64>) -> Result<Activation, AdminError> {
-        let op = Change::New { new: new.clone(), expected };
+    pub async fn commit_new(
+        &self,
+        new: &NewVersion,
+        expected: Option<i64>,
+    ) -> Result<Activation, AdminError> {
+        let op = Change::New {
+            new: new.clone(),
+            expected,
+        };
         self.run(op, &new.mapping_id, expected).await
     }
 
@@ -294,7 +304,12 @@ impl VersionStore {
     }
 
     /// Runs a change in the store's single writer (see the module docs) and reads its answer.
-    async fn run(&self, op: Change, mapping_id: &str, expected: Option<i64>) -> Result<Activation, AdminError> {
+    async fn run(
+        &self,
+        op: Change,
+        mapping_id: &str,
+        expected: Option<i64>,
+    ) -> Result<Activation, AdminError> {
         let answer = self.store.audit_write(Box::new(op)).await?;
         match serde_json::from_value::<Answer>(answer) {
             Ok(Answer::Done(act)) => Ok(act),
@@ -310,8 +325,17 @@ impl VersionStore {
 /// A change, run by the store's writer inside its transaction. Owned data, so it
 /// can run again alone if its batch failed (the failed transaction was rolled back).
 enum Change {
-    New { new: NewVersion, expected: Option<i64> },
-    Rollback { mapping_id: String, to_version: i64, expected: i64, actor: String, comment: String },
+    New {
+        new: NewVersion,
+        expected: Option<i64>,
+    },
+    Rollback {
+        mapping_id: String,
+        to_version: i64,
+        expected: i64,
+        actor: String,
+        comment: String,
+    },
 }
 
 /// What a [`Change`] reports back through the writer (as JSON).
@@ -324,34 +348,66 @@ enum Answer {
 }
 
 impl WriteOp for Change {
-    fn run<'c>(&'c self, conn: &'c mut AnyConnection, events: &'c mut Vec<TrailEvent>) -> BoxFuture<'c, Result<Value>> {
+    fn run<'c>(
+        &'c self,
+        conn: &'c mut AnyConnection,
+        events: &'c mut Vec<TrailEvent>,
+    ) -> BoxFuture<'c, Result<Value>> {
         Box::pin(async move {
             let answer = match self {
-                Change::New { new, expected } => commit_new_in(conn, events, new, *expected).await?,
-                Change::Rollback { mapping_id, to_version, expected, actor, comment } => {
-                    rollback_in(conn, events, mapping_id, *to_version, *expected, actor, comment).await?
+                Change::New { new, expected } => {
+                    commit_new_in(conn, events, new, *expected).await?
+                }
+                Change::Rollback {
+                    mapping_id,
+                    to_version,
+                    expected,
+                    actor,
+                    comment,
+                } => {
+                    rollback_in(
+                        conn,
+                        events,
+                        mapping_id,
+                        *to_version,
+                        *expected,
+                        actor,
+                        comment,
+                    )
+                    .await?
                 }
             };
-            serde_json::to_value(answer)
-                .map_err(|e| Error::Store { message: format!("mapping versions: encoding the answer: {e}"), retryable: false })
+            serde_json::to_value(answer).map_err(|e| Error::Store {
+                message: format!("mapping versions: encoding the answer: {e}"),
+                retryable: false,
+            })
         })
     }
 }
 
-async fn commit_new_in(conn: &mut AnyConnection, events: &mut Vec<TrailEvent>, new: &NewVersion, expected: Option<i64>) -> Result<Answer> {
+async fn commit_new_in(
+    conn: &mut AnyConnection,
+    events: &mut Vec<TrailEvent>,
+    new: &NewVersion,
+    expected: Option<i64>,
+) -> Result<Answer> {
     let now = now_ms();
     let generation = bump_generation(conn, now).await?;
     let current = current_active(conn, &new.mapping_id).await?;
     if current.as_ref().map(|c| c.0) != expected {
         // Nothing written but the generation bump, which the batch commits harmlessly:
         // replicas then reload and find the same set.
-        return Ok(Answer::Conflict { current: current.map(|c| c.0) });
+        return Ok(Answer::Conflict {
+            current: current.map(|c| c.0),
+        });
     }
-    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM mapping_versions WHERE mapping_id = $1")
-        .bind(&new.mapping_id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| db("reading the last version number", e))?;
+    let row = sqlx::query(
+        "SELECT COALESCE(MAX(version), 0) AS v FROM mapping_versions WHERE mapping_id = $1",
+    )
+    .bind(&new.mapping_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| db("reading the last version number", e))?;
     let version: i64 = get::<i64>(&row, "v")? + 1;
     sqlx::query(
         "INSERT INTO mapping_versions (mapping_id, version, created_at, author, comment, origin, content_hash, content) \
@@ -409,16 +465,22 @@ async fn rollback_in(
     let generation = bump_generation(conn, now).await?;
     let current = current_active(conn, mapping_id).await?;
     if current.as_ref().map(|c| c.0) != Some(expected) {
-        return Ok(Answer::Conflict { current: current.map(|c| c.0) });
+        return Ok(Answer::Conflict {
+            current: current.map(|c| c.0),
+        });
     }
-    let row = sqlx::query("SELECT content_hash FROM mapping_versions WHERE mapping_id = $1 AND version = $2")
-        .bind(mapping_id)
-        .bind(to_version)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(|e| db("reading the target version", e))?;
+    let row = sqlx::query(
+        "SELECT content_hash FROM mapping_versions WHERE mapping_id = $1 AND version = $2",
+    )
+    .bind(mapping_id)
+    .bind(to_version)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| db("reading the target version", e))?;
     let Some(row) = row else {
-        return Ok(Answer::NoSuchVersion { version: to_version });
+        return Ok(Answer::NoSuchVersion {
+            version: to_version,
+        });
     };
     let to_hash: String = get(&row, "content_hash")?;
     set_active(conn, mapping_id, to_version, now, actor).await?;
