@@ -27,7 +27,10 @@ use hub_support::*;
 use serde_json::json;
 
 fn run(cmd: &str, args: &[&str], hint: &str) {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("cannot run {cmd} ({e}); {hint}"));
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd} ({e}); {hint}"));
     assert!(
         out.status.success(),
         "{cmd} {args:?} failed: {}{}\n{hint}",
@@ -37,7 +40,8 @@ fn run(cmd: &str, args: &[&str], hint: &str) {
 }
 
 const RABBIT_HINT: &str = "is RabbitMQ running? Start it with `rabbitmq-server -detached`";
-const PG_HINT: &str = "is PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`";
+const PG_HINT: &str =
+    "is PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`";
 
 /// A vhost and a schema of this test's own, removed on drop.
 struct Services {
@@ -48,14 +52,37 @@ struct Services {
 impl Services {
     fn create() -> Services {
         let id = &uuid::Uuid::new_v4().simple().to_string()[..10];
-        let s = Services { vhost: format!("lt_scale_{id}"), schema: format!("lt_scale_{id}") };
+        let s = Services {
+            vhost: format!("lt_scale_{id}"),
+            schema: format!("lt_scale_{id}"),
+        };
         run("rabbitmqctl", &["add_vhost", &s.vhost], RABBIT_HINT);
-        run("rabbitmqctl", &["set_permissions", "-p", &s.vhost, "guest", ".*", ".*", ".*"], RABBIT_HINT);
-        run("psql", &["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", &format!("CREATE SCHEMA {}", s.schema)], PG_HINT);
+        run(
+            "rabbitmqctl",
+            &["set_permissions", "-p", &s.vhost, "guest", ".*", ".*", ".*"],
+            RABBIT_HINT,
+        );
+        run(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-qc",
+                &format!("CREATE SCHEMA {}", s.schema),
+            ],
+            PG_HINT,
+        );
         s
     }
     fn database_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{}", self.schema)
+        format!(
+            "postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{}",
+            self.schema
+        )
     }
     fn queue_section(&self, replicas: u32) -> String {
         format!(
@@ -67,9 +94,20 @@ impl Services {
 
 impl Drop for Services {
     fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl").args(["delete_vhost", &self.vhost]).output();
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.vhost])
+            .output();
         let _ = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema)])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-qc",
+                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
+            ])
             .output();
     }
 }
@@ -94,16 +132,33 @@ async fn replica(svc: &Services, sink: &Sink, replicas: u32) -> Replica {
     let extra = format!("{OPEN_INTAKE}{}", svc.queue_section(replicas));
     let config: PathBuf = write_config(dir.path(), port, &sink.url, &extra);
     let log = std::env::var("SCALE_LOG").unwrap_or_else(|_| "warn".into());
-    let hub = HubProcess::spawn(&config, port, &[("LIENTHONG_STORE__URL", &svc.database_url()), ("RUST_LOG", &log)]).await;
+    let hub = HubProcess::spawn(
+        &config,
+        port,
+        &[
+            ("LIENTHONG_STORE__URL", &svc.database_url()),
+            ("RUST_LOG", &log),
+        ],
+    )
+    .await;
     Replica { hub, _dir: dir }
 }
 
 /// Posts message `seq` of dossier `code`; returns the HTTP status.
 async fn post(client: &reqwest::Client, base: &str, code: &str, seq: u32) -> u16 {
     let key = format!("{code}-{seq}");
-    let (status, body) =
-        post_json(client, base, "/inbound/portal/dossier.event", &json!({"code": code, "seq": seq}), &[("Idempotency-Key", &key)]).await;
-    assert!(status == 202 || status == 503, "unexpected {status}: {body}");
+    let (status, body) = post_json(
+        client,
+        base,
+        "/inbound/portal/dossier.event",
+        &json!({"code": code, "seq": seq}),
+        &[("Idempotency-Key", &key)],
+    )
+    .await;
+    assert!(
+        status == 202 || status == 503,
+        "unexpected {status}: {body}"
+    );
     status
 }
 
@@ -117,9 +172,17 @@ fn check(sink: &Sink, accepted: &BTreeMap<String, Vec<u32>>) {
     for h in &hits {
         let code = h.body["code"].as_str().unwrap().to_string();
         let seq = h.body["seq"].as_u64().unwrap() as u32;
-        assert!(!h.idempotency_key.is_empty(), "a delivery without Idempotency-Key");
-        let k = key_of.entry((code.clone(), seq)).or_insert_with(|| h.idempotency_key.clone());
-        assert_eq!(*k, h.idempotency_key, "a duplicate of {code}#{seq} came with another Idempotency-Key");
+        assert!(
+            !h.idempotency_key.is_empty(),
+            "a delivery without Idempotency-Key"
+        );
+        let k = key_of
+            .entry((code.clone(), seq))
+            .or_insert_with(|| h.idempotency_key.clone());
+        assert_eq!(
+            *k, h.idempotency_key,
+            "a duplicate of {code}#{seq} came with another Idempotency-Key"
+        );
         if seen_keys.insert(h.idempotency_key.clone()) {
             first.entry(code).or_default().push(seq);
         }
@@ -127,10 +190,18 @@ fn check(sink: &Sink, accepted: &BTreeMap<String, Vec<u32>>) {
     for (code, seqs) in accepted {
         let mut want = seqs.clone();
         want.sort();
-        assert_eq!(first.get(code), Some(&want), "dossier {code}: delivered (first time, in order) vs accepted");
+        assert_eq!(
+            first.get(code),
+            Some(&want),
+            "dossier {code}: delivered (first time, in order) vs accepted"
+        );
     }
     let dups = hits.len() - seen_keys.len();
-    eprintln!("{} delivered, {} duplicates (same Idempotency-Key, dropped by the partner)", seen_keys.len(), dups);
+    eprintln!(
+        "{} delivered, {} duplicates (same Idempotency-Key, dropped by the partner)",
+        seen_keys.len(),
+        dups
+    );
 }
 
 fn total(accepted: &BTreeMap<String, Vec<u32>>) -> usize {
@@ -138,7 +209,11 @@ fn total(accepted: &BTreeMap<String, Vec<u32>>) -> usize {
 }
 
 fn distinct_delivered(sink: &Sink) -> usize {
-    sink.delivered().iter().map(|h| h.idempotency_key.clone()).collect::<BTreeSet<_>>().len()
+    sink.delivered()
+        .iter()
+        .map(|h| h.idempotency_key.clone())
+        .collect::<BTreeSet<_>>()
+        .len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,12 +234,21 @@ async fn broker_restart_mid_load_loses_nothing() {
                 run("rabbitmqctl", &["start_app"], RABBIT_HINT);
             }
             // While the broker is away intake keeps accepting into the outbox.
-            assert_eq!(post(&client, &r.hub.base, &code, seq).await, 202, "intake refused {code}#{seq}");
+            assert_eq!(
+                post(&client, &r.hub.base, &code, seq).await,
+                202,
+                "intake refused {code}#{seq}"
+            );
             accepted.entry(code).or_default().push(seq);
         }
     }
     let n = total(&accepted);
-    wait_until(&format!("{n} deliveries after the broker restart"), Duration::from_secs(45), || distinct_delivered(&sink) >= n).await;
+    wait_until(
+        &format!("{n} deliveries after the broker restart"),
+        Duration::from_secs(45),
+        || distinct_delivered(&sink) >= n,
+    )
+    .await;
     check(&sink, &accepted);
 }
 
@@ -182,14 +266,23 @@ async fn replica_killed_mid_load_loses_nothing() {
             if seq == 6 && d == 0 {
                 a.hub.kill9();
             }
-            let base = if seq < 6 && d % 2 == 0 { &a.hub.base } else { &b.hub.base };
+            let base = if seq < 6 && d % 2 == 0 {
+                &a.hub.base
+            } else {
+                &b.hub.base
+            };
             assert_eq!(post(&client, base, &code, seq).await, 202);
             accepted.entry(code).or_default().push(seq);
         }
     }
     let n = total(&accepted);
     // What the killed replica had claimed comes back when its lease expires (~35 s).
-    wait_until(&format!("{n} deliveries after a replica was killed"), Duration::from_secs(55), || distinct_delivered(&sink) >= n).await;
+    wait_until(
+        &format!("{n} deliveries after a replica was killed"),
+        Duration::from_secs(55),
+        || distinct_delivered(&sink) >= n,
+    )
+    .await;
     check(&sink, &accepted);
 }
 
@@ -205,18 +298,38 @@ async fn two_replicas_share_one_broker_and_one_database() {
         for d in 0..10 {
             let code = format!("S{d}");
             // Alternate the replicas, so one dossier's messages enter through both.
-            let base = if (seq + d) % 2 == 0 { &a.hub.base } else { &b.hub.base };
+            let base = if (seq + d) % 2 == 0 {
+                &a.hub.base
+            } else {
+                &b.hub.base
+            };
             assert_eq!(post(&client, base, &code, seq).await, 202);
             accepted.entry(code).or_default().push(seq);
         }
     }
     // A resend of an accepted message through the other replica is a duplicate, not a new delivery.
-    let (status, body) = post_json(&client, &b.hub.base, "/inbound/portal/dossier.event", &json!({"code": "S0", "seq": 1}), &[("Idempotency-Key", "S0-1")]).await;
+    let (status, body) = post_json(
+        &client,
+        &b.hub.base,
+        "/inbound/portal/dossier.event",
+        &json!({"code": "S0", "seq": 1}),
+        &[("Idempotency-Key", "S0-1")],
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["duplicate"], true, "{body}");
     let n = total(&accepted);
-    wait_until(&format!("{n} deliveries through two replicas"), Duration::from_secs(40), || distinct_delivered(&sink) >= n).await;
+    wait_until(
+        &format!("{n} deliveries through two replicas"),
+        Duration::from_secs(40),
+        || distinct_delivered(&sink) >= n,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     check(&sink, &accepted);
-    assert_eq!(distinct_delivered(&sink), n, "a delivery the hub never accepted reached the partner");
+    assert_eq!(
+        distinct_delivered(&sink),
+        n,
+        "a delivery the hub never accepted reached the partner"
+    );
 }

@@ -32,7 +32,10 @@ const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432/test";
 // ---------------------------------------------------------------- services
 
 fn unique(tag: &str) -> String {
-    format!("lt_{tag}_{}", uuid::Uuid::new_v4().simple().to_string().get(..10).unwrap())
+    format!(
+        "lt_{tag}_{}",
+        uuid::Uuid::new_v4().simple().to_string().get(..10).unwrap()
+    )
 }
 
 fn rabbitmqctl(args: &[&str]) -> Result<(), String> {
@@ -60,7 +63,8 @@ impl Vhost {
         let name = unique(tag);
         rabbitmqctl(&["add_vhost", &name]).unwrap_or_else(|e| panic!("{e}"));
         let v = Vhost { name };
-        rabbitmqctl(&["set_permissions", "-p", &v.name, "guest", ".*", ".*", ".*"]).unwrap_or_else(|e| panic!("{e}"));
+        rabbitmqctl(&["set_permissions", "-p", &v.name, "guest", ".*", ".*", ".*"])
+            .unwrap_or_else(|e| panic!("{e}"));
         v
     }
     fn url(&self) -> String {
@@ -81,7 +85,18 @@ struct PgSchema {
 
 fn psql(sql: &str) -> Result<(), String> {
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            sql,
+        ])
         .output()
         .map_err(|e| format!("cannot run psql ({e})"))?;
     if out.status.success() {
@@ -114,8 +129,14 @@ impl Drop for PgSchema {
 // ---------------------------------------------------------------- harness
 
 enum Kind {
-    Embedded { _dir: tempfile::TempDir },
-    Rabbit { vhost: Vhost, _schema: PgSchema, opts: RabbitOptions },
+    Embedded {
+        _dir: tempfile::TempDir,
+    },
+    Rabbit {
+        vhost: Vhost,
+        _schema: PgSchema,
+        opts: RabbitOptions,
+    },
 }
 
 struct Harness {
@@ -137,9 +158,16 @@ fn rabbit_opts(url: String) -> RabbitOptions {
 impl Harness {
     async fn embedded() -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite_dir(dir.path(), StoreOptions::default()).await.unwrap();
+        let store = Store::open_sqlite_dir(dir.path(), StoreOptions::default())
+            .await
+            .unwrap();
         let queue = EmbeddedQueue::start(store.clone()).await.unwrap();
-        Harness { store, queue, rabbit: None, kind: Kind::Embedded { _dir: dir } }
+        Harness {
+            store,
+            queue,
+            rabbit: None,
+            kind: Kind::Embedded { _dir: dir },
+        }
     }
 
     async fn rabbitmq() -> Harness {
@@ -151,8 +179,19 @@ impl Harness {
         let opts = rabbit_opts(vhost.url());
         let q = RabbitQueue::start(store.clone(), opts.clone())
             .await
-            .unwrap_or_else(|e| panic!("{e}\nIs RabbitMQ running? Start it with `rabbitmq-server -detached`"));
-        Harness { store, queue: q.clone(), rabbit: Some(q), kind: Kind::Rabbit { vhost, _schema: schema, opts } }
+            .unwrap_or_else(|e| {
+                panic!("{e}\nIs RabbitMQ running? Start it with `rabbitmq-server -detached`")
+            });
+        Harness {
+            store,
+            queue: q.clone(),
+            rabbit: Some(q),
+            kind: Kind::Rabbit {
+                vhost,
+                _schema: schema,
+                opts,
+            },
+        }
     }
 
     /// Simulates the death of the process that holds leases: the queue handle is
@@ -160,12 +199,16 @@ impl Harness {
     /// it had not acked) and a new one is started on the same store.
     async fn restart_queue(&mut self) {
         match &self.kind {
-            Kind::Embedded { .. } => self.queue = EmbeddedQueue::start(self.store.clone()).await.unwrap(),
+            Kind::Embedded { .. } => {
+                self.queue = EmbeddedQueue::start(self.store.clone()).await.unwrap()
+            }
             Kind::Rabbit { opts, .. } => {
                 if let Some(old) = self.rabbit.take() {
                     old.close().await;
                 }
-                let q = RabbitQueue::start(self.store.clone(), opts.clone()).await.unwrap();
+                let q = RabbitQueue::start(self.store.clone(), opts.clone())
+                    .await
+                    .unwrap();
                 self.queue = q.clone();
                 self.rabbit = Some(q);
             }
@@ -194,7 +237,9 @@ impl Harness {
                 route_id: "contract".into(),
                 mapping_id: "contract/test".into(),
                 mapping_version: 1,
-                body: Bytes::from(format!("{{\"corr\":\"{correlation}\",\"d\":\"{delivery_id}\"}}")),
+                body: Bytes::from(format!(
+                    "{{\"corr\":\"{correlation}\",\"d\":\"{delivery_id}\"}}"
+                )),
                 content_type: "application/json".into(),
             }],
             trail: vec![],
@@ -205,10 +250,18 @@ impl Harness {
     }
 
     async fn lease(&self, max: usize, wait: Duration) -> Vec<LeasedDelivery> {
-        self.queue.lease(DEST, max, Duration::from_secs(30), wait).await.unwrap()
+        self.queue
+            .lease(DEST, max, Duration::from_secs(30), wait)
+            .await
+            .unwrap()
     }
 
-    async fn lease_short(&self, max: usize, lease: Duration, wait: Duration) -> Vec<LeasedDelivery> {
+    async fn lease_short(
+        &self,
+        max: usize,
+        lease: Duration,
+        wait: Duration,
+    ) -> Vec<LeasedDelivery> {
         self.queue.lease(DEST, max, lease, wait).await.unwrap()
     }
 
@@ -237,9 +290,22 @@ impl Harness {
             .unwrap();
     }
 
-    async fn delivery_state(&self, delivery_id: &str, message_id: &str) -> (String, i64, Option<String>) {
-        let m = self.store.message(message_id).await.unwrap().expect("message stored");
-        let d = m.deliveries.iter().find(|d| d.id == delivery_id).expect("delivery stored");
+    async fn delivery_state(
+        &self,
+        delivery_id: &str,
+        message_id: &str,
+    ) -> (String, i64, Option<String>) {
+        let m = self
+            .store
+            .message(message_id)
+            .await
+            .unwrap()
+            .expect("message stored");
+        let d = m
+            .deliveries
+            .iter()
+            .find(|d| d.id == delivery_id)
+            .expect("delivery stored");
         (d.state.clone(), d.attempts, d.error_class.clone())
     }
 }
@@ -297,11 +363,16 @@ async fn delivers_each_once_in_order_per_dossier(h: Harness) {
     assert_eq!(got.len(), 15, "every accepted delivery is leased once");
     let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for l in &got {
-        seen.entry(l.correlation_id.clone()).or_default().push(l.id.clone());
+        seen.entry(l.correlation_id.clone())
+            .or_default()
+            .push(l.id.clone());
         assert_eq!(l.attempt, 1);
     }
     assert_eq!(seen, expected, "per-dossier order is acceptance order");
-    assert!(h.lease(8, Duration::from_millis(700)).await.is_empty(), "nothing is leased twice");
+    assert!(
+        h.lease(8, Duration::from_millis(700)).await.is_empty(),
+        "nothing is leased twice"
+    );
     let depth: i64 = h.queue.depth().await.unwrap().iter().map(|(_, n)| n).sum();
     assert_eq!(depth, 0);
 }
@@ -322,7 +393,11 @@ async fn retry_waits_for_its_time(h: Harness) {
     assert_eq!(again[0].id, first[0].id);
     assert_eq!(again[0].attempt, 2);
     assert!(when >= at, "leased {} ms before its retry time", at - when);
-    assert!(when - at < 1500, "leased {} ms after its retry time (tier rounding must stay small)", when - at);
+    assert!(
+        when - at < 1500,
+        "leased {} ms after its retry time (tier rounding must stay small)",
+        when - at
+    );
     h.settle(&again[0], SettleOutcome::Delivered).await;
 }
 
@@ -337,10 +412,17 @@ async fn a_retrying_message_holds_back_its_dossier_only(h: Harness) {
         first.extend(h.lease(8, Duration::from_millis(300)).await);
     }
     let ids: Vec<&str> = first.iter().map(|l| l.id.as_str()).collect();
-    assert!(ids.contains(&a1.as_str()) && ids.contains(&b1.as_str()) && !ids.contains(&a2.as_str()), "{ids:?}");
+    assert!(
+        ids.contains(&a1.as_str()) && ids.contains(&b1.as_str()) && !ids.contains(&a2.as_str()),
+        "{ids:?}"
+    );
     let retry_at = now_ms() + 1200;
     for l in &first {
-        let outcome = if l.id == a1 { SettleOutcome::Retry { at: retry_at } } else { SettleOutcome::Delivered };
+        let outcome = if l.id == a1 {
+            SettleOutcome::Retry { at: retry_at }
+        } else {
+            SettleOutcome::Delivered
+        };
         h.settle(l, outcome).await;
     }
     // Until A1 is finished, A2 must not be leased.
@@ -353,13 +435,19 @@ async fn a_retrying_message_holds_back_its_dossier_only(h: Harness) {
         }
     }
     let ids: Vec<&str> = order.iter().map(|(id, _)| id.as_str()).collect();
-    assert_eq!(ids, vec![a1.as_str(), a2.as_str()], "the dossier keeps its order across the retry");
+    assert_eq!(
+        ids,
+        vec![a1.as_str(), a2.as_str()],
+        "the dossier keeps its order across the retry"
+    );
     assert!(order[0].1 >= retry_at);
 }
 
 async fn abandoned_lease_is_leased_again(mut h: Harness) {
     let (_, d) = h.accept("HS-L", None).await;
-    let l = h.lease_short(1, Duration::from_millis(800), Duration::from_secs(5)).await;
+    let l = h
+        .lease_short(1, Duration::from_millis(800), Duration::from_secs(5))
+        .await;
     assert_eq!(l.len(), 1);
     assert_eq!(l[0].id, d);
     // The worker dies without settling.
@@ -367,24 +455,40 @@ async fn abandoned_lease_is_leased_again(mut h: Harness) {
     let mut again = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(15);
     while again.is_empty() && Instant::now() < deadline {
-        again = h.lease_short(1, Duration::from_secs(30), Duration::from_millis(300)).await;
+        again = h
+            .lease_short(1, Duration::from_secs(30), Duration::from_millis(300))
+            .await;
     }
     assert_eq!(again.len(), 1, "the abandoned delivery comes back");
     assert_eq!(again[0].id, d);
     assert_eq!(again[0].attempt, 2);
     h.settle(&again[0], SettleOutcome::Delivered).await;
-    assert!(h.lease(1, Duration::from_millis(1500)).await.is_empty(), "and only once");
+    assert!(
+        h.lease(1, Duration::from_millis(1500)).await.is_empty(),
+        "and only once"
+    );
 }
 
 async fn idempotent_intake(h: Harness) {
     let (first, d) = h.accept("HS-I", Some("key-1")).await;
-    let AcceptOutcome::Accepted { id, .. } = first else { panic!("{first:?}") };
+    let AcceptOutcome::Accepted { id, .. } = first else {
+        panic!("{first:?}")
+    };
     let (second, _) = h.accept("HS-I", Some("key-1")).await;
-    assert_eq!(second, AcceptOutcome::Duplicate { id: id.clone(), correlation_id: "HS-I".into() });
+    assert_eq!(
+        second,
+        AcceptOutcome::Duplicate {
+            id: id.clone(),
+            correlation_id: "HS-I".into()
+        }
+    );
     let got = drain(&h, 1, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].id, d);
-    assert!(h.lease(8, Duration::from_millis(1000)).await.is_empty(), "the duplicate made no delivery");
+    assert!(
+        h.lease(8, Duration::from_millis(1000)).await.is_empty(),
+        "the duplicate made no delivery"
+    );
 }
 
 // ---------------------------------------------------------------- with workers and a real sink
@@ -398,8 +502,16 @@ struct Sink {
     hits: Arc<Mutex<Vec<(String, Instant)>>>,
 }
 
-async fn sink_handler(State(s): State<Sink>, headers: HeaderMap, _body: Bytes) -> impl IntoResponse {
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+async fn sink_handler(
+    State(s): State<Sink>,
+    headers: HeaderMap,
+    _body: Bytes,
+) -> impl IntoResponse {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let n = {
         let mut hits = s.hits.lock().unwrap();
         let n = hits.iter().filter(|(k, _)| *k == key).count();
@@ -418,14 +530,22 @@ async fn start_sink(script: Script) -> (SocketAddr, Arc<Mutex<Vec<(String, Insta
     let hits = Arc::new(Mutex::new(Vec::new()));
     let app = axum::Router::new()
         .route("/", axum::routing::post(sink_handler))
-        .with_state(Sink { script, hits: hits.clone() });
+        .with_state(Sink {
+            script,
+            hits: hits.clone(),
+        });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (addr, hits)
 }
 
-async fn run_workers(h: &Harness, script: Script, max_attempts: u32, until: impl Fn(&[(String, Instant)]) -> bool) -> Vec<(String, Instant)> {
+async fn run_workers(
+    h: &Harness,
+    script: Script,
+    max_attempts: u32,
+    until: impl Fn(&[(String, Instant)]) -> bool,
+) -> Vec<(String, Instant)> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (addr, hits) = start_sink(script).await;
     let policy = DestinationPolicy {
@@ -434,10 +554,18 @@ async fn run_workers(h: &Harness, script: Script, max_attempts: u32, until: impl
         burst: 100,
         concurrency: 4,
         max_attempts,
-        backoff: Backoff { initial: Duration::from_millis(200), max: Duration::from_secs(1), multiplier: 2.0, jitter: 0.0 },
+        backoff: Backoff {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(1),
+            multiplier: 2.0,
+            jitter: 0.0,
+        },
     };
     let mut transports = TransportRegistry::new();
-    transports.register(DEST, Arc::new(HttpTransport::new(format!("http://{addr}/"), policy.timeout, 4).unwrap()));
+    transports.register(
+        DEST,
+        Arc::new(HttpTransport::new(format!("http://{addr}/"), policy.timeout, 4).unwrap()),
+    );
     let dispatcher = Dispatcher {
         queue: h.queue.clone(),
         transports,
@@ -459,7 +587,12 @@ async fn run_workers(h: &Harness, script: Script, max_attempts: u32, until: impl
     hits
 }
 
-async fn wait_state(h: &Harness, delivery_id: &str, message_id: &str, state: &str) -> (String, i64, Option<String>) {
+async fn wait_state(
+    h: &Harness,
+    delivery_id: &str,
+    message_id: &str,
+    state: &str,
+) -> (String, i64, Option<String>) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let s = h.delivery_state(delivery_id, message_id).await;
@@ -471,36 +604,85 @@ async fn wait_state(h: &Harness, delivery_id: &str, message_id: &str, state: &st
 }
 
 async fn dead_after_max_attempts(h: Harness) {
-    let (AcceptOutcome::Accepted { id, .. }, d) = h.accept("HS-D", None).await else { panic!() };
-    let hits = run_workers(&h, Arc::new(|_| (StatusCode::SERVICE_UNAVAILABLE, None)), 3, |hits| hits.len() >= 3).await;
+    let (AcceptOutcome::Accepted { id, .. }, d) = h.accept("HS-D", None).await else {
+        panic!()
+    };
+    let hits = run_workers(
+        &h,
+        Arc::new(|_| (StatusCode::SERVICE_UNAVAILABLE, None)),
+        3,
+        |hits| hits.len() >= 3,
+    )
+    .await;
     assert_eq!(hits.len(), 3, "exactly max_attempts attempts");
-    assert!(hits.iter().all(|(k, _)| *k == d), "the Idempotency-Key is the delivery id");
+    assert!(
+        hits.iter().all(|(k, _)| *k == d),
+        "the Idempotency-Key is the delivery id"
+    );
     let (state, attempts, class) = wait_state(&h, &d, &id, "dead").await;
-    assert_eq!((state.as_str(), attempts, class.as_deref()), ("dead", 3, Some("exhausted")));
+    assert_eq!(
+        (state.as_str(), attempts, class.as_deref()),
+        ("dead", 3, Some("exhausted"))
+    );
     // Backoff 200ms then 400ms between the attempts.
-    assert!(hits[1].1 - hits[0].1 >= Duration::from_millis(190), "{:?}", hits[1].1 - hits[0].1);
-    assert!(hits[2].1 - hits[1].1 >= Duration::from_millis(390), "{:?}", hits[2].1 - hits[1].1);
+    assert!(
+        hits[1].1 - hits[0].1 >= Duration::from_millis(190),
+        "{:?}",
+        hits[1].1 - hits[0].1
+    );
+    assert!(
+        hits[2].1 - hits[1].1 >= Duration::from_millis(390),
+        "{:?}",
+        hits[2].1 - hits[1].1
+    );
 }
 
 async fn permanent_failure_is_dead_at_once(h: Harness) {
-    let (AcceptOutcome::Accepted { id, .. }, d) = h.accept("HS-P", None).await else { panic!() };
+    let (AcceptOutcome::Accepted { id, .. }, d) = h.accept("HS-P", None).await else {
+        panic!()
+    };
     let (_, ok) = h.accept("HS-P", None).await;
-    let hits = run_workers(&h, Arc::new(|_| (StatusCode::BAD_REQUEST, None)), 5, |hits| hits.len() >= 2).await;
+    let hits = run_workers(
+        &h,
+        Arc::new(|_| (StatusCode::BAD_REQUEST, None)),
+        5,
+        |hits| hits.len() >= 2,
+    )
+    .await;
     let (state, attempts, class) = wait_state(&h, &d, &id, "dead").await;
-    assert_eq!((state.as_str(), attempts, class.as_deref()), ("dead", 1, Some("permanent")));
+    assert_eq!(
+        (state.as_str(), attempts, class.as_deref()),
+        ("dead", 1, Some("permanent"))
+    );
     // A dead letter releases its dossier: the next message is attempted.
-    assert_eq!(hits.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), vec![d.as_str(), ok.as_str()]);
+    assert_eq!(
+        hits.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        vec![d.as_str(), ok.as_str()]
+    );
 }
 
 async fn retry_after_is_respected(h: Harness) {
-    let (AcceptOutcome::Accepted { id, .. }, d) = h.accept("HS-RA", None).await else { panic!() };
-    let script: Script =
-        Arc::new(|n| if n == 0 { (StatusCode::SERVICE_UNAVAILABLE, Some("2")) } else { (StatusCode::OK, None) });
+    let (AcceptOutcome::Accepted { id, .. }, d) = h.accept("HS-RA", None).await else {
+        panic!()
+    };
+    let script: Script = Arc::new(|n| {
+        if n == 0 {
+            (StatusCode::SERVICE_UNAVAILABLE, Some("2"))
+        } else {
+            (StatusCode::OK, None)
+        }
+    });
     let hits = run_workers(&h, script, 5, |hits| hits.len() >= 2).await;
     assert_eq!(hits.len(), 2);
     let gap = hits[1].1 - hits[0].1;
-    assert!(gap >= Duration::from_millis(1950), "Retry-After: 2 was not honoured: retried after {gap:?}");
-    assert!(gap < Duration::from_millis(3500), "retried too late: {gap:?}");
+    assert!(
+        gap >= Duration::from_millis(1950),
+        "Retry-After: 2 was not honoured: retried after {gap:?}"
+    );
+    assert!(
+        gap < Duration::from_millis(3500),
+        "retried too late: {gap:?}"
+    );
     let (state, attempts, _) = wait_state(&h, &d, &id, "delivered").await;
     assert_eq!((state.as_str(), attempts), ("delivered", 2));
 }
@@ -510,7 +692,11 @@ async fn retry_after_is_respected(h: Harness) {
 #[test]
 fn definitions_file_matches_the_generator() {
     // The destinations of the example deployment: every `to:` system in routes.yaml.
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../mappings/routes.yaml")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../mappings/routes.yaml"
+    ))
+    .unwrap();
     let routes: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
     let mut dests: Vec<String> = routes["routes"]
         .as_array()
@@ -521,9 +707,17 @@ fn definitions_file_matches_the_generator() {
         .collect();
     dests.sort();
     dests.dedup();
-    let t = Topology::new("lienthong", router::queue::rabbitmq::QueueType::Quorum, router::queue::rabbitmq::DEFAULT_TIERS, &dests);
+    let t = Topology::new(
+        "lienthong",
+        router::queue::rabbitmq::QueueType::Quorum,
+        router::queue::rabbitmq::DEFAULT_TIERS,
+        &dests,
+    );
     let expected = serde_json::to_string_pretty(&t.definitions("/")).unwrap() + "\n";
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/rabbitmq/definitions.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/rabbitmq/definitions.json"
+    );
     let actual = std::fs::read_to_string(path).unwrap_or_default();
     if std::env::var_os("LIENTHONG_WRITE_DEFINITIONS").is_some() {
         std::fs::write(path, &expected).unwrap();
@@ -537,8 +731,15 @@ fn definitions_file_matches_the_generator() {
 }
 
 fn header_text(m: &lapin::message::Delivery, key: &str) -> String {
-    match m.properties.headers().as_ref().and_then(|h| h.inner().get(key)) {
-        Some(lapin::types::AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+    match m
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(key))
+    {
+        Some(lapin::types::AMQPValue::LongString(s)) => {
+            String::from_utf8_lossy(s.as_bytes()).into_owned()
+        }
         other => format!("{other:?}"),
     }
 }
@@ -548,27 +749,52 @@ async fn rabbitmq_malformed_message_is_dead_lettered_with_its_reason() {
     use futures::StreamExt;
     use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions};
     let h = Harness::rabbitmq().await;
-    let Kind::Rabbit { vhost, .. } = &h.kind else { unreachable!() };
-    let conn = lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default()).await.unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    // Published by hand, straight onto the hub's queue.
-    ch.basic_publish("".into(), "lienthong.lis".into(), BasicPublishOptions::default(), b"not json", Default::default())
-        .await
-        .unwrap()
+    let Kind::Rabbit { vhost, .. } = &h.kind else {
+        unreachable!()
+    };
+    let conn = lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default())
         .await
         .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    // Published by hand, straight onto the hub's queue.
+    ch.basic_publish(
+        "".into(),
+        "lienthong.lis".into(),
+        BasicPublishOptions::default(),
+        b"not json",
+        Default::default(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
     let (_, good) = h.accept("HS-M", None).await;
     // The consumer survives it and delivers the good message.
     let got = drain(&h, 1, Duration::from_secs(10)).await;
-    assert_eq!(got.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), vec![good.as_str()]);
+    assert_eq!(
+        got.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(),
+        vec![good.as_str()]
+    );
     let mut dead = ch
-        .basic_consume("lienthong.lis.dead".into(), "t".into(), BasicConsumeOptions::default(), Default::default())
+        .basic_consume(
+            "lienthong.lis.dead".into(),
+            "t".into(),
+            BasicConsumeOptions::default(),
+            Default::default(),
+        )
         .await
         .unwrap();
-    let m = tokio::time::timeout(Duration::from_secs(5), dead.next()).await.expect("a dead letter").unwrap().unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), dead.next())
+        .await
+        .expect("a dead letter")
+        .unwrap()
+        .unwrap();
     assert_eq!(&m.data[..], b"not json");
     let reason = header_text(&m, "x-lienthong-reason");
-    assert!(reason.contains("malformed hub message"), "reason header: {reason}");
+    assert!(
+        reason.contains("malformed hub message"),
+        "reason header: {reason}"
+    );
     m.ack(BasicAckOptions::default()).await.unwrap();
     let _ = conn.close(200, "bye".into()).await;
 }
@@ -578,17 +804,30 @@ async fn rabbitmq_dead_letter_keeps_its_reason_on_the_broker() {
     use futures::StreamExt;
     use lapin::options::BasicConsumeOptions;
     let h = Harness::rabbitmq().await;
-    let Kind::Rabbit { vhost, .. } = &h.kind else { unreachable!() };
+    let Kind::Rabbit { vhost, .. } = &h.kind else {
+        unreachable!()
+    };
     let (_, d) = h.accept("HS-X", None).await;
     let l = h.lease(1, Duration::from_secs(5)).await;
     h.settle(&l[0], SettleOutcome::Dead).await;
-    let conn = lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default()).await.unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    let mut dead = ch
-        .basic_consume("lienthong.lis.dead".into(), "t".into(), BasicConsumeOptions::default(), Default::default())
+    let conn = lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default())
         .await
         .unwrap();
-    let m = tokio::time::timeout(Duration::from_secs(5), dead.next()).await.expect("a dead letter").unwrap().unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let mut dead = ch
+        .basic_consume(
+            "lienthong.lis.dead".into(),
+            "t".into(),
+            BasicConsumeOptions::default(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), dead.next())
+        .await
+        .expect("a dead letter")
+        .unwrap()
+        .unwrap();
     assert!(String::from_utf8_lossy(&m.data).contains(&d));
     let reason = header_text(&m, "x-lienthong-reason");
     assert!(reason.contains("test: failed"), "{reason}");
@@ -604,7 +843,9 @@ async fn rabbitmq_recovers_after_the_broker_drops_every_connection() {
     }
     let got = drain(&h, 5, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 5);
-    let Kind::Rabbit { vhost, .. } = &h.kind else { unreachable!() };
+    let Kind::Rabbit { vhost, .. } = &h.kind else {
+        unreachable!()
+    };
     // Only this test's connections: the vhost's.
     rabbitmqctl(&["close_all_connections", "-p", &vhost.name, "contract test"]).unwrap();
     for i in 0..5 {
@@ -614,30 +855,54 @@ async fn rabbitmq_recovers_after_the_broker_drops_every_connection() {
     let mut all: Vec<String> = got.iter().chain(&got2).map(|l| l.id.clone()).collect();
     all.sort();
     ids.sort();
-    assert_eq!(all, ids, "everything accepted around the outage is delivered once");
+    assert_eq!(
+        all, ids,
+        "everything accepted around the outage is delivered once"
+    );
 }
 
 #[tokio::test]
 async fn rabbitmq_startup_errors_name_the_broker_without_the_password() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite_dir(dir.path(), StoreOptions::default()).await.unwrap();
+    let store = Store::open_sqlite_dir(dir.path(), StoreOptions::default())
+        .await
+        .unwrap();
     let bad = RabbitOptions::new("amqp://guest:wrong-secret@127.0.0.1:5672/%2f");
-    let e = RabbitQueue::start(store.clone(), bad).await.err().expect("wrong credentials must fail").to_string();
-    assert!(e.contains("amqp://guest:***@127.0.0.1:5672/%2f") && !e.contains("wrong-secret"), "{e}");
+    let e = RabbitQueue::start(store.clone(), bad)
+        .await
+        .err()
+        .expect("wrong credentials must fail")
+        .to_string();
+    assert!(
+        e.contains("amqp://guest:***@127.0.0.1:5672/%2f") && !e.contains("wrong-secret"),
+        "{e}"
+    );
     let unreachable = RabbitOptions::new("amqp://guest:s3cret@127.0.0.1:1/%2f");
-    let e = RabbitQueue::start(store, unreachable).await.err().expect("unreachable broker must fail").to_string();
-    assert!(e.contains("127.0.0.1:1") && !e.contains("s3cret") && e.contains("rabbitmq-server"), "{e}");
+    let e = RabbitQueue::start(store, unreachable)
+        .await
+        .err()
+        .expect("unreachable broker must fail")
+        .to_string();
+    assert!(
+        e.contains("127.0.0.1:1") && !e.contains("s3cret") && e.contains("rabbitmq-server"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn rabbitmq_admits_until_the_outbox_limit() {
     let schema = PgSchema::create("admit");
-    let store = Store::open(&schema.url(), StoreOptions::default()).await.unwrap();
+    let store = Store::open(&schema.url(), StoreOptions::default())
+        .await
+        .unwrap();
     let vhost = Vhost::create("admit");
     let mut o = rabbit_opts(vhost.url());
     o.outbox_limit = 0;
     let q = RabbitQueue::start(store, o).await.unwrap();
     let e = q.admit().unwrap_err();
-    assert!(e.is_retryable() && e.to_string().contains("queue.outbox_limit"), "{e}");
+    assert!(
+        e.is_retryable() && e.to_string().contains("queue.outbox_limit"),
+        "{e}"
+    );
     q.close().await;
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use router::audit::{event_hash, TrailEvent, GENESIS_HASH};
 use router::store::{
-    now_ms, AcceptOutcome, Backend, LeasedDelivery, NewDelivery, NewMessage, RejectedMessage, SettleOutcome,
-    Settlement, Store, StoreOptions,
+    now_ms, AcceptOutcome, Backend, LeasedDelivery, NewDelivery, NewMessage, RejectedMessage,
+    SettleOutcome, Settlement, Store, StoreOptions,
 };
 use serde_json::json;
 use sqlx::Row;
@@ -26,7 +26,18 @@ struct PgSchema {
 
 fn psql(sql: &str) -> Result<(), String> {
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            sql,
+        ])
         .output()
         .map_err(|e| format!("cannot run psql ({e}); install the PostgreSQL client"))?;
     if out.status.success() {
@@ -53,13 +64,18 @@ enum Guard {
 
 async fn sqlite() -> (Store, Guard) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite_dir(dir.path(), StoreOptions::default()).await.unwrap();
+    let store = Store::open_sqlite_dir(dir.path(), StoreOptions::default())
+        .await
+        .unwrap();
     assert_eq!(store.backend(), Backend::Sqlite);
     (store, Guard::Sqlite(dir))
 }
 
 async fn postgres() -> (Store, Guard) {
-    let name = format!("lt_store_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let name = format!(
+        "lt_store_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
     psql(&format!("CREATE SCHEMA {name}")).unwrap_or_else(|e| panic!("{e}"));
     let guard = PgSchema { name: name.clone() };
     let url = format!("{PG_BASE}?options=-csearch_path%3D{name}");
@@ -145,9 +161,17 @@ fn settlement(l: &LeasedDelivery, outcome: SettleOutcome) -> Settlement {
         started_at: now_ms(),
         latency_ms: 12,
         request_excerpt: "<HoSo/>".into(),
-        status: Some(if outcome == SettleOutcome::Delivered { 200 } else { 503 }),
+        status: Some(if outcome == SettleOutcome::Delivered {
+            200
+        } else {
+            503
+        }),
         response_excerpt: "ok".into(),
-        error: if outcome == SettleOutcome::Delivered { None } else { Some("http-503: busy".into()) },
+        error: if outcome == SettleOutcome::Delivered {
+            None
+        } else {
+            Some("http-503: busy".into())
+        },
         error_class: match outcome {
             SettleOutcome::Delivered => None,
             SettleOutcome::Retry { .. } => Some("transient".into()),
@@ -176,8 +200,12 @@ async fn verify_chain(store: &Store) -> usize {
         let obj = router::audit::chain::event_object(
             seq,
             r.try_get("at").unwrap(),
-            r.try_get::<Option<String>, _>("message_id").unwrap().as_deref(),
-            r.try_get::<Option<String>, _>("delivery_id").unwrap().as_deref(),
+            r.try_get::<Option<String>, _>("message_id")
+                .unwrap()
+                .as_deref(),
+            r.try_get::<Option<String>, _>("delivery_id")
+                .unwrap()
+                .as_deref(),
             &r.try_get::<String, _>("kind").unwrap(),
             &r.try_get::<String, _>("actor").unwrap(),
             &serde_json::from_str(&detail).unwrap(),
@@ -190,7 +218,12 @@ async fn verify_chain(store: &Store) -> usize {
 }
 
 async fn count(store: &Store, sql: &str) -> i64 {
-    sqlx::query(sql).fetch_one(store.read_pool()).await.unwrap().try_get(0).unwrap()
+    sqlx::query(sql)
+        .fetch_one(store.read_pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
 }
 
 async fn lease(store: &Store, dest: &str) -> Vec<LeasedDelivery> {
@@ -200,19 +233,41 @@ async fn lease(store: &Store, dest: &str) -> Vec<LeasedDelivery> {
 // ---------------------------------------------------------------- bodies
 
 async fn accept_stores_message_deliveries_and_trail(store: Store) {
-    let m = message("000.00.32.H47-261128-0001", Some("k1"), &["lis", "national-portal"]);
+    let m = message(
+        "000.00.32.H47-261128-0001",
+        Some("k1"),
+        &["lis", "national-portal"],
+    );
     let out = store.accept(m.clone()).await.unwrap();
-    assert_eq!(out, AcceptOutcome::Accepted { id: m.id.clone(), deliveries: 2 });
+    assert_eq!(
+        out,
+        AcceptOutcome::Accepted {
+            id: m.id.clone(),
+            deliveries: 2
+        }
+    );
     let view = store.message(&m.id).await.unwrap().expect("stored");
     assert_eq!(view.state, "accepted");
-    assert_eq!(view.correlation_id.as_deref(), Some("000.00.32.H47-261128-0001"));
+    assert_eq!(
+        view.correlation_id.as_deref(),
+        Some("000.00.32.H47-261128-0001")
+    );
     assert_eq!(view.deliveries.len(), 2);
-    assert!(view.deliveries.iter().all(|d| d.state == "pending" && d.attempts == 0 && d.mapping_version == 3));
+    assert!(view
+        .deliveries
+        .iter()
+        .all(|d| d.state == "pending" && d.attempts == 0 && d.mapping_version == 3));
     let mut depth = store.queue_depth().await.unwrap();
     depth.sort();
-    assert_eq!(depth, vec![("lis".to_string(), 1), ("national-portal".to_string(), 1)]);
+    assert_eq!(
+        depth,
+        vec![("lis".to_string(), 1), ("national-portal".to_string(), 1)]
+    );
     assert!(store.next_due("lis").await.unwrap().unwrap() <= now_ms());
-    assert_eq!(store.trail_for_message(&m.id).await.unwrap()[0].kind, "received");
+    assert_eq!(
+        store.trail_for_message(&m.id).await.unwrap()[0].kind,
+        "received"
+    );
     assert!(verify_chain(&store).await >= 1);
     store.ping().await.unwrap();
 }
@@ -223,13 +278,22 @@ async fn idempotency_key_returns_the_original(store: Store) {
     let again = message("HS-1", Some("same-key"), &["lis"]);
     assert_eq!(
         store.accept(again.clone()).await.unwrap(),
-        AcceptOutcome::Duplicate { id: first.id.clone(), correlation_id: "HS-1".into() }
+        AcceptOutcome::Duplicate {
+            id: first.id.clone(),
+            correlation_id: "HS-1".into()
+        }
     );
-    assert!(store.message(&again.id).await.unwrap().is_none(), "a duplicate stores nothing");
+    assert!(
+        store.message(&again.id).await.unwrap().is_none(),
+        "a duplicate stores nothing"
+    );
     // Same key from another system is a different message.
     let mut other = message("HS-1", Some("same-key"), &["lis"]);
     other.source_system = "lis".into();
-    assert!(matches!(store.accept(other).await.unwrap(), AcceptOutcome::Accepted { .. }));
+    assert!(matches!(
+        store.accept(other).await.unwrap(),
+        AcceptOutcome::Accepted { .. }
+    ));
     assert_eq!(count(&store, "SELECT COUNT(*) FROM deliveries").await, 2);
 }
 
@@ -252,7 +316,10 @@ async fn rejected_attempts_are_kept_and_never_count_as_duplicates(store: Store) 
         .unwrap();
     let v = store.message(&id).await.unwrap().unwrap();
     assert_eq!(v.state, "rejected");
-    assert_eq!(v.reasons, Some(json!(["line 1 column 2: key must be a string"])));
+    assert_eq!(
+        v.reasons,
+        Some(json!(["line 1 column 2: key must be a string"]))
+    );
     let raw: Vec<u8> = sqlx::query("SELECT raw FROM messages WHERE id = $1")
         .bind(&id)
         .fetch_one(store.read_pool())
@@ -261,9 +328,15 @@ async fn rejected_attempts_are_kept_and_never_count_as_duplicates(store: Store) 
         .try_get("raw")
         .unwrap();
     assert_eq!(raw, b"{not json");
-    assert_eq!(store.trail_for_message(&id).await.unwrap()[0].kind, "rejected");
+    assert_eq!(
+        store.trail_for_message(&id).await.unwrap()[0].kind,
+        "rejected"
+    );
     let ok = message("HS-2", Some("k"), &["lis"]);
-    assert!(matches!(store.accept(ok).await.unwrap(), AcceptOutcome::Accepted { .. }));
+    assert!(matches!(
+        store.accept(ok).await.unwrap(),
+        AcceptOutcome::Accepted { .. }
+    ));
 }
 
 async fn lease_is_head_of_line_per_dossier_and_destination(store: Store) {
@@ -275,16 +348,31 @@ async fn lease_is_head_of_line_per_dossier_and_destination(store: Store) {
     }
     let first = lease(&store, "lis").await;
     let ids: Vec<&str> = first.iter().map(|l| l.message_id.as_str()).collect();
-    assert_eq!(ids, vec![a1.id.as_str(), b1.id.as_str()], "A's second message waits for its first");
-    assert!(lease(&store, "lis").await.is_empty(), "leased rows are not leased twice");
+    assert_eq!(
+        ids,
+        vec![a1.id.as_str(), b1.id.as_str()],
+        "A's second message waits for its first"
+    );
+    assert!(
+        lease(&store, "lis").await.is_empty(),
+        "leased rows are not leased twice"
+    );
     // Another destination of the same dossier is independent.
     assert_eq!(lease(&store, "tax").await.len(), 1);
     let l_a1 = first.iter().find(|l| l.message_id == a1.id).unwrap();
     assert_eq!((l_a1.attempt, l_a1.correlation_id.as_str()), (1, "A"));
     assert_eq!(&l_a1.body[..], b"<HoSo>A</HoSo>");
-    store.settle(settlement(l_a1, SettleOutcome::Delivered)).await.unwrap();
+    store
+        .settle(settlement(l_a1, SettleOutcome::Delivered))
+        .await
+        .unwrap();
     let next = lease(&store, "lis").await;
-    assert_eq!(next.iter().map(|l| l.message_id.as_str()).collect::<Vec<_>>(), vec![a2.id.as_str()]);
+    assert_eq!(
+        next.iter()
+            .map(|l| l.message_id.as_str())
+            .collect::<Vec<_>>(),
+        vec![a2.id.as_str()]
+    );
 }
 
 async fn settle_records_attempts_and_outcomes(store: Store) {
@@ -292,23 +380,52 @@ async fn settle_records_attempts_and_outcomes(store: Store) {
     store.accept(m.clone()).await.unwrap();
     let l = lease(&store, "lis").await.remove(0);
     let at = now_ms() + 60_000;
-    store.settle(settlement(&l, SettleOutcome::Retry { at })).await.unwrap();
-    assert!(lease(&store, "lis").await.is_empty(), "not before its retry time");
+    store
+        .settle(settlement(&l, SettleOutcome::Retry { at }))
+        .await
+        .unwrap();
+    assert!(
+        lease(&store, "lis").await.is_empty(),
+        "not before its retry time"
+    );
     assert_eq!(store.next_due("lis").await.unwrap(), Some(at));
-    sqlx::query("UPDATE deliveries SET next_attempt_at = $1").bind(now_ms()).execute(store.read_pool()).await.unwrap();
+    sqlx::query("UPDATE deliveries SET next_attempt_at = $1")
+        .bind(now_ms())
+        .execute(store.read_pool())
+        .await
+        .unwrap();
     let l2 = lease(&store, "lis").await.remove(0);
     assert_eq!(l2.attempt, 2);
-    store.settle(settlement(&l2, SettleOutcome::Dead)).await.unwrap();
+    store
+        .settle(settlement(&l2, SettleOutcome::Dead))
+        .await
+        .unwrap();
     let v = store.message(&m.id).await.unwrap().unwrap();
     let d = &v.deliveries[0];
-    assert_eq!((d.state.as_str(), d.attempts, d.error_class.as_deref()), ("dead", 2, Some("exhausted")));
+    assert_eq!(
+        (d.state.as_str(), d.attempts, d.error_class.as_deref()),
+        ("dead", 2, Some("exhausted"))
+    );
     assert_eq!(d.last_error.as_deref(), Some("http-503: busy"));
     assert_eq!(count(&store, "SELECT COUNT(*) FROM attempts").await, 2);
     // Other modules may add their own trail rows (e.g. record digests); these must be there, in order.
-    let kinds: Vec<String> = store.trail_for_message(&m.id).await.unwrap().into_iter().map(|t| t.kind).collect();
-    let ours: Vec<&str> =
-        kinds.iter().map(String::as_str).filter(|k| ["received", "attempt", "dead", "delivered"].contains(k)).collect();
-    assert_eq!(ours, ["received", "attempt", "attempt", "dead"], "{kinds:?}");
+    let kinds: Vec<String> = store
+        .trail_for_message(&m.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.kind)
+        .collect();
+    let ours: Vec<&str> = kinds
+        .iter()
+        .map(String::as_str)
+        .filter(|k| ["received", "attempt", "dead", "delivered"].contains(k))
+        .collect();
+    assert_eq!(
+        ours,
+        ["received", "attempt", "attempt", "dead"],
+        "{kinds:?}"
+    );
     assert!(store.queue_depth().await.unwrap().is_empty());
     assert!(verify_chain(&store).await >= 4);
 }
@@ -320,7 +437,10 @@ async fn expired_lease_is_leased_again(store: Store) {
     assert!(lease(&store, "lis").await.is_empty());
     tokio::time::sleep(Duration::from_millis(400)).await;
     let again = lease(&store, "lis").await;
-    assert_eq!((again[0].id.as_str(), again[0].attempt), (l[0].id.as_str(), 2));
+    assert_eq!(
+        (again[0].id.as_str(), again[0].attempt),
+        (l[0].id.as_str(), 2)
+    );
 }
 
 async fn concurrent_writers_keep_one_unbroken_chain(store: Store) {
@@ -328,7 +448,13 @@ async fn concurrent_writers_keep_one_unbroken_chain(store: Store) {
     for i in 0..40 {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
-            s.accept(message(&format!("C{}", i % 5), Some(&format!("c-{i}")), &["lis", "ioc"])).await.unwrap();
+            s.accept(message(
+                &format!("C{}", i % 5),
+                Some(&format!("c-{i}")),
+                &["lis", "ioc"],
+            ))
+            .await
+            .unwrap();
         }));
     }
     for t in tasks {
@@ -356,7 +482,9 @@ async fn concurrent_writers_keep_one_unbroken_chain(store: Store) {
 async fn exact_bytes_and_unicode_survive(store: Store) {
     let mut m = message("000.00.32.H47-261128-0002", None, &["lis"]);
     let text = "Nguyễn Văn Đức, Thăng Bình — tờ 12 thửa 345";
-    m.raw = Bytes::from(format!("{{\"ChuHoSo\":\"{text}\",\"LePhi\":123456789012345678.50}}"));
+    m.raw = Bytes::from(format!(
+        "{{\"ChuHoSo\":\"{text}\",\"LePhi\":123456789012345678.50}}"
+    ));
     m.deliveries[0].body = Bytes::from(format!("<HoTen>{text}</HoTen>\u{0}\u{ff}").into_bytes());
     store.accept(m.clone()).await.unwrap();
     let raw: Vec<u8> = sqlx::query("SELECT raw FROM messages WHERE id = $1")

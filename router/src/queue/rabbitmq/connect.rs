@@ -12,7 +12,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// `scheme://user:***@host/...`: a URL fit for logs and error messages.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
@@ -20,7 +22,11 @@ pub fn redact_url(url: &str) -> String {
     match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_string() };
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
             format!("{scheme}://{masked}@{host}{path}")
         }
         None => url.to_string(),
@@ -36,7 +42,9 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection> {
         .with_connection_name(name.into())
         .enable_auto_recover()
         .configure_backoff(|b| {
-            b.with_min_delay(Duration::from_millis(200)).with_max_delay(Duration::from_secs(3)).without_max_times()
+            b.with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(3))
+                .without_max_times()
         });
     let shown = redact_url(url);
     let connect = Connection::connect(url, props);
@@ -61,7 +69,10 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection> {
 
 /// A broker error during operation (the connection recovers by itself).
 pub fn broker_err(context: &str, e: lapin::Error) -> Error {
-    Error::Queue { message: format!("{context}: {e}"), retryable: true }
+    Error::Queue {
+        message: format!("{context}: {e}"),
+        retryable: true,
+    }
 }
 
 #[cfg(test)]
@@ -70,8 +81,14 @@ mod tests {
 
     #[test]
     fn passwords_never_show() {
-        assert_eq!(redact_url("amqp://guest:secret@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
-        assert_eq!(redact_url("postgres://u:p@a@db/x?sslmode=disable"), "postgres://u:***@db/x?sslmode=disable");
+        assert_eq!(
+            redact_url("amqp://guest:secret@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(
+            redact_url("postgres://u:p@a@db/x?sslmode=disable"),
+            "postgres://u:***@db/x?sslmode=disable"
+        );
         assert_eq!(redact_url("amqp://127.0.0.1"), "amqp://127.0.0.1");
         assert_eq!(redact_url("amqp://user@host/v"), "amqp://user@host/v");
     }

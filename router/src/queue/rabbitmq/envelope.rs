@@ -37,7 +37,10 @@ impl Envelope {
             )
         })?;
         if e.v != VERSION {
-            return Err(format!("unsupported hub message version {} (this hub reads version {VERSION})", e.v));
+            return Err(format!(
+                "unsupported hub message version {} (this hub reads version {VERSION})",
+                e.v
+            ));
         }
         if e.destination != queue_destination {
             return Err(format!(
@@ -58,11 +61,23 @@ mod tests {
 
     #[test]
     fn round_trip_and_rejections() {
-        let e = Envelope { v: 1, delivery_id: "d1".into(), seq: 7, destination: "lis".into(), correlation_id: "X".into() };
+        let e = Envelope {
+            v: 1,
+            delivery_id: "d1".into(),
+            seq: 7,
+            destination: "lis".into(),
+            correlation_id: "X".into(),
+        };
         assert_eq!(Envelope::parse(&e.to_bytes(), "lis").unwrap(), e);
-        assert!(Envelope::parse(&e.to_bytes(), "tax").unwrap_err().contains("queue of `tax`"));
-        assert!(Envelope::parse(b"hello", "lis").unwrap_err().contains("malformed hub message (5 bytes)"));
+        assert!(Envelope::parse(&e.to_bytes(), "tax")
+            .unwrap_err()
+            .contains("queue of `tax`"));
+        assert!(Envelope::parse(b"hello", "lis")
+            .unwrap_err()
+            .contains("malformed hub message (5 bytes)"));
         let v2 = br#"{"v":2,"delivery_id":"d","seq":1,"destination":"lis","correlation_id":"X"}"#;
-        assert!(Envelope::parse(v2, "lis").unwrap_err().contains("version 2"));
+        assert!(Envelope::parse(v2, "lis")
+            .unwrap_err()
+            .contains("version 2"));
     }
 }

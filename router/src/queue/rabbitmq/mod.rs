@@ -67,8 +67,8 @@ pub mod envelope;
 pub mod outbox;
 mod relay;
 pub mod settings;
-mod watchdog;
 pub mod topology;
+mod watchdog;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -77,10 +77,13 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use lapin::Acker;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::Acker;
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
@@ -154,10 +157,17 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    async fn open(opts: &RabbitOptions, topology: &Topology, parent: &CancellationToken) -> Result<Link> {
+    async fn open(
+        opts: &RabbitOptions,
+        topology: &Topology,
+        parent: &CancellationToken,
+    ) -> Result<Link> {
         let conn = connect::connect(&opts.url, "lienthong").await?;
         let shown = redact_url(&opts.url);
-        let publisher = conn.create_channel().await.map_err(|e| broker_setup(&shown, "opening a channel", e))?;
+        let publisher = conn
+            .create_channel()
+            .await
+            .map_err(|e| broker_setup(&shown, "opening a channel", e))?;
         publisher
             .confirm_select(ConfirmSelectOptions::default())
             .await
@@ -170,7 +180,11 @@ impl Link {
                 e,
             )
         })?;
-        Ok(Link { conn, publisher, stop: parent.child_token() })
+        Ok(Link {
+            conn,
+            publisher,
+            stop: parent.child_token(),
+        })
     }
 }
 
@@ -195,6 +209,9 @@ pub struct RabbitQueue {
     stop: CancellationToken,
 }
 
+/// Longest wait for a publish or its confirm before it counts as failed.
+pub(crate) const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn ss(s: &str) -> ShortString {
     ShortString::from(s)
 }
@@ -204,7 +221,12 @@ impl RabbitQueue {
     /// Fails with a message naming the broker (without its password) when it
     /// cannot be reached or refuses the credentials.
     pub async fn start(store: Store, opts: RabbitOptions) -> Result<Arc<Self>> {
-        let topology = Topology::new(&opts.prefix, opts.queue_type, &opts.tiers, &opts.destinations);
+        let topology = Topology::new(
+            &opts.prefix,
+            opts.queue_type,
+            &opts.tiers,
+            &opts.destinations,
+        );
         let stop = CancellationToken::new();
         let link = Link::open(&opts, &topology, &stop).await?;
         let declared = opts.destinations.iter().cloned().collect();
@@ -220,7 +242,10 @@ impl RabbitQueue {
             stop,
             opts,
         });
-        q.unrelayed.store(outbox::unrelayed_count(q.store.read_pool()).await?, Ordering::Relaxed);
+        q.unrelayed.store(
+            outbox::unrelayed_count(q.store.read_pool()).await?,
+            Ordering::Relaxed,
+        );
         tokio::spawn(relay::run(Arc::downgrade(&q), q.stop.clone()));
         tokio::spawn(watchdog::run(Arc::downgrade(&q), q.stop.clone()));
         Ok(q)
@@ -245,7 +270,11 @@ impl RabbitQueue {
     /// messages go back to their queues.
     pub async fn close(&self) {
         self.stop.cancel();
-        let _ = self.link().conn.close(200, "lienthong shutting down".into()).await;
+        let _ = self
+            .link()
+            .conn
+            .close(200, "lienthong shutting down".into())
+            .await;
     }
 
     fn link(&self) -> Arc<Link> {
@@ -258,7 +287,9 @@ impl RabbitQueue {
             self.topology
                 .declare_destination(&self.link().publisher, dest)
                 .await
-                .map_err(|e| connect::broker_err(&format!("declaring the queues of destination {dest}"), e))?;
+                .map_err(|e| {
+                    connect::broker_err(&format!("declaring the queues of destination {dest}"), e)
+                })?;
             declared.insert(dest.to_string());
         }
         Ok(())
@@ -272,7 +303,10 @@ impl RabbitQueue {
         self.ensure_declared(dest).await?;
         let (tx, rx) = mpsc::channel(self.opts.prefetch.max(1) as usize);
         self.start_pump(&self.link(), dest, tx.clone()).await?;
-        let c = Arc::new(DestConsumer { rx: tokio::sync::Mutex::new(rx), tx });
+        let c = Arc::new(DestConsumer {
+            rx: tokio::sync::Mutex::new(rx),
+            tx,
+        });
         map.insert(dest.to_string(), c.clone());
         Ok(c)
     }
@@ -280,19 +314,29 @@ impl RabbitQueue {
     /// Subscribes to `dest`'s queue on `link` and pumps into `tx`.
     async fn start_pump(&self, link: &Link, dest: &str, tx: mpsc::Sender<Delivery>) -> Result<()> {
         let names = self.topology.names();
-        let ch = link.conn.create_channel().await.map_err(|e| connect::broker_err("opening a consumer channel", e))?;
+        let ch = link
+            .conn
+            .create_channel()
+            .await
+            .map_err(|e| connect::broker_err("opening a consumer channel", e))?;
         ch.basic_qos(self.opts.prefetch, BasicQosOptions::default())
             .await
             .map_err(|e| connect::broker_err("setting the consumer prefetch", e))?;
         let consumer = ch
             .basic_consume(
                 ss(&names.work_queue(dest)),
-                ss(&format!("lienthong-{}-{dest}-{}", std::process::id(), uuid::Uuid::new_v4().simple())),
+                ss(&format!(
+                    "lienthong-{}-{dest}-{}",
+                    std::process::id(),
+                    uuid::Uuid::new_v4().simple()
+                )),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
             .await
-            .map_err(|e| connect::broker_err(&format!("consuming from {}", names.work_queue(dest)), e))?;
+            .map_err(|e| {
+                connect::broker_err(&format!("consuming from {}", names.work_queue(dest)), e)
+            })?;
         tokio::spawn(pump(ch, consumer, tx, dest.to_string(), link.stop.clone()));
         Ok(())
     }
@@ -301,15 +345,22 @@ impl RabbitQueue {
     /// topology, re-subscribes every consumer, then retires the old one.
     async fn rebuild(&self) -> Result<()> {
         let link = Arc::new(Link::open(&self.opts, &self.topology, &self.stop).await?);
-        let consumers: Vec<(String, mpsc::Sender<Delivery>)> =
-            self.consumers.lock().await.iter().map(|(d, c)| (d.clone(), c.tx.clone())).collect();
+        let consumers: Vec<(String, mpsc::Sender<Delivery>)> = self
+            .consumers
+            .lock()
+            .await
+            .iter()
+            .map(|(d, c)| (d.clone(), c.tx.clone()))
+            .collect();
         {
             let declared = self.declared.lock().await;
             for d in declared.iter() {
                 self.topology
                     .declare_destination(&link.publisher, d)
                     .await
-                    .map_err(|e| connect::broker_err(&format!("declaring the queues of destination {d}"), e))?;
+                    .map_err(|e| {
+                        connect::broker_err(&format!("declaring the queues of destination {d}"), e)
+                    })?;
             }
         }
         for (dest, tx) in consumers {
@@ -318,12 +369,22 @@ impl RabbitQueue {
         let old = std::mem::replace(&mut *self.link.write().expect("link lock poisoned"), link);
         old.stop.cancel();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(5), old.conn.close(200, "replaced".into())).await;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                old.conn.close(200, "replaced".into()),
+            )
+            .await;
         });
         Ok(())
     }
 
-    async fn lease_inner(&self, dest: &str, max: usize, lease: Duration, wait: Duration) -> Result<Vec<LeasedDelivery>> {
+    async fn lease_inner(
+        &self,
+        dest: &str,
+        max: usize,
+        lease: Duration,
+        wait: Duration,
+    ) -> Result<Vec<LeasedDelivery>> {
         let c = self.consumer(dest).await?;
         let mut rx = c.rx.lock().await;
         let deadline = tokio::time::Instant::now() + wait;
@@ -349,7 +410,12 @@ impl RabbitQueue {
     }
 
     /// Claims a consumed message's delivery, or parks, drops or dead-letters it.
-    async fn handle(&self, dest: &str, d: Delivery, lease: Duration) -> Result<Option<LeasedDelivery>> {
+    async fn handle(
+        &self,
+        dest: &str,
+        d: Delivery,
+        lease: Duration,
+    ) -> Result<Option<LeasedDelivery>> {
         let env = match Envelope::parse(&d.data, dest) {
             Ok(e) => e,
             Err(reason) => {
@@ -364,12 +430,24 @@ impl RabbitQueue {
             Ok(c) => c,
             Err(e) => {
                 // The store is away: give the message back and let the worker back off.
-                let _ = d.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+                let _ = d
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await;
                 return Err(e);
             }
         };
         if let Some(l) = claimed {
-            self.held.lock().expect("held map poisoned").insert(l.id.clone(), Held { acker: d.acker, envelope: env });
+            self.held.lock().expect("held map poisoned").insert(
+                l.id.clone(),
+                Held {
+                    acker: d.acker,
+                    envelope: env,
+                },
+            );
             return Ok(Some(l));
         }
         match outbox::verdict(pool, &env.delivery_id, dest).await {
@@ -378,7 +456,13 @@ impl RabbitQueue {
                 if self.park(&env, at).await {
                     ack(&d.acker).await;
                 } else {
-                    let _ = d.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+                    let _ = d
+                        .acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        })
+                        .await;
                 }
             }
             Ok(Verdict::Unknown) => {
@@ -391,7 +475,13 @@ impl RabbitQueue {
                 self.dead_letter_raw(dest, &d, &reason).await;
             }
             Err(e) => {
-                let _ = d.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+                let _ = d
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await;
                 return Err(e);
             }
         }
@@ -404,12 +494,23 @@ impl RabbitQueue {
     async fn park(&self, env: &Envelope, at: i64) -> bool {
         let wait = Duration::from_millis((at - now_ms()).max(0) as u64);
         let tiers = &self.topology.tiers;
-        let tier = tiers.iter().rev().find(|t| **t <= wait).copied().unwrap_or(tiers[0]);
+        let tier = tiers
+            .iter()
+            .rev()
+            .find(|t| **t <= wait)
+            .copied()
+            .unwrap_or(tiers[0]);
         let names = self.topology.names();
         let mut headers = FieldTable::default();
         headers.insert(ss("x-lienthong-due"), AMQPValue::LongLongInt(at));
         let r = self
-            .publish(&names.delay_exchange(), &names.delay_key(&env.destination, tier), &env.to_bytes(), &env.delivery_id, headers)
+            .publish(
+                &names.delay_exchange(),
+                &names.delay_key(&env.destination, tier),
+                &env.to_bytes(),
+                &env.delivery_id,
+                headers,
+            )
             .await;
         if let Err(e) = &r {
             tracing::warn!(delivery_id = %env.delivery_id, error = %e, "parking a delivery failed; it will be redelivered");
@@ -419,9 +520,26 @@ impl RabbitQueue {
 
     /// Publishes one persistent message with confirm; `Ok` only when the broker
     /// acknowledged it and it was routed.
-    async fn publish(&self, exchange: &str, key: &str, body: &[u8], message_id: &str, headers: FieldTable) -> Result<()> {
-        let confirm = self.publish_start(exchange, key, body, message_id, headers).await?;
-        check_confirm(confirm.await, exchange, key)
+    async fn publish(
+        &self,
+        exchange: &str,
+        key: &str,
+        body: &[u8],
+        message_id: &str,
+        headers: FieldTable,
+    ) -> Result<()> {
+        let confirm = self
+            .publish_start(exchange, key, body, message_id, headers, true)
+            .await?;
+        match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
+            Ok(c) => check_confirm(c, exchange, key),
+            Err(_) => Err(Error::Queue {
+                message: format!(
+                    "no confirm from the broker for {exchange}/{key} within {CONFIRM_TIMEOUT:?}"
+                ),
+                retryable: true,
+            }),
+        }
     }
 
     pub(crate) async fn publish_start(
@@ -431,17 +549,31 @@ impl RabbitQueue {
         body: &[u8],
         message_id: &str,
         headers: FieldTable,
+        mandatory: bool,
     ) -> Result<lapin::PublisherConfirm> {
         let props = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type(ss("application/json"))
             .with_message_id(ss(message_id))
             .with_headers(headers);
-        self.link()
-            .publisher
-            .basic_publish(ss(exchange), ss(key), BasicPublishOptions { mandatory: true, ..Default::default() }, body, props)
-            .await
-            .map_err(|e| connect::broker_err(&format!("publishing to exchange {exchange} with key {key}"), e))
+        let link = self.link();
+        let publish = link.publisher.basic_publish(
+            ss(exchange),
+            ss(key),
+            BasicPublishOptions {
+                mandatory,
+                ..Default::default()
+            },
+            body,
+            props,
+        );
+        match tokio::time::timeout(CONFIRM_TIMEOUT, publish).await {
+            Ok(r) => r.map_err(|e| connect::broker_err(&format!("publishing to exchange {exchange} with key {key}"), e)),
+            Err(_) => Err(Error::Queue {
+                message: format!("publishing to exchange {exchange} with key {key}: no answer within {CONFIRM_TIMEOUT:?}"),
+                retryable: true,
+            }),
+        }
     }
 
     /// Republishes a consumed message to its destination's dead-letter queue
@@ -451,21 +583,42 @@ impl RabbitQueue {
     async fn dead_letter_raw(&self, dest: &str, d: &Delivery, reason: &str) {
         let names = self.topology.names();
         let mut headers = d.properties.headers().clone().unwrap_or_default();
-        headers.insert(ss("x-lienthong-reason"), AMQPValue::LongString(LongString::from(reason)));
-        headers.insert(ss("x-lienthong-queue"), AMQPValue::LongString(LongString::from(names.work_queue(dest).as_str())));
-        let id = d.properties.message_id().as_ref().map(|s| s.to_string()).unwrap_or_default();
-        match self.publish(&names.dead_exchange(), dest, &d.data, &id, headers).await {
+        headers.insert(
+            ss("x-lienthong-reason"),
+            AMQPValue::LongString(LongString::from(reason)),
+        );
+        headers.insert(
+            ss("x-lienthong-queue"),
+            AMQPValue::LongString(LongString::from(names.work_queue(dest).as_str())),
+        );
+        let id = d
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        match self
+            .publish(&names.dead_exchange(), dest, &d.data, &id, headers)
+            .await
+        {
             Ok(()) => ack(&d.acker).await,
             Err(e) => {
                 tracing::error!(error = %e, "could not republish a poison message with its reason; rejecting it");
-                let _ = d.acker.reject(lapin::options::BasicRejectOptions { requeue: false }).await;
+                let _ = d
+                    .acker
+                    .reject(lapin::options::BasicRejectOptions { requeue: false })
+                    .await;
             }
         }
     }
 
     async fn settle_inner(&self, s: Settlement) -> Result<()> {
         self.store.settle(s.clone()).await?;
-        let held = self.held.lock().expect("held map poisoned").remove(&s.delivery_id);
+        let held = self
+            .held
+            .lock()
+            .expect("held map poisoned")
+            .remove(&s.delivery_id);
         let Some(Held { acker, envelope }) = held else {
             // Settled by a handle from before a broker reconnect: the broker
             // redelivers the message, and the claim drops or parks it.
@@ -478,13 +631,24 @@ impl RabbitQueue {
                 let names = self.topology.names();
                 let mut headers = FieldTable::default();
                 let reason = s.error.clone().unwrap_or_else(|| "dead".into());
-                headers.insert(ss("x-lienthong-reason"), AMQPValue::LongString(LongString::from(reason.as_str())));
+                headers.insert(
+                    ss("x-lienthong-reason"),
+                    AMQPValue::LongString(LongString::from(reason.as_str())),
+                );
                 headers.insert(
                     ss("x-lienthong-error-class"),
-                    AMQPValue::LongString(LongString::from(s.error_class.clone().unwrap_or_default().as_str())),
+                    AMQPValue::LongString(LongString::from(
+                        s.error_class.clone().unwrap_or_default().as_str(),
+                    )),
                 );
                 match self
-                    .publish(&names.dead_exchange(), &envelope.destination, &envelope.to_bytes(), &envelope.delivery_id, headers)
+                    .publish(
+                        &names.dead_exchange(),
+                        &envelope.destination,
+                        &envelope.to_bytes(),
+                        &envelope.delivery_id,
+                        headers,
+                    )
                     .await
                 {
                     Ok(()) => true,
@@ -499,7 +663,12 @@ impl RabbitQueue {
         if done {
             ack(&acker).await;
         } else {
-            let _ = acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+            let _ = acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await;
         }
         Ok(())
     }
@@ -512,28 +681,48 @@ async fn ack(acker: &Acker) {
     }
 }
 
-pub(crate) fn check_confirm(c: lapin::Result<Confirmation>, exchange: &str, key: &str) -> Result<()> {
+pub(crate) fn check_confirm(
+    c: lapin::Result<Confirmation>,
+    exchange: &str,
+    key: &str,
+) -> Result<()> {
     match c {
         Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => Ok(()),
         Ok(Confirmation::Ack(Some(_))) => Err(Error::Queue {
-            message: format!("exchange {exchange} has no queue bound for key {key}: the message was returned"),
+            message: format!(
+                "exchange {exchange} has no queue bound for key {key}: the message was returned"
+            ),
             retryable: true,
         }),
         Ok(Confirmation::Nack(_)) => Err(Error::Queue {
-            message: format!("the broker refused a message for {exchange}/{key} (nack): the queue may be full"),
+            message: format!(
+                "the broker refused a message for {exchange}/{key} (nack): the queue may be full"
+            ),
             retryable: true,
         }),
-        Err(e) => Err(connect::broker_err(&format!("waiting for the confirm of {exchange}/{key}"), e)),
+        Err(e) => Err(connect::broker_err(
+            &format!("waiting for the confirm of {exchange}/{key}"),
+            e,
+        )),
     }
 }
 
 fn broker_setup(shown: &str, what: &str, e: lapin::Error) -> Error {
-    Error::Queue { message: format!("RabbitMQ at {shown}: {what} failed: {e}"), retryable: false }
+    Error::Queue {
+        message: format!("RabbitMQ at {shown}: {what} failed: {e}"),
+        retryable: false,
+    }
 }
 
 /// Moves consumed messages to the worker's bounded channel; waits out broker
 /// outages (lapin re-subscribes the consumer on the recovered channel).
-async fn pump(ch: Channel, mut consumer: lapin::Consumer, tx: mpsc::Sender<Delivery>, dest: String, stop: CancellationToken) {
+async fn pump(
+    ch: Channel,
+    mut consumer: lapin::Consumer,
+    tx: mpsc::Sender<Delivery>,
+    dest: String,
+    stop: CancellationToken,
+) {
     loop {
         let next = tokio::select! {
             _ = stop.cancelled() => return,
@@ -569,7 +758,8 @@ impl Drop for RabbitQueue {
 impl DeliveryQueue for RabbitQueue {
     fn committed<'a>(&'a self, destinations: &'a [String]) -> BoxFuture<'a, Result<()>> {
         // A running estimate until the relay's next count.
-        self.unrelayed.fetch_add(destinations.len().max(1) as i64, Ordering::Relaxed);
+        self.unrelayed
+            .fetch_add(destinations.len().max(1) as i64, Ordering::Relaxed);
         self.relay_wake.notify_one();
         futures::future::ready(Ok(())).boxed()
     }

@@ -22,12 +22,21 @@ use sqlx::{AnyPool, Row};
 use crate::store::{db_err, now_ms, Backend, LeasedDelivery, Store};
 use crate::Result;
 
-fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(row: &'r AnyRow, col: &str) -> Result<T> {
-    row.try_get(col).map_err(|e| db_err(&format!("reading column {col}"), e))
+fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
+    row: &'r AnyRow,
+    col: &str,
+) -> Result<T> {
+    row.try_get(col)
+        .map_err(|e| db_err(&format!("reading column {col}"), e))
 }
 
 /// Claims one delivery for a lease until `lease_until`, if it is due and head-of-line.
-pub async fn claim(pool: &AnyPool, delivery_id: &str, destination: &str, lease_until: i64) -> Result<Option<LeasedDelivery>> {
+pub async fn claim(
+    pool: &AnyPool,
+    delivery_id: &str,
+    destination: &str,
+    lease_until: i64,
+) -> Result<Option<LeasedDelivery>> {
     let now = now_ms();
     let row = sqlx::query(
         "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
@@ -99,7 +108,9 @@ pub async fn verdict(pool: &AnyPool, delivery_id: &str, destination: &str) -> Re
     match state.as_str() {
         "delivered" | "dead" => return Ok(Verdict::Finished),
         "pending" if next > now => return Ok(Verdict::WaitUntil(next)),
-        "in_flight" if lease.unwrap_or(0) >= now => return Ok(Verdict::WaitUntil(lease.unwrap_or(now) + 1)),
+        "in_flight" if lease.unwrap_or(0) >= now => {
+            return Ok(Verdict::WaitUntil(lease.unwrap_or(now) + 1))
+        }
         _ => {}
     }
     // Due, so it must be blocked: wait until the head of its dossier is due again.
@@ -115,7 +126,9 @@ pub async fn verdict(pool: &AnyPool, delivery_id: &str, destination: &str) -> Re
     .await
     .map_err(|e| db_err(&format!("reading the predecessors of delivery {delivery_id}"), e))?;
     let at = match head {
-        Some(h) if get::<String>(&h, "state")? == "pending" => get::<i64>(&h, "next_attempt_at")?.max(now + BLOCKED_POLL_MS),
+        Some(h) if get::<String>(&h, "state")? == "pending" => {
+            get::<i64>(&h, "next_attempt_at")?.max(now + BLOCKED_POLL_MS)
+        }
         _ => now + BLOCKED_POLL_MS,
     };
     Ok(Verdict::WaitUntil(at))
@@ -141,7 +154,10 @@ where
 {
     let pool = store.read_pool();
     if store.backend() == Backend::Postgres {
-        let mut tx = pool.begin().await.map_err(|e| db_err("beginning the outbox relay transaction", e))?;
+        let mut tx = pool
+            .begin()
+            .await
+            .map_err(|e| db_err("beginning the outbox relay transaction", e))?;
         let rows = select_unrelayed(&mut *tx, limit, " FOR UPDATE SKIP LOCKED").await?;
         let selected = rows.len();
         if selected == 0 {
@@ -150,7 +166,9 @@ where
         }
         let published = publish(rows).await;
         mark_relayed(&mut *tx, &published).await?;
-        tx.commit().await.map_err(|e| db_err("committing the outbox relay transaction", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| db_err("committing the outbox relay transaction", e))?;
         Ok((selected, published.len()))
     } else {
         // SQLite: one process owns the file, and a read transaction upgraded to a
@@ -166,12 +184,20 @@ where
     }
 }
 
-async fn select_unrelayed<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(ex: E, limit: i64, lock: &str) -> Result<Vec<Unrelayed>> {
+async fn select_unrelayed<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+    ex: E,
+    limit: i64,
+    lock: &str,
+) -> Result<Vec<Unrelayed>> {
     let sql = format!(
         "SELECT seq, id, destination, correlation_id FROM deliveries \
          WHERE relayed_at IS NULL AND state IN ('pending', 'in_flight') ORDER BY seq LIMIT $1{lock}"
     );
-    let rows = sqlx::query(&sql).bind(limit).fetch_all(ex).await.map_err(|e| db_err("reading unrelayed deliveries", e))?;
+    let rows = sqlx::query(&sql)
+        .bind(limit)
+        .fetch_all(ex)
+        .await
+        .map_err(|e| db_err("reading unrelayed deliveries", e))?;
     rows.iter()
         .map(|r| {
             Ok(Unrelayed {
@@ -184,17 +210,26 @@ async fn select_unrelayed<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(ex: E
         .collect()
 }
 
-async fn mark_relayed<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(ex: E, seqs: &[i64]) -> Result<()> {
+async fn mark_relayed<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+    ex: E,
+    seqs: &[i64],
+) -> Result<()> {
     if seqs.is_empty() {
         return Ok(());
     }
     // Integers only, so building the list is safe.
-    let list = seqs.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    sqlx::query(&format!("UPDATE deliveries SET relayed_at = $1 WHERE seq IN ({list})"))
-        .bind(now_ms())
-        .execute(ex)
-        .await
-        .map_err(|e| db_err("marking deliveries relayed", e))?;
+    let list = seqs
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    sqlx::query(&format!(
+        "UPDATE deliveries SET relayed_at = $1 WHERE seq IN ({list})"
+    ))
+    .bind(now_ms())
+    .execute(ex)
+    .await
+    .map_err(|e| db_err("marking deliveries relayed", e))?;
     Ok(())
 }
 

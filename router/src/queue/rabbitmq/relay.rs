@@ -52,17 +52,26 @@ pub(super) async fn run(q: Weak<RabbitQueue>, stop: CancellationToken) {
                 this.unrelayed.store(n, Ordering::Relaxed);
                 metrics::gauge!("lienthong_outbox_unrelayed").set(n as f64);
             }
-            Err(e) => tracing::warn!(error = %e, "outbox relay: counting unrelayed deliveries failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox relay: counting unrelayed deliveries failed")
+            }
         }
         if last_stale_check.elapsed() >= STALE_CHECK {
             last_stale_check = Instant::now();
-            match outbox::requeue_stale(this.store.read_pool(), this.opts.stale_after.as_millis() as i64).await {
+            match outbox::requeue_stale(
+                this.store.read_pool(),
+                this.opts.stale_after.as_millis() as i64,
+            )
+            .await
+            {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::warn!(n, "re-publishing due deliveries nobody claimed (their broker messages were lost)");
                     continue;
                 }
-                Err(e) => tracing::warn!(error = %e, "outbox relay: checking for stale deliveries failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay: checking for stale deliveries failed")
+                }
             }
         }
         let pause = if failed {
@@ -102,7 +111,17 @@ async fn publish_rows(q: &RabbitQueue, rows: Vec<Unrelayed>) -> Vec<i64> {
             destination: r.destination.clone(),
             correlation_id: r.correlation_id.clone(),
         };
-        match q.publish_start(&exchange, &r.destination, &env.to_bytes(), &r.id, FieldTable::default()).await {
+        match q
+            .publish_start(
+                &exchange,
+                &r.destination,
+                &env.to_bytes(),
+                &r.id,
+                FieldTable::default(),
+                true,
+            )
+            .await
+        {
             Ok(confirm) => pending.push((r, confirm)),
             Err(e) => {
                 tracing::warn!(error = %e, "outbox relay: publishing failed; the rows stay in the outbox");
@@ -112,9 +131,15 @@ async fn publish_rows(q: &RabbitQueue, rows: Vec<Unrelayed>) -> Vec<i64> {
     }
     let mut done = Vec::with_capacity(pending.len());
     for (r, confirm) in pending {
-        match check_confirm(confirm.await, &exchange, &r.destination) {
+        let Ok(confirmed) = tokio::time::timeout(super::CONFIRM_TIMEOUT, confirm).await else {
+            tracing::warn!(delivery_id = %r.id, "outbox relay: no confirm in time; will retry");
+            continue;
+        };
+        match check_confirm(confirmed, &exchange, &r.destination) {
             Ok(()) => done.push(r.seq),
-            Err(e) => tracing::warn!(delivery_id = %r.id, error = %e, "outbox relay: not confirmed; will retry"),
+            Err(e) => {
+                tracing::warn!(delivery_id = %r.id, error = %e, "outbox relay: not confirmed; will retry")
+            }
         }
     }
     done

@@ -38,12 +38,18 @@ struct Section {
 }
 
 fn invalid(message: String) -> Error {
-    Error::Queue { message, retryable: false }
+    Error::Queue {
+        message,
+        retryable: false,
+    }
 }
 
 impl RabbitOptions {
     /// Reads the `queue.rabbitmq` section; `destinations` are declared at start-up.
-    pub fn from_config(section: &serde_json::Value, destinations: Vec<String>) -> Result<RabbitOptions> {
+    pub fn from_config(
+        section: &serde_json::Value,
+        destinations: Vec<String>,
+    ) -> Result<RabbitOptions> {
         let s: Section = if section.is_null() {
             return Err(invalid(
                 "queue.backend is rabbitmq but queue.rabbitmq.url is missing: set it (or LIENTHONG_QUEUE__RABBITMQ__URL) \
@@ -72,8 +78,14 @@ impl RabbitOptions {
             o.queue_type = t;
         }
         if let Some(p) = s.prefix {
-            if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Err(invalid(format!("queue.rabbitmq.prefix `{p}` must be letters, digits, `-`, `_` or `.`")));
+            if p.is_empty()
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(invalid(format!(
+                    "queue.rabbitmq.prefix `{p}` must be letters, digits, `-`, `_` or `.`"
+                )));
             }
             o.prefix = p;
         }
@@ -85,7 +97,9 @@ impl RabbitOptions {
         }
         if let Some(l) = s.outbox_limit {
             if l < 1 {
-                return Err(invalid("queue.rabbitmq.outbox_limit must be at least 1".into()));
+                return Err(invalid(
+                    "queue.rabbitmq.outbox_limit must be at least 1".into(),
+                ));
             }
             o.outbox_limit = l;
         }
@@ -105,7 +119,12 @@ impl RabbitOptions {
 pub fn replica_share(p: &DestinationPolicy, replicas: u32) -> DestinationPolicy {
     let n = replicas.max(1);
     let div = |v: u32| v.div_ceil(n).max(1);
-    DestinationPolicy { rate_per_second: div(p.rate_per_second), burst: div(p.burst), concurrency: div(p.concurrency), ..p.clone() }
+    DestinationPolicy {
+        rate_per_second: div(p.rate_per_second),
+        burst: div(p.burst),
+        concurrency: div(p.concurrency),
+        ..p.clone()
+    }
 }
 
 #[cfg(test)]
@@ -120,17 +139,30 @@ mod tests {
             vec!["lis".into()],
         )
         .unwrap();
-        assert_eq!((o.queue_type, o.prefetch, o.replicas), (QueueType::Classic, 8, 3));
-        let e = RabbitOptions::from_config(&json!({"url": "amqp://h", "queue_typo": "x"}), vec![]).unwrap_err();
+        assert_eq!(
+            (o.queue_type, o.prefetch, o.replicas),
+            (QueueType::Classic, 8, 3)
+        );
+        let e = RabbitOptions::from_config(&json!({"url": "amqp://h", "queue_typo": "x"}), vec![])
+            .unwrap_err();
         assert!(e.to_string().contains("queue_typo"), "{e}");
-        let e = RabbitOptions::from_config(&json!({"url": "http://u:secret@h"}), vec![]).unwrap_err();
-        assert!(e.to_string().contains("amqp://") && !e.to_string().contains("secret"), "{e}");
+        let e =
+            RabbitOptions::from_config(&json!({"url": "http://u:secret@h"}), vec![]).unwrap_err();
+        assert!(
+            e.to_string().contains("amqp://") && !e.to_string().contains("secret"),
+            "{e}"
+        );
         assert!(RabbitOptions::from_config(&serde_json::Value::Null, vec![]).is_err());
     }
 
     #[test]
     fn replicas_split_the_limits() {
-        let p = DestinationPolicy { rate_per_second: 10, burst: 5, concurrency: 8, ..Default::default() };
+        let p = DestinationPolicy {
+            rate_per_second: 10,
+            burst: 5,
+            concurrency: 8,
+            ..Default::default()
+        };
         let s = replica_share(&p, 3);
         assert_eq!((s.rate_per_second, s.burst, s.concurrency), (4, 2, 3));
         assert_eq!(replica_share(&p, 1), p);

@@ -73,11 +73,11 @@ pub const DELIVERY_LIMIT: i64 = 20;
 /// A tier's name in queue names and routing keys: `100ms`, `5s`, `2m`, `1h`.
 pub fn tier_name(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 3_600_000 == 0 {
+    if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -146,15 +146,28 @@ impl Names {
 
 impl Topology {
     /// The topology for these destinations (sorted and deduplicated).
-    pub fn new(prefix: &str, queue_type: QueueType, tiers: &[Duration], destinations: &[String]) -> Topology {
+    pub fn new(
+        prefix: &str,
+        queue_type: QueueType,
+        tiers: &[Duration],
+        destinations: &[String],
+    ) -> Topology {
         let mut dests = destinations.to_vec();
         dests.sort();
         dests.dedup();
-        let names = Names { prefix: prefix.to_string() };
+        let names = Names {
+            prefix: prefix.to_string(),
+        };
         let exchanges = vec![
-            ExchangeSpec { name: names.deliveries_exchange() },
-            ExchangeSpec { name: names.delay_exchange() },
-            ExchangeSpec { name: names.dead_exchange() },
+            ExchangeSpec {
+                name: names.deliveries_exchange(),
+            },
+            ExchangeSpec {
+                name: names.delay_exchange(),
+            },
+            ExchangeSpec {
+                name: names.dead_exchange(),
+            },
         ];
         let mut t = Topology {
             prefix: prefix.to_string(),
@@ -171,7 +184,9 @@ impl Topology {
     }
 
     pub fn names(&self) -> Names {
-        Names { prefix: self.prefix.clone() }
+        Names {
+            prefix: self.prefix.clone(),
+        }
     }
 
     /// Queues and bindings of one destination, in declaration order.
@@ -189,13 +204,23 @@ impl Topology {
         if quorum {
             work.push(("x-delivery-limit", Value::from(DELIVERY_LIMIT)));
         }
-        queues.push(QueueSpec { name: n.work_queue(dest), arguments: work });
-        bindings.push(BindingSpec { exchange: n.deliveries_exchange(), queue: n.work_queue(dest), routing_key: dest.into() });
+        queues.push(QueueSpec {
+            name: n.work_queue(dest),
+            arguments: work,
+        });
+        bindings.push(BindingSpec {
+            exchange: n.deliveries_exchange(),
+            queue: n.work_queue(dest),
+            routing_key: dest.into(),
+        });
         for &tier in &self.tiers {
             let mut args = vec![
                 ("x-queue-type", qt.clone()),
                 ("x-message-ttl", Value::from(tier.as_millis() as i64)),
-                ("x-dead-letter-exchange", Value::from(n.deliveries_exchange())),
+                (
+                    "x-dead-letter-exchange",
+                    Value::from(n.deliveries_exchange()),
+                ),
                 ("x-dead-letter-routing-key", Value::from(dest)),
             ];
             if quorum {
@@ -204,15 +229,25 @@ impl Topology {
                 args.push(("x-dead-letter-strategy", Value::from("at-least-once")));
                 args.push(("x-overflow", Value::from("reject-publish")));
             }
-            queues.push(QueueSpec { name: n.delay_queue(dest, tier), arguments: args });
+            queues.push(QueueSpec {
+                name: n.delay_queue(dest, tier),
+                arguments: args,
+            });
             bindings.push(BindingSpec {
                 exchange: n.delay_exchange(),
                 queue: n.delay_queue(dest, tier),
                 routing_key: n.delay_key(dest, tier),
             });
         }
-        queues.push(QueueSpec { name: n.dead_queue(dest), arguments: vec![("x-queue-type", qt)] });
-        bindings.push(BindingSpec { exchange: n.dead_exchange(), queue: n.dead_queue(dest), routing_key: dest.into() });
+        queues.push(QueueSpec {
+            name: n.dead_queue(dest),
+            arguments: vec![("x-queue-type", qt)],
+        });
+        bindings.push(BindingSpec {
+            exchange: n.dead_exchange(),
+            queue: n.dead_queue(dest),
+            routing_key: dest.into(),
+        });
         (queues, bindings)
     }
 
@@ -273,14 +308,31 @@ impl Topology {
 }
 
 async fn declare_exchange(ch: &Channel, name: &str) -> lapin::Result<()> {
-    let opts = ExchangeDeclareOptions { durable: true, ..Default::default() };
-    ch.exchange_declare(name.into(), ExchangeKind::Direct, opts, FieldTable::default()).await
+    let opts = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.exchange_declare(
+        name.into(),
+        ExchangeKind::Direct,
+        opts,
+        FieldTable::default(),
+    )
+    .await
 }
 
-async fn declare_parts(ch: &Channel, queues: &[QueueSpec], bindings: &[BindingSpec]) -> lapin::Result<()> {
+async fn declare_parts(
+    ch: &Channel,
+    queues: &[QueueSpec],
+    bindings: &[BindingSpec],
+) -> lapin::Result<()> {
     for q in queues {
-        let opts = QueueDeclareOptions { durable: true, ..Default::default() };
-        ch.queue_declare(q.name.as_str().into(), opts, field_table(&q.arguments)).await?;
+        let opts = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare(q.name.as_str().into(), opts, field_table(&q.arguments))
+            .await?;
     }
     for b in bindings {
         ch.queue_bind(
@@ -300,7 +352,9 @@ fn field_table(args: &[(&'static str, Value)]) -> FieldTable {
     for (k, v) in args {
         let value = match v {
             Value::String(s) => AMQPValue::LongString(LongString::from(s.as_str())),
-            Value::Number(n) => AMQPValue::LongLongInt(n.as_i64().expect("topology numbers are integers")),
+            Value::Number(n) => {
+                AMQPValue::LongLongInt(n.as_i64().expect("topology numbers are integers"))
+            }
             other => AMQPValue::LongString(LongString::from(other.to_string().as_str())),
         };
         t.insert(ShortString::from(*k), value);
@@ -320,16 +374,38 @@ mod tests {
 
     #[test]
     fn every_delay_queue_dead_letters_back_to_its_destination() {
-        let t = Topology::new("p", QueueType::Quorum, DEFAULT_TIERS, &["lis".into(), "tax".into()]);
+        let t = Topology::new(
+            "p",
+            QueueType::Quorum,
+            DEFAULT_TIERS,
+            &["lis".into(), "tax".into()],
+        );
         assert_eq!(t.queues.len(), 2 * (DEFAULT_TIERS.len() + 2));
         for q in t.queues.iter().filter(|q| q.name.contains(".delay.")) {
             let dest = q.name.split('.').nth(1).unwrap();
-            assert!(q.arguments.contains(&("x-dead-letter-routing-key", Value::from(dest))), "{q:?}");
-            assert!(q.arguments.contains(&("x-dead-letter-exchange", Value::from("p.deliveries"))), "{q:?}");
-            assert!(q.arguments.iter().any(|(k, _)| *k == "x-message-ttl"), "{q:?}");
+            assert!(
+                q.arguments
+                    .contains(&("x-dead-letter-routing-key", Value::from(dest))),
+                "{q:?}"
+            );
+            assert!(
+                q.arguments
+                    .contains(&("x-dead-letter-exchange", Value::from("p.deliveries"))),
+                "{q:?}"
+            );
+            assert!(
+                q.arguments.iter().any(|(k, _)| *k == "x-message-ttl"),
+                "{q:?}"
+            );
         }
         let classic = Topology::new("p", QueueType::Classic, DEFAULT_TIERS, &["lis".into()]);
-        assert!(classic.queues.iter().all(|q| q.arguments[0] == ("x-queue-type", Value::from("classic"))));
-        assert!(classic.queues.iter().all(|q| !q.arguments.iter().any(|(k, _)| *k == "x-delivery-limit")));
+        assert!(classic
+            .queues
+            .iter()
+            .all(|q| q.arguments[0] == ("x-queue-type", Value::from("classic"))));
+        assert!(classic
+            .queues
+            .iter()
+            .all(|q| !q.arguments.iter().any(|(k, _)| *k == "x-delivery-limit")));
     }
 }
