@@ -22,55 +22,175 @@ async fn status_sync(backend: Backend) {
     let p = Partners::start(Duration::from_secs(3600), Duration::from_secs(3600)).await;
     p.plug_lis_schemas();
     p.plug_national_schemas();
-    let hub = Hub::start(dir.path(), &backend, &p.connectors_yaml(dir.path(), 1000, 20), "").await;
-
-    for f in ["01-tam-ky-an-my-chuyen-nhuong.json", "02-nui-thanh-tam-nghia-truc-tuyen.json", "03-dien-ban-dien-ngoc-nfd-hai-ben-nhan.json"] {
-        hub.accept("province-portal", "dossier.filed", &format!("province-portal/dossier.filed/{f}")).await;
-    }
-    support::wait_for("the three dossiers on DVCQG", Duration::from_secs(20), Some(&hub), || {
-        let n = p.national.dossiers().len();
-        if n == 3 { Ok(()) } else { Err(format!("{n} dossiers")) }
-    })
+    let hub = Hub::start(
+        dir.path(),
+        &backend,
+        &p.connectors_yaml(dir.path(), 1000, 20),
+        "",
+    )
     .await;
 
-    for f in ["01-d0001-chuyen-vpdkdd.json", "02-d0007-yeu-cau-bo-sung.json", "03-d0007-da-bo-sung.json", "04-d0012-ghi-chu-khong-doi-trang-thai.json"] {
-        hub.accept("province-portal", "status.changed", &format!("province-portal/status.changed/{f}")).await;
+    for f in [
+        "01-tam-ky-an-my-chuyen-nhuong.json",
+        "02-nui-thanh-tam-nghia-truc-tuyen.json",
+        "03-dien-ban-dien-ngoc-nfd-hai-ben-nhan.json",
+    ] {
+        hub.accept(
+            "province-portal",
+            "dossier.filed",
+            &format!("province-portal/dossier.filed/{f}"),
+        )
+        .await;
     }
-    support::wait_for("four progress entries on DVCQG", Duration::from_secs(20), Some(&hub), || {
-        let n = p.national.progress().len();
-        if n == 4 { Ok(()) } else { Err(format!("{n} progress entries")) }
-    })
+    support::wait_for(
+        "the three dossiers on DVCQG",
+        Duration::from_secs(20),
+        Some(&hub),
+        || {
+            let n = p.national.dossiers().len();
+            if n == 3 {
+                Ok(())
+            } else {
+                Err(format!("{n} dossiers"))
+            }
+        },
+    )
     .await;
-    support::wait_for("re-syncs of the dossiers whose status changed", Duration::from_secs(20), Some(&hub), || {
-        let got = (sync_statuses(&p, D1), sync_statuses(&p, D7));
-        if got == (vec!["2".to_string(), "4".into()], vec!["2".to_string(), "5".into(), "4".into()]) { Ok(()) } else { Err(format!("{got:?}")) }
-    })
+
+    for f in [
+        "01-d0001-chuyen-vpdkdd.json",
+        "02-d0007-yeu-cau-bo-sung.json",
+        "03-d0007-da-bo-sung.json",
+        "04-d0012-ghi-chu-khong-doi-trang-thai.json",
+    ] {
+        hub.accept(
+            "province-portal",
+            "status.changed",
+            &format!("province-portal/status.changed/{f}"),
+        )
+        .await;
+    }
+    support::wait_for(
+        "four progress entries on DVCQG",
+        Duration::from_secs(20),
+        Some(&hub),
+        || {
+            let n = p.national.progress().len();
+            if n == 4 {
+                Ok(())
+            } else {
+                Err(format!("{n} progress entries"))
+            }
+        },
+    )
+    .await;
+    support::wait_for(
+        "re-syncs of the dossiers whose status changed",
+        Duration::from_secs(20),
+        Some(&hub),
+        || {
+            let got = (sync_statuses(&p, D1), sync_statuses(&p, D7));
+            if got
+                == (
+                    vec!["2".to_string(), "4".into()],
+                    vec!["2".to_string(), "5".into(), "4".into()],
+                )
+            {
+                Ok(())
+            } else {
+                Err(format!("{got:?}"))
+            }
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let d1 = progress(&p, D1);
     assert_eq!(d1.len(), 1);
-    assert_eq!((d1[0]["TrangThai"].as_str(), d1[0]["NguoiXuLy"].as_str(), d1[0]["ThoiDiemXuLy"].as_str()), (Some("4"), Some("Trần Thị B"), Some("20220915101500")));
-    assert_eq!(d1[0]["NoiDungXuLy"], "Chuyển hồ sơ đến Chi nhánh Văn phòng Đăng ký đất đai thành phố Tam Kỳ");
-    assert_eq!(progress_statuses(&p, D7), ["5", "4"], "supplement requested, then given, in order");
-    assert!(progress(&p, D7)[0]["NoiDungXuLy"].as_str().unwrap_or_default().starts_with("Yêu cầu bổ sung"));
-    assert_eq!(progress_statuses(&p, D12), ["4"], "a note is a progress entry");
-    assert_eq!(sync_statuses(&p, D12), ["2"], "no re-sync when the status did not change");
+    assert_eq!(
+        (
+            d1[0]["TrangThai"].as_str(),
+            d1[0]["NguoiXuLy"].as_str(),
+            d1[0]["ThoiDiemXuLy"].as_str()
+        ),
+        (Some("4"), Some("Trần Thị B"), Some("20220915101500"))
+    );
+    assert_eq!(
+        d1[0]["NoiDungXuLy"],
+        "Chuyển hồ sơ đến Chi nhánh Văn phòng Đăng ký đất đai thành phố Tam Kỳ"
+    );
+    assert_eq!(
+        progress_statuses(&p, D7),
+        ["5", "4"],
+        "supplement requested, then given, in order"
+    );
+    assert!(progress(&p, D7)[0]["NoiDungXuLy"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("Yêu cầu bổ sung"));
+    assert_eq!(
+        progress_statuses(&p, D12),
+        ["4"],
+        "a note is a progress entry"
+    );
+    assert_eq!(
+        sync_statuses(&p, D12),
+        ["2"],
+        "no re-sync when the status did not change"
+    );
     assert_eq!(p.national.dossiers()[D7]["TrangThaiHoSo"], "4");
     let received = p.national.core().received();
-    let bodies: Vec<serde_json::Value> = received.iter().filter(|r| r.message_type == "CapNhatTienDoHoSoMC").map(|r| serde_json::from_str(&r.body).expect("JSON")).collect();
-    assert!(bodies.iter().all(|b| b["madonvi"] == "000.00.32.H47" && b["session"].as_str().is_some_and(|s| !s.is_empty())), "madonvi and a session on every call");
-    assert!(received.iter().all(|r| r.headers.get("dstcode").map(String::as_str) == Some("H47")), "dstcode header on every call");
-    assert!(p.province.core().received().is_empty(), "the province portal's own changes are not echoed back to it");
+    let bodies: Vec<serde_json::Value> = received
+        .iter()
+        .filter(|r| r.message_type == "CapNhatTienDoHoSoMC")
+        .map(|r| serde_json::from_str(&r.body).expect("JSON"))
+        .collect();
+    assert!(
+        bodies.iter().all(|b| b["madonvi"] == "000.00.32.H47"
+            && b["session"].as_str().is_some_and(|s| !s.is_empty())),
+        "madonvi and a session on every call"
+    );
+    assert!(
+        received
+            .iter()
+            .all(|r| r.headers.get("dstcode").map(String::as_str) == Some("H47")),
+        "dstcode header on every call"
+    );
+    assert!(
+        p.province.core().received().is_empty(),
+        "the province portal's own changes are not echoed back to it"
+    );
 
     // A status code that does not exist is refused with the reason, and nothing is sent.
-    let mut bad: serde_json::Value = serde_json::from_slice(&std::fs::read(support::fixture("province-portal/status.changed/01-d0001-chuyen-vpdkdd.json")).expect("fixture")).expect("JSON");
+    let mut bad: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(support::fixture(
+            "province-portal/status.changed/01-d0001-chuyen-vpdkdd.json",
+        ))
+        .expect("fixture"),
+    )
+    .expect("JSON");
     bad["TrangThaiHoSo"] = "11".into();
-    let a = hub.post("province-portal", "status.changed", "application/json", None, serde_json::to_vec(&bad).expect("JSON")).await;
+    let a = hub
+        .post(
+            "province-portal",
+            "status.changed",
+            "application/json",
+            None,
+            serde_json::to_vec(&bad).expect("JSON"),
+        )
+        .await;
     assert_eq!(a.status, 422, "{}", a.body);
-    assert!(a.body["reasons"].to_string().contains("TrangThaiHoSo"), "the reason names the field: {}", a.body);
+    assert!(
+        a.body["reasons"].to_string().contains("TrangThaiHoSo"),
+        "the reason names the field: {}",
+        a.body
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(p.national.progress().len(), 4, "the refused change was not delivered");
+    assert_eq!(
+        p.national.progress().len(),
+        4,
+        "the refused change was not delivered"
+    );
     p.assert_nothing_rejected();
 
     hub.stop().await;

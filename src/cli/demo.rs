@@ -1,35 +1,34 @@
-//! `lienthong demo`: the hub, simulated partners and realistic traffic in one process.
+//! `lienthong demo`: the hub, the five partner simulators and a realistic day of traffic in one process.
 //!
-//! It starts the hub on the embedded default (data in `./data/demo` unless
-//! `--data-dir`), one simulated endpoint per destination system, then feeds every
-//! file under `tests/fixtures/inbound/<system>/<message_type>/` over real HTTP
-//! (rejections included: the fixtures contain deliberately bad files), prints
-//! progress and where to look, and runs until Ctrl-C.
+//! It starts the simulators (`connectors::sim::partners`: LGSP, DVCQG, LIS, tax
+//! GIP, IOC, each checking messages against the hub's schemas), the hub on the
+//! embedded default (data in `./data/demo` unless `--data-dir`) with the real
+//! connectors pointed at them, and the station wiring of `src/wiring` (QCVN
+//! threshold enrichment, a drop folder under the data dir). Then it runs the
+//! department's three flows with the fixtures of `tests/fixtures/inbound/`:
 //!
-//! The simulated endpoints are deliberately simple sinks (record, answer 200),
-//! built by [`start_sinks`]; swapping in the partner simulators from
-//! `connectors::sim` means replacing that one function.
+//! 1. the land dossiers' lifecycle, message by message over HTTP, in the order the
+//!    partners send them (filed, form to tax, notices, payment, certificate, returned);
+//! 3. the province portal's status changes, over HTTP;
+//! 2. the stations: the day's files are dropped into the FTP drop folder, lab results
+//!    and the malformed file go over HTTP.
+//!
+//! It prints progress per flow and where to look, and runs until Ctrl-C (or, with
+//! `--once`, until everything is delivered).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::extract::{Path as AxPath, State};
-use axum::routing::post;
+use connectors::sim::partners::Partners;
 use router::server::Hub;
 
 use super::serve::{init_logging, shutdown_signal};
 
-/// The destination systems the demo simulates.
-const SYSTEMS: &[&str] = &["lis", "national-portal", "province-portal", "tax", "ioc"];
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Where the demo keeps its SQLite store (wiped at start).
+    /// Where the demo keeps its SQLite store and drop folder (wiped at start).
     #[arg(long, default_value = "data/demo")]
     pub data_dir: PathBuf,
     /// Hub address.
@@ -43,36 +42,65 @@ pub struct Args {
     pub once: bool,
 }
 
-/// Counts per destination system.
-type Counts = Arc<BTreeMap<String, AtomicU64>>;
+/// The order partners send the land-dossier messages in (flow 1 and 3).
+const DOSSIER_ORDER: [(&str, &str); 8] = [
+    ("province-portal", "dossier.filed"),
+    ("province-portal", "status.changed"),
+    ("lis", "financial-obligation.transfer"),
+    ("tax", "payment-notice"),
+    ("national-portal", "payment.result"),
+    ("lis", "certificate.issued"),
+    ("lis", "result.returned"),
+    ("stations", "lab-result"),
+];
 
-/// Starts the simulated partner endpoints; returns their base URL and counters.
-async fn start_sinks() -> anyhow::Result<(String, Counts)> {
-    let counts: Counts = Arc::new(
-        SYSTEMS
-            .iter()
-            .map(|s| (s.to_string(), AtomicU64::new(0)))
-            .collect(),
-    );
-    let app = axum::Router::new()
-        .route(
-            "/sim/{system}",
-            post(
-                |State(c): State<Counts>, AxPath(system): AxPath<String>| async move {
-                    if let Some(n) = c.get(&system) {
-                        n.fetch_add(1, Ordering::Relaxed);
-                    }
-                    axum::Json(serde_json::json!({"status": "ok"}))
-                },
-            ),
-        )
-        .with_state(counts.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding the simulated partners")?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok((format!("http://{addr}"), counts))
+/// `connectors.stations` for the demo: the three fixture stations and one drop folder.
+fn stations_section(limits: &Path, folder: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "thresholds": {
+            "limits_file": limits,
+            "stations": {
+                "QNAM_CTYXYZ_NUOCTHAI01": {"standard": {"qcvn": "40:2011", "column": "B"}},
+                "QNAM_CTYABC_NUOCTHAI01": {"standard": {"qcvn": "40:2011", "column": "A"}},
+                "QNAM_KK_TAMKY01": {"standard": {"qcvn": "05:2023", "period": "1h"}}
+            }
+        },
+        "drop_folders": [{"facility": "demo", "path": folder, "settle_ms": 300, "poll_ms": 200}]
+    })
+}
+
+/// Makes the simulators check what they receive against the hub's own schemas.
+/// DVCQG gets the body without the `session` its connector adds (the schema
+/// describes the mapped message); tax keeps its simulator's GIP checks, because its
+/// connector adds the `SECURITY` block the closed schema does not describe.
+fn plug_schemas(partners: &Partners, schemas: &router::schema::SchemaRegistry) {
+    partners.province_portal.core().use_schemas(schemas);
+    partners.lis.core().use_schemas(schemas);
+    partners.ioc.core().use_schemas(schemas);
+    for schema in schemas.iter().filter(|s| s.system == "national-portal") {
+        let schema = std::sync::Arc::clone(schema);
+        partners.national_portal.core().set_validator(
+            schema.message_type.clone(),
+            std::sync::Arc::new(move |bytes: &[u8]| {
+                let mut tree: serde_json::Value =
+                    serde_json::from_slice(bytes).map_err(|e| vec![format!("not JSON: {e}")])?;
+                if let Some(o) = tree.as_object_mut() {
+                    o.remove("session");
+                }
+                schema.validate(&tree).map_err(|e| vec![e.to_string()])
+            }),
+        );
+    }
+}
+
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.path().is_file())
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// Every fixture file as (system, message_type, path).
@@ -138,8 +166,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.data_dir.join("lienthong.db").display()
     );
     config.destination_defaults.backoff.initial = Duration::from_millis(200);
-    config.destination_defaults.rate_per_second = 200;
-    config.destination_defaults.burst = 200;
+    let drop_folder = args.data_dir.join("ftp/stations");
+    let limits = config.mappings_dir.join("lookups/qcvn-thresholds.json");
+    config.connectors.insert(
+        crate::wiring::settings::STATIONS_KEY.into(),
+        stations_section(&limits, &drop_folder),
+    );
     init_logging(&router::config::Config {
         log_level: "warn".into(),
         ..config.clone()
@@ -148,92 +180,103 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let (sink_url, counts) = start_sinks().await?;
-        for s in SYSTEMS {
-            config.destinations.insert(
-                s.to_string(),
-                router::config::Destination {
-                    url: Some(format!("{sink_url}/sim/{s}")),
-                    policy: config.destination_defaults.clone(),
-                },
-            );
-        }
-        let hub = Hub::start(&config, Default::default())
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let partners = Partners::start().await.context("starting the partner simulators")?;
+        let schemas = router::schema::SchemaRegistry::load(&config.schemas_dir).map_err(|d| anyhow::anyhow!("loading schemas:\n{d}"))?;
+        plug_schemas(&partners, &schemas);
+        let mut wiring = crate::wiring::build(&config)?;
+        partners.register(&mut wiring.options.transports, 5_000).context("connecting to the simulators")?;
+        let hub = Hub::start(&config, wiring.options).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let background = wiring.stations.start(&hub)?;
         let base = format!("http://{}", hub.addr);
         println!("lienthong demo");
-        println!("  hub          {base}");
-        println!("  metrics      {base}/metrics");
+        println!("  hub          {base}   (metrics {base}/metrics)");
         println!("  message API  {base}/api/messages/<id>  and  {base}/api/messages/<id>/trail");
-        println!("  data dir     {}", args.data_dir.display());
-        println!("  partners     simulated at {sink_url}/sim/<system>");
+        println!("  data dir     {}   drop folder {}", args.data_dir.display(), drop_folder.display());
+        println!("  partners     LGSP {}  DVCQG {}  LIS {}  tax {}  IOC {}", partners.province_portal.url(), partners.national_portal.url(), partners.lis.url(), partners.tax.url(), partners.ioc.url());
+        println!("               each has GET /_sim/log (what it received) and POST /_sim/faults (inject faults)");
+
         let files = fixtures(&args.fixtures)?;
-        println!(
-            "feeding {} fixture files from {} ...",
-            files.len(),
-            args.fixtures.display()
-        );
         let client = reqwest::Client::new();
         let t0 = Instant::now();
-        let (mut accepted, mut rejected, mut first_id) = (0u64, 0u64, None);
-        for (i, (system, mt, path)) in files.iter().enumerate() {
-            let body = std::fs::read(path)?;
-            let file_name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let resp = client
-                .post(format!("{base}/inbound/{system}/{mt}"))
-                .header("content-type", content_type(path))
-                .header("x-file-name", file_name)
-                .body(body)
-                .send()
-                .await?;
-            let status = resp.status();
-            let v: serde_json::Value = resp.json().await.unwrap_or_default();
-            if status.as_u16() == 202 {
-                accepted += 1;
-                first_id.get_or_insert_with(|| v["id"].as_str().unwrap_or_default().to_string());
-            } else {
-                rejected += 1;
-                println!("  rejected {} ({status}): {}", path.display(), v["reasons"]);
+        let mut first_id = None;
+        // Flows 1 and 3 (and lab results): over HTTP, in the order partners send them.
+        for (system, mt) in DOSSIER_ORDER {
+            let (mut ok, mut refused) = (0, 0);
+            for (_, _, path) in files.iter().filter(|(s, m, _)| s == system && m == mt) {
+                let resp = client.post(format!("{base}/inbound/{system}/{mt}")).header("content-type", content_type(path)).body(std::fs::read(path)?).send().await?;
+                let status = resp.status().as_u16();
+                let v: serde_json::Value = resp.json().await.unwrap_or_default();
+                if status == 202 {
+                    ok += 1;
+                    first_id.get_or_insert_with(|| v["id"].as_str().unwrap_or_default().to_string());
+                } else {
+                    refused += 1;
+                    println!("    refused {} ({status}): {}", path.display(), v["reasons"]);
+                }
             }
-            if (i + 1) % 100 == 0 {
-                println!("  {} sent, {accepted} accepted, {rejected} rejected", i + 1);
+            println!("  flow {} {system}/{mt}: {ok} accepted, {refused} refused", if system == "stations" { 2 } else if mt == "status.changed" { 3 } else { 1 });
+        }
+        // Flow 2: the day's station files into the drop folder; malformed ones over HTTP.
+        let (mut dropped, mut refused) = (0, 0);
+        for (_, _, path) in files.iter().filter(|(s, m, _)| s == "stations" && m == "observation.file") {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if path.parent().and_then(|p| p.file_name()).is_some_and(|d| d == "bad") {
+                let resp = client.post(format!("{base}/inbound/stations/observation.file")).header("content-type", "text/plain").header("x-file-name", &name).body(std::fs::read(path)?).send().await?;
+                let status = resp.status().as_u16();
+                let v: serde_json::Value = resp.json().await.unwrap_or_default();
+                refused += 1;
+                println!("    malformed {name}: {status} {}", v["reasons"]);
+            } else {
+                std::fs::copy(path, drop_folder.join(&name)).with_context(|| format!("copying {} into the drop folder", path.display()))?;
+                dropped += 1;
             }
         }
-        println!(
-            "fed {} files in {:.1}s: {accepted} accepted, {rejected} rejected",
-            files.len(),
-            t0.elapsed().as_secs_f64()
-        );
-        if let Some(id) = first_id {
+        println!("  flow 2 stations/observation.file: {dropped} files dropped into {}, {refused} malformed posted", drop_folder.display());
+        if let Some(id) = &first_id {
             println!("  try: curl {base}/api/messages/{id}/trail");
         }
-        let deadline = Instant::now() + Duration::from_secs(60);
+
+        let deadline = Instant::now() + Duration::from_secs(180);
+        // Ctrl-C while the traffic is still flowing stops cleanly too.
+        let stop = shutdown_signal();
+        tokio::pin!(stop);
+        let mut interrupted = false;
         loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let depth: i64 = hub
-                .store
-                .queue_depth()
-                .await
-                .map(|d| d.iter().map(|(_, n)| n).sum())
-                .unwrap_or(-1);
-            let delivered: Vec<String> = counts
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.load(Ordering::Relaxed)))
-                .collect();
-            println!("  queued {depth}; delivered {}", delivered.join(" "));
-            if depth == 0 || Instant::now() > deadline {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = &mut stop => {
+                    interrupted = true;
+                    break;
+                }
+            }
+            let depth: i64 = hub.store.queue_depth().await.map(|d| d.iter().map(|(_, n)| n).sum()).unwrap_or(-1);
+            let waiting = count_files(&drop_folder);
+            let statuses: Vec<String> = partners.national_portal.dossiers().iter().map(|(k, v)| format!("{}={}", &k[k.len() - 4..], v["TrangThaiHoSo"].as_str().unwrap_or("?"))).collect();
+            println!(
+                "  [{:>5.1}s] queued {depth}; flow 1+3: DVCQG dossiers [{}] progress {} | LGSP {} | LIS {} | tax {}; flow 2: drop folder {waiting} waiting, {} processed, {} rejected | IOC observations {} alerts {}",
+                t0.elapsed().as_secs_f64(),
+                statuses.join(" "),
+                partners.national_portal.progress().len(),
+                partners.province_portal.core().accepted().len(),
+                partners.lis.core().accepted().len(),
+                partners.tax.documents().len(),
+                count_files(&drop_folder.join("processed")),
+                count_files(&drop_folder.join("rejected")),
+                partners.ioc.observations().len(),
+                partners.ioc.alerts().len(),
+            );
+            if (depth == 0 && waiting == 0) || Instant::now() > deadline {
                 break;
             }
         }
-        if !args.once {
+        if !args.once && !interrupted {
             println!("running; press Ctrl-C to stop");
-            shutdown_signal().await;
+            stop.await;
         }
+        println!("stopping: drop folder watcher, then the hub (undelivered messages stay queued in {})", args.data_dir.display());
+        background.shutdown().await;
         hub.shutdown().await;
+        partners.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -68,19 +68,29 @@ pub fn submitter(intake: Arc<Intake>, cancel: CancellationToken) -> Submit {
 
 /// The `.reason` text: status, error and every reason the hub gave.
 fn reasons(status: StatusCode, body: &serde_json::Value) -> String {
-    let mut out = format!("HTTP {} {}", status.as_u16(), body["error"].as_str().unwrap_or("rejected"));
+    let mut out = format!(
+        "HTTP {} {}",
+        status.as_u16(),
+        body["error"].as_str().unwrap_or("rejected")
+    );
     for r in body["reasons"].as_array().into_iter().flatten() {
         out.push_str("\n- ");
         out.push_str(r.as_str().unwrap_or_default());
     }
     if let Some(id) = body["id"].as_str() {
-        out.push_str(&format!("\n(message {id} in the hub's trail; fix the file and drop it again)"));
+        out.push_str(&format!(
+            "\n(message {id} in the hub's trail; fix the file and drop it again)"
+        ));
     }
     out
 }
 
 /// Starts one watcher per configured folder.
-pub fn spawn_all(folders: &[DropFolderSettings], intake: &Arc<Intake>, cancel: &CancellationToken) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+pub fn spawn_all(
+    folders: &[DropFolderSettings],
+    intake: &Arc<Intake>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::with_capacity(folders.len());
     for f in folders {
         let config = DropFolderConfig {
@@ -89,9 +99,14 @@ pub fn spawn_all(folders: &[DropFolderSettings], intake: &Arc<Intake>, cancel: &
             poll: Duration::from_millis(f.poll_ms),
             max_file_bytes: f.max_file_bytes,
         };
-        let folder = DropFolder::new(config, submitter(Arc::clone(intake), cancel.clone())).map_err(|e| {
-            anyhow::anyhow!("facility {}: cannot use drop folder {}: {e}", f.facility, f.path.display())
-        })?;
+        let folder = DropFolder::new(config, submitter(Arc::clone(intake), cancel.clone()))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "facility {}: cannot use drop folder {}: {e}",
+                    f.facility,
+                    f.path.display()
+                )
+            })?;
         tracing::info!(facility = %f.facility, folder = %f.path.display(), "watching station drop folder");
         tasks.push(folder.spawn(cancel.clone()));
     }
@@ -106,7 +121,10 @@ mod tests {
     fn reason_lists_every_hub_reason() {
         let body = serde_json::json!({"error": "malformed body", "reasons": ["line 2 field 2: \"N/A\" is not a decimal number", "x"], "id": "m1"});
         let r = reasons(StatusCode::BAD_REQUEST, &body);
-        assert!(r.starts_with("HTTP 400 malformed body\n- line 2 field 2"), "{r}");
+        assert!(
+            r.starts_with("HTTP 400 malformed body\n- line 2 field 2"),
+            "{r}"
+        );
         assert!(r.contains("\n- x\n(message m1"), "{r}");
     }
 }

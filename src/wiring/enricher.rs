@@ -39,7 +39,10 @@ impl StationEnricher {
 
     fn seen(&self, tree: &Value, pointer: &str) {
         if let Some(code) = tree.pointer(pointer).and_then(Value::as_str) {
-            self.watch.lock().expect("silence watch poisoned").observe(code, Utc::now());
+            self.watch
+                .lock()
+                .expect("silence watch poisoned")
+                .observe(code, Utc::now());
         }
     }
 
@@ -57,8 +60,13 @@ impl StationEnricher {
     /// result gets its `limit` and `exceeded` back.
     fn lab_result(&self, mut tree: Value) -> Value {
         self.seen(&tree, "/stationCode");
-        let Some(results) = tree.get("results").and_then(Value::as_array) else { return tree };
-        let measured_at = tree.get("sampledAt").and_then(Value::as_str).and_then(local_rfc3339);
+        let Some(results) = tree.get("results").and_then(Value::as_array) else {
+            return tree;
+        };
+        let measured_at = tree
+            .get("sampledAt")
+            .and_then(Value::as_str)
+            .and_then(local_rfc3339);
         let observations: Vec<Value> = results
             .iter()
             .map(|r| json!({ "parameter": r["parameter"], "value": r["value"], "unit": r["unit"], "status": "00", "measured_at": measured_at }))
@@ -68,7 +76,10 @@ impl StationEnricher {
         for a in &alerts {
             tracing::info!(station = %a.station_code, sample = tree["sampleId"].as_str().unwrap_or_default(), "{}", a.message);
         }
-        let evaluated = evaluated["observations"].as_array().cloned().unwrap_or_default();
+        let evaluated = evaluated["observations"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if let Some(results) = tree.get_mut("results").and_then(Value::as_array_mut) {
             for (r, e) in results.iter_mut().zip(evaluated) {
                 let Some(r) = r.as_object_mut() else { continue };
@@ -98,7 +109,10 @@ impl Enricher for StationEnricher {
             LAB_RESULT => self.lab_result(tree),
             _ => tree,
         };
-        Ok(Enriched { tree, extra: Vec::new() })
+        Ok(Enriched {
+            tree,
+            extra: Vec::new(),
+        })
     }
 }
 
@@ -109,10 +123,18 @@ mod tests {
     use connectors::stations::ThresholdsConfig;
 
     fn enricher() -> StationEnricher {
-        let limits = Limits::parse(r#"{"QCVN_40_2011_BTNMT": {"COD": {"A": 75, "B": 150}, "BOD5": {"A": 30, "B": 50}}}"#).expect("limits");
+        let limits = Limits::parse(
+            r#"{"QCVN_40_2011_BTNMT": {"COD": {"A": 75, "B": 150}, "BOD5": {"A": 30, "B": 50}}}"#,
+        )
+        .expect("limits");
         let mut cfg = ThresholdsConfig::default();
-        cfg.stations.insert("QNAM_CTYXYZ_NUOCTHAI01".into(), station_config(r#"{"standard": {"qcvn": "40:2011", "column": "B"}}"#).expect("station"));
-        let watch = Arc::new(Mutex::new(SilenceWatch::new(std::time::Duration::from_secs(60))));
+        cfg.stations.insert(
+            "QNAM_CTYXYZ_NUOCTHAI01".into(),
+            station_config(r#"{"standard": {"qcvn": "40:2011", "column": "B"}}"#).expect("station"),
+        );
+        let watch = Arc::new(Mutex::new(SilenceWatch::new(
+            std::time::Duration::from_secs(60),
+        )));
         StationEnricher::new(Evaluator::with_limits(cfg, limits), watch)
     }
 
@@ -121,10 +143,16 @@ mod tests {
         let tree = json!({"file": "f.txt", "station_code": "QNAM_CTYXYZ_NUOCTHAI01", "measured_at": "2022-09-15T14:10:00+07:00",
             "observations": [{"parameter": "COD", "value": 172.4, "unit": "mg/L", "status": "00"},
                              {"parameter": "COD", "value": 172.4, "unit": "mg/L", "status": "01"}]});
-        let out = enricher().enrich("stations", OBSERVATION_FILE, tree).expect("enriched").tree;
+        let out = enricher()
+            .enrich("stations", OBSERVATION_FILE, tree)
+            .expect("enriched")
+            .tree;
         assert_eq!(out["observations"][0]["exceeded"], true);
         assert_eq!(out["observations"][0]["limit"]["column"], "B");
-        assert_eq!(out["observations"][1]["exceeded"], false, "a calibration value is never an exceedance");
+        assert_eq!(
+            out["observations"][1]["exceeded"], false,
+            "a calibration value is never an exceedance"
+        );
         assert_eq!(out["observations"][1]["calibrating"], true);
     }
 
@@ -132,18 +160,30 @@ mod tests {
     fn lab_results_get_limit_and_exceeded_only() {
         let tree = json!({"sampleId": "S-1", "stationCode": "QNAM_CTYXYZ_NUOCTHAI01", "sampledAt": "20220913090000",
             "results": [{"parameter": "BOD5", "value": 61.0, "unit": "mg/L"}, {"parameter": "Flow", "value": 3, "unit": "m3/h"}]});
-        let out = enricher().enrich("stations", LAB_RESULT, tree).expect("enriched").tree;
+        let out = enricher()
+            .enrich("stations", LAB_RESULT, tree)
+            .expect("enriched")
+            .tree;
         assert_eq!(out["results"][0]["exceeded"], true);
         assert_eq!(out["results"][0]["limit"]["max"], 50);
         assert_eq!(out["results"][1]["exceeded"], false);
-        assert!(out["results"][1].get("limit").is_none(), "no limit for flow");
+        assert!(
+            out["results"][1].get("limit").is_none(),
+            "no limit for flow"
+        );
         assert!(out["results"][0].get("calibrating").is_none());
-        assert!(out.get("observations").is_none(), "the lab result keeps its own shape");
+        assert!(
+            out.get("observations").is_none(),
+            "the lab result keeps its own shape"
+        );
     }
 
     #[test]
     fn local_time_is_utc_plus_7() {
-        assert_eq!(local_rfc3339("20220913090000").as_deref(), Some("2022-09-13T09:00:00+07:00"));
+        assert_eq!(
+            local_rfc3339("20220913090000").as_deref(),
+            Some("2022-09-13T09:00:00+07:00")
+        );
         assert_eq!(local_rfc3339("2022-09-13"), None);
     }
 }

@@ -62,16 +62,29 @@ pub struct Background {
 pub fn build(config: &Config) -> anyhow::Result<Wiring> {
     let parsed = settings::parse(config)?;
     let mut options = HubOptions::default();
-    connectors::registry::register_all(&parsed.partners, &mut options.transports).context("building the partner connectors (connectors:)")?;
-    let after = parsed.stations.as_ref().map_or(1800, |s| s.thresholds.silent_after_secs);
+    connectors::registry::register_all(&parsed.partners, &mut options.transports)
+        .context("building the partner connectors (connectors:)")?;
+    let after = parsed
+        .stations
+        .as_ref()
+        .map_or(1800, |s| s.thresholds.silent_after_secs);
     let watch = Arc::new(Mutex::new(SilenceWatch::new(Duration::from_secs(after))));
     if let Some(s) = &parsed.stations {
-        let evaluator = Evaluator::load(s.thresholds.clone()).context("loading the QCVN limits (connectors.stations.thresholds.limits_file)")?;
+        let evaluator = Evaluator::load(s.thresholds.clone())
+            .context("loading the QCVN limits (connectors.stations.thresholds.limits_file)")?;
         let enricher = Arc::new(StationEnricher::new(evaluator, Arc::clone(&watch)));
-        options.enrichers.register("stations", OBSERVATION_FILE, enricher.clone());
+        options
+            .enrichers
+            .register("stations", OBSERVATION_FILE, enricher.clone());
         options.enrichers.register("stations", LAB_RESULT, enricher);
     }
-    Ok(Wiring { options, stations: Stations { settings: parsed.stations, watch } })
+    Ok(Wiring {
+        options,
+        stations: Stations {
+            settings: parsed.stations,
+            watch,
+        },
+    })
 }
 
 impl Stations {
@@ -88,7 +101,12 @@ impl Stations {
                     w.expect(code, now);
                 }
             }
-            tasks.extend(silence::spawn(self.watch, Duration::from_secs(s.silence_check_secs), Arc::clone(&hub.intake), &cancel));
+            tasks.extend(silence::spawn(
+                self.watch,
+                Duration::from_secs(s.silence_check_secs),
+                Arc::clone(&hub.intake),
+                &cancel,
+            ));
         }
         Ok(Background { cancel, tasks })
     }
@@ -99,7 +117,10 @@ impl Background {
     pub async fn shutdown(self) {
         self.cancel.cancel();
         for mut t in self.tasks {
-            if tokio::time::timeout(Duration::from_secs(2), &mut t).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(2), &mut t)
+                .await
+                .is_err()
+            {
                 t.abort();
             }
         }

@@ -80,7 +80,13 @@ pub struct WiringSettings {
 }
 
 fn diag(file: &str, context: String, message: String) -> Diagnostic {
-    Diagnostic { file: file.to_string(), line: 0, column: 0, context, message }
+    Diagnostic {
+        file: file.to_string(),
+        line: 0,
+        column: 0,
+        context,
+        message,
+    }
 }
 
 impl StationsSettings {
@@ -88,28 +94,57 @@ impl StationsSettings {
     pub fn validate(&self, file: &str) -> Diagnostics {
         let mut d = Diagnostics::default();
         for x in self.thresholds.validate(file).0 {
-            d.push(Diagnostic { context: format!("connectors.stations.thresholds.{}", x.context), ..x });
+            d.push(Diagnostic {
+                context: format!("connectors.stations.thresholds.{}", x.context),
+                ..x
+            });
         }
         if self.silence_check_secs == 0 {
-            d.push(diag(file, "connectors.stations.silence_check_secs".into(), "must be greater than 0".into()));
+            d.push(diag(
+                file,
+                "connectors.stations.silence_check_secs".into(),
+                "must be greater than 0".into(),
+            ));
         }
         let mut facilities = BTreeSet::new();
         let mut paths = BTreeSet::new();
         for (i, f) in self.drop_folders.iter().enumerate() {
             let key = |k: &str| format!("connectors.stations.drop_folders[{i}].{k}");
             if f.facility.trim().is_empty() {
-                d.push(diag(file, key("facility"), "empty; name the facility (used in logs)".into()));
+                d.push(diag(
+                    file,
+                    key("facility"),
+                    "empty; name the facility (used in logs)".into(),
+                ));
             } else if !facilities.insert(f.facility.clone()) {
-                d.push(diag(file, key("facility"), format!("facility `{}` is listed twice; give each drop folder its own entry", f.facility)));
+                d.push(diag(
+                    file,
+                    key("facility"),
+                    format!(
+                        "facility `{}` is listed twice; give each drop folder its own entry",
+                        f.facility
+                    ),
+                ));
             }
             if !paths.insert(f.path.clone()) {
-                d.push(diag(file, key("path"), format!("{} is watched twice; two watchers would race for the same files", f.path.display())));
+                d.push(diag(
+                    file,
+                    key("path"),
+                    format!(
+                        "{} is watched twice; two watchers would race for the same files",
+                        f.path.display()
+                    ),
+                ));
             }
             if f.poll_ms == 0 {
                 d.push(diag(file, key("poll_ms"), "must be greater than 0".into()));
             }
             if f.max_file_bytes == 0 {
-                d.push(diag(file, key("max_file_bytes"), "must be greater than 0".into()));
+                d.push(diag(
+                    file,
+                    key("max_file_bytes"),
+                    "must be greater than 0".into(),
+                ));
             }
         }
         d
@@ -118,7 +153,12 @@ impl StationsSettings {
 
 /// Splits and validates `connectors:`, reporting every problem at once.
 pub fn parse(config: &Config) -> anyhow::Result<WiringSettings> {
-    let file = config.file.as_ref().map_or("(embedded default)".to_string(), |p| p.display().to_string());
+    let file = config
+        .file
+        .as_ref()
+        .map_or("(embedded default)".to_string(), |p| {
+            p.display().to_string()
+        });
     let mut section = config.connectors.clone();
     let stations = match section.remove(STATIONS_KEY) {
         None => None,
@@ -143,8 +183,14 @@ mod tests {
     use super::*;
 
     fn config(connectors: serde_json::Value) -> Config {
-        let mut c = Config::load_with_env(None, Vec::<(String, String)>::new()).expect("embedded default");
-        c.connectors = connectors.as_object().expect("object").clone().into_iter().collect();
+        let mut c =
+            Config::load_with_env(None, Vec::<(String, String)>::new()).expect("embedded default");
+        c.connectors = connectors
+            .as_object()
+            .expect("object")
+            .clone()
+            .into_iter()
+            .collect();
         c
     }
 

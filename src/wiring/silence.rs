@@ -28,7 +28,12 @@ pub const SILENT: &str = "station.silent";
 const CHANNEL: usize = 64;
 
 /// Starts the detector and the task that forwards its alerts.
-pub fn spawn(watch: Arc<Mutex<SilenceWatch>>, every: Duration, intake: Arc<Intake>, cancel: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn spawn(
+    watch: Arc<Mutex<SilenceWatch>>,
+    every: Duration,
+    intake: Arc<Intake>,
+    cancel: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let (tx, mut rx) = mpsc::channel::<Alert>(CHANNEL);
     let detector = silence::spawn(watch, every, tx, cancel.clone());
     let routable = intake.schemas.find("stations", SILENT).is_some();
@@ -61,7 +66,14 @@ async fn submit(intake: &Intake, alert: &Alert) {
     };
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
-    let resp = intake.handle(InboundRequest { system: "stations".into(), message_type: SILENT.into(), headers, body }).await;
+    let resp = intake
+        .handle(InboundRequest {
+            system: "stations".into(),
+            message_type: SILENT.into(),
+            headers,
+            body,
+        })
+        .await;
     if resp.status != StatusCode::ACCEPTED {
         tracing::error!(station = %alert.station_code, status = resp.status.as_u16(), reasons = %resp.body["reasons"],
             "the hub refused a silent-station alert; check schemas/stations/{SILENT}.schema.json against connectors::stations::Alert");

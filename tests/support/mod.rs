@@ -41,19 +41,29 @@ pub fn fixture(rel: &str) -> PathBuf {
 pub enum Backend {
     Embedded,
     /// PostgreSQL schema and RabbitMQ queue prefix (both unique per test).
-    RabbitPg { schema: String },
+    RabbitPg {
+        schema: String,
+    },
 }
 
 impl Backend {
     /// A RabbitMQ + PostgreSQL backend with a fresh schema, or a panic saying how to start the services.
     pub async fn rabbit_pg(test: &str) -> Backend {
         use sqlx::Connection;
-        let schema = format!("lt_{test}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let schema = format!(
+            "lt_{test}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let mut conn = sqlx::PgConnection::connect(PG_ADMIN).await.unwrap_or_else(|e| {
             panic!("PostgreSQL is not reachable at {PG_ADMIN} ({e}); start it (e.g. `service postgresql start`) with trust auth for user postgres and a database `test`")
         });
-        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.expect("creating the test schema");
-        if let Err(e) = lapin::Connection::connect(RABBIT, lapin::ConnectionProperties::default()).await {
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut conn)
+            .await
+            .expect("creating the test schema");
+        if let Err(e) =
+            lapin::Connection::connect(RABBIT, lapin::ConnectionProperties::default()).await
+        {
             panic!("RabbitMQ is not reachable at {RABBIT} ({e}); start it (e.g. `service rabbitmq-server start`)");
         }
         Backend::RabbitPg { schema }
@@ -72,24 +82,51 @@ impl Backend {
     /// Drops the schema and deletes the queues and exchanges named with the test's prefix.
     pub async fn cleanup(&self) {
         use sqlx::Connection;
-        let Backend::RabbitPg { schema } = self else { return };
+        let Backend::RabbitPg { schema } = self else {
+            return;
+        };
         if let Ok(mut conn) = sqlx::PgConnection::connect(PG_ADMIN).await {
-            let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut conn).await;
+            let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&mut conn)
+                .await;
         }
         let names = |what: &str| -> Vec<String> {
             std::process::Command::new("rabbitmqctl")
                 .args([what, "--quiet", "--no-table-headers", "name"])
                 .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::trim).filter(|n| n.starts_with(schema.as_str())).map(String::from).collect())
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .map(str::trim)
+                        .filter(|n| n.starts_with(schema.as_str()))
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default()
         };
-        let Ok(conn) = lapin::Connection::connect(RABBIT, lapin::ConnectionProperties::default()).await else { return };
-        let Ok(ch) = conn.create_channel().await else { return };
+        let Ok(conn) =
+            lapin::Connection::connect(RABBIT, lapin::ConnectionProperties::default()).await
+        else {
+            return;
+        };
+        let Ok(ch) = conn.create_channel().await else {
+            return;
+        };
         for q in names("list_queues") {
-            let _ = ch.queue_delete(q.as_str().into(), lapin::options::QueueDeleteOptions::default()).await;
+            let _ = ch
+                .queue_delete(
+                    q.as_str().into(),
+                    lapin::options::QueueDeleteOptions::default(),
+                )
+                .await;
         }
         for x in names("list_exchanges") {
-            let _ = ch.exchange_delete(x.as_str().into(), lapin::options::ExchangeDeleteOptions::default()).await;
+            let _ = ch
+                .exchange_delete(
+                    x.as_str().into(),
+                    lapin::options::ExchangeDeleteOptions::default(),
+                )
+                .await;
         }
     }
 }
@@ -155,11 +192,19 @@ impl Hub {
         .flatten();
         let Some(base) = addr else {
             let _ = child.kill().await;
-            panic!("the hub did not start; its log:\n{}\nconfig:\n{config}", std::fs::read_to_string(&log).unwrap_or_default());
+            panic!(
+                "the hub did not start; its log:\n{}\nconfig:\n{config}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
         };
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Hub { child, base, log, client: reqwest::Client::new() }
+        Hub {
+            child,
+            base,
+            log,
+            client: reqwest::Client::new(),
+        }
     }
 
     /// The hub's log so far (for failure messages).
@@ -168,12 +213,32 @@ impl Hub {
     }
 
     /// `POST /inbound/{system}/{message_type}`.
-    pub async fn post(&self, system: &str, message_type: &str, content_type: &str, file_name: Option<&str>, body: Vec<u8>) -> Answer {
-        self.post_with(system, message_type, content_type, file_name, None, body).await
+    pub async fn post(
+        &self,
+        system: &str,
+        message_type: &str,
+        content_type: &str,
+        file_name: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
+        self.post_with(system, message_type, content_type, file_name, None, body)
+            .await
     }
 
-    async fn post_with(&self, system: &str, message_type: &str, content_type: &str, file_name: Option<&str>, key: Option<&str>, body: Vec<u8>) -> Answer {
-        let mut req = self.client.post(format!("{}/inbound/{system}/{message_type}", self.base)).header("content-type", content_type).body(body);
+    async fn post_with(
+        &self,
+        system: &str,
+        message_type: &str,
+        content_type: &str,
+        file_name: Option<&str>,
+        key: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut req = self
+            .client
+            .post(format!("{}/inbound/{system}/{message_type}", self.base))
+            .header("content-type", content_type)
+            .body(body);
         if let Some(f) = file_name {
             req = req.header("x-file-name", f);
         }
@@ -188,19 +253,28 @@ impl Hub {
 
     /// Posts a fixture file as its partner would (content type from the extension, file name header).
     pub async fn post_fixture(&self, system: &str, message_type: &str, path: &Path) -> Answer {
-        self.post_fixture_keyed(system, message_type, path, None).await
+        self.post_fixture_keyed(system, message_type, path, None)
+            .await
     }
 
     /// [`Hub::post_fixture`] with an `Idempotency-Key` header.
-    pub async fn post_fixture_keyed(&self, system: &str, message_type: &str, path: &Path, key: Option<&str>) -> Answer {
+    pub async fn post_fixture_keyed(
+        &self,
+        system: &str,
+        message_type: &str,
+        path: &Path,
+        key: Option<&str>,
+    ) -> Answer {
         let ct = match path.extension().and_then(|e| e.to_str()) {
             Some("json") => "application/json",
             Some("xml") => "text/xml; charset=utf-8",
             _ => "text/plain; charset=utf-8",
         };
         let name = path.file_name().and_then(|n| n.to_str());
-        let body = std::fs::read(path).unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()));
-        self.post_with(system, message_type, ct, name, key, body).await
+        let body = std::fs::read(path)
+            .unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()));
+        self.post_with(system, message_type, ct, name, key, body)
+            .await
     }
 
     /// Like [`Hub::post_fixture`], asserting 202.
@@ -212,27 +286,48 @@ impl Hub {
 
     /// `GET /api/messages/{id}/trail`.
     pub async fn trail(&self, id: &str) -> Value {
-        self.client.get(format!("{}/api/messages/{id}/trail", self.base)).send().await.expect("trail").json().await.expect("trail JSON")
+        self.client
+            .get(format!("{}/api/messages/{id}/trail", self.base))
+            .send()
+            .await
+            .expect("trail")
+            .json()
+            .await
+            .expect("trail JSON")
     }
 
     /// SIGTERM, then wait for a clean exit.
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
 }
 
 /// Polls `check` until it returns `Ok`, or panics after `timeout` with its last `Err` and the hub log tail.
-pub async fn wait_for<T>(what: &str, timeout: Duration, hub: Option<&Hub>, mut check: impl FnMut() -> Result<T, String>) -> T {
+pub async fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    hub: Option<&Hub>,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
     let t0 = Instant::now();
     loop {
         match check() {
             Ok(v) => return v,
             Err(why) if t0.elapsed() > timeout => {
                 let log = hub.map(|h| h.log_text()).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+                let tail: Vec<&str> = log
+                    .lines()
+                    .rev()
+                    .take(40)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
                 panic!("timed out after {timeout:?} waiting for {what}: {why}\n--- hub log (tail) ---\n{}", tail.join("\n"));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,

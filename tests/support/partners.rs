@@ -24,7 +24,13 @@ const TAX_PASSWORD: &str = "gip-pass-Â2";
 const IOC_KEY: &str = "ioc-key-5f3a9c27";
 
 /// Every secret the partners hold; none may appear in a hub log.
-pub const SECRETS: [&str; 5] = [LGSP_SECRET, DVCQG_PASSWORD, LIS_PASSWORD, TAX_PASSWORD, IOC_KEY];
+pub const SECRETS: [&str; 5] = [
+    LGSP_SECRET,
+    DVCQG_PASSWORD,
+    LIS_PASSWORD,
+    TAX_PASSWORD,
+    IOC_KEY,
+];
 
 /// The five running simulators.
 pub struct Partners {
@@ -41,7 +47,9 @@ impl Partners {
         super::init();
         let mut lgsp = LgspSimConfig::new(LGSP_KEY, Secret::new(LGSP_SECRET));
         lgsp.token_ttl = token_ttl;
-        let province = LgspSim::start(lgsp).await.expect("starting the LGSP simulator");
+        let province = LgspSim::start(lgsp)
+            .await
+            .expect("starting the LGSP simulator");
         let national = DvcqgSim::start(DvcqgSimConfig {
             dstcode: DSTCODE.into(),
             username: DVCQG_USER.into(),
@@ -50,12 +58,26 @@ impl Partners {
         })
         .await
         .expect("starting the DVCQG simulator");
-        let lis = LisSim::start(LisSimConfig { username: LIS_USER.into(), password: Secret::new(LIS_PASSWORD), actions: Default::default() })
+        let lis = LisSim::start(LisSimConfig {
+            username: LIS_USER.into(),
+            password: Secret::new(LIS_PASSWORD),
+            actions: Default::default(),
+        })
+        .await
+        .expect("starting the LIS simulator");
+        let tax = TaxSim::start(TaxSimConfig::new(TAX_USER, Secret::new(TAX_PASSWORD)))
             .await
-            .expect("starting the LIS simulator");
-        let tax = TaxSim::start(TaxSimConfig::new(TAX_USER, Secret::new(TAX_PASSWORD))).await.expect("starting the tax simulator");
-        let ioc = IocSim::start(IocSimConfig::new(Secret::new(IOC_KEY))).await.expect("starting the IOC simulator");
-        Partners { province, national, lis, tax, ioc }
+            .expect("starting the tax simulator");
+        let ioc = IocSim::start(IocSimConfig::new(Secret::new(IOC_KEY)))
+            .await
+            .expect("starting the IOC simulator");
+        Partners {
+            province,
+            national,
+            lis,
+            tax,
+            ioc,
+        }
     }
 
     /// Writes one secret file per partner under `dir/secrets/` and returns the `connectors:` block
@@ -92,9 +114,18 @@ impl Partners {
     /// element. Plug the hub's own LIS schemas in instead, so that what arrives is
     /// decoded from the wire and validated exactly as the hub defines the message.
     pub fn plug_lis_schemas(&self) {
-        let schemas = std::sync::Arc::new(router::schema::SchemaRegistry::load(&super::root().join("schemas")).expect("loading schemas/"));
-        for mt in ["dossier.register", "financial-obligation.notice", "payment.confirmed"] {
-            let schema = schemas.find("lis", mt).unwrap_or_else(|| panic!("schemas/lis/{mt}.schema.json is missing"));
+        let schemas = std::sync::Arc::new(
+            router::schema::SchemaRegistry::load(&super::root().join("schemas"))
+                .expect("loading schemas/"),
+        );
+        for mt in [
+            "dossier.register",
+            "financial-obligation.notice",
+            "payment.confirmed",
+        ] {
+            let schema = schemas
+                .find("lis", mt)
+                .unwrap_or_else(|| panic!("schemas/lis/{mt}.schema.json is missing"));
             self.lis.core().set_validator(
                 mt,
                 std::sync::Arc::new(move |bytes: &[u8]| {
@@ -110,13 +141,19 @@ impl Partners {
     /// assumption recorded in mappings/FLOWS.md). Validate against the hub's
     /// national-portal schemas instead, minus the `session` the connector adds.
     pub fn plug_national_schemas(&self) {
-        let schemas = std::sync::Arc::new(router::schema::SchemaRegistry::load(&super::root().join("schemas")).expect("loading schemas/"));
+        let schemas = std::sync::Arc::new(
+            router::schema::SchemaRegistry::load(&super::root().join("schemas"))
+                .expect("loading schemas/"),
+        );
         for mt in ["DongBoHoSoMC", "CapNhatTienDoHoSoMC"] {
-            let schema = schemas.find("national-portal", mt).unwrap_or_else(|| panic!("schemas/national-portal/{mt}.schema.json is missing"));
+            let schema = schemas
+                .find("national-portal", mt)
+                .unwrap_or_else(|| panic!("schemas/national-portal/{mt}.schema.json is missing"));
             self.national.core().set_validator(
                 mt,
                 std::sync::Arc::new(move |bytes: &[u8]| {
-                    let mut tree: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| vec![format!("not JSON: {e}")])?;
+                    let mut tree: serde_json::Value = serde_json::from_slice(bytes)
+                        .map_err(|e| vec![format!("not JSON: {e}")])?;
                     if let Some(o) = tree.as_object_mut() {
                         o.remove("session");
                     }
@@ -140,8 +177,21 @@ impl Partners {
     /// Fails when any simulator rejected a message as invalid (a fault we injected is fine).
     pub fn assert_nothing_rejected(&self) {
         for (system, core) in self.cores() {
-            let bad: Vec<String> = core.received().into_iter().filter(|r| r.outcome.starts_with("rejected: ") && !r.outcome.contains("session expired") && !r.outcome.contains("invalid credentials")).map(|r| format!("{} {}: {}", r.message_type, r.outcome, r.body)).collect();
-            assert!(bad.is_empty(), "{system} rejected messages:\n{}", bad.join("\n"));
+            let bad: Vec<String> = core
+                .received()
+                .into_iter()
+                .filter(|r| {
+                    r.outcome.starts_with("rejected: ")
+                        && !r.outcome.contains("session expired")
+                        && !r.outcome.contains("invalid credentials")
+                })
+                .map(|r| format!("{} {}: {}", r.message_type, r.outcome, r.body))
+                .collect();
+            assert!(
+                bad.is_empty(),
+                "{system} rejected messages:\n{}",
+                bad.join("\n")
+            );
         }
     }
 
