@@ -222,7 +222,7 @@ mod tests {
             "drop_folders[0].poll_ms",
             "drop_folders[1].facility",
             "drop_folders[1].path",
-            "connectors.stations.thresholds.stations.S_X_Y.standard.column",
+            "connectors.stations.thresholds.stations.S_X_Y.standard",
         ] {
             assert!(e.contains(key), "{key} missing from:\n{e}");
         }
