@@ -93,7 +93,10 @@ pub enum Error {
 
     /// A message does not satisfy its JSON Schema. One entry per failing instance path.
     #[error("schema {schema}: {} violation(s): {}", .violations.len(), .violations.join("; "))]
-    Schema { schema: String, violations: Vec<String> },
+    Schema {
+        schema: String,
+        violations: Vec<String>,
+    },
 
     /// Mapping a message failed (missing required field, unknown lookup code, bad date...).
     #[error("mapping {mapping}: {message}")]
@@ -109,7 +112,11 @@ pub enum Error {
 
     /// A delivery to a partner failed.
     #[error("delivery to {destination}: {message}")]
-    Delivery { destination: String, message: String, retryable: bool },
+    Delivery {
+        destination: String,
+        message: String,
+        retryable: bool,
+    },
 
     /// The caller is not allowed (bad key, bad signature, wrong role).
     #[error("unauthorized: {0}")]
@@ -125,7 +132,11 @@ pub enum Error {
 
     /// Local I/O (files, sockets).
     #[error("{context}: {source}")]
-    Io { context: String, #[source] source: std::io::Error },
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -146,6 +157,9 @@ impl Error {
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }

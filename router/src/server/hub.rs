@@ -166,7 +166,10 @@ impl Hub {
             config,
             &store,
             &queue,
-            crate::audit::replay::VersionedMappings { admin: admin.clone(), mappings_dir: config.mappings_dir.clone() },
+            crate::audit::replay::VersionedMappings {
+                admin: admin.clone(),
+                mappings_dir: config.mappings_dir.clone(),
+            },
             &schemas,
         ));
         let _ = super::metrics::handle();
