@@ -124,12 +124,14 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let total = t0.elapsed();
-    let sent = sent.lock().unwrap();
-    let arrivals = arrivals.lock().unwrap();
-    let mut deliv: Vec<f64> = arrivals
-        .iter()
-        .map(|(k, at)| at.duration_since(sent[k]).as_secs_f64() * 1000.0)
-        .collect();
+    let mut deliv: Vec<f64> = {
+        let sent = sent.lock().unwrap();
+        let arrivals = arrivals.lock().unwrap();
+        arrivals
+            .iter()
+            .map(|(k, at)| at.duration_since(sent[k]).as_secs_f64() * 1000.0)
+            .collect()
+    };
     let mut acc = accept_lat.lock().unwrap().clone();
     println!(
         "accepted {n} in {:.2}s = {:.0} msgs/s",

@@ -26,6 +26,9 @@ pub struct Hit {
 /// Decides the sink's answer for a request body; `None` = 200.
 pub type Fault = Arc<dyn Fn(&Value) -> Option<StatusCode> + Send + Sync>;
 
+/// The sink's shared state: what it received, and how it answers.
+type SinkState = (Arc<Mutex<Vec<Hit>>>, Option<Fault>);
+
 #[derive(Clone)]
 pub struct Sink {
     pub url: String,
@@ -42,37 +45,38 @@ impl Sink {
         init();
         let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
         let state = (hits.clone(), fault);
-        let app = axum::Router::new()
-            .route(
-                "/sink",
-                post(
-                    |State((hits, fault)): State<(Arc<Mutex<Vec<Hit>>>, Option<Fault>)>,
-                     headers: HeaderMap,
-                     body: String| async move {
-                        let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                        let status = fault
-                            .as_ref()
-                            .and_then(|f| f(&body))
-                            .unwrap_or(StatusCode::OK);
-                        let h = |n: &str| {
-                            headers
-                                .get(n)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("")
-                                .to_string()
-                        };
-                        hits.lock().unwrap().push(Hit {
-                            at: Instant::now(),
-                            idempotency_key: h("idempotency-key"),
-                            correlation_id: h("x-correlation-id"),
-                            body,
-                            status: status.as_u16(),
-                        });
-                        (status, "{\"ok\":true}")
-                    },
-                ),
-            )
-            .with_state(state);
+        let app =
+            axum::Router::new()
+                .route(
+                    "/sink",
+                    post(
+                        |State((hits, fault)): State<SinkState>,
+                         headers: HeaderMap,
+                         body: String| async move {
+                            let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                            let status = fault
+                                .as_ref()
+                                .and_then(|f| f(&body))
+                                .unwrap_or(StatusCode::OK);
+                            let h = |n: &str| {
+                                headers
+                                    .get(n)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or("")
+                                    .to_string()
+                            };
+                            hits.lock().unwrap().push(Hit {
+                                at: Instant::now(),
+                                idempotency_key: h("idempotency-key"),
+                                correlation_id: h("x-correlation-id"),
+                                body,
+                                status: status.as_u16(),
+                            });
+                            (status, "{\"ok\":true}")
+                        },
+                    ),
+                )
+                .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
