@@ -133,17 +133,26 @@ async fn shot(c: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
-/// The text of the first element matching `css`, waiting (up to 10 s) for it to appear:
-/// after a click the browser may still be loading the page the form redirects to.
+/// The text of the first element matching `css`, waiting (up to 10 s) for it to appear.
+/// After a click the browser may still be on the old page, or swap it while we read
+/// (a stale element): both are retried until the deadline, then the last error fails the test.
 async fn text_of(c: &Client, css: &str) -> String {
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("element {css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = async {
+            let el = c
+                .wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css(css))
+                .await?;
+            el.text().await
+        };
+        match attempt.await {
+            Ok(text) => return text,
+            Err(e) if std::time::Instant::now() >= deadline => panic!("element {css}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 async fn set_value(c: &Client, id: &str, value: &str) {
