@@ -11,6 +11,10 @@
 //! loopback. Services: RabbitMQ on 127.0.0.1:5672 (guest/guest, `rabbitmqctl`
 //! available) and PostgreSQL on 127.0.0.1:5432 (user `postgres`, database `test`).
 
+mod support {
+    pub mod pg;
+}
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Command;
@@ -25,9 +29,9 @@ use router::delivery::{Backoff, DestinationPolicy, Dispatcher, HttpTransport, Tr
 use router::queue::rabbitmq::{RabbitOptions, RabbitQueue, Topology};
 use router::queue::{DeliveryQueue, EmbeddedQueue, LeasedDelivery, SettleOutcome, Settlement};
 use router::store::{now_ms, AcceptOutcome, NewDelivery, NewMessage, Store, StoreOptions};
+use support::pg::PgSchema;
 
 const AMQP_BASE: &str = "amqp://guest:guest@127.0.0.1:5672";
-const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 // ---------------------------------------------------------------- services
 
@@ -75,54 +79,6 @@ impl Vhost {
 impl Drop for Vhost {
     fn drop(&mut self) {
         let _ = rabbitmqctl(&["delete_vhost", &self.name]);
-    }
-}
-
-/// A PostgreSQL schema of our own, dropped on drop.
-struct PgSchema {
-    name: String,
-}
-
-fn psql(sql: &str) -> Result<(), String> {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-qc",
-            sql,
-        ])
-        .output()
-        .map_err(|e| format!("cannot run psql ({e})"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "psql `{sql}` failed: {}\nIs PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-impl PgSchema {
-    fn create(tag: &str) -> PgSchema {
-        let name = unique(tag);
-        psql(&format!("CREATE SCHEMA {name}")).unwrap_or_else(|e| panic!("{e}"));
-        PgSchema { name }
-    }
-    fn url(&self) -> String {
-        format!("{PG_BASE}?options=-csearch_path%3D{}", self.name)
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let _ = psql(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
     }
 }
 

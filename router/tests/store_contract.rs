@@ -6,7 +6,6 @@
 //! the URL; dropped afterwards, even when the test fails). PostgreSQL must be on
 //! 127.0.0.1:5432 with user `postgres` and a database `test`.
 
-use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,43 +17,10 @@ use router::store::{
 use serde_json::json;
 use sqlx::Row;
 
-const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-struct PgSchema {
-    name: String,
+mod support {
+    pub mod pg;
 }
-
-fn psql(sql: &str) -> Result<(), String> {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-qc",
-            sql,
-        ])
-        .output()
-        .map_err(|e| format!("cannot run psql ({e}); install the PostgreSQL client"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "psql `{sql}` failed: {}\nIs PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let _ = psql(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
-    }
-}
+use support::pg::PgSchema;
 
 /// Keeps whatever backs a store alive for the test's duration.
 enum Guard {
@@ -72,13 +38,8 @@ async fn sqlite() -> (Store, Guard) {
 }
 
 async fn postgres() -> (Store, Guard) {
-    let name = format!(
-        "lt_store_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..10]
-    );
-    psql(&format!("CREATE SCHEMA {name}")).unwrap_or_else(|e| panic!("{e}"));
-    let guard = PgSchema { name: name.clone() };
-    let url = format!("{PG_BASE}?options=-csearch_path%3D{name}");
+    let guard = PgSchema::create("store");
+    let url = guard.url();
     let store = Store::open(&url, StoreOptions::default()).await.unwrap_or_else(|e| {
         panic!("{e}\nIs PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`")
     });
