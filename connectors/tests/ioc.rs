@@ -175,3 +175,66 @@ async fn wrong_key_is_permanent_and_hidden() {
         &["not-the-key", KEY],
     );
 }
+
+/// A key that cannot travel in an HTTP header is refused when the connector is
+/// built (before the hub starts), with an error that says why and never shows it.
+#[tokio::test]
+async fn a_non_ascii_key_is_refused_when_the_connector_is_built() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, key) in [
+        ("diacritics", "khóa-bí-mật-IOC"),
+        ("space", "ioc key"),
+        ("bom", "\u{feff}ioc-key"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("{key}\n")).unwrap();
+        let mut c = IocConfig::new("http://127.0.0.1:9");
+        c.api_key_file = Some(path);
+        let e = match IocClient::new(c) {
+            Ok(_) => panic!("{name}: a key with a non-visible-ASCII character was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.contains("connectors.ioc.api_key") && e.contains("visible ASCII"),
+            "{name}: {e}"
+        );
+        assert!(
+            !e.contains(key.trim_start_matches('\u{feff}')),
+            "{name}: the error shows the key: {e}"
+        );
+    }
+    let ok = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ok.path(), "ioc-key-5f2a9c\n").unwrap();
+    let mut c = IocConfig::new("http://127.0.0.1:9");
+    c.api_key_file = Some(ok.path().to_path_buf());
+    assert!(IocClient::new(c).is_ok(), "a visible-ASCII key is fine");
+}
+
+/// The simulator compares the header's bytes: a key that is not text (the real
+/// IOC's keys are assumed ASCII, but a header value is bytes) matches exactly,
+/// and one different byte does not.
+#[tokio::test]
+async fn the_simulator_compares_key_bytes() {
+    init();
+    let key = "clé-ioc";
+    let sim = IocSim::start(IocSimConfig::new(Secret::new(key)))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let body = observation("S_A_B", 1);
+    let send = |value: &[u8]| {
+        http.post(format!("{}/api/v1/observations", sim.url()))
+            .header(
+                "X-API-Key",
+                reqwest::header::HeaderValue::from_bytes(value).unwrap(),
+            )
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(send(key.as_bytes()).await.unwrap().status(), 200);
+    assert_eq!(send("cle-ioc".as_bytes()).await.unwrap().status(), 401);
+    assert_eq!(send("clé-iod".as_bytes()).await.unwrap().status(), 401);
+    assert_eq!(sim.observations().len(), 1);
+}

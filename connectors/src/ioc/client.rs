@@ -45,6 +45,30 @@ impl Inner {
     }
 }
 
+/// The key travels as an HTTP header value, which must be visible ASCII
+/// (RFC 9110 field-value; reqwest would refuse it at the first request, or a
+/// gateway would mangle it), so a key with anything else can never authenticate.
+/// Refuse it when the connector is built, before the hub starts, naming where it
+/// came from and the position of the first bad character, never the key.
+fn check_key(key: &ApiKey) -> Result<(), ConnectorError> {
+    match key
+        .expose()
+        .chars()
+        .position(|c| !c.is_ascii_graphic())
+    {
+        None => Ok(()),
+        Some(i) => Err(ConnectorError::Secret {
+            what: format!("connectors.{SYSTEM}.api_key"),
+            message: format!(
+                "character {} of the API key is not visible ASCII (a space, a control character or a non-ASCII letter); \
+                 an API key travels in the `api_key_header` HTTP header, whose value must be visible ASCII (0x21-0x7E). \
+                 Check the file or environment variable named by api_key_file/api_key_env (a stray space, a BOM, or a key typed with diacritics)",
+                i + 1
+            ),
+        }),
+    }
+}
+
 /// Sends to the IOC. Must be created inside a Tokio runtime (it spawns the batcher).
 pub struct IocClient {
     inner: Arc<Inner>,
@@ -62,6 +86,7 @@ impl IocClient {
     }
 
     pub fn with_key(config: IocConfig, api_key: ApiKey) -> Result<Self, ConnectorError> {
+        check_key(&api_key)?;
         if config.batch_size == 0 || config.queue_capacity == 0 {
             return Err(ConnectorError::config(
                 SYSTEM,

@@ -1,5 +1,5 @@
 //! IOC simulator: checks the API key header, accepts observation batches and alerts.
-//! A wrong key gets 401; a malformed body gets 400 `{"error": …}` (the IOC's error
+//! The key is compared as bytes (a header value need not be text). A wrong key gets 401; a malformed body gets 400 `{"error": …}` (the IOC's error
 //! shape is assumed). Accepted: 200 `{"status": "ok", "accepted": n}`.
 
 use std::sync::{Arc, Mutex};
@@ -146,8 +146,12 @@ async fn handle(
             return resp;
         }
     };
-    if super::header(&headers, &s.config.api_key_header).as_deref()
-        != Some(s.config.api_key.expose())
+    // Bytes, not text: a header value that is not visible ASCII is still a value,
+    // and the key either matches byte for byte or it does not.
+    let presented = headers
+        .get(s.config.api_key_header.as_str())
+        .map(|v| v.as_bytes());
+    if presented != Some(s.config.api_key.expose().as_bytes())
         || injected == Some(Fault::ExpireAuth)
     {
         record("rejected: API key".into(), false);

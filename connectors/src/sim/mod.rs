@@ -320,12 +320,24 @@ impl SimCore {
         self.duplicates.load(Ordering::Relaxed)
     }
 
+    /// The counters. Each lock is taken on its own and released before the next
+    /// (`std::sync::Mutex` is not re-entrant: holding the log lock while calling
+    /// [`Self::accepted`], which locks it again, deadlocked `GET /_sim/stats`).
     pub fn stats(&self) -> Stats {
+        let (received, accepted) = {
+            let log = self.log.lock().expect("log poisoned");
+            let accepted = log
+                .iter()
+                .filter(|r| r.outcome == "accepted" && !r.duplicate)
+                .count();
+            (log.len(), accepted)
+        };
+        let pending_faults = self.faults.lock().expect("faults poisoned").len();
         Stats {
-            received: self.log.lock().expect("log poisoned").len(),
-            accepted: self.accepted().len(),
+            received,
+            accepted,
             duplicates: self.duplicates(),
-            pending_faults: self.faults.lock().expect("faults poisoned").len(),
+            pending_faults,
         }
     }
 
@@ -480,6 +492,31 @@ mod tests {
         assert_eq!(core.next_fault(), None);
         core.inject_probability(Fault::ExpireAuth, 1.0);
         assert_eq!(core.next_fault(), Some(Fault::ExpireAuth));
+    }
+
+    /// `stats()` once deadlocked (log lock held while `accepted()` took it again).
+    /// It runs on a plain thread with a deadline, so a regression fails instead of hanging.
+    #[test]
+    fn stats_counts_without_deadlocking() {
+        let core = SimCore::new("t", &[]);
+        let h = HeaderMap::new();
+        core.record("/x", "t", &h, b"{}", false, "accepted");
+        core.record("/x", "t", &h, b"{}", true, "accepted");
+        core.record("/x", "t", &h, b"{}", false, "rejected: bad");
+        core.inject_next(Fault::Hang, 1);
+        assert!(core.seen_before(Some("k")) || core.seen_before(Some("k")));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let c = Arc::clone(&core);
+        std::thread::spawn(move || {
+            let _ = tx.send(c.stats());
+        });
+        let s = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("SimCore::stats() did not return within 5 s: a lock is taken twice");
+        assert_eq!(
+            (s.received, s.accepted, s.duplicates, s.pending_faults),
+            (3, 1, 1, 1)
+        );
     }
 
     #[test]

@@ -1,6 +1,22 @@
 //! DVCQG simulator: session login with `dstcode`, the integration endpoint with
-//! `{session, madonvi, service, data}`, `error_code` replies. Sessions expire after
-//! `session_ttl`; an expired or unknown session gets `error_code` `"401"`.
+//! `{session, madonvi, service, isUpdating, data}`, `error_code` replies. Sessions
+//! expire after `session_ttl`; an expired or unknown session gets `error_code` `"401"`.
+//!
+//! What is validated is the business message: the body without `session`, which
+//! is transport (the connector adds it after mapping, like the `dstcode` header), so
+//! the hub's closed `national-portal/*` schemas apply as they are when plugged in
+//! ([`SimCore::use_schemas`](super::SimCore::use_schemas)). A bad message gets
+//! `error_code` `"03"` with every reason.
+//!
+//! `DongBoHoSoMC` with `isUpdating: "True"` updates a dossier the portal already
+//! has: the record may be partial (`MaHoSo`, `TrangThaiHoSo` and what changed) and
+//! its fields are merged into the stored record; an update for a dossier the portal
+//! does not have is refused with `error_code` `"04"` ("Không tìm thấy hồ sơ"), as
+//! `TraCuuHoSo` answers for an unknown code. `isUpdating: "False"` (or absent) is a
+//! first sync and must carry the full record. The verified part is the flag and its
+//! meaning (opencps `DVCQGIntegrationActionImpl`, the Hà Giang proxy's
+//! `isUpdating=True`); that DVCQG accepts a partial record on update, and the
+//! rejection code, are ASSUMED (see mappings/FLOWS.md).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -146,7 +162,18 @@ fn is_date14(v: &Value, k: &str) -> bool {
         .is_some_and(|s| s.len() == 14 && s.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// `isUpdating: "True"` (DVCQG spelling; a JSON `true` is read the same way).
+fn is_updating(v: &Value) -> bool {
+    match &v["isUpdating"] {
+        Value::String(s) => s.eq_ignore_ascii_case("true"),
+        Value::Bool(b) => *b,
+        _ => false,
+    }
+}
+
 /// Structural checks (the verified DVCQG field names) when no schema is plugged in.
+/// A first sync carries the full record; an update (`isUpdating` True) at least
+/// `MaHoSo` and `TrangThaiHoSo`, and any date it carries must be well-formed.
 fn structural(service: &str, v: &Value) -> Vec<String> {
     let mut errs = Vec::new();
     if !is_str(v, "madonvi") {
@@ -160,8 +187,10 @@ fn structural(service: &str, v: &Value) -> Vec<String> {
         errs.push("/data: required non-empty array".into());
         return errs;
     };
+    let update = service == "DongBoHoSoMC" && is_updating(v);
     for (i, item) in items.iter().enumerate() {
         let (strings, dates): (&[&str], &[&str]) = match service {
+            "DongBoHoSoMC" if update => (&["MaHoSo", "TrangThaiHoSo"], &[]),
             "DongBoHoSoMC" => (&["MaHoSo", "TrangThaiHoSo", "ChuHoSo"], &["NgayTiepNhan"]),
             _ => (&["MaHoSo", "TrangThai"], &["ThoiDiemXuLy"]),
         };
@@ -173,6 +202,17 @@ fn structural(service: &str, v: &Value) -> Vec<String> {
         for k in dates {
             if !is_date14(item, k) {
                 errs.push(format!("/data/{i}/{k}: must be yyyyMMddHHmmss"));
+            }
+        }
+        if update {
+            for k in ["NgayTiepNhan", "NgayHenTra", "NgayTra", "NgayKetThucXuLy"] {
+                let present = item
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty());
+                if present && !is_date14(item, k) {
+                    errs.push(format!("/data/{i}/{k}: must be yyyyMMddHHmmss"));
+                }
             }
         }
     }
@@ -247,7 +287,7 @@ async fn integration(State(s): State<Arc<State_>>, headers: HeaderMap, body: Byt
             None => reply("04", "Không tìm thấy hồ sơ"),
         };
     }
-    let errors = match core.validate(&service, &body) {
+    let errors = match core.validate(&service, &business_part(&v)) {
         Some(Err(errs)) => errs,
         Some(Ok(())) => Vec::new(),
         None => structural(&service, &v),
@@ -259,23 +299,63 @@ async fn integration(State(s): State<Arc<State_>>, headers: HeaderMap, body: Byt
             &format!("Dữ liệu không hợp lệ: {}", errors.join("; ")),
         );
     }
-    let duplicate = core.seen_before(super::header(&headers, "idempotency-key").as_deref());
+    let key = super::header(&headers, "idempotency-key");
+    let items: Vec<Value> = v["data"].as_array().cloned().unwrap_or_default();
+    if service == "CapNhatTienDoHoSoMC" {
+        let duplicate = core.seen_before(key.as_deref());
+        if !duplicate {
+            s.progress.lock().expect("progress poisoned").extend(items);
+        }
+        record("accepted".into(), duplicate);
+        return reply("00", "Thành công");
+    }
+    // DongBoHoSoMC: the existence check and the write under one lock, all items or none.
+    let update = is_updating(&v);
+    let mut dossiers = s.dossiers.lock().expect("dossiers poisoned");
+    if update {
+        let unknown: Vec<&str> = items
+            .iter()
+            .filter_map(|i| i["MaHoSo"].as_str())
+            .filter(|ma| !dossiers.contains_key(*ma))
+            .collect();
+        if !unknown.is_empty() {
+            let unknown = unknown.join(", ");
+            drop(dossiers);
+            record(
+                format!("rejected: isUpdating True for unknown dossier {unknown}"),
+                false,
+            );
+            return reply(
+                "04",
+                &format!("Không tìm thấy hồ sơ {unknown} để cập nhật (isUpdating = True)"),
+            );
+        }
+    }
+    let duplicate = core.seen_before(key.as_deref());
     if !duplicate {
-        for item in v["data"].as_array().into_iter().flatten() {
-            if service == "DongBoHoSoMC" {
-                let ma = item["MaHoSo"].as_str().unwrap_or_default().to_string();
-                s.dossiers
-                    .lock()
-                    .expect("dossiers poisoned")
-                    .insert(ma, item.clone());
-            } else {
-                s.progress
-                    .lock()
-                    .expect("progress poisoned")
-                    .push(item.clone());
+        for item in items {
+            let ma = item["MaHoSo"].as_str().unwrap_or_default().to_string();
+            match (dossiers.get_mut(&ma), item) {
+                (Some(Value::Object(stored)), Value::Object(fields)) if update => {
+                    stored.extend(fields);
+                }
+                (_, item) => {
+                    dossiers.insert(ma, item);
+                }
             }
         }
     }
+    drop(dossiers);
     record("accepted".into(), duplicate);
     reply("00", "Thành công")
+}
+
+/// The business message: the body without `session` (transport, added by the
+/// connector after mapping), as JSON bytes for the validator.
+fn business_part(v: &Value) -> Vec<u8> {
+    let mut business = v.clone();
+    if let Some(o) = business.as_object_mut() {
+        o.remove("session");
+    }
+    serde_json::to_vec(&business).unwrap_or_default()
 }

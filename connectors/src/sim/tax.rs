@@ -5,6 +5,9 @@
 //! SEND_DATE `dd-MM-yyyy`) and that `BODY/ROW` has a `TYPE`; a bad document gets a
 //! reply with `ERROR_CODE` `01` (assumed code) and the reason in `ERROR_DESC`. A
 //! repeated `MSG_ID` is counted as a duplicate and acknowledged without re-applying.
+//! With the hub's schemas plugged in ([`SimCore::use_schemas`](super::SimCore::use_schemas)),
+//! the business part of `<DATA>` (`HEADER` and `BODY`, not the transport's
+//! `SECURITY` block) is validated too, and refused the same way.
 //! A `TYPE 00109` ledger query is answered with a `TYPE 00110` reply built from the
 //! notices registered with [`TaxSim::add_notice`]; [`TaxSim::payment_notice`] produces
 //! the same `00110` document for the scenario tests to feed the hub.
@@ -235,6 +238,20 @@ fn notice_document(
     )
 }
 
+/// The business document a validator judges: `<DATA>` with its `HEADER` and `BODY`
+/// only. `SECURITY` (the XMLDSig block, empty while signing is not implemented) is
+/// produced and checked by the GIP transport on both sides, like the SOAP envelope
+/// and WS-Security header around it; the hub's `tax/*` schemas describe the
+/// business message and are closed, so they are given that part.
+fn business_document(data: &str) -> String {
+    let part = |name: &str| xml::inner(data, name).ok().flatten().unwrap_or_default();
+    format!(
+        "<DATA><HEADER>{}</HEADER><BODY>{}</BODY></DATA>",
+        part("HEADER"),
+        part("BODY")
+    )
+}
+
 fn soap_reply(data: &str) -> Response {
     let body = format!(
         r#"<gip:xuLyTruyVanMsgResponse xmlns:gip="http://gip.request.com/"><return>{}</return></gip:xuLyTruyVanMsgResponse>"#,
@@ -386,7 +403,7 @@ async fn handle(State(s): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -
         }
         _ => {}
     }
-    if let Some(Err(errs)) = core.validate(&message_type, data.as_bytes()) {
+    if let Some(Err(errs)) = core.validate(&message_type, business_document(&data).as_bytes()) {
         record(format!("rejected: {}", errs.join("; ")), false);
         return soap_reply(&data_document(
             &gip_header(&s, &sender, "", &msg_id, ("01", &errs.join("; "))),
