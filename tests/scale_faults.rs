@@ -217,9 +217,6 @@ fn distinct_delivered(sink: &Sink) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known failure (issue 4 stays open): after `rabbitmqctl stop_app`/`start_app` intake keeps \
-            accepting and nothing is lost from the store, but delivery does not resume; run with \
-            `cargo test --test scale_faults -- --ignored` while fixing it"]
 async fn broker_restart_mid_load_loses_nothing() {
     let svc = Services::create();
     let sink = Sink::start(None).await;

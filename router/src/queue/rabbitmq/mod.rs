@@ -26,6 +26,15 @@
 //!   dossier holds across replicas, duplicates never reach a partner twice within
 //!   a lease, and a message whose first consumer died is simply redelivered by the
 //!   broker and claimed again once the lease expires.
+//! * **Successor wake-up.** A message blocked behind an earlier delivery of its
+//!   dossier is parked until that one could be settled (its lease end or retry
+//!   time, at least a second). It does not poll: when a delivery is settled as
+//!   delivered or dead, the queue publishes the next due delivery of the same
+//!   dossier to the work queue at once ([`outbox::successor`]), and the parked
+//!   copy is later dropped by the claim as finished. Without this, a long lane
+//!   (a station's day of observations relayed in one burst) would bounce every
+//!   waiting message through a delay queue every 100 ms and move one message
+//!   per bounce.
 //! * **Manual acks after the store.** A claimed message is acked only after
 //!   [`DeliveryQueue::settle`] has written the attempt and outcome to the store
 //!   (and, for a retry, after the delayed copy is confirmed on a delay tier; for a
@@ -662,6 +671,9 @@ impl RabbitQueue {
         };
         if done {
             ack(&acker).await;
+            if !matches!(s.outcome, SettleOutcome::Retry { .. }) {
+                self.wake_successor(&envelope).await;
+            }
         } else {
             let _ = acker
                 .nack(BasicNackOptions {
@@ -671,6 +683,46 @@ impl RabbitQueue {
                 .await;
         }
         Ok(())
+    }
+}
+
+impl RabbitQueue {
+    /// Publishes the next delivery of `done`'s dossier to the work queue now
+    /// that `done` is finished, so it does not wait out its parking (see
+    /// [`outbox::successor`]). Best effort: if this fails, the parked copy
+    /// comes back by itself, and a duplicate copy is dropped by the claim.
+    async fn wake_successor(&self, done: &Envelope) {
+        let pool = self.store.read_pool();
+        let next = match outbox::successor(pool, &done.correlation_id, &done.destination, done.seq)
+            .await
+        {
+            Ok(Some(n)) => n,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "looking up the next delivery of a dossier failed");
+                return;
+            }
+        };
+        let env = Envelope {
+            v: envelope::VERSION,
+            delivery_id: next.id,
+            seq: next.seq,
+            destination: next.destination,
+            correlation_id: next.correlation_id,
+        };
+        let names = self.topology.names();
+        if let Err(e) = self
+            .publish(
+                &names.deliveries_exchange(),
+                &env.destination,
+                &env.to_bytes(),
+                &env.delivery_id,
+                FieldTable::default(),
+            )
+            .await
+        {
+            tracing::debug!(delivery_id = %env.delivery_id, error = %e, "waking the next delivery of a dossier failed; its parked copy will bring it back");
+        }
     }
 }
 

@@ -85,8 +85,13 @@ pub enum Verdict {
     WaitUntil(i64),
 }
 
-/// Shortest wait for a delivery blocked behind an earlier one that is in flight.
-const BLOCKED_POLL_MS: i64 = 100;
+/// Shortest wait for a delivery blocked behind an earlier one of its dossier.
+/// It is a safety net only: when the earlier delivery is settled, the queue
+/// publishes a wake-up for the next one at once ([`successor`]), so a blocked
+/// message does not need to poll. Parking it for longer keeps a long lane (a
+/// station's day of observations relayed in one burst) from bouncing every
+/// message through the broker every few milliseconds.
+const BLOCKED_MIN_WAIT_MS: i64 = 1_000;
 
 /// Decides what to do with a message whose delivery [`claim`] did not return.
 pub async fn verdict(pool: &AnyPool, delivery_id: &str, destination: &str) -> Result<Verdict> {
@@ -115,7 +120,7 @@ pub async fn verdict(pool: &AnyPool, delivery_id: &str, destination: &str) -> Re
     }
     // Due, so it must be blocked: wait until the head of its dossier is due again.
     let head = sqlx::query(
-        "SELECT state, next_attempt_at FROM deliveries \
+        "SELECT state, next_attempt_at, lease_until FROM deliveries \
          WHERE correlation_id = $1 AND destination = $2 AND seq < $3 AND state IN ('pending', 'in_flight') \
          ORDER BY seq LIMIT 1",
     )
@@ -125,13 +130,50 @@ pub async fn verdict(pool: &AnyPool, delivery_id: &str, destination: &str) -> Re
     .fetch_optional(pool)
     .await
     .map_err(|e| db_err(&format!("reading the predecessors of delivery {delivery_id}"), e))?;
+    // Until the head can be settled: its retry time when it waits, the end of
+    // its lease when it is in flight. Its settlement wakes this one sooner.
     let at = match head {
-        Some(h) if get::<String>(&h, "state")? == "pending" => {
-            get::<i64>(&h, "next_attempt_at")?.max(now + BLOCKED_POLL_MS)
-        }
-        _ => now + BLOCKED_POLL_MS,
+        Some(h) if get::<String>(&h, "state")? == "pending" => get::<i64>(&h, "next_attempt_at")?,
+        Some(h) => get::<Option<i64>>(&h, "lease_until")?.unwrap_or(now),
+        None => now,
     };
-    Ok(Verdict::WaitUntil(at))
+    Ok(Verdict::WaitUntil(at.max(now + BLOCKED_MIN_WAIT_MS)))
+}
+
+/// The delivery that became head-of-line of `(correlation_id, destination)`
+/// now that the delivery at `seq` is finished: returned when it is due now
+/// and already relayed (an unrelayed one is published by the relay anyway), so
+/// the caller can wake it instead of letting it wait out its parking.
+pub async fn successor(
+    pool: &AnyPool,
+    correlation_id: &str,
+    destination: &str,
+    seq: i64,
+) -> Result<Option<Unrelayed>> {
+    let row = sqlx::query(
+        "SELECT seq, id, destination, correlation_id, state, next_attempt_at, relayed_at FROM deliveries \
+         WHERE correlation_id = $1 AND destination = $2 AND seq > $3 AND state IN ('pending', 'in_flight') \
+         ORDER BY seq LIMIT 1",
+    )
+    .bind(correlation_id)
+    .bind(destination)
+    .bind(seq)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| db_err(&format!("reading the next delivery of {correlation_id} for {destination}"), e))?;
+    let Some(row) = row else { return Ok(None) };
+    let due = get::<String>(&row, "state")? == "pending"
+        && get::<i64>(&row, "next_attempt_at")? <= now_ms()
+        && get::<Option<i64>>(&row, "relayed_at")?.is_some();
+    if !due {
+        return Ok(None);
+    }
+    Ok(Some(Unrelayed {
+        seq: get(&row, "seq")?,
+        id: get(&row, "id")?,
+        destination: get(&row, "destination")?,
+        correlation_id: get(&row, "correlation_id")?,
+    }))
 }
 
 /// An outbox row to publish.
