@@ -349,7 +349,6 @@ async fn a_day_of_three_stations_embedded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "on the RabbitMQ backend only 1 of 864 IOC observation deliveries arrived in 120 s (09:30 run); run with --ignored once the backend is fixed"]
 async fn a_day_of_three_stations_rabbitmq_postgres() {
     a_day_of_stations(Backend::rabbit_pg("a_day_of_thr").await).await;
 }
