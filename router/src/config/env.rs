@@ -94,6 +94,8 @@ fn one(c: &mut RawConfig, var: &str, v: &str) -> Result<(), String> {
         .collect();
     let s = |v: &str| Some(sp(v.to_string()));
     match path.as_slice() {
+        [a] if a == "database_url" => c.database_url = s(v),
+        [a] if a == "amqp_url" => c.amqp_url = s(v),
         [a, b] if a == "server" && b == "listen" => c.server.listen = s(v),
         [a, b] if a == "server" && b == "drain_deadline" => c.server.drain_deadline = s(v),
         [a, b] if a == "store" && b == "url" => c.store.url = s(v),

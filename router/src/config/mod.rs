@@ -359,7 +359,20 @@ fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics
             .as_ref()
             .map_or("data", |s| s.value.as_str()),
     );
-    let store_url = match &raw.store.url {
+    // `database_url` is the shorthand the scale-out docs use for `store.url`.
+    let store_url_raw = match (&raw.database_url, &raw.store.url) {
+        (Some(d), Some(_)) => {
+            c.err(
+                "database_url",
+                Some(d),
+                "both `database_url` and `store.url` are set: keep one (they mean the same)".into(),
+            );
+            &raw.store.url
+        }
+        (Some(_), None) => &raw.database_url,
+        (None, u) => u,
+    };
+    let store_url = match store_url_raw {
         Some(u)
             if u.value.starts_with("sqlite:")
                 || u.value.starts_with("postgres:")
@@ -377,7 +390,31 @@ fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics
         ),
     };
     let store_max_batch = c.positive("store.max_batch", &raw.store.max_batch, 512) as usize;
-    let queue = match raw.queue.backend.as_ref().map(|s| s.value.as_str()) {
+    // `amqp_url` is the shorthand for `queue.backend: rabbitmq` + `queue.rabbitmq.url`.
+    let mut rabbit_section = raw.queue.rabbitmq.clone();
+    let mut backend = raw.queue.backend.as_ref().map(|s| s.value.as_str());
+    if let Some(u) = &raw.amqp_url {
+        let section = rabbit_section.get_or_insert_with(|| serde_json::json!({}));
+        match section.as_object_mut() {
+            Some(o) if o.contains_key("url") => c.err(
+                "amqp_url",
+                Some(u),
+                "both `amqp_url` and `queue.rabbitmq.url` are set: keep one (they mean the same)"
+                    .into(),
+            ),
+            Some(o) => drop(o.insert("url".into(), u.value.clone().into())),
+            None => {}
+        }
+        match backend {
+            Some("embedded") => c.err(
+                "amqp_url",
+                Some(u),
+                "`amqp_url` is set but `queue.backend` is `embedded`: remove one of them".into(),
+            ),
+            _ => backend = Some("rabbitmq"),
+        }
+    }
+    let queue = match backend {
         None | Some("embedded") => {
             if raw.queue.rabbitmq.is_some() {
                 c.err::<()>(
@@ -388,12 +425,9 @@ fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics
             }
             QueueBackend::Embedded
         }
-        Some("rabbitmq") => QueueBackend::RabbitMq(
-            raw.queue
-                .rabbitmq
-                .clone()
-                .unwrap_or(serde_json::Value::Null),
-        ),
+        Some("rabbitmq") => {
+            QueueBackend::RabbitMq(rabbit_section.unwrap_or(serde_json::Value::Null))
+        }
         Some(other) => {
             c.err(
                 "queue.backend",
@@ -640,6 +674,43 @@ mod tests {
             text.contains(":11:") && text.contains("api_key_sha256"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn database_url_and_amqp_url_are_the_scale_out_shorthand() {
+        let c = load(
+            "database_url: postgres://postgres@127.0.0.1/test\namqp_url: amqp://guest:guest@127.0.0.1:5672/%2f\nqueue:\n  rabbitmq:\n    prefetch: 16\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.store_url, "postgres://postgres@127.0.0.1/test");
+        assert_eq!(
+            c.queue,
+            QueueBackend::RabbitMq(serde_json::json!({
+                "url": "amqp://guest:guest@127.0.0.1:5672/%2f",
+                "prefetch": 16
+            }))
+        );
+        // From the environment too.
+        let c = load(
+            "",
+            &[
+                ("LIENTHONG_DATABASE_URL", "postgres://u@db/x"),
+                ("LIENTHONG_AMQP_URL", "amqp://u:p@mq/v"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.store_url, "postgres://u@db/x");
+        assert!(matches!(c.queue, QueueBackend::RabbitMq(_)));
+        // Saying the same thing twice, or contradicting it, is an error with its line.
+        let d = load(
+            "database_url: postgres://a@db/x\nstore:\n  url: postgres://b@db/x\namqp_url: amqp://mq\nqueue:\n  backend: embedded\n",
+            &[],
+        )
+        .unwrap_err();
+        let text = d.to_string();
+        assert!(text.contains(":1:") && text.contains("store.url"), "{text}");
+        assert!(text.contains(":4:") && text.contains("embedded"), "{text}");
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub type S<T> = Spanned<T>;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Shorthand for `store.url` (the scale-out path: a PostgreSQL URL).
+    pub database_url: Option<S<String>>,
+    /// Shorthand for `queue.backend: rabbitmq` with `queue.rabbitmq.url`.
+    pub amqp_url: Option<S<String>>,
     #[serde(default)]
     pub server: RawServer,
     #[serde(default)]

@@ -1,0 +1,364 @@
+//! RabbitMQ benchmark: the hub's sustained delivery rate on the scale-out
+//! backends against a raw lapin loop, on the same broker in one run.
+//!
+//! ```text
+//! cargo run --release --example rabbitmq_bench -- [messages] [concurrency] [dossiers]
+//! ```
+//!
+//! Defaults: 10000 messages, 64 concurrent clients, 1000 dossiers.
+//!
+//! 1. **Hub.** `lienthong`'s pipeline with `queue.backend: rabbitmq` (quorum
+//!    queues) and a PostgreSQL store: HTTP intake on loopback → map → store and
+//!    outbox → relay (publisher confirms) → consume → claim → HTTP delivery to a
+//!    local sink → settle → ack. The rate is messages accepted *and* delivered per
+//!    second, from the first request to the last arrival at the sink.
+//! 2. **Raw lapin.** On the same broker, a quorum queue of its own: one task
+//!    publishes messages of the hub envelope's size with publisher confirms
+//!    (windows of 256 in flight, as the hub's relay does), while a consumer with
+//!    the hub's prefetch (64) acks each message. The rate is messages published
+//!    *and* consumed per second.
+//!
+//! The target (issue #4) is hub ≥ half of raw. Results go in BENCHMARKS.md,
+//! section "RabbitMQ". Needs RabbitMQ on 127.0.0.1:5672 (guest/guest) and
+//! PostgreSQL on 127.0.0.1:5432 (trust, database `test`); the run creates its
+//! own vhost and schema and removes them at the end.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use axum::routing::post;
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use router::config::{Config, Destination, QueueBackend};
+use router::server::Hub;
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn sh(cmd: &str, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {cmd}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd} {args:?} failed: {}{} (is the service running? RabbitMQ: `rabbitmq-server -detached`; \
+             PostgreSQL: `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`)",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// The bench's own vhost and schema, removed on drop.
+struct Scratch {
+    name: String,
+}
+
+impl Scratch {
+    fn create() -> anyhow::Result<Scratch> {
+        let name = format!("lt_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        sh("rabbitmqctl", &["add_vhost", &name])?;
+        sh(
+            "rabbitmqctl",
+            &["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"],
+        )?;
+        sh(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-qc",
+                &format!("CREATE SCHEMA {name}"),
+            ],
+        )?;
+        Ok(Scratch { name })
+    }
+    fn amqp_url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:5672/{}", self.name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.name])
+            .output();
+        let _ = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-qc",
+                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+            ])
+            .output();
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("numbers"))
+        .collect();
+    let n = *args.first().unwrap_or(&10_000);
+    let conc = *args.get(1).unwrap_or(&64);
+    let dossiers = *args.get(2).unwrap_or(&1000);
+    let scratch = Scratch::create()?;
+
+    let hub_rate = hub_run(&scratch, n, conc, dossiers).await?;
+    let raw_rate = raw_run(&scratch, n).await?;
+    println!(
+        "RESULT hub {hub_rate:.0} msgs/s, raw lapin {raw_rate:.0} msgs/s, ratio {:.2} (target >= 0.50)",
+        hub_rate / raw_rate
+    );
+    Ok(())
+}
+
+/// The hub on RabbitMQ + PostgreSQL; returns accepted-and-delivered msgs/s.
+async fn hub_run(scratch: &Scratch, n: usize, conc: usize, dossiers: usize) -> anyhow::Result<f64> {
+    let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let a = arrivals.clone();
+    let app = axum::Router::new().route(
+        "/sink",
+        post(move |body: String| {
+            let a = a.clone();
+            async move {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                a.lock()
+                    .unwrap()
+                    .entry(format!("{}#{}", v["code"].as_str().unwrap_or(""), v["seq"]))
+                    .or_insert_with(Instant::now);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sink = format!("http://{}/sink", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::load_with_env(None, Vec::new()).map_err(|d| anyhow::anyhow!("{d}"))?;
+    config.listen = "127.0.0.1:0".parse()?;
+    config.data_dir = dir.path().to_path_buf();
+    config.store_url = format!(
+        "postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{}",
+        scratch.name
+    );
+    config.queue = QueueBackend::RabbitMq(serde_json::json!({
+        "url": scratch.amqp_url(),
+        "queue_type": "quorum",
+        "prefix": "bench",
+    }));
+    config.mappings_dir = "tests/fixtures/hub/mappings".into();
+    config.schemas_dir = "tests/fixtures/hub/schemas".into();
+    config.routes_file = "tests/fixtures/hub/mappings/routes.yaml".into();
+    config.intake_rate = (1_000_000, 1_000_000);
+    let mut policy = config.destination_defaults.clone();
+    policy.rate_per_second = 1_000_000;
+    policy.burst = 1_000_000;
+    policy.concurrency = 64;
+    config.destinations.insert(
+        "sink".into(),
+        Destination {
+            url: Some(sink),
+            policy,
+        },
+    );
+    let hub = Hub::start(&config, Default::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let base = format!("http://{}/inbound/portal/dossier.event", hub.addr);
+    println!("hub: {n} messages, {conc} clients, {dossiers} dossiers, RabbitMQ quorum queues + PostgreSQL store");
+
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let accept_lat: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (sent, accept_lat, next, base) =
+            (sent.clone(), accept_lat.clone(), next.clone(), base.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return;
+                }
+                let code = format!("000.00.32.H47-221128-{:04}", i % dossiers);
+                let seq = i / dossiers;
+                let body = serde_json::json!({"code": code, "seq": seq, "msg_id": format!("m{i}"), "note": "Hồ sơ chuyển nhượng quyền sử dụng đất"});
+                let start = Instant::now();
+                sent.lock().unwrap().insert(format!("{code}#{seq}"), start);
+                let r = client.post(&base).header("content-type", "application/json").body(body.to_string()).send().await.expect("hub");
+                assert_eq!(r.status().as_u16(), 202);
+                accept_lat.lock().unwrap().push(start.elapsed().as_secs_f64() * 1000.0);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let accepted_in = t0.elapsed();
+    let mut last_report = Instant::now();
+    while arrivals.lock().unwrap().len() < n {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if last_report.elapsed() > Duration::from_secs(5) {
+            last_report = Instant::now();
+            println!("  ... {} of {n} delivered", arrivals.lock().unwrap().len());
+        }
+        if t0.elapsed() > Duration::from_secs(900) {
+            bail!(
+                "only {} of {n} delivered after 15 minutes",
+                arrivals.lock().unwrap().len()
+            );
+        }
+    }
+    let total = t0.elapsed();
+    let mut deliv: Vec<f64> = {
+        let sent = sent.lock().unwrap();
+        let arrivals = arrivals.lock().unwrap();
+        arrivals
+            .iter()
+            .map(|(k, at)| at.duration_since(sent[k]).as_secs_f64() * 1000.0)
+            .collect()
+    };
+    let mut acc = accept_lat.lock().unwrap().clone();
+    let rate = n as f64 / total.as_secs_f64();
+    println!(
+        "hub: accepted {n} in {:.2}s ({:.0} msgs/s); accepted and delivered in {:.2}s = {rate:.0} msgs/s sustained",
+        accepted_in.as_secs_f64(),
+        n as f64 / accepted_in.as_secs_f64(),
+        total.as_secs_f64(),
+    );
+    println!(
+        "hub: acceptance latency ms p50 {:.1} p99 {:.1}; delivery latency ms p50 {:.1} p99 {:.1}",
+        pct(&mut acc, 0.5),
+        pct(&mut acc, 0.99),
+        pct(&mut deliv, 0.5),
+        pct(&mut deliv, 0.99)
+    );
+    hub.shutdown().await;
+    Ok(rate)
+}
+
+/// Raw lapin: publish with confirms and consume with acks, concurrently; returns msgs/s.
+async fn raw_run(scratch: &Scratch, n: usize) -> anyhow::Result<f64> {
+    let conn = Connection::connect(&scratch.amqp_url(), ConnectionProperties::default()).await?;
+    let queue = "raw-bench";
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    let publisher = conn.create_channel().await?;
+    publisher
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await?;
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let consumer_ch = conn.create_channel().await?;
+    consumer_ch
+        .basic_qos(64, BasicQosOptions::default())
+        .await?;
+    let mut consumer = consumer_ch
+        .basic_consume(
+            queue.into(),
+            "raw-bench".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    // The hub's envelope for a delivery, so the message size is the same.
+    let body = serde_json::to_vec(&serde_json::json!({
+        "v": 1,
+        "delivery_id": uuid::Uuid::new_v4().to_string(),
+        "seq": 123456,
+        "destination": "sink",
+        "correlation_id": "000.00.32.H47-221128-0001",
+    }))?;
+    println!("raw lapin: {n} messages of {} bytes, confirms in windows of 256, prefetch 64, quorum queue", body.len());
+    let t0 = Instant::now();
+    let consume = tokio::spawn(async move {
+        let mut got = 0usize;
+        while got < n {
+            let Some(d) = consumer.next().await else {
+                break;
+            };
+            let d = d.expect("consume");
+            d.acker.ack(BasicAckOptions::default()).await.expect("ack");
+            got += 1;
+        }
+        got
+    });
+    let mut sent = 0usize;
+    while sent < n {
+        let window = 256.min(n - sent);
+        let mut confirms = Vec::with_capacity(window);
+        for i in 0..window {
+            let props = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into())
+                .with_message_id(format!("m{}", sent + i).into());
+            confirms.push(
+                publisher
+                    .basic_publish(
+                        "".into(),
+                        queue.into(),
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..Default::default()
+                        },
+                        &body,
+                        props,
+                    )
+                    .await?,
+            );
+        }
+        for c in confirms {
+            let c = c.await?;
+            if !c.is_ack() {
+                bail!("the broker did not confirm a raw publish: {c:?}");
+            }
+        }
+        sent += window;
+    }
+    let got = consume.await?;
+    let total = t0.elapsed();
+    if got < n {
+        bail!("raw consumer ended after {got} of {n}");
+    }
+    let rate = n as f64 / total.as_secs_f64();
+    println!(
+        "raw lapin: published with confirm and consumed with ack {n} in {:.2}s = {rate:.0} msgs/s",
+        total.as_secs_f64()
+    );
+    let _ = conn.close(200, "done".into()).await;
+    Ok(rate)
+}
