@@ -21,6 +21,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use router::admin::access::{Principal, Role, StaticTokens};
 use router::admin::api::AdminState;
 use router::admin::{AdminOptions, MappingAdmin};
+use router::audit::replay::{ReplayContext, VersionedMappings};
 use router::console::ConsoleState;
 use router::schema::SchemaRegistry;
 use router::store::{NewDelivery, NewMessage, Store, StoreOptions};
@@ -238,9 +239,19 @@ async fn console_sign_in_edit_validate_preview_activate_search_and_dry_run() {
         admin: admin.clone(),
         auth,
     };
+    let replay = ReplayContext {
+        store: store.clone(),
+        mappings: Arc::new(VersionedMappings {
+            admin: admin.clone(),
+            mappings_dir: mappings.clone(),
+        }),
+        schemas: schemas.clone(),
+        queue: None,
+    };
     let app = router::console::routes(ConsoleState {
         admin: state.clone(),
         store: store.clone(),
+        replay,
     })
     .merge(router::admin::api::routes(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -166,6 +166,7 @@ async fn dead(a: DeadArgs) -> anyhow::Result<ExitCode> {
         dry_run: a.dry_run,
         reason: a.reason.clone(),
         limit: a.limit,
+        ..Default::default()
     };
     match replay_dead_letters(&ctx, &req, &a.store.actor()).await {
         Ok(out) => {

@@ -54,6 +54,20 @@ impl Default for AdminOptions {
     }
 }
 
+impl AdminOptions {
+    /// The options `lienthong serve` runs with: the `admin:` section of the config.
+    pub fn from_settings(s: &crate::config::AdminSettings) -> AdminOptions {
+        AdminOptions {
+            gate: GateOptions {
+                dry_run_sample: s.dry_run_sample,
+                ..GateOptions::default()
+            },
+            poll_interval: s.poll_interval,
+            debounce: s.watch_debounce,
+        }
+    }
+}
+
 /// A change to propose.
 #[derive(Debug, Clone)]
 pub struct Proposal {

@@ -70,6 +70,9 @@ pub struct VersionMeta {
     pub comment: String,
     pub origin: String,
     pub content_hash: String,
+    /// The `version:` the YAML itself declares (a label kept by its author; deliveries
+    /// record `version`, the store's number). `None` for rows stored before it was kept.
+    pub file_version: Option<i64>,
     /// Is this the active version?
     pub active: bool,
 }
@@ -141,7 +144,7 @@ fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
 }
 
 const META_COLS: &str =
-    "v.mapping_id, v.version, v.created_at, v.author, v.comment, v.origin, v.content_hash, \
+    "v.mapping_id, v.version, v.created_at, v.author, v.comment, v.origin, v.content_hash, v.file_version, \
      CAST(CASE WHEN a.version = v.version THEN 1 ELSE 0 END AS BIGINT) AS is_active";
 
 fn meta(row: &AnyRow) -> Result<VersionMeta> {
@@ -153,6 +156,7 @@ fn meta(row: &AnyRow) -> Result<VersionMeta> {
         comment: get(row, "comment")?,
         origin: get(row, "origin")?,
         content_hash: get(row, "content_hash")?,
+        file_version: get(row, "file_version")?,
         active: get::<i64>(row, "is_active")? == 1,
     })
 }
@@ -410,8 +414,8 @@ async fn commit_new_in(
     .map_err(|e| db("reading the last version number", e))?;
     let version: i64 = get::<i64>(&row, "v")? + 1;
     sqlx::query(
-        "INSERT INTO mapping_versions (mapping_id, version, created_at, author, comment, origin, content_hash, content) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO mapping_versions (mapping_id, version, created_at, author, comment, origin, content_hash, content, file_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&new.mapping_id)
     .bind(version)
@@ -421,6 +425,7 @@ async fn commit_new_in(
     .bind(new.origin.as_str())
     .bind(&new.content_hash)
     .bind(&new.content)
+    .bind(declared_version(&new.content))
     .execute(&mut *conn)
     .await
     .map_err(|e| db("inserting the version", e))?;
@@ -447,6 +452,7 @@ async fn commit_new_in(
             "to_hash": act.to_hash,
             "origin": new.origin.as_str(),
             "comment": new.comment,
+            "file_version": declared_version(&new.content),
         }),
     });
     Ok(Answer::Done(act))
@@ -565,6 +571,20 @@ async fn set_active(
     .await
     .map_err(|e| db("setting the active version", e))?;
     Ok(())
+}
+
+/// The `version:` a mapping's YAML declares at its top level, if it is a whole number.
+/// Content reaching the store has passed the gate's compile step (size, depth and
+/// alias limits), so parsing it again here is safe.
+pub fn declared_version(content: &str) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Top {
+        version: Option<serde_json::Value>,
+    }
+    serde_saphyr::from_str::<Top>(content)
+        .ok()?
+        .version?
+        .as_i64()
 }
 
 /// Unified diff of two versions' YAML (`--- id@vA`, `+++ id@vB`).

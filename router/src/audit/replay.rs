@@ -620,6 +620,15 @@ pub struct DeadLetterRequest {
     /// `transient`, `permanent` or `exhausted`.
     #[serde(default)]
     pub error_class: Option<String>,
+    /// The delivered message type (e.g. `dossier.register`).
+    #[serde(default)]
+    pub message_type: Option<String>,
+    /// Substring of the last error (case-insensitive for ASCII letters).
+    #[serde(default)]
+    pub error_contains: Option<String>,
+    /// Only these dead deliveries (ids), still subject to the other filters; empty: all matching.
+    #[serde(default)]
+    pub deliveries: Vec<String>,
     #[serde(default)]
     pub dry_run: bool,
     #[serde(default)]
@@ -668,15 +677,24 @@ pub async fn replay_dead_letters(
         Some(super::search::MAX_SEARCH_RANGE_DAYS),
     )
     .map_err(ReplayError::BadRequest)?;
+    if req.deliveries.len() > 1000 {
+        return Err(ReplayError::BadRequest(format!(
+            "{} deliveries selected: at most 1000 per request",
+            req.deliveries.len()
+        )));
+    }
     let dead = ctx
         .store
-        .dead_deliveries(
-            req.destination.as_deref(),
+        .dead_deliveries(&crate::store::audit_ops::DeadFilter {
+            destination: req.destination.clone(),
+            message_type: req.message_type.clone(),
+            error_class: req.error_class.clone(),
+            error_contains: req.error_contains.clone(),
+            ids: req.deliveries.clone(),
             from,
             to,
-            req.error_class.as_deref(),
             limit,
-        )
+        })
         .await?;
     let listing: Vec<Value> = dead
         .iter()
@@ -684,7 +702,8 @@ pub async fn replay_dead_letters(
         .collect();
     let detail = json!({
         "reason": reason, "dry_run": req.dry_run, "destination": req.destination, "from": from, "to": to,
-        "error_class": req.error_class, "matched": dead.len(),
+        "error_class": req.error_class, "message_type": req.message_type, "error_contains": req.error_contains,
+        "selected": req.deliveries.len(), "matched": dead.len(),
     });
     if req.dry_run {
         ctx.store

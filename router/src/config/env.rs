@@ -126,6 +126,11 @@ fn one(c: &mut RawConfig, var: &str, v: &str) -> Result<(), String> {
         [a, b] if a == "paths" && b == "mappings" => c.paths.mappings = s(v),
         [a, b] if a == "paths" && b == "schemas" => c.paths.schemas = s(v),
         [a, b] if a == "paths" && b == "routes" => c.paths.routes = s(v),
+        [a, b] if a == "admin" && b == "dry_run_sample" => {
+            c.admin.dry_run_sample = Some(parse(var, v, "a whole number")?)
+        }
+        [a, b] if a == "admin" && b == "watch_debounce" => c.admin.watch_debounce = s(v),
+        [a, b] if a == "admin" && b == "poll_interval" => c.admin.poll_interval = s(v),
         [a, b] if a == "logging" && b == "level" => c.logging.level = s(v),
         [a, b] if a == "logging" && b == "format" => c.logging.format = s(v),
         [a, b] if a == "intake" && b == "allow_unauthenticated" => {

@@ -75,6 +75,35 @@ impl std::fmt::Debug for PartnerAuth {
     }
 }
 
+/// `admin:`: tuning of mapping administration (see `docs/ADMIN.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSettings {
+    /// `admin.dry_run_sample`: stored messages the gate's dry run maps (1..=10000).
+    pub dry_run_sample: usize,
+    /// `admin.watch_debounce`: quiet time before a file edit under `mappings/` is gated (50ms..=60s).
+    pub watch_debounce: Duration,
+    /// `admin.poll_interval`: how often replicas check the mapping generation (100ms..=5m).
+    pub poll_interval: Duration,
+}
+
+impl AdminSettings {
+    pub const DRY_RUN_SAMPLE: std::ops::RangeInclusive<u32> = 1..=10_000;
+    pub const WATCH_DEBOUNCE: (Duration, Duration) =
+        (Duration::from_millis(50), Duration::from_secs(60));
+    pub const POLL_INTERVAL: (Duration, Duration) =
+        (Duration::from_millis(100), Duration::from_secs(300));
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings {
+            dry_run_sample: 200,
+            watch_debounce: Duration::from_millis(500),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -105,6 +134,8 @@ pub struct Config {
     pub tokens: std::sync::Arc<crate::auth::TokenStore>,
     /// `retention.payloads`: age after which `audit prune` empties payloads (None: keep for ever).
     pub retention_payloads: Option<Duration>,
+    /// `admin:`: gate dry-run sample, file-watch debounce, replica poll interval.
+    pub admin: AdminSettings,
 }
 
 impl Config {
@@ -235,6 +266,26 @@ impl Ctx<'_> {
             Some(s) => s.value,
             None => default,
         }
+    }
+
+    /// A duration that must lie within `range` (inclusive); out of range reports and uses `default`.
+    fn duration_in(
+        &mut self,
+        key: &str,
+        v: &Option<Spanned<String>>,
+        default: Duration,
+        (min, max): (Duration, Duration),
+    ) -> Duration {
+        let d = self.duration(key, v, default);
+        if d < min || d > max {
+            self.err(
+                key,
+                v.as_ref(),
+                format!("{d:?} is out of range: use {min:?} to {max:?}"),
+            );
+            return default;
+        }
+        d
     }
 
     fn rate(&mut self, key: &str, r: &Option<RawRate>, default: (u32, u32)) -> (u32, u32) {
@@ -589,6 +640,42 @@ fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics
             None
         }
     };
+    let admin = {
+        let d = AdminSettings::default();
+        let r = &raw.admin;
+        let dry_run_sample = match &r.dry_run_sample {
+            Some(n) if !AdminSettings::DRY_RUN_SAMPLE.contains(&n.value) => {
+                c.err(
+                    "admin.dry_run_sample",
+                    Some(n),
+                    format!(
+                        "{} is out of range: use {} to {} (messages mapped by the gate's dry run)",
+                        n.value,
+                        AdminSettings::DRY_RUN_SAMPLE.start(),
+                        AdminSettings::DRY_RUN_SAMPLE.end()
+                    ),
+                );
+                d.dry_run_sample
+            }
+            Some(n) => n.value as usize,
+            None => d.dry_run_sample,
+        };
+        AdminSettings {
+            dry_run_sample,
+            watch_debounce: c.duration_in(
+                "admin.watch_debounce",
+                &r.watch_debounce,
+                d.watch_debounce,
+                AdminSettings::WATCH_DEBOUNCE,
+            ),
+            poll_interval: c.duration_in(
+                "admin.poll_interval",
+                &r.poll_interval,
+                d.poll_interval,
+                AdminSettings::POLL_INTERVAL,
+            ),
+        }
+    };
     Config {
         file: None,
         listen,
@@ -611,6 +698,7 @@ fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics
         log_json,
         tokens,
         retention_payloads,
+        admin,
     }
 }
 
@@ -731,6 +819,56 @@ mod tests {
         assert!(
             d.to_string()
                 .contains("LIENTHONG_DESTINATIONS__LIS__TIMEOUT"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn admin_settings_default_parse_and_range_errors_with_lines() {
+        let c = Config::load_with_env(None, Vec::new()).unwrap();
+        assert_eq!(c.admin, AdminSettings::default());
+        let c = load(
+            "admin:\n  dry_run_sample: 50\n  watch_debounce: 2s\n  poll_interval: 250ms\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.admin,
+            AdminSettings {
+                dry_run_sample: 50,
+                watch_debounce: Duration::from_secs(2),
+                poll_interval: Duration::from_millis(250),
+            }
+        );
+        // Every problem at once, each at its line.
+        let d = load(
+            "server:\n  listen: 127.0.0.1:1\nadmin:\n  dry_run_sample: 0\n  watch_debounce: 10ms\n  poll_interval: 1h\n",
+            &[],
+        )
+        .unwrap_err();
+        let text = d.to_string();
+        assert_eq!(d.len(), 3, "{text}");
+        for (line, key) in [
+            (4, "admin.dry_run_sample"),
+            (5, "admin.watch_debounce"),
+            (6, "admin.poll_interval"),
+        ] {
+            let hit =
+                d.0.iter()
+                    .find(|x| x.context == key)
+                    .unwrap_or_else(|| panic!("{key}: {text}"));
+            assert_eq!(hit.line, line, "{text}");
+            assert!(hit.message.contains("out of range"), "{text}");
+        }
+        // Unknown keys in the section are errors (deny_unknown_fields) with their line.
+        let d = load("admin:\n  dry_run_samples: 10\n", &[]).unwrap_err();
+        assert_eq!(d.0[0].line, 2, "{d}");
+        // The environment can set them, and is blamed when wrong.
+        let c = load("", &[("LIENTHONG_ADMIN__DRY_RUN_SAMPLE", "20")]).unwrap();
+        assert_eq!(c.admin.dry_run_sample, 20);
+        let d = load("", &[("LIENTHONG_ADMIN__POLL_INTERVAL", "1ms")]).unwrap_err();
+        assert!(
+            d.to_string().contains("LIENTHONG_ADMIN__POLL_INTERVAL"),
             "{d}"
         );
     }

@@ -46,6 +46,9 @@ pub struct RawConfig {
     /// Payload retention; see `router::audit::retention`.
     #[serde(default)]
     pub retention: crate::audit::retention::RetentionConfig,
+    /// Mapping administration: the gate's dry run, the file watcher, replica polling.
+    #[serde(default)]
+    pub admin: RawAdmin,
     /// Key path -> environment variable, for values overridden from the environment.
     #[serde(skip)]
     pub env_sources: BTreeMap<String, String>,
@@ -134,4 +137,15 @@ pub struct RawPartner {
 pub struct RawLogging {
     pub level: Option<S<String>>,
     pub format: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// How many recent stored messages the gate's dry run maps (default 200).
+    pub dry_run_sample: Option<S<u32>>,
+    /// Quiet time after the last file event under `mappings/` before the watcher acts (default 500ms).
+    pub watch_debounce: Option<S<String>>,
+    /// How often a replica checks whether another replica changed a mapping (default 1s).
+    pub poll_interval: Option<S<String>>,
 }

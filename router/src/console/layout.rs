@@ -59,6 +59,32 @@ pub fn url(s: &str) -> String {
     out
 }
 
+/// The opening of a console table with its header row: `<table id=..><tr><th>..</th>..</tr>`.
+/// Rows follow as `<tr><td>..</td></tr>`; the caller closes with `</table>`. An empty
+/// `id` leaves the attribute out.
+pub fn table_head(id: &str, headers: &[&str]) -> String {
+    let mut out = if id.is_empty() {
+        String::from("<table><tr>")
+    } else {
+        format!("<table id=\"{}\"><tr>", esc(id))
+    };
+    for h in headers {
+        let _ = write!(out, "<th>{}</th>", esc(h));
+    }
+    out.push_str("</tr>");
+    out
+}
+
+/// One table row of already-escaped cell HTML.
+pub fn table_row(cells: &[String]) -> String {
+    let mut out = String::from("<tr>");
+    for c in cells {
+        let _ = write!(out, "<td>{c}</td>");
+    }
+    out.push_str("</tr>");
+    out
+}
+
 /// A unified diff with added/removed lines coloured.
 pub fn diff_html(diff: &str) -> String {
     let mut out = String::from("<pre class=\"diff\">");

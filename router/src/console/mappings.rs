@@ -427,6 +427,9 @@ pub async fn post_any(
     Query(q): Query<LangQuery>,
     Form(f): Form<EditorForm>,
 ) -> Response {
+    if let Err(r) = super::same_origin(&headers, super::lang_of(&headers, q.lang.as_deref()).0) {
+        return *r;
+    }
     let admin = &st.admin.admin;
     if let Some(id) = rest.strip_suffix("/rollback") {
         let ctx = match admin_only(&st, &headers, &q) {

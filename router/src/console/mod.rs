@@ -15,8 +15,16 @@
 //! cookie scoped to `/console`, which also stops cross-site form posts; it is
 //! checked on every request, so revoking a token signs its sessions out.
 //!
-//! Files: [`layout`] (shell, escaping, languages), [`dashboard`], [`mappings`],
-//! [`messages`] (search, message page, dry-run replay, dead letters).
+//! Cross-site request forgery: the cookie's `SameSite=Strict` means a browser
+//! never sends it with a form posted from another site, so such a post arrives
+//! signed out. Every state-changing post also passes [`same_origin`], which
+//! refuses a post the browser labels as coming from elsewhere (`Sec-Fetch-Site`)
+//! or whose `Origin` names another host: defence in depth for older browsers
+//! and for actions (replays) that send data to partners.
+//!
+//! Files: [`layout`] (shell, escaping, languages, tables), [`dashboard`], [`mappings`],
+//! [`messages`] (search, message page, dry-run replay then replay, dead letters with
+//! filters and bulk replay).
 
 pub mod dashboard;
 pub mod layout;
@@ -32,6 +40,7 @@ use serde::Deserialize;
 
 use crate::admin::access::Principal;
 use crate::admin::api::AdminState;
+use crate::audit::replay::ReplayContext;
 use crate::store::Store;
 use layout::{esc, page, Lang};
 
@@ -40,6 +49,9 @@ use layout::{esc, page, Lang};
 pub struct ConsoleState {
     pub admin: AdminState,
     pub store: Store,
+    /// What replays need: the same context the audit API's replay routes use, so a
+    /// replay from the console is exactly [`crate::audit::replay`]'s.
+    pub replay: ReplayContext,
 }
 
 const TOKEN_COOKIE: &str = "lt_token";
@@ -65,7 +77,9 @@ pub fn routes(state: ConsoleState) -> Router {
         .route("/console/messages", get(messages::search))
         .route("/console/messages/{id}", get(messages::message))
         .route("/console/messages/{id}/dry-run", post(messages::dry_run))
+        .route("/console/messages/{id}/replay", post(messages::replay))
         .route("/console/dead", get(messages::dead_letters))
+        .route("/console/dead/replay", post(messages::bulk_replay))
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::limits::MAX_MAPPING_FILE_BYTES + 256 * 1024,
         ))
@@ -150,6 +164,34 @@ pub fn admin_only(st: &ConsoleState, headers: &HeaderMap, q: &LangQuery) -> Resu
         )));
     }
     Ok(ctx)
+}
+
+/// Refuses (403) a state-changing post that a browser says came from another site, or
+/// whose `Origin` is not this host (see the module docs). A request without these
+/// headers (an old browser, a script with the cookie) relies on `SameSite=Strict`.
+pub fn same_origin(headers: &HeaderMap, lang: Lang) -> Result<(), Refusal> {
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let refuse = |why: &str| {
+        tracing::warn!(reason = why, "console: cross-site post refused");
+        Err(Box::new(forbidden(
+            lang,
+            lang.t(
+                "Yêu cầu đến từ một trang khác, đã bị từ chối. Hãy thao tác từ chính bảng điều khiển.",
+                "This request came from another site and was refused. Use the console's own pages.",
+            ),
+        )))
+    };
+    if matches!(h("sec-fetch-site"), Some("cross-site" | "same-site")) {
+        return refuse("sec-fetch-site");
+    }
+    if let Some(origin) = h("origin") {
+        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        let hosts = [h("x-forwarded-host"), h("host")];
+        if !hosts.iter().flatten().any(|host| *host == origin_host) {
+            return refuse("origin");
+        }
+    }
+    Ok(())
 }
 
 fn forbidden(lang: Lang, why: &str) -> Response {

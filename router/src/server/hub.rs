@@ -151,7 +151,7 @@ impl Hub {
             schemas.clone(),
             &config.mappings_dir,
             &config.routes_file,
-            crate::admin::AdminOptions::default(),
+            crate::admin::AdminOptions::from_settings(&config.admin),
         )
         .await?;
         let admin_stop = CancellationToken::new();
@@ -162,7 +162,7 @@ impl Hub {
             tracing::warn!(error = %e, "mapping files are not watched; changes go through the API or the console");
         }
         drop(mappings);
-        let audit_api = super::api::routes(super::api::ApiState::for_hub(
+        let api_state = super::api::ApiState::for_hub(
             config,
             &store,
             &queue,
@@ -171,7 +171,10 @@ impl Hub {
                 mappings_dir: config.mappings_dir.clone(),
             },
             &schemas,
-        ));
+        );
+        // The console replays through the same context as the audit API.
+        let replay = api_state.replay.clone();
+        let audit_api = super::api::routes(api_state);
         let _ = super::metrics::handle();
         let intake = Arc::new(
             Intake::new(
@@ -202,6 +205,7 @@ impl Hub {
             .merge(crate::console::routes(crate::console::ConsoleState {
                 admin: admin_state,
                 store: store.clone(),
+                replay,
             }));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

@@ -548,29 +548,63 @@ impl Store {
         Ok(out)
     }
 
-    /// Dead deliveries matching a bulk-replay filter, oldest first (at most `limit`).
-    pub async fn dead_deliveries(
-        &self,
-        destination: Option<&str>,
-        from: i64,
-        to: i64,
-        error_class: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<DeliveryFull>> {
-        // A dead delivery already replayed by a later row is not offered again.
-        let rows = sqlx::query(&format!(
+    /// Dead deliveries matching `f` that no later row replays yet, oldest first (what a
+    /// bulk replay would send: the console lists exactly this, so its count is the replay's).
+    pub async fn dead_deliveries(&self, f: &DeadFilter) -> Result<Vec<DeliveryFull>> {
+        let mut sql = format!(
             "SELECT {DELIVERY_COLS} FROM deliveries d WHERE d.state = 'dead' AND d.updated_at >= $1 AND d.updated_at <= $2 \
-             AND ($3 = '' OR d.destination = $3) AND ($4 = '' OR d.error_class = $4) \
-             AND NOT EXISTS (SELECT 1 FROM deliveries r WHERE r.replay_of = d.id) ORDER BY d.seq LIMIT $5"
-        ))
-        .bind(from)
-        .bind(to)
-        .bind(destination.unwrap_or(""))
-        .bind(error_class.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await
-        .map_err(|e| db_err("finding dead deliveries", e))?;
+             AND NOT EXISTS (SELECT 1 FROM deliveries r WHERE r.replay_of = d.id)"
+        );
+        let mut binds: Vec<Bind> = vec![Bind::I(f.from), Bind::I(f.to)];
+        let next = |v: Bind, binds: &mut Vec<Bind>| {
+            binds.push(v);
+            format!("${}", binds.len())
+        };
+        if let Some(d) = f.destination.as_deref().filter(|s| !s.is_empty()) {
+            let p = next(Bind::S(d.to_string()), &mut binds);
+            sql += &format!(" AND d.destination = {p}");
+        }
+        if let Some(t) = f.message_type.as_deref().filter(|s| !s.is_empty()) {
+            let p = next(Bind::S(t.to_string()), &mut binds);
+            sql += &format!(" AND d.message_type = {p}");
+        }
+        if let Some(c) = f.error_class.as_deref().filter(|s| !s.is_empty()) {
+            let p = next(Bind::S(c.to_string()), &mut binds);
+            sql += &format!(" AND d.error_class = {p}");
+        }
+        if let Some(e) = f.error_contains.as_deref().filter(|s| !s.is_empty()) {
+            // Substring, case-insensitive (ASCII) on both backends; LIKE wildcards are literal.
+            let pattern = format!(
+                "%{}%",
+                e.to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            let p = next(Bind::S(pattern), &mut binds);
+            sql += &format!(" AND LOWER(COALESCE(d.last_error, '')) LIKE {p} ESCAPE '\\'");
+        }
+        if !f.ids.is_empty() {
+            let ps: Vec<String> = f
+                .ids
+                .iter()
+                .map(|id| next(Bind::S(id.clone()), &mut binds))
+                .collect();
+            sql += &format!(" AND d.id IN ({})", ps.join(", "));
+        }
+        let p = next(Bind::I(f.limit), &mut binds);
+        sql += &format!(" ORDER BY d.seq LIMIT {p}");
+        let mut query = sqlx::query(&sql);
+        for b in binds {
+            query = match b {
+                Bind::I(i) => query.bind(i),
+                Bind::S(s) => query.bind(s),
+            };
+        }
+        let rows = query
+            .fetch_all(&self.read)
+            .await
+            .map_err(|e| db_err("finding dead deliveries", e))?;
         rows.iter().map(delivery_full).collect()
     }
 
@@ -717,6 +751,23 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Which dead letters a listing or bulk replay covers (empty strings and `None` match all).
+#[derive(Debug, Clone, Default)]
+pub struct DeadFilter {
+    pub destination: Option<String>,
+    pub message_type: Option<String>,
+    /// `transient`, `permanent` or `exhausted`.
+    pub error_class: Option<String>,
+    /// Substring of the last error (case-insensitive for ASCII).
+    pub error_contains: Option<String>,
+    /// Only these deliveries (the console's checkboxes); empty: every match.
+    pub ids: Vec<String>,
+    /// `updated_at` range, epoch ms inclusive.
+    pub from: i64,
+    pub to: i64,
+    pub limit: i64,
 }
 
 enum Bind {
