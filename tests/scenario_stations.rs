@@ -343,6 +343,132 @@ async fn a_day_of_stations(backend: Backend) {
     backend.cleanup().await;
 }
 
+/// Silent-station alerts as the IOC sees them, in order.
+fn silent_alerts(p: &Partners) -> Vec<Value> {
+    p.ioc
+        .alerts()
+        .into_iter()
+        .filter(|a| a["alertType"] == "MAT_KET_NOI")
+        .collect()
+}
+
+/// A station that sends and then stops: after `silent_after_secs` (2 s here) the
+/// hub's silence detector submits one `stations/station.silent` message, which goes
+/// through intake, the `station-silent` route and its mapping, and reaches the IOC
+/// as exactly one `MAT_KET_NOI` alert however many checks (every second) follow.
+/// When the station sends again and falls silent again, that is a new episode and
+/// a second alert.
+async fn a_silent_station(backend: Backend) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = Partners::start(Duration::from_secs(3600), Duration::from_secs(3600)).await;
+    let limits = support::root().join("mappings/lookups/qcvn-thresholds.json");
+    let stations = format!(
+        "  stations:\n    thresholds:\n      limits_file: {}\n      silent_after_secs: 2\n    silence_check_secs: 1\n",
+        limits.display()
+    );
+    let connectors = format!("{}{stations}", p.connectors_yaml(dir.path(), 2000, 20));
+    let hub = Hub::start(dir.path(), &backend, &connectors, "").await;
+    let files = day_files(KK);
+    // 06:00 and 06:05: no exceedance, fault or calibration, so no other alert.
+    let (first, second) = (&files[72], &files[73]);
+
+    let a = hub
+        .post_fixture("stations", "observation.file", first)
+        .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let sent_at = chrono::Utc::now();
+    let alert = support::wait_for(
+        "a silent-station alert at the IOC",
+        Duration::from_secs(30),
+        Some(&hub),
+        || match silent_alerts(&p).as_slice() {
+            [a] => Ok(a.clone()),
+            other => Err(format!("{} silent alerts", other.len())),
+        },
+    )
+    .await;
+    assert_eq!(alert["stationCode"], KK, "{alert}");
+    assert_eq!(alert["source"], "HUB-STNMT-QNAM");
+    assert_eq!(alert["area"]["maXa"], "20341", "{alert}");
+    let silent_for = alert["silentForSecs"].as_u64().expect("silentForSecs");
+    assert!((2..=10).contains(&silent_for), "{alert}");
+    let last_seen =
+        chrono::DateTime::parse_from_rfc3339(alert["lastSeenAt"].as_str().expect("lastSeenAt"))
+            .expect("lastSeenAt is RFC 3339");
+    assert!(
+        (last_seen.with_timezone(&chrono::Utc) - sent_at)
+            .num_seconds()
+            .abs()
+            <= 5,
+        "last seen when the file arrived: {alert}"
+    );
+    assert!(
+        alert["alertId"]
+            .as_str()
+            .expect("alertId")
+            .ends_with("_MAT_KET_NOI"),
+        "{alert}"
+    );
+    assert!(alert.get("parameters").is_none(), "{alert}");
+
+    // Three more checks: still one alert for this episode.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        silent_alerts(&p).len(),
+        1,
+        "one alert per silence: {:?}",
+        silent_alerts(&p)
+    );
+
+    // Data again, then silence again: a second episode, a second alert.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let a = hub
+        .post_fixture("stations", "observation.file", second)
+        .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let again = support::wait_for(
+        "a second silent-station alert after the station came back",
+        Duration::from_secs(30),
+        Some(&hub),
+        || match silent_alerts(&p).as_slice() {
+            [_, b] => Ok(b.clone()),
+            other => Err(format!("{} silent alerts", other.len())),
+        },
+    )
+    .await;
+    assert_ne!(
+        again["alertId"], alert["alertId"],
+        "a new episode has its own id"
+    );
+    assert!(
+        again["lastSeenAt"].as_str() > alert["lastSeenAt"].as_str(),
+        "{again} vs {alert}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(silent_alerts(&p).len(), 2, "{:?}", silent_alerts(&p));
+    assert_eq!(
+        p.ioc.alerts().len(),
+        2,
+        "no other alert: {:?}",
+        p.ioc.alerts()
+    );
+    assert_eq!(
+        ioc_records(&p).len(),
+        2,
+        "both files' observations delivered"
+    );
+    p.assert_nothing_rejected();
+
+    hub.stop().await;
+    p.shutdown().await;
+    backend.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_station_alerts_once_per_episode_embedded() {
+    a_silent_station(Backend::Embedded).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_day_of_three_stations_embedded() {
     a_day_of_stations(Backend::Embedded).await;

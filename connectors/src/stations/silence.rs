@@ -3,20 +3,67 @@
 //! A station that stops sending is as important as one that exceeds a limit: the
 //! datalogger may be off to hide a discharge. [`SilenceWatch`] is a pure function
 //! over last-seen times (easy to test with any clock); [`spawn`] drives it from a
-//! Tokio task at a fixed interval and pushes alerts into a bounded channel. One
-//! alert per silence: a station is alerted once, and re-armed when data returns.
+//! Tokio task at a fixed interval and pushes each [`Silence`] into a bounded
+//! channel. One report per silence episode: a station is reported once, and
+//! re-armed when data returns; the episode is identified by the station and the
+//! time it was last seen ([`Silence::episode`]), which is what the hub dedupes on.
+//! The hub turns a report into a `stations/station.silent` message
+//! (`src/wiring/silence.rs`) that the mappings make into the IOC's alert.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Asia::Ho_Chi_Minh;
+use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::threshold::{Alert, AlertKind};
+use super::threshold::AlertKind;
 
-/// Last-seen times and the stations already alerted.
+/// A station silent longer than the threshold: the body of a
+/// `stations/station.silent` message (`schemas/stations/station.silent.schema.json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Silence {
+    /// Always [`AlertKind::Silent`], so the message reads like the other alerts.
+    pub kind: AlertKind,
+    pub station_code: String,
+    /// When data from the station last arrived (or when watching began, for a
+    /// station that never sent), RFC 3339 in Asia/Ho_Chi_Minh.
+    pub last_seen_at: String,
+    /// When the silence was noticed, RFC 3339 in Asia/Ho_Chi_Minh.
+    pub detected_at: String,
+    /// `detected_at - last_seen_at`, whole seconds.
+    pub silent_for_secs: u64,
+    /// The configured threshold (`thresholds.silent_after_secs`).
+    pub silent_after_secs: u64,
+}
+
+impl Silence {
+    /// One id per silence episode: the station and the time it was last seen.
+    pub fn episode(&self) -> String {
+        format!("{}@{}", self.station_code, self.last_seen_at)
+    }
+
+    /// A line for the operators' log.
+    pub fn message(&self) -> String {
+        format!(
+            "Trạm {} không gửi dữ liệu {} phút (lần cuối {})",
+            self.station_code,
+            self.silent_for_secs / 60,
+            self.last_seen_at
+        )
+    }
+}
+
+fn local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&Ho_Chi_Minh)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+/// Last-seen times and the stations already reported.
 #[derive(Debug, Clone)]
 pub struct SilenceWatch {
     after: chrono::Duration,
@@ -47,37 +94,31 @@ impl SilenceWatch {
         self.alerted.remove(station);
     }
 
-    /// Alerts for stations silent longer than the threshold at `now`, once each.
-    pub fn check(&mut self, now: DateTime<Utc>) -> Vec<Alert> {
-        let mut alerts = Vec::new();
+    /// Stations silent longer than the threshold at `now`, once per silence.
+    pub fn check(&mut self, now: DateTime<Utc>) -> Vec<Silence> {
+        let mut out = Vec::new();
         for (station, seen) in &self.last_seen {
             if now - *seen > self.after && self.alerted.insert(station.clone()) {
-                let minutes = (now - *seen).num_minutes();
-                alerts.push(Alert {
+                out.push(Silence {
                     kind: AlertKind::Silent,
                     station_code: station.clone(),
-                    parameter: None,
-                    value: None,
-                    unit: None,
-                    measured_at: Some(seen.to_rfc3339()),
-                    limit: None,
-                    message: format!(
-                        "Trạm {station} không gửi dữ liệu {minutes} phút (lần cuối {})",
-                        seen.to_rfc3339()
-                    ),
+                    last_seen_at: local(*seen),
+                    detected_at: local(now),
+                    silent_for_secs: (now - *seen).num_seconds().max(0) as u64,
+                    silent_after_secs: self.after.num_seconds().max(0) as u64,
                 });
             }
         }
-        alerts
+        out
     }
 }
 
-/// Checks every `every` and sends alerts to `sink` until `cancel` fires or the
-/// receiver is dropped. A full sink makes the task wait (bounded channel).
+/// Checks every `every` and sends each new silence to `sink` until `cancel` fires
+/// or the receiver is dropped. A full sink makes the task wait (bounded channel).
 pub fn spawn(
     watch: Arc<Mutex<SilenceWatch>>,
     every: Duration,
-    sink: mpsc::Sender<Alert>,
+    sink: mpsc::Sender<Silence>,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -93,7 +134,7 @@ pub fn spawn(
                 .expect("silence watch poisoned")
                 .check(Utc::now());
             for a in alerts {
-                tracing::warn!(station = %a.station_code, "station silent");
+                tracing::debug!(station = %a.station_code, "station silent");
                 if sink.send(a).await.is_err() {
                     return;
                 }
@@ -116,16 +157,25 @@ mod tests {
         let a = w.check(t0 + chrono::Duration::minutes(11));
         assert_eq!(a.len(), 2);
         assert_eq!(a[0].kind, AlertKind::Silent);
+        assert_eq!((a[0].silent_for_secs, a[0].silent_after_secs), (660, 600));
+        assert_eq!(a[0].last_seen_at, local(t0));
+        assert!(
+            a[0].last_seen_at.ends_with("+07:00"),
+            "{}",
+            a[0].last_seen_at
+        );
         assert!(
             w.check(t0 + chrono::Duration::minutes(20)).is_empty(),
             "once per silence"
         );
         w.observe("A", t0 + chrono::Duration::minutes(21));
         assert!(w.check(t0 + chrono::Duration::minutes(25)).is_empty());
-        assert_eq!(
-            w.check(t0 + chrono::Duration::minutes(40)).len(),
-            1,
-            "re-armed after data returned"
+        let again = w.check(t0 + chrono::Duration::minutes(40));
+        assert_eq!(again.len(), 1, "re-armed after data returned");
+        assert_ne!(
+            again[0].episode(),
+            a[0].episode(),
+            "a new episode, so a new alert"
         );
     }
 
