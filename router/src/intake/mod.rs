@@ -13,9 +13,13 @@
 //! 5. one transaction: raw body + parsed tree + every delivery + trail events,
 //!    then `202 {"id", "correlation_id"}`.
 //!
-//! Idempotency: the `Idempotency-Key` header, else the partner's message id (the
-//! schema's `message_id` pointer). A resend of an accepted key gets the original
-//! id back (`"duplicate": true`) and causes no second delivery.
+//! Idempotency: when the schema declares a natural key (`dedupe_key` pointers, e.g.
+//! dossier code + status + filing time, for partners that send no message id), that
+//! key, whatever `Idempotency-Key` header came with the message (a resend without
+//! one, or with a new one, is still the same message); otherwise the
+//! `Idempotency-Key` header, else the partner's message id (the schema's
+//! `message_id` pointer). A resend of an accepted key gets the original id back
+//! (`"duplicate": true`) and causes no second delivery.
 //!
 //! Every rejection answers `{"error", "reasons": [...]}` and is stored as a
 //! `rejected` message with its trail event; flow control (429, 503) is not.
@@ -383,13 +387,16 @@ impl Intake {
             .correlation_id(&tree)
             .unwrap_or_else(|| id.to_string());
         let partner_message_id = schema.message_id_of(&tree);
-        let idempotency_key = req
-            .headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .or_else(|| partner_message_id.clone());
+        // A declared natural key identifies the message whatever header came with
+        // it (a resend with no key, or a new one, is still the same filing).
+        let idempotency_key = schema.dedupe_key_of(&tree).or_else(|| {
+            req.headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .or_else(|| partner_message_id.clone())
+        });
         let (deliveries, mut trail) = self
             .plan(id, received_at, &req.system, &req.message_type, &tree)
             .map_err(|reasons| {

@@ -17,6 +17,9 @@ pub struct Annotation {
     pub correlation: Option<String>,
     /// JSON pointer to the partner's message id.
     pub message_id: Option<String>,
+    /// JSON pointers whose values together identify a message when the partner
+    /// sends no message id (e.g. dossier code + status + filing time).
+    pub dedupe_key: Vec<String>,
     /// XML formats: the document element.
     pub xml_root: Option<String>,
     /// XML formats: namespace declarations (`""` = default namespace).
@@ -44,11 +47,11 @@ impl Annotation {
         for key in ann.keys() {
             if !matches!(
                 key.as_str(),
-                "format" | "correlation" | "message_id" | "xml"
+                "format" | "correlation" | "message_id" | "dedupe_key" | "xml"
             ) {
                 problems.push((
                     at(&format!("/{key}")),
-                    format!("unknown key {key:?} (known: format, correlation, message_id, xml)"),
+                    format!("unknown key {key:?} (known: format, correlation, message_id, dedupe_key, xml)"),
                 ));
             }
         }
@@ -84,6 +87,25 @@ impl Annotation {
         };
         let correlation = pointer("correlation");
         let message_id = pointer("message_id");
+        let mut dedupe_key = Vec::new();
+        match ann.get("dedupe_key") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) if !items.is_empty() => {
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_str() {
+                        Some(p) if p.starts_with('/') => dedupe_key.push(p.to_string()),
+                        _ => problems.push((
+                            at(&format!("/dedupe_key/{i}")),
+                            format!("each dedupe_key item must be a JSON pointer string starting with '/', e.g. \"/MaHoSo\" (found {item})"),
+                        )),
+                    }
+                }
+            }
+            Some(v) => problems.push((
+                at("/dedupe_key"),
+                format!("dedupe_key must be a non-empty list of JSON pointers, e.g. [\"/MaHoSo\", \"/NgayTiepNhan\"] (found {v})"),
+            )),
+        }
 
         let mut xml_root = None;
         let mut namespaces = IndexMap::new();
@@ -164,6 +186,7 @@ impl Annotation {
                 format: f,
                 correlation,
                 message_id,
+                dedupe_key,
                 xml_root,
                 namespaces,
             });
@@ -190,6 +213,25 @@ mod tests {
         assert_eq!(a.namespaces.get(""), Some(&"urn:lis".to_string()));
         let t = Annotation::parse(&json!({"x-lienthong": {"format": "tax-gip"}})).unwrap();
         assert_eq!(t.xml_root.as_deref(), Some("DATA"));
+        assert!(t.dedupe_key.is_empty());
+    }
+
+    #[test]
+    fn dedupe_key_is_a_list_of_pointers() {
+        let a = Annotation::parse(
+            &json!({"x-lienthong": {"format": "json", "dedupe_key": ["/MaHoSo", "/NgayTiepNhan"]}}),
+        )
+        .unwrap();
+        assert_eq!(a.dedupe_key, ["/MaHoSo", "/NgayTiepNhan"]);
+        let problems = Annotation::parse(
+            &json!({"x-lienthong": {"format": "json", "dedupe_key": ["/MaHoSo", "NgayTiepNhan"]}}),
+        )
+        .unwrap_err();
+        assert_eq!(problems[0].0, "/x-lienthong/dedupe_key/1");
+        let problems =
+            Annotation::parse(&json!({"x-lienthong": {"format": "json", "dedupe_key": "/MaHoSo"}}))
+                .unwrap_err();
+        assert!(problems[0].1.contains("non-empty list"), "{problems:?}");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct MessageSchema {
     pub correlation: Option<String>,
     /// JSON pointer to the partner's message id.
     pub message_id: Option<String>,
+    /// JSON pointers of the natural key used for idempotency when the partner
+    /// sends no message id (empty: none).
+    pub dedupe_key: Vec<String>,
     /// XML formats: the document element (`DATA` for tax-gip).
     pub xml_root: Option<String>,
     /// XML formats: namespace declarations written on the document element.
@@ -46,6 +49,7 @@ impl std::fmt::Debug for MessageSchema {
             .field("format", &self.format)
             .field("correlation", &self.correlation)
             .field("message_id", &self.message_id)
+            .field("dedupe_key", &self.dedupe_key)
             .field("xml_root", &self.xml_root)
             .field("array_paths", &self.array_paths)
             .finish_non_exhaustive()
@@ -131,6 +135,7 @@ impl MessageSchema {
             format: annotation.format,
             correlation: annotation.correlation,
             message_id: annotation.message_id,
+            dedupe_key: annotation.dedupe_key,
             xml_root: annotation.xml_root,
             namespaces: annotation.namespaces,
             raw,
@@ -218,6 +223,19 @@ impl MessageSchema {
         scalar_at(tree, self.message_id.as_deref()?)
     }
 
+    /// The natural idempotency key: `<message_type>:` and the values at every
+    /// `dedupe_key` pointer joined with `|` (scalars as text). `None` when the
+    /// schema declares none or any part is missing, so an incomplete key never
+    /// makes two different messages look the same.
+    pub fn dedupe_key_of(&self, tree: &Value) -> Option<String> {
+        if self.dedupe_key.is_empty() {
+            return None;
+        }
+        let parts: Option<Vec<String>> =
+            self.dedupe_key.iter().map(|p| scalar_at(tree, p)).collect();
+        Some(format!("{}:{}", self.message_type, parts?.join("|")))
+    }
+
     /// `{"<root>": content}` → content, checking the root's local name.
     fn strip_root(&self, tree: Value) -> Result<Value, CodecError> {
         let format = self.format.as_str();
@@ -264,6 +282,23 @@ mod tests {
 
     fn schema(raw: Value) -> MessageSchema {
         MessageSchema::compile("sys", "msg", raw, "test.schema.json", None).unwrap()
+    }
+
+    #[test]
+    fn dedupe_key_joins_every_part_or_is_none() {
+        let s = schema(
+            json!({"x-lienthong": {"format": "json", "correlation": "/MaHoSo",
+            "dedupe_key": ["/MaHoSo", "/TrangThaiHoSo", "/NgayTiepNhan"]}}),
+        );
+        let t = json!({"MaHoSo": "000.00.32.H47-220915-0001", "TrangThaiHoSo": "2", "NgayTiepNhan": "20220915083000"});
+        assert_eq!(
+            s.dedupe_key_of(&t).as_deref(),
+            Some("msg:000.00.32.H47-220915-0001|2|20220915083000")
+        );
+        let partial = json!({"MaHoSo": "000.00.32.H47-220915-0001", "TrangThaiHoSo": "2"});
+        assert_eq!(s.dedupe_key_of(&partial), None);
+        let none = schema(json!({"x-lienthong": {"format": "json"}}));
+        assert_eq!(none.dedupe_key_of(&t), None);
     }
 
     #[test]

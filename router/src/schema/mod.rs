@@ -11,6 +11,7 @@
 //!   "format": "json" | "xml" | "tax-gip" | "station-file",
 //!   "correlation": "/MaHoSo",        // JSON pointer: dossier code or station code
 //!   "message_id": "/MsgId",          // optional: the partner's message id (idempotency)
+//!   "dedupe_key": ["/MaHoSo", "/NgayTiepNhan"],   // optional: natural key when there is no message id
 //!   "xml": { "root": "HoSo", "namespaces": { "": "urn:..." } }   // xml formats only
 //! }
 //! ```
