@@ -459,3 +459,40 @@ async fn exact_bytes_and_unicode_survive(store: Store) {
     let l = lease(&store, "lis").await.remove(0);
     assert_eq!(l.body, m.deliveries[0].body);
 }
+
+/// A database that cannot be reached, or that refuses the connection, fails
+/// start-up with an error that names it without its password and says what to
+/// check (issue #4, "Bad input and faults").
+#[tokio::test]
+async fn postgres_startup_errors_name_the_database_without_the_password() {
+    for (url, shown) in [
+        // Nothing listens on port 9.
+        (
+            "postgres://postgres:s3cret-pw@127.0.0.1:9/test",
+            "postgres://postgres:***@127.0.0.1:9/test",
+        ),
+        // The server answers, but the database does not exist.
+        (
+            "postgres://postgres:s3cret-pw@127.0.0.1:5432/lt_no_such_database",
+            "postgres://postgres:***@127.0.0.1:5432/lt_no_such_database",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let e = match Store::open(url, StoreOptions::default()).await {
+            Ok(_) => panic!("{shown} must not open"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.contains(shown) && !e.contains("s3cret-pw"),
+            "the error must name {shown} without the password: {e}"
+        );
+        assert!(
+            e.contains("store.url"),
+            "the error must say what to check: {e}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "start-up must fail, not hang: {e}"
+        );
+    }
+}

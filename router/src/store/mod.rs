@@ -95,6 +95,9 @@ pub(crate) fn db_err(context: &str, e: sqlx::Error) -> Error {
 }
 
 /// Epoch milliseconds now.
+/// How long start-up waits for the database to answer before giving up with a clear error.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -128,6 +131,33 @@ impl Store {
         };
         let connect = AnyConnectOptions::from_str(url)
             .map_err(|e| db_err(&format!("parsing database url {shown}"), e))?;
+        // One plain connection first: a refused port or a missing database fails
+        // at once with its own message, instead of after the pool's retries.
+        match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            <sqlx::AnyConnection as sqlx::Connection>::connect_with(&connect),
+        )
+        .await
+        {
+            Ok(Ok(c)) => {
+                let _ = sqlx::Connection::close(c).await;
+            }
+            Ok(Err(e)) => {
+                return Err(db_err(
+                    &format!("opening {shown} (is the database running and are the credentials in store.url right?)"),
+                    e,
+                ))
+            }
+            Err(_) => {
+                return Err(Error::Store {
+                    message: format!(
+                        "opening {shown}: no answer within {CONNECT_TIMEOUT:?}; check the host and port in store.url \
+                         and that the database is running"
+                    ),
+                    retryable: false,
+                })
+            }
+        }
         let busy_ms = opts.busy_timeout.as_millis() as u64;
         let pool = |max: u32| {
             AnyPoolOptions::new().max_connections(max).min_connections(1).after_connect(move |conn, _meta| {
