@@ -501,3 +501,116 @@ async fn a_file_edit_goes_through_the_gate_and_a_restart_keeps_the_store_version
     assert_eq!(again.active().load().mappings.get(ID).unwrap().version, 1);
     assert_eq!(again.versions().history(ID).await.unwrap().len(), 2);
 }
+
+/// Waits (up to 10 s) until `cond` holds on the running set.
+async fn wait_for(admin: &MappingAdmin, what: &str, cond: impl Fn(&MappingAdmin) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !cond(admin) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within 10 s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_mapping_file_deactivates_it_unless_a_route_still_uses_it() {
+    let env = env_with(AdminOptions {
+        debounce: Duration::from_millis(200),
+        ..AdminOptions::default()
+    })
+    .await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let _w =
+        router::admin::watch::spawn(env.admin.clone(), &env.mappings, shutdown.clone()).unwrap();
+
+    // A new mapping no route uses (declaring `version: 7`): imported through the gate as
+    // store version 1, and the history keeps the file's own label next to it.
+    const EXTRA: &str = "province-portal/dossier-filed.to-lis-copy";
+    let original = std::fs::read_to_string(env.mappings.join(format!("{ID}.yaml"))).unwrap();
+    let extra = original
+        .replace(&format!("id: {ID}\n"), &format!("id: {EXTRA}\n"))
+        .replace("\nversion: 1\n", "\nversion: 7\n");
+    assert!(extra.contains(EXTRA) && extra.contains("version: 7"));
+    let extra_path = env.mappings.join(format!("{EXTRA}.yaml"));
+    std::fs::write(&extra_path, &extra).unwrap();
+    wait_for(&env.admin, "the new file is activated", |a| {
+        a.active().load().mappings.get(EXTRA).is_some()
+    })
+    .await;
+    let hist = env.admin.versions().history(EXTRA).await.unwrap();
+    assert_eq!((hist[0].version, hist[0].file_version), (1, Some(7)));
+
+    // Deleted, unused: deactivated in the store and the running set, with a chained event.
+    std::fs::remove_file(&extra_path).unwrap();
+    wait_for(&env.admin, "the deleted mapping is deactivated", |a| {
+        a.active().load().mappings.get(EXTRA).is_none()
+    })
+    .await;
+    assert_eq!(env.admin.versions().active(EXTRA).await.unwrap(), None);
+    assert_eq!(
+        env.admin.versions().history(EXTRA).await.unwrap().len(),
+        1,
+        "versions are kept: deliveries still name their text"
+    );
+    let row = sqlx::query(
+        "SELECT actor, detail FROM trail WHERE kind = 'mapping.deactivated' ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_one(env.store.read_pool())
+    .await
+    .unwrap();
+    let detail: serde_json::Value = serde_json::from_str(&row.get::<String, _>("detail")).unwrap();
+    assert_eq!(
+        (
+            row.get::<String, _>("actor").as_str(),
+            &detail["mapping_id"],
+            &detail["from_version"]
+        ),
+        ("file", &serde_json::json!(EXTRA), &serde_json::json!(1))
+    );
+    verify_chain(&env.store).await;
+
+    // Deleted while route `dossier-filed` sends through it: refused, the version stays,
+    // the reason names the route and is kept for the dashboard; nothing is recorded.
+    let generation = env.admin.versions().generation().await.unwrap();
+    std::fs::remove_file(env.mappings.join(format!("{ID}.yaml"))).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let report = loop {
+        if let Some(r) = env
+            .admin
+            .file_reports()
+            .into_iter()
+            .find(|r| r.mapping_id == ID)
+        {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refusal reported within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(report.failed_step(), Some("routes"), "{report:?}");
+    assert!(
+        report.summary().contains("dossier-filed"),
+        "{}",
+        report.summary()
+    );
+    assert_eq!(
+        env.admin.active().load().mappings.get(ID).unwrap().version,
+        1
+    );
+    assert_eq!(
+        env.admin
+            .versions()
+            .active(ID)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    assert_eq!(env.admin.versions().generation().await.unwrap(), generation);
+    shutdown.cancel();
+}

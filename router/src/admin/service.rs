@@ -422,8 +422,8 @@ impl MappingAdmin {
             }
             return;
         }
-        if !path.is_file() {
-            tracing::warn!(file = %path.display(), "mapping file removed; its active version stays active (deactivation is not supported)");
+        if !path.exists() {
+            self.file_removed(path).await;
             return;
         }
         let text = match read_mapping(path) {
@@ -447,6 +447,109 @@ impl MappingAdmin {
                 .or_insert_with(|| path.to_path_buf());
         }
         self.propose_file_content(&id, text).await;
+    }
+
+    /// A mapping file was deleted. If a route still sends through the mapping, removing
+    /// it would break those routes: refused (logged with the routes' ids, shown on the
+    /// dashboard), the active version stays. Otherwise the mapping is deactivated in the
+    /// store (`mapping.deactivated` in the trail) and dropped from the running set; its
+    /// versions stay, so recorded deliveries still name their text.
+    pub async fn file_removed(&self, path: &Path) {
+        let id = {
+            let state = self.state.lock().await;
+            state
+                .src
+                .paths
+                .iter()
+                .find(|(_, p)| p.as_path() == path)
+                .map(|(id, _)| id.clone())
+                .unwrap_or_else(|| default_id(&state.src.mappings_dir, path))
+        };
+        let report = match self
+            .deactivate(&id, "file", &format!("file {} removed", path.display()))
+            .await
+        {
+            Ok(Some(v)) => {
+                tracing::info!(mapping = %id, version = v, file = %path.display(), "mapping file removed: mapping deactivated");
+                return;
+            }
+            Ok(None) => {
+                tracing::debug!(mapping = %id, file = %path.display(), "removed file named no active mapping");
+                return;
+            }
+            Err(AdminError::Rejected(report)) => {
+                tracing::error!(mapping = %id, file = %path.display(), reason = %report.summary(), "mapping file removed but the mapping is still used; the active version stays");
+                *report
+            }
+            Err(e) => {
+                tracing::error!(mapping = %id, file = %path.display(), error = %e, "mapping file removed; deactivating the mapping failed, the active version stays");
+                return;
+            }
+        };
+        let mut q = self.file_reports.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= FILE_REPORTS_KEPT {
+            q.pop_front();
+        }
+        q.push_back(report);
+    }
+
+    /// Takes mapping `id` out of the active set, unless a route still uses it (then
+    /// [`AdminError::Rejected`] with a `routes` step naming them). `Ok(None)`: not active.
+    /// Returns the version that was active.
+    pub async fn deactivate(
+        &self,
+        id: &str,
+        actor: &str,
+        comment: &str,
+    ) -> Result<Option<i64>, AdminError> {
+        check_id(id)?;
+        let mut state = self.state.lock().await;
+        self.refresh_locked(&mut state).await?;
+        let Some(entry) = state.entries.iter().find(|e| e.id == id) else {
+            return Ok(None);
+        };
+        let version = entry.version;
+        let users = self.active.load().routes.routes_using(id);
+        if !users.is_empty() {
+            let message = format!(
+                "mapping '{id}' cannot be removed: route(s) {} in {} still send through it; \
+                 remove or change those routes first (the active version v{version} stays)",
+                users.join(", "),
+                state.src.routes_file.display()
+            );
+            let file = state
+                .src
+                .paths
+                .get(id)
+                .map_or_else(|| state.src.routes_file.clone(), |p| p.clone());
+            return Err(AdminError::Rejected(Box::new(GateReport {
+                mapping_id: id.to_owned(),
+                content_hash: String::new(),
+                active_version: Some(version),
+                passed: false,
+                steps: vec![gate::Step {
+                    name: "routes",
+                    status: gate::StepStatus::Failed,
+                    message: message.clone(),
+                    diagnostics: vec![crate::Diagnostic {
+                        file: file.display().to_string(),
+                        line: 0,
+                        column: 0,
+                        context: String::new(),
+                        message,
+                    }],
+                }],
+                test_cases: 0,
+                test_failures: Vec::new(),
+                dry_run: None,
+            })));
+        }
+        self.versions
+            .deactivate(id, version, actor, comment)
+            .await?;
+        state.src.paths.remove(id);
+        self.reload_locked(&mut state).await?;
+        Ok(Some(version))
     }
 
     async fn propose_file_content(&self, id: &str, content: String) {

@@ -307,6 +307,43 @@ impl VersionStore {
         self.run(op, mapping_id, Some(expected)).await
     }
 
+    /// Removes the mapping from the active set (its versions stay, so a delivery's
+    /// version still names its text), if the active version is still `expected`.
+    /// Appends `mapping.deactivated`. Returns the generation after the change.
+    pub async fn deactivate(
+        &self,
+        mapping_id: &str,
+        expected: i64,
+        actor: &str,
+        comment: &str,
+    ) -> Result<i64, AdminError> {
+        let op = Change::Deactivate {
+            mapping_id: mapping_id.to_owned(),
+            expected,
+            actor: actor.to_owned(),
+            comment: comment.to_owned(),
+        };
+        let answer = self.store.audit_write(Box::new(op)).await?;
+        match serde_json::from_value::<Answer>(answer) {
+            Ok(Answer::Deactivated { generation }) => Ok(generation),
+            Ok(Answer::Conflict { current }) => Err(AdminError::Conflict {
+                mapping_id: mapping_id.to_owned(),
+                expected: Some(expected),
+                current,
+            }),
+            Ok(other) => Err(AdminError::Router(Error::Store {
+                message: format!(
+                    "mapping versions: unexpected answer to a deactivation: {other:?}"
+                ),
+                retryable: false,
+            })),
+            Err(e) => Err(AdminError::Router(Error::Store {
+                message: format!("mapping versions: unexpected answer from the writer: {e}"),
+                retryable: false,
+            })),
+        }
+    }
+
     /// Runs a change in the store's single writer (see the module docs) and reads its answer.
     async fn run(
         &self,
@@ -321,6 +358,10 @@ impl VersionStore {
             Ok(Answer::NoSuchVersion { version }) => Err(AdminError::Router(Error::NotFound(format!(
                 "mapping '{mapping_id}' has no version {version}; list them with GET /api/v1/mappings/{mapping_id}/versions"
             )))),
+            Ok(Answer::Deactivated { .. }) => Err(AdminError::Router(Error::Store {
+                message: "mapping versions: a change answered as a deactivation".into(),
+                retryable: false,
+            })),
             Err(e) => Err(AdminError::Router(Error::Store { message: format!("mapping versions: unexpected answer from the writer: {e}"), retryable: false })),
         }
     }
@@ -340,6 +381,12 @@ enum Change {
         actor: String,
         comment: String,
     },
+    Deactivate {
+        mapping_id: String,
+        expected: i64,
+        actor: String,
+        comment: String,
+    },
 }
 
 /// What a [`Change`] reports back through the writer (as JSON).
@@ -349,6 +396,7 @@ enum Answer {
     Done(Activation),
     Conflict { current: Option<i64> },
     NoSuchVersion { version: i64 },
+    Deactivated { generation: i64 },
 }
 
 impl WriteOp for Change {
@@ -380,6 +428,12 @@ impl WriteOp for Change {
                     )
                     .await?
                 }
+                Change::Deactivate {
+                    mapping_id,
+                    expected,
+                    actor,
+                    comment,
+                } => deactivate_in(conn, events, mapping_id, *expected, actor, comment).await?,
             };
             serde_json::to_value(answer).map_err(|e| Error::Store {
                 message: format!("mapping versions: encoding the answer: {e}"),
@@ -514,6 +568,46 @@ async fn rollback_in(
         }),
     });
     Ok(Answer::Done(act))
+}
+
+async fn deactivate_in(
+    conn: &mut AnyConnection,
+    events: &mut Vec<TrailEvent>,
+    mapping_id: &str,
+    expected: i64,
+    actor: &str,
+    comment: &str,
+) -> Result<Answer> {
+    let now = now_ms();
+    let generation = bump_generation(conn, now).await?;
+    let current = current_active(conn, mapping_id).await?;
+    let (version, hash) = match current {
+        Some((v, h)) if v == expected => (v, h),
+        other => {
+            return Ok(Answer::Conflict {
+                current: other.map(|c| c.0),
+            })
+        }
+    };
+    sqlx::query("DELETE FROM mapping_active WHERE mapping_id = $1")
+        .bind(mapping_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db("deactivating the mapping", e))?;
+    events.push(TrailEvent {
+        at: now,
+        message_id: None,
+        delivery_id: None,
+        kind: "mapping.deactivated",
+        actor: actor.to_owned(),
+        detail: json!({
+            "mapping_id": mapping_id,
+            "from_version": version,
+            "from_hash": hash,
+            "comment": comment,
+        }),
+    });
+    Ok(Answer::Deactivated { generation })
 }
 
 fn active_row(r: &AnyRow) -> Result<ActiveRow> {

@@ -315,6 +315,20 @@ impl Routes {
         self.count == 0
     }
 
+    /// Ids of the routes that send through mapping `mapping_id`, sorted.
+    pub fn routes_using(&self, mapping_id: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .by_source
+            .values()
+            .flatten()
+            .filter(|r| r.to.iter().any(|t| t.mapping.id == mapping_id))
+            .map(|r| r.id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// Ids of every mapping some route uses.
     pub fn mapping_ids(&self) -> HashSet<String> {
         self.by_source
