@@ -216,8 +216,6 @@ fn assert_no_secret_logged(hub: &Hub) {
 
 async fn setup(dir: &std::path::Path, backend: &Backend) -> (Partners, Hub) {
     let p = Partners::start(Duration::from_secs(3600), Duration::from_secs(3600)).await;
-    p.plug_lis_schemas();
-    p.plug_national_schemas();
     let hub = Hub::start(dir, backend, &p.connectors_yaml(dir, 1000, 20), "").await;
     (p, hub)
 }
@@ -268,6 +266,24 @@ async fn happy_path(backend: Backend) {
                     first.as_deref(),
                     "the original id comes back"
                 );
+                // dossier.filed carries no message id; its natural key (MaHoSo,
+                // TrangThaiHoSo, NgayTiepNhan: the schema's dedupe_key) recognises a
+                // resend without an Idempotency-Key, or with a new one.
+                for key in [None, Some("lgsp-resend")] {
+                    let again = hub
+                        .post_fixture_keyed(system, mt, &support::fixture(file), key)
+                        .await;
+                    assert_eq!(
+                        (
+                            again.status,
+                            again.body["duplicate"].as_bool(),
+                            again.body["id"].as_str()
+                        ),
+                        (202, Some(true), first.as_deref()),
+                        "resend with key {key:?}: {}",
+                        again.body
+                    );
+                }
             }
             2 => assert_eq!(
                 p.national.dossiers()[D1]["TrangThaiHoSo"],

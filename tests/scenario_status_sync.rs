@@ -20,8 +20,6 @@ const D12: &str = "000.00.32.H47-220920-0012";
 async fn status_sync(backend: Backend) {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = Partners::start(Duration::from_secs(3600), Duration::from_secs(3600)).await;
-    p.plug_lis_schemas();
-    p.plug_national_schemas();
     let hub = Hub::start(
         dir.path(),
         &backend,
@@ -192,6 +190,70 @@ async fn status_sync(backend: Backend) {
         "the refused change was not delivered"
     );
     p.assert_nothing_rejected();
+
+    // A status change for a dossier DVCQG never received: the re-sync is an update
+    // (isUpdating True) of an unknown dossier, which DVCQG refuses (error_code 04).
+    // The hub takes that as permanent: one attempt, then a dead letter with the
+    // reason in the trail; the progress entry of the same message is still delivered.
+    let mut unknown = bad.clone();
+    unknown["TrangThaiHoSo"] = "4".into();
+    unknown["MaHoSo"] = "000.00.32.H47-220915-0099".into();
+    let a = hub
+        .post(
+            "province-portal",
+            "status.changed",
+            "application/json",
+            None,
+            serde_json::to_vec(&unknown).expect("JSON"),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let id = a.body["id"].as_str().expect("id").to_string();
+    let dead = support::wait_for_async(
+        "the update of an unknown dossier dead-lettered",
+        Duration::from_secs(20),
+        &hub,
+        || async {
+            let trail = hub.trail(&id).await;
+            let events = trail.as_array().cloned().unwrap_or_default();
+            let dead: Vec<_> = events
+                .iter()
+                .filter(|e| e["kind"] == "dead")
+                .cloned()
+                .collect();
+            let delivered = events.iter().filter(|e| e["kind"] == "delivered").count();
+            match (dead.as_slice(), delivered) {
+                ([d], 1) => Ok(d.clone()),
+                _ => Err(format!("trail: {trail}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        (
+            dead["detail"]["destination"].as_str(),
+            dead["detail"]["attempts"].as_u64(),
+            dead["detail"]["error_class"].as_str()
+        ),
+        (Some("national-portal"), Some(1), Some("permanent")),
+        "{dead}"
+    );
+    assert!(
+        dead["detail"]["reason"].to_string().contains("04"),
+        "the reason carries DVCQG's code: {dead}"
+    );
+    let refused: Vec<_> = p
+        .national
+        .core()
+        .received()
+        .into_iter()
+        .filter(|r| r.outcome.contains("unknown dossier"))
+        .collect();
+    assert_eq!(refused.len(), 1, "refused once, not retried: {refused:?}");
+    assert!(!p
+        .national
+        .dossiers()
+        .contains_key("000.00.32.H47-220915-0099"));
 
     hub.stop().await;
     p.shutdown().await;

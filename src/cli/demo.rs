@@ -69,30 +69,6 @@ fn stations_section(limits: &Path, folder: &Path) -> serde_json::Value {
     })
 }
 
-/// Makes the simulators check what they receive against the hub's own schemas.
-/// DVCQG gets the body without the `session` its connector adds (the schema
-/// describes the mapped message); tax keeps its simulator's GIP checks, because its
-/// connector adds the `SECURITY` block the closed schema does not describe.
-fn plug_schemas(partners: &Partners, schemas: &router::schema::SchemaRegistry) {
-    partners.province_portal.core().use_schemas(schemas);
-    partners.lis.core().use_schemas(schemas);
-    partners.ioc.core().use_schemas(schemas);
-    for schema in schemas.iter().filter(|s| s.system == "national-portal") {
-        let schema = std::sync::Arc::clone(schema);
-        partners.national_portal.core().set_validator(
-            schema.message_type.clone(),
-            std::sync::Arc::new(move |bytes: &[u8]| {
-                let mut tree: serde_json::Value =
-                    serde_json::from_slice(bytes).map_err(|e| vec![format!("not JSON: {e}")])?;
-                if let Some(o) = tree.as_object_mut() {
-                    o.remove("session");
-                }
-                schema.validate(&tree).map_err(|e| vec![e.to_string()])
-            }),
-        );
-    }
-}
-
 fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -166,6 +142,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.data_dir.join("lienthong.db").display()
     );
     config.destination_defaults.backoff.initial = Duration::from_millis(200);
+    // The day of station files (864 observation messages and their alerts) goes to one
+    // destination. Per-station order is kept by the delivery layer whatever these are;
+    // they only let the three stations' deliveries run side by side and stop the
+    // default 50/s limit from pacing a simulator on loopback. The connector's batching
+    // (IOC_BATCH_SIZE / IOC_LINGER_MS) merges what is in flight into one request.
+    let mut ioc = config.destination_defaults.clone();
+    ioc.concurrency = 32;
+    ioc.rate_per_second = 2_000;
+    ioc.burst = 2_000;
+    config.destinations.insert(
+        connectors::ioc::SYSTEM.into(),
+        router::config::Destination {
+            url: None,
+            policy: ioc,
+        },
+    );
     let drop_folder = args.data_dir.join("ftp/stations");
     let limits = config.mappings_dir.join("lookups/qcvn-thresholds.json");
     config.connectors.insert(
@@ -182,7 +174,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         let partners = Partners::start().await.context("starting the partner simulators")?;
         let schemas = router::schema::SchemaRegistry::load(&config.schemas_dir).map_err(|d| anyhow::anyhow!("loading schemas:\n{d}"))?;
-        plug_schemas(&partners, &schemas);
+        // Every simulator checks the business part of what it receives against the hub's own schemas.
+        let plugged = partners.use_schemas(&schemas);
+        anyhow::ensure!(plugged > 0, "no schema under {} for the simulators", config.schemas_dir.display());
         let mut wiring = crate::wiring::build(&config)?;
         partners.register(&mut wiring.options.transports, 5_000).context("connecting to the simulators")?;
         let hub = Hub::start(&config, wiring.options).await.map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -335,6 +335,27 @@ pub async fn wait_for<T>(
     }
 }
 
+/// [`wait_for`] with an async check (e.g. one that asks the hub over HTTP).
+pub async fn wait_for_async<T, F, Fut>(what: &str, timeout: Duration, hub: &Hub, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let t0 = Instant::now();
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(why) if t0.elapsed() > timeout => {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}: {why}\n--- hub log ---\n{}",
+                    hub.log_text()
+                );
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 /// Installs the TLS provider reqwest needs (idempotent).
 pub fn init() {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -71,12 +71,29 @@ impl Partners {
         let ioc = IocSim::start(IocSimConfig::new(Secret::new(IOC_KEY)))
             .await
             .expect("starting the IOC simulator");
-        Partners {
+        let p = Partners {
             province,
             national,
             lis,
             tax,
             ioc,
+        };
+        p.plug_schemas();
+        p
+    }
+
+    /// Every simulator validates what it receives against the hub's own schemas
+    /// (`schemas/<system>/*`): the business part of each message (DVCQG without the
+    /// connector's `session`, GIP `HEADER`+`BODY` without `SECURITY`), so a mapping
+    /// that drifts from the partner contract is refused here as the partner would.
+    fn plug_schemas(&self) {
+        let schemas = router::schema::SchemaRegistry::load(&super::root().join("schemas"))
+            .unwrap_or_else(|d| panic!("loading schemas/:\n{d}"));
+        for (system, core) in self.cores() {
+            assert!(
+                core.use_schemas(&schemas) > 0,
+                "no schema under schemas/{system}/ for its simulator"
+            );
         }
     }
 
@@ -108,59 +125,6 @@ impl Partners {
             ioc = self.ioc.url(),
             ips = file("ioc", IOC_KEY),
         )
-    }
-
-    /// LIS has no public schema; its simulator would only check for a `MaHoSo`
-    /// element. Plug the hub's own LIS schemas in instead, so that what arrives is
-    /// decoded from the wire and validated exactly as the hub defines the message.
-    pub fn plug_lis_schemas(&self) {
-        let schemas = std::sync::Arc::new(
-            router::schema::SchemaRegistry::load(&super::root().join("schemas"))
-                .expect("loading schemas/"),
-        );
-        for mt in [
-            "dossier.register",
-            "financial-obligation.notice",
-            "payment.confirmed",
-        ] {
-            let schema = schemas
-                .find("lis", mt)
-                .unwrap_or_else(|| panic!("schemas/lis/{mt}.schema.json is missing"));
-            self.lis.core().set_validator(
-                mt,
-                std::sync::Arc::new(move |bytes: &[u8]| {
-                    let tree = schema.decode(bytes).map_err(|e| vec![e.to_string()])?;
-                    schema.validate(&tree).map_err(|e| vec![e.to_string()])
-                }),
-            );
-        }
-    }
-
-    /// The DVCQG simulator's own checks demand a full dossier record in every
-    /// `DongBoHoSoMC`; the hub sends partial updates (`isUpdating: "True"`, an
-    /// assumption recorded in mappings/FLOWS.md). Validate against the hub's
-    /// national-portal schemas instead, minus the `session` the connector adds.
-    pub fn plug_national_schemas(&self) {
-        let schemas = std::sync::Arc::new(
-            router::schema::SchemaRegistry::load(&super::root().join("schemas"))
-                .expect("loading schemas/"),
-        );
-        for mt in ["DongBoHoSoMC", "CapNhatTienDoHoSoMC"] {
-            let schema = schemas
-                .find("national-portal", mt)
-                .unwrap_or_else(|| panic!("schemas/national-portal/{mt}.schema.json is missing"));
-            self.national.core().set_validator(
-                mt,
-                std::sync::Arc::new(move |bytes: &[u8]| {
-                    let mut tree: serde_json::Value = serde_json::from_slice(bytes)
-                        .map_err(|e| vec![format!("not JSON: {e}")])?;
-                    if let Some(o) = tree.as_object_mut() {
-                        o.remove("session");
-                    }
-                    schema.validate(&tree).map_err(|e| vec![e.to_string()])
-                }),
-            );
-        }
     }
 
     /// Every simulator's core, by system id.

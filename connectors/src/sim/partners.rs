@@ -29,6 +29,12 @@ pub const SENDER_NAME: &str = "Sở Tài nguyên và Môi trường tỉnh Quả
 pub const DSTCODE: &str = "H47";
 pub const MADONVI: &str = "000.00.32.H47";
 
+/// IOC batching used with the simulators (`lienthong demo`): up to this many
+/// messages per request...
+pub const IOC_BATCH_SIZE: usize = 50;
+/// ...gathered for at most this long after the first one.
+pub const IOC_LINGER_MS: u64 = 20;
+
 /// The five running simulators and the credentials they expect.
 pub struct Partners {
     pub province_portal: LgspSim,
@@ -119,7 +125,12 @@ impl Partners {
         );
         let mut ioc = IocConfig::new(self.ioc.url());
         ioc.timeout_ms = timeout_ms;
-        ioc.linger_ms = 500;
+        // The delivery layer keeps each station's messages in order, so a batch holds
+        // at most one message per station with deliveries in flight; a long linger only
+        // adds its length to every file of a station. A short one still merges what
+        // the stations have in flight at the same moment.
+        ioc.batch_size = IOC_BATCH_SIZE;
+        ioc.linger_ms = IOC_LINGER_MS;
         registry.register(
             crate::ioc::SYSTEM,
             Arc::new(IocClient::with_key(ioc, s.clone())?),
