@@ -1,0 +1,120 @@
+//! The deployment files stay consistent with the config reference.
+//!
+//! `deploy/compose.yaml` and `deploy/k8s/` embed a hub configuration and pass
+//! the database and broker URLs as `LIENTHONG_*` variables. Neither is run here
+//! (no container engine in CI), so this test does what their first start would:
+//! it reads the embedded config and the variables and puts them through the
+//! hub's own validation (`Config::load_with_env`, the same as `lienthong check`).
+//! A renamed or misspelt key, a bad value, or a replica count that disagrees
+//! with `queue.rabbitmq.replicas` fails here instead of in production.
+
+use std::path::{Path, PathBuf};
+
+use router::config::{Config, QueueBackend};
+use router::queue::rabbitmq::RabbitOptions;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn yaml(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
+}
+
+/// `${NAME:-default}` → `default`, as compose does when NAME is unset.
+fn compose_default(v: &str) -> String {
+    let mut out = String::new();
+    let mut rest = v;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find('}').expect("closed ${...}") + i;
+        let inner = &rest[i + 2..end];
+        out.push_str(inner.split_once(":-").map_or("", |(_, d)| d));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn load(config_text: &str, env: Vec<(String, String)>, what: &str) -> Config {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut f, config_text.as_bytes()).unwrap();
+    Config::load_with_env(Some(f.path()), env)
+        .unwrap_or_else(|d| panic!("the hub config in {what} does not validate:\n{d}"))
+}
+
+fn replicas(c: &Config) -> u64 {
+    match &c.queue {
+        QueueBackend::RabbitMq(section) => {
+            // The section is validated by the RabbitMQ backend at start-up; do it here too.
+            RabbitOptions::from_config(section, Vec::new())
+                .unwrap_or_else(|e| panic!("queue.rabbitmq does not validate: {e}"))
+                .replicas as u64
+        }
+        QueueBackend::Embedded => panic!("a scale-out deployment must use the RabbitMQ queue"),
+    }
+}
+
+#[test]
+fn compose_file_config_validates_and_matches_its_replicas() {
+    let compose = yaml(&root().join("deploy/compose.yaml"));
+    let content = compose["configs"]["lienthong"]["content"]
+        .as_str()
+        .expect("configs.lienthong.content");
+    let env: Vec<(String, String)> = compose["x-hub"]["environment"]
+        .as_object()
+        .expect("x-hub.environment")
+        .iter()
+        .filter(|(k, _)| k.starts_with("LIENTHONG_"))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                compose_default(v.as_str().expect("string value")),
+            )
+        })
+        .collect();
+    let c = load(content, env, "deploy/compose.yaml");
+    assert!(c.store_url.starts_with("postgres://"), "{}", c.store_url);
+    let hubs = compose["services"]
+        .as_object()
+        .expect("services")
+        .keys()
+        .filter(|k| k.starts_with("hub-"))
+        .count() as u64;
+    assert_eq!(
+        replicas(&c),
+        hubs,
+        "queue.rabbitmq.replicas must equal the number of hub services, or each takes the wrong share of the rates"
+    );
+}
+
+#[test]
+fn kubernetes_configmap_and_secret_validate_and_match_the_deployment() {
+    let k8s = root().join("deploy/k8s");
+    let cm = yaml(&k8s.join("configmap.yaml"));
+    let secret = yaml(&k8s.join("secret.yaml"));
+    let deployment = yaml(&k8s.join("deployment.yaml"));
+    let env: Vec<(String, String)> = secret["stringData"]
+        .as_object()
+        .expect("stringData")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("string").to_string()))
+        .collect();
+    let c = load(
+        cm["data"]["lienthong.yaml"]
+            .as_str()
+            .expect("data.lienthong.yaml"),
+        env,
+        "deploy/k8s/configmap.yaml + secret.yaml",
+    );
+    assert!(c.store_url.starts_with("postgres://"), "{}", c.store_url);
+    assert_eq!(
+        replicas(&c),
+        deployment["spec"]["replicas"]
+            .as_u64()
+            .expect("spec.replicas"),
+        "queue.rabbitmq.replicas in the ConfigMap must equal the Deployment's replicas"
+    );
+}
