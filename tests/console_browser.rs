@@ -5,8 +5,11 @@
 //!
 //! Steps: sign in; break a mapping and see the error inline with line:column;
 //! fix it and see the live preview; activate it and see version 2 in the
-//! history; search a dossier, open a message and run a replay dry run.
-//! Screenshots go to `target/test-artifacts/console/`.
+//! history; search a dossier, open a message and run a replay dry run, then
+//! press the replay button and see the new delivery and its trail event; on the
+//! dead-letters page filter by error text, bulk-replay all matching (count, confirm,
+//! per-item result), then replay a ticked one. Screenshots go to
+//! `target/test-artifacts/console/`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`:
 //! `apt-get install -y chromium chromium-driver`.
@@ -24,12 +27,15 @@ use router::admin::{AdminOptions, MappingAdmin};
 use router::audit::replay::{ReplayContext, VersionedMappings};
 use router::console::ConsoleState;
 use router::schema::SchemaRegistry;
-use router::store::{NewDelivery, NewMessage, Store, StoreOptions};
+use router::store::{NewDelivery, NewMessage, SettleOutcome, Settlement, Store, StoreOptions};
 use serde_json::{json, Value};
+use sqlx::Row;
 
 const ID: &str = "province-portal/dossier-filed.to-lis";
 const DOSSIER: &str = "000.00.32.H47-220915-0001";
 const ADMIN_TOKEN: &str = "admin-token-7f3a9c0e5b";
+const DEAD_503: &str = "000.00.32.H47-220915-0503";
+const DEAD_400: &str = "000.00.32.H47-220915-0400";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -156,6 +162,42 @@ async fn text_of(c: &Client, css: &str) -> String {
     }
 }
 
+/// Clicks the element matching `css`, retrying (up to 10 s) while the page is being
+/// swapped under us (not found yet, or stale between find and click).
+async fn click(c: &Client, css: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = async {
+            let el = c
+                .wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css(css))
+                .await?;
+            el.click().await
+        };
+        match attempt.await {
+            Ok(()) => return,
+            Err(e) if std::time::Instant::now() >= deadline => panic!("click {css}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Waits (up to 10 s) until the text of `css` satisfies `ok`; returns it (fails with the last text).
+async fn text_until(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = text_of(c, css).await;
+        if ok(&t) {
+            return t;
+        }
+        if std::time::Instant::now() >= deadline {
+            panic!("{css} never showed what was expected; last text: {t}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn set_value(c: &Client, id: &str, value: &str) {
     c.execute(
         "document.getElementById(arguments[0]).value = arguments[1];",
@@ -166,13 +208,19 @@ async fn set_value(c: &Client, id: &str, value: &str) {
 }
 
 /// One accepted dossier with its LIS delivery mapped by the active version, as intake stores it.
-async fn seed_message(store: &Store, admin: &MappingAdmin, schemas: &SchemaRegistry) -> String {
+async fn seed_message(
+    store: &Store,
+    admin: &MappingAdmin,
+    schemas: &SchemaRegistry,
+    dossier: &str,
+) -> String {
     let p = repo().join(
         "tests/fixtures/inbound/province-portal/dossier.filed/01-tam-ky-an-my-chuyen-nhuong.json",
     );
     let raw = std::fs::read(p).unwrap();
     let mut tree: Value = serde_json::from_slice(&raw).unwrap();
     tree["TenTTHC"] = Value::from("  Đăng ký biến động  ");
+    tree["MaHoSo"] = Value::from(dossier);
     let set = admin.active().load();
     let m = set.mappings.get(ID).unwrap();
     let out = m.apply(&tree).unwrap();
@@ -183,7 +231,7 @@ async fn seed_message(store: &Store, admin: &MappingAdmin, schemas: &SchemaRegis
         received_at: router::store::now_ms(),
         source_system: "province-portal".into(),
         message_type: "dossier.filed".into(),
-        correlation_id: DOSSIER.into(),
+        correlation_id: dossier.into(),
         idempotency_key: Some(id.clone()),
         partner_message_id: None,
         content_type: "application/json".into(),
@@ -227,7 +275,46 @@ async fn console_sign_in_edit_validate_preview_activate_search_and_dry_run() {
     )
     .await
     .unwrap();
-    let message_id = seed_message(&store, &admin, &schemas).await;
+    // Two dossiers whose LIS delivery died: leased and settled dead by the store's own
+    // path (as the delivery layer does after the last attempt), trail events included.
+    let mut dead = Vec::new();
+    for (dossier, error) in [
+        (DEAD_503, "http-503: LIS đang bảo trì"),
+        (DEAD_400, "http-400: sai mã đơn vị"),
+    ] {
+        let mid = seed_message(&store, &admin, &schemas, dossier).await;
+        dead.push((mid, error));
+    }
+    let leased = store
+        .lease("lis", 10, router::store::now_ms() + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 2, "both dead-letter deliveries leased");
+    for l in leased {
+        let (_, error) = dead
+            .iter()
+            .find(|(m, _)| *m == l.message_id)
+            .expect("a seeded message");
+        store
+            .settle(Settlement {
+                delivery_id: l.id.clone(),
+                message_id: l.message_id.clone(),
+                destination: "lis".into(),
+                attempt: 1,
+                started_at: router::store::now_ms(),
+                latency_ms: 12,
+                request_excerpt: String::new(),
+                status: Some(error[5..8].parse().unwrap()),
+                response_excerpt: String::new(),
+                error: Some(error.to_string()),
+                error_class: Some("exhausted".into()),
+                partner_reference: None,
+                outcome: SettleOutcome::Dead,
+            })
+            .await
+            .unwrap();
+    }
+    let message_id = seed_message(&store, &admin, &schemas, DOSSIER).await;
     let auth = Arc::new(StaticTokens::new([(
         ADMIN_TOKEN.to_string(),
         Principal {
@@ -271,6 +358,42 @@ async fn console_sign_in_edit_validate_preview_activate_search_and_dry_run() {
     }
     // The activation is real: the store and the running set have version 2.
     assert_eq!(admin.active().load().mappings.get(ID).unwrap().version, 2);
+    // The replays are real: one from the message page, two from the dead letters, each a
+    // new pending delivery pointing at its original, each with a `replayed` trail event.
+    let rows = sqlx::query(
+        "SELECT d.state, d.mapping_version, o.state AS original_state FROM deliveries d \
+         JOIN deliveries o ON o.id = d.replay_of ORDER BY d.seq",
+    )
+    .fetch_all(store.read_pool())
+    .await
+    .unwrap();
+    let got: Vec<(String, i64, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get("state"),
+                r.get("mapping_version"),
+                r.get("original_state"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("pending".to_string(), 2, "pending".to_string()),
+            ("pending".to_string(), 1, "dead".to_string()),
+            ("pending".to_string(), 1, "dead".to_string()),
+        ],
+        "remapped with v2 from the message page; dead letters re-sent as sent (v1)"
+    );
+    let replayed_events: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM trail WHERE kind = 'replayed' AND actor = 'admin:thu'",
+    )
+    .fetch_one(store.read_pool())
+    .await
+    .unwrap()
+    .get("n");
+    assert_eq!(replayed_events, 3);
 }
 
 async fn steps(c: &Client, base: &str, message_id: &str) -> Result<(), String> {
@@ -388,7 +511,7 @@ async fn steps(c: &Client, base: &str, message_id: &str) -> Result<(), String> {
         .unwrap();
     let dry = text_of(c, "#dry-run").await;
     assert!(
-        dry.contains("1 changed") || dry.contains("1 thay đổi"),
+        dry.contains("3 changed") || dry.contains("3 thay đổi"),
         "{dry}"
     );
     set_value(c, "comment", "bỏ trim tên thủ tục").await;
@@ -444,5 +567,77 @@ async fn steps(c: &Client, base: &str, message_id: &str) -> Result<(), String> {
         "the dry run diffs what was sent (v1) with v2: {dry}"
     );
     shot(c, "06-message-dry-run").await;
+
+    // The confirm step is under the dry run: give a reason and press Replay (remap = what
+    // the dry run showed). The page comes back with the new delivery and its trail event.
+    set_value(
+        c,
+        "replay-reason",
+        "tên thủ tục không còn bị cắt khoảng trắng",
+    )
+    .await;
+    click(c, "#replay-button").await;
+    let outcome = text_until(c, "#replay-outcome", |t| t.contains("lis")).await;
+    assert!(
+        outcome.contains("pending") && outcome.contains("trail"),
+        "the outcome names the new delivery, its state and its trail event: {outcome}"
+    );
+    let replay_box = text_of(c, ".delivery:last-of-type").await;
+    assert!(
+        replay_box.contains("replay of") && replay_box.contains("v2"),
+        "the new delivery is listed, mapped with v2: {replay_box}"
+    );
+    let trail = text_of(c, "#trail").await;
+    assert!(
+        trail.contains("replay.requested")
+            && trail.contains("replayed")
+            && trail.contains("admin:thu"),
+        "{trail}"
+    );
+    shot(c, "07-message-replayed").await;
+
+    // Dead letters: filter by error text, then bulk-replay all matching (count, confirm).
+    c.goto(&format!("{base}/console/dead")).await.unwrap();
+    assert_eq!(text_of(c, "#dead-count").await, "2");
+    set_value(c, "f-error", "503").await;
+    click(c, "#filter").await;
+    text_until(c, "#dead-count", |t| t == "1").await;
+    let table = text_of(c, "#dead").await;
+    assert!(
+        table.contains(DEAD_503) && !table.contains(DEAD_400),
+        "{table}"
+    );
+    shot(c, "08-dead-letters-filtered").await;
+    set_value(c, "bulk-reason", "LIS hoạt động lại").await;
+    click(c, "#bulk-all").await;
+    assert_eq!(text_of(c, "#bulk-count").await, "1");
+    let preview = text_of(c, "#bulk-preview").await;
+    assert!(preview.contains("503"), "{preview}");
+    shot(c, "09-bulk-replay-confirm").await;
+    click(c, "#bulk-confirm").await;
+    let done = text_of(c, "#bulk-outcome").await;
+    assert!(done.contains("1 / 1"), "{done}");
+    let results = text_of(c, "#bulk-results").await;
+    assert!(results.contains("replayed as delivery"), "{results}");
+    shot(c, "10-bulk-replayed").await;
+
+    // Back to the unfiltered list: the replayed one is no longer offered; tick the other.
+    c.goto(&format!("{base}/console/dead")).await.unwrap();
+    text_until(c, "#dead-count", |t| t == "1").await;
+    let table = text_of(c, "#dead").await;
+    assert!(
+        table.contains(DEAD_400) && !table.contains(DEAD_503),
+        "{table}"
+    );
+    click(c, "#dead input.sel").await;
+    set_value(c, "bulk-reason", "đã sửa mã đơn vị").await;
+    click(c, "#bulk-selected").await;
+    assert_eq!(text_of(c, "#bulk-count").await, "1");
+    click(c, "#bulk-confirm").await;
+    let done = text_of(c, "#bulk-outcome").await;
+    assert!(done.contains("1 / 1"), "{done}");
+    shot(c, "11-selected-replayed").await;
+    c.goto(&format!("{base}/console/dead")).await.unwrap();
+    assert_eq!(text_of(c, "#dead-count").await, "0");
     Ok(())
 }

@@ -276,9 +276,9 @@ async fn editor(
         }
         let _ = write!(
             body,
-            "<tr id=\"v{}\"><td>v{}{mark}</td><td>{}</td><td>{} <span class=\"muted\">({})</span></td><td>{}</td><td>{actions}</td></tr>",
+            "<tr id=\"v{}\"><td>{}{mark}</td><td>{}</td><td>{} <span class=\"muted\">({})</span></td><td>{}</td><td>{actions}</td></tr>",
             v.version,
-            v.version,
+            super::messages::version_label(ctx, v.version, v.file_version),
             time(v.created_at),
             esc(&v.author),
             esc(&v.origin),
