@@ -391,6 +391,19 @@ async fn message_page(
         esc(&corr),
         esc(&text(&row, "state")),
     );
+    // The store's version (what the delivery records) and the file's own `version:` label.
+    let deliveries = sqlx::query(
+        "SELECT d.id, d.destination, d.message_type, d.mapping_id, d.mapping_version, d.body, d.state, d.attempts, \
+         d.last_error, d.replay_of, mv.file_version FROM deliveries d LEFT JOIN mapping_versions mv \
+         ON mv.mapping_id = d.mapping_id AND mv.version = d.mapping_version WHERE d.message_id = $1 ORDER BY d.seq",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default();
+    if !replayed.is_empty() {
+        body.push_str(&replay_outcome_html(st, ctx, &deliveries, replayed).await);
+    }
     let reasons = text(&row, "reasons");
     if !reasons.is_empty() {
         let _ = write!(body, "<pre class=\"bad\">{}</pre>", esc(&reasons));
@@ -412,19 +425,6 @@ async fn message_page(
         ctx.t("Đã phân tích", "Parsed"),
         esc(&parsed_pretty)
     );
-    // The store's version (what the delivery records) and the file's own `version:` label.
-    let deliveries = sqlx::query(
-        "SELECT d.id, d.destination, d.message_type, d.mapping_id, d.mapping_version, d.body, d.state, d.attempts, \
-         d.last_error, d.replay_of, mv.file_version FROM deliveries d LEFT JOIN mapping_versions mv \
-         ON mv.mapping_id = d.mapping_id AND mv.version = d.mapping_version WHERE d.message_id = $1 ORDER BY d.seq",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .unwrap_or_default();
-    if !replayed.is_empty() {
-        body.push_str(&replay_outcome_html(st, ctx, &deliveries, replayed).await);
-    }
     let _ = write!(
         body,
         "<h2>{}</h2>",

@@ -297,3 +297,42 @@ async fn logout() -> Response {
     let c = format!("{TOKEN_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0");
     ([(header::SET_COOKIE, c)], Redirect::to("/console/login")).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn same_origin_refuses_cross_site_posts() {
+        let ok = |p: &[(&'static str, &'static str)]| same_origin(&headers(p), Lang::En).is_ok();
+        assert!(ok(&[]), "no headers: SameSite=Strict is the protection");
+        assert!(ok(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080"),
+            ("sec-fetch-site", "same-origin"),
+        ]));
+        assert!(ok(&[
+            ("host", "10.0.0.5:8080"),
+            ("x-forwarded-host", "hub.stnmt.quangnam.gov.vn"),
+            ("origin", "https://hub.stnmt.quangnam.gov.vn"),
+        ]));
+        assert!(!ok(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://evil.example"),
+        ]));
+        assert!(!ok(&[("host", "127.0.0.1:8080"), ("origin", "null")]));
+        assert!(!ok(&[("sec-fetch-site", "cross-site")]));
+        assert!(!ok(&[("sec-fetch-site", "same-site")]));
+        let refused =
+            same_origin(&headers(&[("sec-fetch-site", "cross-site")]), Lang::En).unwrap_err();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    }
+}
