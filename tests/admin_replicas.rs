@@ -4,7 +4,6 @@
 //! generation row lock). Each test runs in a schema of its own, dropped after.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,44 +12,14 @@ use router::admin::{AdminError, AdminOptions, MappingAdmin, Origin};
 use router::schema::SchemaRegistry;
 use router::store::{Store, StoreOptions};
 
-const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432/test";
+// The PostgreSQL test-schema helper the store and queue contract suites use.
+#[path = "../router/tests/support/pg.rs"]
+mod pg;
+
 const ID: &str = "province-portal/dossier-filed.to-lis";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn psql(sql: &str) -> Result<(), String> {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-qc",
-            sql,
-        ])
-        .output()
-        .map_err(|e| format!("cannot run psql ({e}); install the PostgreSQL client"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "psql `{sql}` failed: {}\nIs PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-struct PgSchema(String);
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let _ = psql(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0));
-    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -93,13 +62,8 @@ fn change(original: &str, n: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_converge_and_concurrent_changes_cannot_both_win() {
-    let name = format!(
-        "lt_admin_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..10]
-    );
-    psql(&format!("CREATE SCHEMA {name}")).unwrap_or_else(|e| panic!("{e}"));
-    let _guard = PgSchema(name.clone());
-    let url = format!("{PG_BASE}?options=-csearch_path%3D{name}");
+    let schema = pg::PgSchema::create("admin");
+    let url = schema.url();
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&repo().join("mappings"), &tmp.path().join("mappings"));
     copy_dir(
