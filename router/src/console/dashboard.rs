@@ -126,15 +126,20 @@ pub async fn page(
     body.push_str("</div>");
     let _ = write!(
         body,
-        "<h2>{}</h2><table id=\"systems\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-        ctx.t("Theo hệ thống đích", "Per destination system"),
-        ctx.t("Hệ thống", "System"),
-        ctx.t("Đang chờ", "Queued"),
-        ctx.t("Đang gửi", "In flight"),
-        ctx.t("Đã gửi (1 giờ)", "Delivered (1 h)"),
-        ctx.t("Lần gửi lỗi (24 giờ)", "Failed attempts (24 h)"),
-        ctx.t("Thư chết", "Dead letters"),
+        "<h2>{}</h2>",
+        ctx.t("Theo hệ thống đích", "Per destination system")
     );
+    body.push_str(&super::layout::table_head(
+        "systems",
+        &[
+            ctx.t("Hệ thống", "System"),
+            ctx.t("Đang chờ", "Queued"),
+            ctx.t("Đang gửi", "In flight"),
+            ctx.t("Đã gửi (1 giờ)", "Delivered (1 h)"),
+            ctx.t("Lần gửi lỗi (24 giờ)", "Failed attempts (24 h)"),
+            ctx.t("Thư chết", "Dead letters"),
+        ],
+    ));
     for (dest, s) in &systems {
         let _ = write!(
             body,

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::layout::{diff_html, esc, time, url};
+use super::layout::{diff_html, esc, table_head, time, url};
 use super::{admin_only, signed_in, ConsoleState, Ctx, LangQuery};
 use crate::admin::gate::{GateReport, StepStatus};
 use crate::admin::service::{check_id, Proposal};
@@ -37,14 +37,16 @@ pub async fn list(
         Err(e) => return error_page(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let set = st.admin.admin.active().load();
-    let mut body = format!(
-        "<h1>{}</h1><table id=\"mappings\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-        ctx.t("Ánh xạ", "Mappings"),
-        ctx.t("Mã ánh xạ", "Mapping id"),
-        ctx.t("Phiên bản", "Version"),
-        ctx.t("Nguồn → đích", "Source → target"),
-        ctx.t("Kích hoạt", "Activated"),
-    );
+    let mut body = format!("<h1>{}</h1>", ctx.t("Ánh xạ", "Mappings"));
+    body.push_str(&table_head(
+        "mappings",
+        &[
+            ctx.t("Mã ánh xạ", "Mapping id"),
+            ctx.t("Phiên bản", "Version"),
+            ctx.t("Nguồn → đích", "Source → target"),
+            ctx.t("Kích hoạt", "Activated"),
+        ],
+    ));
     for r in rows {
         let flow = set
             .mappings
@@ -238,15 +240,17 @@ async fn editor(
     }
     body.push_str("</p></form>");
 
-    let _ = write!(
-        body,
-        "<h2>{}</h2><table id=\"history\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
-        ctx.t("Lịch sử", "History"),
-        ctx.t("Phiên bản", "Version"),
-        ctx.t("Thời gian", "Time"),
-        ctx.t("Người sửa", "Author"),
-        ctx.t("Ghi chú", "Comment"),
-    );
+    let _ = write!(body, "<h2>{}</h2>", ctx.t("Lịch sử", "History"));
+    body.push_str(&table_head(
+        "history",
+        &[
+            ctx.t("Phiên bản", "Version"),
+            ctx.t("Thời gian", "Time"),
+            ctx.t("Người sửa", "Author"),
+            ctx.t("Ghi chú", "Comment"),
+            "",
+        ],
+    ));
     for v in &history {
         let mark = if v.active {
             format!(" <b class=\"ok\">{}</b>", ctx.t("đang hoạt động", "active"))
