@@ -599,6 +599,13 @@ async fn steps(c: &Client, base: &str, message_id: &str) -> Result<(), String> {
     // Dead letters: filter by error text, then bulk-replay all matching (count, confirm).
     c.goto(&format!("{base}/console/dead")).await.unwrap();
     assert_eq!(text_of(c, "#dead-count").await, "2");
+    // A date range they did not die in matches nothing.
+    set_value(c, "f-from", "2020-01-01").await;
+    set_value(c, "f-to", "2020-01-31").await;
+    click(c, "#filter").await;
+    text_until(c, "#dead-count", |t| t == "0").await;
+    c.goto(&format!("{base}/console/dead")).await.unwrap();
+    text_until(c, "#dead-count", |t| t == "2").await;
     set_value(c, "f-error", "503").await;
     click(c, "#filter").await;
     text_until(c, "#dead-count", |t| t == "1").await;
