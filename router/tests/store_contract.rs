@@ -256,6 +256,26 @@ async fn idempotency_key_returns_the_original(store: Store) {
         AcceptOutcome::Accepted { .. }
     ));
     assert_eq!(count(&store, "SELECT COUNT(*) FROM deliveries").await, 2);
+    // The same key many times at once: the writer commits them in one batch,
+    // and exactly one is stored; every other answer names that one.
+    let same: Vec<NewMessage> = (0..32)
+        .map(|_| message("HS-2", Some("burst-key"), &["lis"]))
+        .collect();
+    let outcomes = futures::future::join_all(same.iter().map(|m| store.accept(m.clone()))).await;
+    let stored: Vec<&String> = outcomes
+        .iter()
+        .filter_map(|o| match o.as_ref().unwrap() {
+            AcceptOutcome::Accepted { id, .. } => Some(id),
+            AcceptOutcome::Duplicate { .. } => None,
+        })
+        .collect();
+    assert_eq!(stored.len(), 1, "{outcomes:?}");
+    for o in &outcomes {
+        if let AcceptOutcome::Duplicate { id, .. } = o.as_ref().unwrap() {
+            assert_eq!(id, stored[0]);
+        }
+    }
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM deliveries").await, 3);
 }
 
 async fn rejected_attempts_are_kept_and_never_count_as_duplicates(store: Store) {

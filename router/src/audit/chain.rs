@@ -148,6 +148,8 @@ pub async fn append(conn: &mut AnyConnection, events: &[TrailEvent]) -> Result<(
     let mut prev: String = row
         .try_get("hash")
         .map_err(|e| store_err("read head hash", e))?;
+    // Hash every row first, then insert them with multi-row statements.
+    let mut rows = Vec::with_capacity(events.len());
     for ev in events {
         seq += 1;
         let obj = event_object(
@@ -160,23 +162,30 @@ pub async fn append(conn: &mut AnyConnection, events: &[TrailEvent]) -> Result<(
             &ev.detail,
         );
         let hash = event_hash(&prev, &obj);
-        sqlx::query(
-            "INSERT INTO trail (seq, at, message_id, delivery_id, kind, actor, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(seq)
-        .bind(ev.at)
-        .bind(ev.message_id.clone())
-        .bind(ev.delivery_id.clone())
-        .bind(ev.kind)
-        .bind(ev.actor.clone())
-        .bind(canonical_json(&ev.detail))
-        .bind(prev.clone())
-        .bind(hash.clone())
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| store_err("insert trail row", e))?;
+        rows.push((seq, ev, canonical_json(&ev.detail), prev, hash.clone()));
         prev = hash;
+    }
+    for chunk in rows.chunks(crate::store::ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO trail (seq, at, message_id, delivery_id, kind, actor, detail, prev_hash, hash) VALUES {}",
+            crate::store::values_sql(chunk.len(), 9, "")
+        );
+        let mut q = sqlx::query(&sql);
+        for (seq, ev, detail, prev_hash, hash) in chunk {
+            q = q
+                .bind(*seq)
+                .bind(ev.at)
+                .bind(ev.message_id.clone())
+                .bind(ev.delivery_id.clone())
+                .bind(ev.kind)
+                .bind(ev.actor.clone())
+                .bind(detail.clone())
+                .bind(prev_hash.clone())
+                .bind(hash.clone());
+        }
+        q.execute(&mut *conn)
+            .await
+            .map_err(|e| store_err("insert trail rows", e))?;
     }
     sqlx::query("UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1")
         .bind(seq)

@@ -69,7 +69,7 @@ impl Default for StoreOptions {
         Self {
             max_batch: 512,
             channel_capacity: 4096,
-            read_connections: 4,
+            read_connections: 16,
             busy_timeout: Duration::from_secs(10),
         }
     }
@@ -97,6 +97,36 @@ pub(crate) fn db_err(context: &str, e: sqlx::Error) -> Error {
 /// Epoch milliseconds now.
 /// How long start-up waits for the database to answer before giving up with a clear error.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Rows per multi-row `INSERT`: keeps the bound parameters (rows × columns)
+/// well under both backends' limits (SQLite 32766, PostgreSQL 65535).
+pub(crate) const ROWS_PER_INSERT: usize = 500;
+
+/// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `cols` placeholders, so one
+/// statement inserts many rows: on PostgreSQL every statement is a round trip,
+/// and a batch of 64 acceptances would otherwise be hundreds of them. `literal`
+/// is appended to each row as is (fixed values such as `'pending'`).
+pub(crate) fn values_sql(rows: usize, cols: usize, literal: &str) -> String {
+    let mut out = String::with_capacity(rows * (cols * 5 + literal.len() + 4));
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        }
+        out.push_str(literal);
+        out.push(')');
+    }
+    out
+}
 
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

@@ -18,12 +18,25 @@ fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
         .map_err(|e| db_err(&format!("reading column {col}"), e))
 }
 
-pub(super) async fn accept(
+/// Checks one acceptance and queues its rows in `pending`; the writer inserts
+/// every pending acceptance of the batch at once ([`insert_accepted`]) before
+/// anything else reads them. A repeated idempotency key is answered as a
+/// duplicate of the stored message, or of an earlier acceptance in the same batch.
+pub(super) async fn accept<'a>(
     conn: &mut AnyConnection,
-    m: &NewMessage,
+    m: &'a NewMessage,
+    pending: &mut Vec<&'a NewMessage>,
     events: &mut Vec<TrailEvent>,
 ) -> Result<AcceptOutcome> {
     if let Some(key) = &m.idempotency_key {
+        if let Some(first) = pending.iter().find(|p| {
+            p.source_system == m.source_system && p.idempotency_key.as_deref() == Some(key)
+        }) {
+            return Ok(AcceptOutcome::Duplicate {
+                id: first.id.clone(),
+                correlation_id: first.correlation_id.clone(),
+            });
+        }
         let existing = sqlx::query(
             "SELECT id, correlation_id FROM messages WHERE source_system = $1 AND idempotency_key = $2 AND state = 'accepted'",
         )
@@ -39,45 +52,7 @@ pub(super) async fn accept(
             });
         }
     }
-    sqlx::query(
-        "INSERT INTO messages (id, received_at, source_system, message_type, correlation_id, idempotency_key, \
-         partner_message_id, content_type, raw, parsed, state, reasons) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'accepted', NULL)",
-    )
-    .bind(&m.id)
-    .bind(m.received_at)
-    .bind(&m.source_system)
-    .bind(&m.message_type)
-    .bind(&m.correlation_id)
-    .bind(m.idempotency_key.clone())
-    .bind(m.partner_message_id.clone())
-    .bind(&m.content_type)
-    .bind(m.raw.to_vec())
-    .bind(&m.parsed)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| db_err("inserting the message", e))?;
-    for d in &m.deliveries {
-        sqlx::query(
-            "INSERT INTO deliveries (id, message_id, destination, message_type, route_id, mapping_id, mapping_version, \
-             body, content_type, state, attempts, next_attempt_at, lease_until, correlation_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, NULL, $11, $10, $10)",
-        )
-        .bind(&d.id)
-        .bind(&m.id)
-        .bind(&d.destination)
-        .bind(&d.message_type)
-        .bind(&d.route_id)
-        .bind(&d.mapping_id)
-        .bind(d.mapping_version)
-        .bind(d.body.to_vec())
-        .bind(&d.content_type)
-        .bind(m.received_at)
-        .bind(&m.correlation_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| db_err("inserting a delivery", e))?;
-    }
+    pending.push(m);
     let start = events.len();
     events.extend(m.trail.iter().cloned());
     crate::audit::digest::seal_accept(m, events, start);
@@ -85,6 +60,71 @@ pub(super) async fn accept(
         id: m.id.clone(),
         deliveries: m.deliveries.len(),
     })
+}
+
+/// Inserts the messages and deliveries of `accepted` with multi-row statements
+/// (see [`super::values_sql`]), in acceptance order, so `seq` order is
+/// acceptance order as before.
+pub(super) async fn insert_accepted(
+    conn: &mut AnyConnection,
+    accepted: &[&NewMessage],
+) -> Result<()> {
+    for chunk in accepted.chunks(super::ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO messages (id, received_at, source_system, message_type, correlation_id, idempotency_key, \
+             partner_message_id, content_type, raw, parsed, state, reasons) VALUES {}",
+            super::values_sql(chunk.len(), 10, ", 'accepted', NULL")
+        );
+        let mut q = sqlx::query(&sql);
+        for m in chunk {
+            q = q
+                .bind(&m.id)
+                .bind(m.received_at)
+                .bind(&m.source_system)
+                .bind(&m.message_type)
+                .bind(&m.correlation_id)
+                .bind(m.idempotency_key.clone())
+                .bind(m.partner_message_id.clone())
+                .bind(&m.content_type)
+                .bind(m.raw.to_vec())
+                .bind(&m.parsed);
+        }
+        q.execute(&mut *conn)
+            .await
+            .map_err(|e| db_err("inserting accepted messages", e))?;
+    }
+    let deliveries: Vec<(&NewMessage, &NewDelivery)> = accepted
+        .iter()
+        .flat_map(|m| m.deliveries.iter().map(move |d| (*m, d)))
+        .collect();
+    for chunk in deliveries.chunks(super::ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO deliveries (id, message_id, destination, message_type, route_id, mapping_id, mapping_version, \
+             body, content_type, next_attempt_at, correlation_id, created_at, updated_at, state, attempts, lease_until) VALUES {}",
+            super::values_sql(chunk.len(), 13, ", 'pending', 0, NULL")
+        );
+        let mut q = sqlx::query(&sql);
+        for (m, d) in chunk {
+            q = q
+                .bind(&d.id)
+                .bind(&m.id)
+                .bind(&d.destination)
+                .bind(&d.message_type)
+                .bind(&d.route_id)
+                .bind(&d.mapping_id)
+                .bind(d.mapping_version)
+                .bind(d.body.to_vec())
+                .bind(&d.content_type)
+                .bind(m.received_at)
+                .bind(&m.correlation_id)
+                .bind(m.received_at)
+                .bind(m.received_at);
+        }
+        q.execute(&mut *conn)
+            .await
+            .map_err(|e| db_err("inserting deliveries", e))?;
+    }
+    Ok(())
 }
 
 pub(super) async fn reject(

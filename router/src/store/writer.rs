@@ -119,9 +119,21 @@ async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
         .map_err(|e| db_err("beginning a write transaction", e))?;
     let mut done = Vec::with_capacity(jobs.len());
     let mut events: Vec<TrailEvent> = Vec::new();
+    // Acceptances are checked one by one but inserted together (multi-row
+    // statements), before any other kind of job could read them.
+    let mut pending: Vec<&NewMessage> = Vec::new();
     for job in jobs {
+        if !matches!(job, Job::Accept(..)) && !pending.is_empty() {
+            if let Err(e) = ops::insert_accepted(&mut tx, &pending).await {
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
+            pending.clear();
+        }
         let d = match job {
-            Job::Accept(m, _) => Done::Accept(ops::accept(&mut tx, m, &mut events).await),
+            Job::Accept(m, _) => {
+                Done::Accept(ops::accept(&mut tx, m, &mut pending, &mut events).await)
+            }
             Job::Reject(m, _) => Done::Reject(ops::reject(&mut tx, m, &mut events).await),
             Job::Lease(r, _) => Done::Lease(ops::lease(&mut tx, r).await),
             Job::Settle(s, _) => Done::Settle(ops::settle(&mut tx, s, &mut events).await),
@@ -140,6 +152,12 @@ async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
             return Err(err);
         }
         done.push(d);
+    }
+    if !pending.is_empty() {
+        if let Err(e) = ops::insert_accepted(&mut tx, &pending).await {
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
     }
     chain::append(&mut tx, &events).await?;
     tx.commit()

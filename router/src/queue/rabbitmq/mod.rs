@@ -16,7 +16,7 @@
 //!   store until [`RabbitOptions::outbox_limit`] rows wait unrelayed; then
 //!   [`DeliveryQueue::admit`] refuses (503 with `Retry-After`) until the relay
 //!   catches up by itself.
-//! * **Claim = ordering gate** ([`outbox::claim`]). A consumer that receives a
+//! * **Claim = ordering gate** ([`outbox::claim_many`]). A consumer that receives a
 //!   message claims its row with one atomic `UPDATE ... RETURNING` that only
 //!   succeeds when the row is due and head-of-line for its
 //!   `(correlation_id, destination)`. Otherwise the message is *parked* on a delay
@@ -398,80 +398,109 @@ impl RabbitQueue {
         let mut rx = c.rx.lock().await;
         let deadline = tokio::time::Instant::now() + wait;
         let mut out = Vec::new();
+        // Each round takes what the consumer has handed over (waiting only for
+        // the first message of the call) and claims it with one statement.
         while out.len() < max.max(1) {
-            let next = if out.is_empty() {
+            let mut got = Vec::new();
+            if out.is_empty() {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(d)) => d,
+                    Ok(Some(d)) => got.push(d),
                     Ok(None) | Err(_) => break,
                 }
-            } else {
+            }
+            while got.len() < max.max(1) - out.len() {
                 match rx.try_recv() {
-                    Ok(d) => d,
+                    Ok(d) => got.push(d),
                     Err(_) => break,
                 }
-            };
-            if let Some(l) = self.handle(dest, next, lease).await? {
-                out.push(l);
             }
+            if got.is_empty() {
+                break;
+            }
+            out.extend(self.handle(dest, got, lease).await?);
         }
         out.sort_by_key(|l| l.seq);
         Ok(out)
     }
 
-    /// Claims a consumed message's delivery, or parks, drops or dead-letters it.
+    /// Claims consumed messages' deliveries in one statement; parks, drops or
+    /// dead-letters the messages that could not be claimed.
     async fn handle(
         &self,
         dest: &str,
-        d: Delivery,
+        got: Vec<Delivery>,
         lease: Duration,
-    ) -> Result<Option<LeasedDelivery>> {
-        let env = match Envelope::parse(&d.data, dest) {
-            Ok(e) => e,
-            Err(reason) => {
-                tracing::error!(destination = %dest, %reason, "dead-lettering a message that is not a hub envelope");
-                self.dead_letter_raw(dest, &d, &reason).await;
-                return Ok(None);
+    ) -> Result<Vec<LeasedDelivery>> {
+        let mut parsed: Vec<(Delivery, Envelope)> = Vec::with_capacity(got.len());
+        for d in got {
+            match Envelope::parse(&d.data, dest) {
+                Ok(e) => parsed.push((d, e)),
+                Err(reason) => {
+                    tracing::error!(destination = %dest, %reason, "dead-lettering a message that is not a hub envelope");
+                    self.dead_letter_raw(dest, &d, &reason).await;
+                }
             }
-        };
+        }
         let pool = self.store.read_pool();
         let lease_until = now_ms() + lease.as_millis() as i64;
-        let claimed = match outbox::claim(pool, &env.delivery_id, dest, lease_until).await {
+        let ids: Vec<&str> = parsed.iter().map(|(_, e)| e.delivery_id.as_str()).collect();
+        let claimed = match outbox::claim_many(pool, &ids, dest, lease_until).await {
             Ok(c) => c,
             Err(e) => {
-                // The store is away: give the message back and let the worker back off.
-                let _ = d
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await;
+                // The store is away: give the messages back and let the worker back off.
+                for (d, _) in &parsed {
+                    requeue(&d.acker).await;
+                }
                 return Err(e);
             }
         };
-        if let Some(l) = claimed {
-            self.held.lock().expect("held map poisoned").insert(
-                l.id.clone(),
-                Held {
-                    acker: d.acker,
-                    envelope: env,
-                },
-            );
-            return Ok(Some(l));
+        let mut out = Vec::with_capacity(claimed.len());
+        let mut claimed: HashMap<String, LeasedDelivery> =
+            claimed.into_iter().map(|l| (l.id.clone(), l)).collect();
+        let mut unclaimed = Vec::new();
+        for (d, env) in parsed {
+            // A second copy of the same delivery in this batch is not claimed again.
+            match claimed.remove(&env.delivery_id) {
+                Some(l) => {
+                    self.held.lock().expect("held map poisoned").insert(
+                        l.id.clone(),
+                        Held {
+                            acker: d.acker,
+                            envelope: env,
+                        },
+                    );
+                    out.push(l);
+                }
+                None => unclaimed.push((d, env)),
+            }
         }
+        // Concurrently: each may wait for a publisher confirm (parking), and a
+        // burst of one dossier's messages parks all but the first.
+        let results = futures::future::join_all(
+            unclaimed
+                .into_iter()
+                .map(|(d, env)| self.not_claimed(dest, d, env)),
+        )
+        .await;
+        for e in results.into_iter().filter_map(|r| r.err()) {
+            // Hand over what was claimed; the next lease call meets the error again.
+            tracing::warn!(destination = %dest, error = %e, "reading why a delivery could not be claimed failed");
+        }
+        Ok(out)
+    }
+
+    /// A consumed message whose delivery could not be claimed: drops it (finished),
+    /// parks it (not yet due, leased elsewhere, or blocked behind its dossier),
+    /// or dead-letters it (no such delivery).
+    async fn not_claimed(&self, dest: &str, d: Delivery, env: Envelope) -> Result<()> {
+        let pool = self.store.read_pool();
         match outbox::verdict(pool, &env.delivery_id, dest).await {
             Ok(Verdict::Finished) => ack(&d.acker).await,
             Ok(Verdict::WaitUntil(at)) => {
                 if self.park(&env, at).await {
                     ack(&d.acker).await;
                 } else {
-                    let _ = d
-                        .acker
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..Default::default()
-                        })
-                        .await;
+                    requeue(&d.acker).await;
                 }
             }
             Ok(Verdict::Unknown) => {
@@ -484,17 +513,11 @@ impl RabbitQueue {
                 self.dead_letter_raw(dest, &d, &reason).await;
             }
             Err(e) => {
-                let _ = d
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await;
+                requeue(&d.acker).await;
                 return Err(e);
             }
         }
-        Ok(None)
+        Ok(())
     }
 
     /// Publishes `env` to the delay tier that brings it back no earlier than
@@ -675,12 +698,7 @@ impl RabbitQueue {
                 self.wake_successor(&envelope).await;
             }
         } else {
-            let _ = acker
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
+            requeue(&acker).await;
         }
         Ok(())
     }
@@ -724,6 +742,16 @@ impl RabbitQueue {
             tracing::debug!(delivery_id = %env.delivery_id, error = %e, "waking the next delivery of a dossier failed; its parked copy will bring it back");
         }
     }
+}
+
+/// Gives a message back to its queue (the broker redelivers it).
+async fn requeue(acker: &Acker) {
+    let _ = acker
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await;
 }
 
 async fn ack(acker: &Acker) {

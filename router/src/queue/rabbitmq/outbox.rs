@@ -8,7 +8,7 @@
 //!
 //! # The claim is the ordering gate
 //!
-//! [`claim`] is one `UPDATE ... RETURNING` that succeeds only for a row that is
+//! [`claim_many`] is one `UPDATE ... RETURNING` that succeeds only for a row that is
 //! due (pending and `next_attempt_at <= now`, or in flight with an expired
 //! lease) and head-of-line: no earlier (`seq`) delivery for the same
 //! `(correlation_id, destination)` is pending or in flight. Row locks make it
@@ -30,47 +30,68 @@ fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
         .map_err(|e| db_err(&format!("reading column {col}"), e))
 }
 
-/// Claims one delivery for a lease until `lease_until`, if it is due and head-of-line.
-pub async fn claim(
+/// Claims, for a lease until `lease_until`, those of `delivery_ids` that are due
+/// and head-of-line, in one statement (one commit for a whole prefetch batch,
+/// instead of one per message). Two ids of one dossier in the same call: only
+/// the earlier can be claimed, since the statement sees the later one's
+/// predecessor still pending.
+pub async fn claim_many(
     pool: &AnyPool,
-    delivery_id: &str,
+    delivery_ids: &[&str],
     destination: &str,
     lease_until: i64,
-) -> Result<Option<LeasedDelivery>> {
+) -> Result<Vec<LeasedDelivery>> {
+    if delivery_ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let now = now_ms();
-    let row = sqlx::query(
+    let list = (0..delivery_ids.len())
+        .map(|i| format!("${}", i + 4))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
         "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
-         WHERE id = $3 AND destination = $4 AND next_attempt_at <= $2 \
+         WHERE id IN ({list}) AND destination = $3 AND next_attempt_at <= $2 \
            AND (state = 'pending' OR (state = 'in_flight' AND lease_until < $2)) \
            AND NOT EXISTS ( \
              SELECT 1 FROM deliveries e \
              WHERE e.correlation_id = deliveries.correlation_id AND e.destination = deliveries.destination \
                AND e.seq < deliveries.seq AND e.state IN ('pending', 'in_flight')) \
-         RETURNING seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts, created_at",
-    )
-    .bind(lease_until)
-    .bind(now)
-    .bind(delivery_id)
-    .bind(destination)
-    .fetch_optional(pool)
-    .await
-    .map_err(|e| db_err(&format!("claiming delivery {delivery_id}"), e))?;
-    row.map(|row| {
-        Ok(LeasedDelivery {
-            seq: get(&row, "seq")?,
-            id: get(&row, "id")?,
-            message_id: get(&row, "message_id")?,
-            correlation_id: get(&row, "correlation_id")?,
-            destination: get(&row, "destination")?,
-            message_type: get(&row, "message_type")?,
-            body: Bytes::from(get::<Vec<u8>>(&row, "body")?),
-            content_type: get(&row, "content_type")?,
-            attempt: get::<i64>(&row, "attempts")? as u32,
-            lease_until,
-            created_at: get(&row, "created_at")?,
+         RETURNING seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts, created_at"
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(lease_until)
+        .bind(now)
+        .bind(destination);
+    for id in delivery_ids {
+        q = q.bind(*id);
+    }
+    let rows = q.fetch_all(pool).await.map_err(|e| {
+        db_err(
+            &format!(
+                "claiming {} deliveries for {destination}",
+                delivery_ids.len()
+            ),
+            e,
+        )
+    })?;
+    rows.iter()
+        .map(|row| {
+            Ok(LeasedDelivery {
+                seq: get(row, "seq")?,
+                id: get(row, "id")?,
+                message_id: get(row, "message_id")?,
+                correlation_id: get(row, "correlation_id")?,
+                destination: get(row, "destination")?,
+                message_type: get(row, "message_type")?,
+                body: Bytes::from(get::<Vec<u8>>(row, "body")?),
+                content_type: get(row, "content_type")?,
+                attempt: get::<i64>(row, "attempts")? as u32,
+                lease_until,
+                created_at: get(row, "created_at")?,
+            })
         })
-    })
-    .transpose()
+        .collect()
 }
 
 /// Why a consumed delivery could not be claimed, and so what to do with its message.
@@ -93,7 +114,7 @@ pub enum Verdict {
 /// message through the broker every few milliseconds.
 const BLOCKED_MIN_WAIT_MS: i64 = 1_000;
 
-/// Decides what to do with a message whose delivery [`claim`] did not return.
+/// Decides what to do with a message whose delivery [`claim_many`] did not return.
 pub async fn verdict(pool: &AnyPool, delivery_id: &str, destination: &str) -> Result<Verdict> {
     let now = now_ms();
     let Some(row) = sqlx::query(
