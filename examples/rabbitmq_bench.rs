@@ -68,7 +68,10 @@ struct Scratch {
 
 impl Scratch {
     fn create() -> anyhow::Result<Scratch> {
-        let name = format!("lt_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let name = format!(
+            "lt_bench_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         sh("rabbitmqctl", &["add_vhost", &name])?;
         sh(
             "rabbitmqctl",
@@ -268,7 +271,10 @@ async fn raw_run(scratch: &Scratch, n: usize) -> anyhow::Result<f64> {
     let conn = Connection::connect(&scratch.amqp_url(), ConnectionProperties::default()).await?;
     let queue = "raw-bench";
     let mut args = FieldTable::default();
-    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     let publisher = conn.create_channel().await?;
     publisher
         .queue_declare(
