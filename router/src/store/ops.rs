@@ -23,8 +23,8 @@ fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
 /// anything else reads them. A repeated idempotency key is answered as a
 /// duplicate of the stored message, or of an earlier acceptance in the same batch.
 pub(super) async fn accept<'a>(
-    conn: &mut AnyConnection,
     m: &'a NewMessage,
+    known: &KnownKeys,
     pending: &mut Vec<&'a NewMessage>,
     events: &mut Vec<TrailEvent>,
 ) -> Result<AcceptOutcome> {
@@ -37,18 +37,10 @@ pub(super) async fn accept<'a>(
                 correlation_id: first.correlation_id.clone(),
             });
         }
-        let existing = sqlx::query(
-            "SELECT id, correlation_id FROM messages WHERE source_system = $1 AND idempotency_key = $2 AND state = 'accepted'",
-        )
-        .bind(&m.source_system)
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(|e| db_err("looking up the idempotency key", e))?;
-        if let Some(row) = existing {
+        if let Some((id, correlation_id)) = known.get(&(m.source_system.clone(), key.clone())) {
             return Ok(AcceptOutcome::Duplicate {
-                id: get(&row, "id")?,
-                correlation_id: get::<Option<String>>(&row, "correlation_id")?.unwrap_or_default(),
+                id: id.clone(),
+                correlation_id: correlation_id.clone(),
             });
         }
     }
@@ -60,6 +52,51 @@ pub(super) async fn accept<'a>(
         id: m.id.clone(),
         deliveries: m.deliveries.len(),
     })
+}
+
+/// `(source_system, idempotency_key)` → `(id, correlation_id)` of stored messages.
+pub(super) type KnownKeys = std::collections::HashMap<(String, String), (String, String)>;
+
+/// Looks up, in one statement per [`super::ROWS_PER_INSERT`] keys, which of the
+/// batch's idempotency keys are already stored (instead of one query per message).
+pub(super) async fn known_keys(
+    conn: &mut AnyConnection,
+    msgs: &[&NewMessage],
+) -> Result<KnownKeys> {
+    let keyed: Vec<&NewMessage> = msgs
+        .iter()
+        .copied()
+        .filter(|m| m.idempotency_key.is_some())
+        .collect();
+    let mut known = KnownKeys::new();
+    for chunk in keyed.chunks(super::ROWS_PER_INSERT) {
+        let list = (1..=chunk.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT id, correlation_id, source_system, idempotency_key FROM messages \
+             WHERE state = 'accepted' AND idempotency_key IN ({list})"
+        );
+        let mut q = sqlx::query(&sql);
+        for m in chunk {
+            q = q.bind(m.idempotency_key.clone());
+        }
+        for row in q
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| db_err("looking up idempotency keys", e))?
+        {
+            known.insert(
+                (get(&row, "source_system")?, get(&row, "idempotency_key")?),
+                (
+                    get(&row, "id")?,
+                    get::<Option<String>>(&row, "correlation_id")?.unwrap_or_default(),
+                ),
+            );
+        }
+    }
+    Ok(known)
 }
 
 /// Inserts the messages and deliveries of `accepted` with multi-row statements

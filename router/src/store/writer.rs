@@ -122,6 +122,20 @@ async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
     // Acceptances are checked one by one but inserted together (multi-row
     // statements), before any other kind of job could read them.
     let mut pending: Vec<&NewMessage> = Vec::new();
+    let accepts: Vec<&NewMessage> = jobs
+        .iter()
+        .filter_map(|j| match j {
+            Job::Accept(m, _) => Some(&**m),
+            _ => None,
+        })
+        .collect();
+    let known = match ops::known_keys(&mut tx, &accepts).await {
+        Ok(k) => k,
+        Err(e) => {
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
+    };
     for job in jobs {
         if !matches!(job, Job::Accept(..)) && !pending.is_empty() {
             if let Err(e) = ops::insert_accepted(&mut tx, &pending).await {
@@ -132,7 +146,7 @@ async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
         }
         let d = match job {
             Job::Accept(m, _) => {
-                Done::Accept(ops::accept(&mut tx, m, &mut pending, &mut events).await)
+                Done::Accept(ops::accept(m, &known, &mut pending, &mut events).await)
             }
             Job::Reject(m, _) => Done::Reject(ops::reject(&mut tx, m, &mut events).await),
             Job::Lease(r, _) => Done::Lease(ops::lease(&mut tx, r).await),

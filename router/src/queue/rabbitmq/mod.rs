@@ -441,10 +441,9 @@ impl RabbitQueue {
                 }
             }
         }
-        let pool = self.store.read_pool();
         let lease_until = now_ms() + lease.as_millis() as i64;
         let ids: Vec<&str> = parsed.iter().map(|(_, e)| e.delivery_id.as_str()).collect();
-        let claimed = match outbox::claim_many(pool, &ids, dest, lease_until).await {
+        let claimed = match outbox::claim_many(&self.store, &ids, dest, lease_until).await {
             Ok(c) => c,
             Err(e) => {
                 // The store is away: give the messages back and let the worker back off.
