@@ -112,6 +112,13 @@ impl Drop for Services {
     }
 }
 
+/// The broker-restart test stops the whole broker, which would break the other
+/// tests of this file running at the same time (`rabbitmqctl add_vhost` needs the
+/// app, and their hubs would see an outage they do not expect). It takes this lock
+/// for writing; the others take it for reading, so they still run in parallel with
+/// each other.
+static BROKER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// Restarts the broker application when dropped, so a failing test never leaves it stopped.
 struct BrokerGuard;
 
@@ -218,6 +225,7 @@ fn distinct_delivered(sink: &Sink) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_mid_load_loses_nothing() {
+    let _exclusive = BROKER.write().await;
     let svc = Services::create();
     let sink = Sink::start(None).await;
     let r = replica(&svc, &sink, 1).await;
@@ -254,6 +262,7 @@ async fn broker_restart_mid_load_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_killed_mid_load_loses_nothing() {
+    let _shared = BROKER.read().await;
     let svc = Services::create();
     let sink = Sink::start(None).await;
     let mut a = replica(&svc, &sink, 2).await;
@@ -288,6 +297,7 @@ async fn replica_killed_mid_load_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_broker_and_one_database() {
+    let _shared = BROKER.read().await;
     let svc = Services::create();
     let sink = Sink::start(None).await;
     let a = replica(&svc, &sink, 2).await;

@@ -39,6 +39,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 
+pub(crate) use ops::leased_from_row;
 pub use types::*;
 use writer::Job;
 

@@ -243,24 +243,29 @@ pub(super) async fn lease(
     .map_err(|e| db_err(&format!("leasing deliveries for {}", r.destination), e))?;
     let mut out = rows
         .iter()
-        .map(|row| {
-            Ok(LeasedDelivery {
-                seq: get(row, "seq")?,
-                id: get(row, "id")?,
-                message_id: get(row, "message_id")?,
-                correlation_id: get(row, "correlation_id")?,
-                destination: get(row, "destination")?,
-                message_type: get(row, "message_type")?,
-                body: Bytes::from(get::<Vec<u8>>(row, "body")?),
-                content_type: get(row, "content_type")?,
-                attempt: get::<i64>(row, "attempts")? as u32,
-                lease_until: r.lease_until,
-                created_at: get(row, "created_at")?,
-            })
-        })
+        .map(|row| leased_from_row(row, r.lease_until))
         .collect::<Result<Vec<_>>>()?;
     out.sort_by_key(|d| d.seq);
     Ok(out)
+}
+
+/// A leased delivery from a row that `RETURNING seq, id, message_id,
+/// correlation_id, destination, message_type, body, content_type, attempts,
+/// created_at` produced (the embedded lease and the RabbitMQ claim).
+pub(crate) fn leased_from_row(row: &AnyRow, lease_until: i64) -> Result<LeasedDelivery> {
+    Ok(LeasedDelivery {
+        seq: get(row, "seq")?,
+        id: get(row, "id")?,
+        message_id: get(row, "message_id")?,
+        correlation_id: get(row, "correlation_id")?,
+        destination: get(row, "destination")?,
+        message_type: get(row, "message_type")?,
+        body: Bytes::from(get::<Vec<u8>>(row, "body")?),
+        content_type: get(row, "content_type")?,
+        attempt: get::<i64>(row, "attempts")? as u32,
+        lease_until,
+        created_at: get(row, "created_at")?,
+    })
 }
 
 pub(super) async fn settle(

@@ -15,11 +15,10 @@
 //! atomic across replicas, so two hubs can never send the same delivery at once
 //! within a lease, nor a dossier's second message before its first is finished.
 
-use bytes::Bytes;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use crate::store::{db_err, now_ms, Backend, LeasedDelivery, Store};
+use crate::store::{db_err, leased_from_row, now_ms, Backend, LeasedDelivery, Store};
 use crate::Result;
 
 fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
@@ -97,21 +96,7 @@ pub async fn claim_many(
         q.fetch_all(pool).await.map_err(|e| db_err(&what(), e))?
     };
     rows.iter()
-        .map(|row| {
-            Ok(LeasedDelivery {
-                seq: get(row, "seq")?,
-                id: get(row, "id")?,
-                message_id: get(row, "message_id")?,
-                correlation_id: get(row, "correlation_id")?,
-                destination: get(row, "destination")?,
-                message_type: get(row, "message_type")?,
-                body: Bytes::from(get::<Vec<u8>>(row, "body")?),
-                content_type: get(row, "content_type")?,
-                attempt: get::<i64>(row, "attempts")? as u32,
-                lease_until,
-                created_at: get(row, "created_at")?,
-            })
-        })
+        .map(|row| leased_from_row(row, lease_until))
         .collect()
 }
 
