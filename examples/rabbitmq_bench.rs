@@ -23,13 +23,10 @@
 //! PostgreSQL on 127.0.0.1:5432 (trust, database `test`); the run creates its
 //! own vhost and schema and removes them at the end.
 
-use std::collections::HashMap;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use axum::routing::post;
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -40,10 +37,9 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use router::config::{Config, Destination, QueueBackend};
 use router::server::Hub;
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
+#[path = "support/load.rs"]
+mod load;
+use load::pct;
 
 fn sh(cmd: &str, args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new(cmd)
@@ -140,25 +136,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// The hub on RabbitMQ + PostgreSQL; returns accepted-and-delivered msgs/s.
 async fn hub_run(scratch: &Scratch, n: usize, conc: usize, dossiers: usize) -> anyhow::Result<f64> {
-    let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let a = arrivals.clone();
-    let app = axum::Router::new().route(
-        "/sink",
-        post(move |body: String| {
-            let a = a.clone();
-            async move {
-                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                a.lock()
-                    .unwrap()
-                    .entry(format!("{}#{}", v["code"].as_str().unwrap_or(""), v["seq"]))
-                    .or_insert_with(Instant::now);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let sink = format!("http://{}/sink", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let sink = load::Sink::start().await?;
 
     let dir = tempfile::tempdir()?;
     let mut config = Config::load_with_env(None, Vec::new()).map_err(|d| anyhow::anyhow!("{d}"))?;
@@ -184,7 +162,7 @@ async fn hub_run(scratch: &Scratch, n: usize, conc: usize, dossiers: usize) -> a
     config.destinations.insert(
         "sink".into(),
         Destination {
-            url: Some(sink),
+            url: Some(sink.url.clone()),
             policy,
         },
     );
@@ -194,73 +172,20 @@ async fn hub_run(scratch: &Scratch, n: usize, conc: usize, dossiers: usize) -> a
     let base = format!("http://{}/inbound/portal/dossier.event", hub.addr);
     println!("hub: {n} messages, {conc} clients, {dossiers} dossiers, RabbitMQ quorum queues + PostgreSQL store");
 
-    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let accept_lat: Arc<Mutex<Vec<f64>>> = Arc::default();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let t0 = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..conc {
-        let (sent, accept_lat, next, base) =
-            (sent.clone(), accept_lat.clone(), next.clone(), base.clone());
-        tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= n {
-                    return;
-                }
-                let code = format!("000.00.32.H47-221128-{:04}", i % dossiers);
-                let seq = i / dossiers;
-                let body = serde_json::json!({"code": code, "seq": seq, "msg_id": format!("m{i}"), "note": "Hồ sơ chuyển nhượng quyền sử dụng đất"});
-                let start = Instant::now();
-                sent.lock().unwrap().insert(format!("{code}#{seq}"), start);
-                let r = client.post(&base).header("content-type", "application/json").body(body.to_string()).send().await.expect("hub");
-                assert_eq!(r.status().as_u16(), 202);
-                accept_lat.lock().unwrap().push(start.elapsed().as_secs_f64() * 1000.0);
-            }
-        }));
-    }
-    for t in tasks {
-        t.await?;
-    }
-    let accepted_in = t0.elapsed();
-    let mut last_report = Instant::now();
-    while arrivals.lock().unwrap().len() < n {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        if last_report.elapsed() > Duration::from_secs(5) {
-            last_report = Instant::now();
-            println!("  ... {} of {n} delivered", arrivals.lock().unwrap().len());
-        }
-        if t0.elapsed() > Duration::from_secs(900) {
-            bail!(
-                "only {} of {n} delivered after 15 minutes",
-                arrivals.lock().unwrap().len()
-            );
-        }
-    }
-    let total = t0.elapsed();
-    let mut deliv: Vec<f64> = {
-        let sent = sent.lock().unwrap();
-        let arrivals = arrivals.lock().unwrap();
-        arrivals
-            .iter()
-            .map(|(k, at)| at.duration_since(sent[k]).as_secs_f64() * 1000.0)
-            .collect()
-    };
-    let mut acc = accept_lat.lock().unwrap().clone();
-    let rate = n as f64 / total.as_secs_f64();
+    let mut r = load::run(&base, &sink, n, conc, dossiers, Duration::from_secs(900)).await?;
+    let rate = r.sustained_rate();
     println!(
         "hub: accepted {n} in {:.2}s ({:.0} msgs/s); accepted and delivered in {:.2}s = {rate:.0} msgs/s sustained",
-        accepted_in.as_secs_f64(),
-        n as f64 / accepted_in.as_secs_f64(),
-        total.as_secs_f64(),
+        r.accepted_in.as_secs_f64(),
+        r.accepted_rate(),
+        r.total.as_secs_f64(),
     );
     println!(
         "hub: acceptance latency ms p50 {:.1} p99 {:.1}; delivery latency ms p50 {:.1} p99 {:.1}",
-        pct(&mut acc, 0.5),
-        pct(&mut acc, 0.99),
-        pct(&mut deliv, 0.5),
-        pct(&mut deliv, 0.99)
+        pct(&mut r.acceptance_ms, 0.5),
+        pct(&mut r.acceptance_ms, 0.99),
+        pct(&mut r.delivery_ms, 0.5),
+        pct(&mut r.delivery_ms, 0.99)
     );
     hub.shutdown().await;
     Ok(rate)
