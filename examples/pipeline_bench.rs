@@ -12,7 +12,6 @@
 
 use std::time::Duration;
 
-use router::config::{Config, Destination};
 use router::server::Hub;
 
 #[path = "support/load.rs"]
@@ -33,27 +32,10 @@ async fn main() -> anyhow::Result<()> {
     let sink = load::Sink::start().await?;
 
     let dir = tempfile::tempdir()?;
-    let mut config = Config::load_with_env(None, Vec::new()).map_err(|d| anyhow::anyhow!("{d}"))?;
-    config.listen = "127.0.0.1:0".parse()?;
-    config.data_dir = dir.path().to_path_buf();
+    let mut config = load::bench_config(dir.path(), &sink)?;
     config.store_url = format!(
         "sqlite://{}?mode=rwc",
         dir.path().join("lienthong.db").display()
-    );
-    config.mappings_dir = "tests/fixtures/hub/mappings".into();
-    config.schemas_dir = "tests/fixtures/hub/schemas".into();
-    config.routes_file = "tests/fixtures/hub/mappings/routes.yaml".into();
-    config.intake_rate = (1_000_000, 1_000_000);
-    let mut policy = config.destination_defaults.clone();
-    policy.rate_per_second = 1_000_000;
-    policy.burst = 1_000_000;
-    policy.concurrency = 64;
-    config.destinations.insert(
-        "sink".into(),
-        Destination {
-            url: Some(sink.url.clone()),
-            policy,
-        },
     );
     let hub = Hub::start(&config, Default::default())
         .await

@@ -34,7 +34,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use router::config::{Config, Destination, QueueBackend};
+use router::config::QueueBackend;
 use router::server::Hub;
 
 #[path = "support/load.rs"]
@@ -139,9 +139,7 @@ async fn hub_run(scratch: &Scratch, n: usize, conc: usize, dossiers: usize) -> a
     let sink = load::Sink::start().await?;
 
     let dir = tempfile::tempdir()?;
-    let mut config = Config::load_with_env(None, Vec::new()).map_err(|d| anyhow::anyhow!("{d}"))?;
-    config.listen = "127.0.0.1:0".parse()?;
-    config.data_dir = dir.path().to_path_buf();
+    let mut config = load::bench_config(dir.path(), &sink)?;
     config.store_url = format!(
         "postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{}",
         scratch.name
@@ -151,21 +149,6 @@ async fn hub_run(scratch: &Scratch, n: usize, conc: usize, dossiers: usize) -> a
         "queue_type": "quorum",
         "prefix": "bench",
     }));
-    config.mappings_dir = "tests/fixtures/hub/mappings".into();
-    config.schemas_dir = "tests/fixtures/hub/schemas".into();
-    config.routes_file = "tests/fixtures/hub/mappings/routes.yaml".into();
-    config.intake_rate = (1_000_000, 1_000_000);
-    let mut policy = config.destination_defaults.clone();
-    policy.rate_per_second = 1_000_000;
-    policy.burst = 1_000_000;
-    policy.concurrency = 64;
-    config.destinations.insert(
-        "sink".into(),
-        Destination {
-            url: Some(sink.url.clone()),
-            policy,
-        },
-    );
     let hub = Hub::start(&config, Default::default())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

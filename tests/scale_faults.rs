@@ -40,21 +40,25 @@ fn run(cmd: &str, args: &[&str], hint: &str) {
 }
 
 const RABBIT_HINT: &str = "is RabbitMQ running? Start it with `rabbitmq-server -detached`";
-const PG_HINT: &str =
-    "is PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`";
+
+/// The PostgreSQL test schema shared with the store and queue contract suites.
+#[path = "../router/tests/support/pg.rs"]
+mod pg;
 
 /// A vhost and a schema of this test's own, removed on drop.
 struct Services {
     vhost: String,
-    schema: String,
+    schema: pg::PgSchema,
 }
 
 impl Services {
     fn create() -> Services {
-        let id = &uuid::Uuid::new_v4().simple().to_string()[..10];
         let s = Services {
-            vhost: format!("lt_scale_{id}"),
-            schema: format!("lt_scale_{id}"),
+            vhost: format!(
+                "lt_scale_{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..10]
+            ),
+            schema: pg::PgSchema::create("scale"),
         };
         run("rabbitmqctl", &["add_vhost", &s.vhost], RABBIT_HINT);
         run(
@@ -62,27 +66,10 @@ impl Services {
             &["set_permissions", "-p", &s.vhost, "guest", ".*", ".*", ".*"],
             RABBIT_HINT,
         );
-        run(
-            "psql",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "test",
-                "-qc",
-                &format!("CREATE SCHEMA {}", s.schema),
-            ],
-            PG_HINT,
-        );
         s
     }
     fn database_url(&self) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{}",
-            self.schema
-        )
+        self.schema.url()
     }
     fn queue_section(&self, replicas: u32) -> String {
         format!(
@@ -94,20 +81,9 @@ impl Services {
 
 impl Drop for Services {
     fn drop(&mut self) {
+        // The schema goes with the `schema` field.
         let _ = Command::new("rabbitmqctl")
             .args(["delete_vhost", &self.vhost])
-            .output();
-        let _ = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "test",
-                "-qc",
-                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
-            ])
             .output();
     }
 }

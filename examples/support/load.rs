@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::routing::post;
+use router::config::{Config, Destination};
 
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
 
@@ -43,6 +44,31 @@ impl Sink {
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(Sink { url, arrivals })
     }
+}
+
+/// The hub configuration both benchmarks run: the test fixtures' mappings, no
+/// intake or partner rate limit, 64 concurrent deliveries to `sink`. The caller
+/// sets the store and queue it measures.
+pub fn bench_config(data_dir: &std::path::Path, sink: &Sink) -> anyhow::Result<Config> {
+    let mut config = Config::load_with_env(None, Vec::new()).map_err(|d| anyhow::anyhow!("{d}"))?;
+    config.listen = "127.0.0.1:0".parse()?;
+    config.data_dir = data_dir.to_path_buf();
+    config.mappings_dir = "tests/fixtures/hub/mappings".into();
+    config.schemas_dir = "tests/fixtures/hub/schemas".into();
+    config.routes_file = "tests/fixtures/hub/mappings/routes.yaml".into();
+    config.intake_rate = (1_000_000, 1_000_000);
+    let mut policy = config.destination_defaults.clone();
+    policy.rate_per_second = 1_000_000;
+    policy.burst = 1_000_000;
+    policy.concurrency = 64;
+    config.destinations.insert(
+        "sink".into(),
+        Destination {
+            url: Some(sink.url.clone()),
+            policy,
+        },
+    );
+    Ok(config)
 }
 
 /// What one load run measured.

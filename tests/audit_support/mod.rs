@@ -2,8 +2,6 @@
 //! direct SQL access for tampering, and a seeded history that looks like intake's.
 #![allow(dead_code)]
 
-use std::process::Command;
-
 use router::audit::TrailEvent;
 use router::store::{
     now_ms, NewDelivery, NewMessage, RejectedMessage, SettleOutcome, Settlement, Store,
@@ -12,34 +10,10 @@ use router::store::{
 use serde_json::json;
 use sqlx::AnyPool;
 
-pub const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-pub fn psql(sql: &str) -> Result<(), String> {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-qc",
-            sql,
-        ])
-        .output()
-        .map_err(|e| format!("cannot run psql ({e}); install the PostgreSQL client"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "psql `{sql}` failed: {}\nIs PostgreSQL running on 127.0.0.1:5432 (user postgres, database test)? \
-             Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
+/// The PostgreSQL test schema shared with the store and queue contract suites.
+#[path = "../../router/tests/support/pg.rs"]
+mod pg;
+use pg::PgSchema;
 
 /// A store plus what keeps it alive and a raw pool for tampering.
 pub struct Db {
@@ -47,15 +21,8 @@ pub struct Db {
     pub url: String,
     pub raw: AnyPool,
     _dir: Option<tempfile::TempDir>,
-    schema: Option<String>,
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Some(s) = &self.schema {
-            let _ = psql(&format!("DROP SCHEMA IF EXISTS {s} CASCADE"));
-        }
-    }
+    /// Dropped (with the schema) after `store` and `raw`, which are declared first.
+    _schema: Option<PgSchema>,
 }
 
 impl Db {
@@ -72,28 +39,23 @@ impl Db {
             url,
             raw,
             _dir: Some(dir),
-            schema: None,
+            _schema: None,
         }
     }
 
     pub async fn postgres() -> Db {
-        let name = format!(
-            "lt_audit_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..10]
-        );
-        psql(&format!("CREATE SCHEMA {name}")).unwrap_or_else(|e| panic!("{e}"));
-        let url = format!("{PG_BASE}?options=-csearch_path%3D{name}");
-        let store = Store::open(&url, StoreOptions::default()).await.unwrap_or_else(|e| {
-            let _ = psql(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
-            panic!("{e}\nIs PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`")
-        });
+        let schema = PgSchema::create("audit");
+        let url = schema.url();
+        let store = Store::open(&url, StoreOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}\nIs PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`"));
         let raw = AnyPool::connect(&url).await.unwrap();
         Db {
             store,
             url,
             raw,
             _dir: None,
-            schema: Some(name),
+            _schema: Some(schema),
         }
     }
 
