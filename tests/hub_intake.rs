@@ -71,40 +71,6 @@ async fn send(
     (status, r.json().await.unwrap_or(Value::Null), retry)
 }
 
-/// Posts a body the hub will refuse before reading it all. The hub answers 413 and
-/// closes the connection while the client may still be writing, so an HTTP client
-/// library can report a broken pipe instead of the answer: write with a raw socket,
-/// ignore write errors, and read whatever the hub answered.
-async fn send_oversize(
-    base: &str,
-    path: &str,
-    body: Vec<u8>,
-    headers: &[(&str, String)],
-) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = base.trim_start_matches("http://");
-    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    conn.write_all(head.as_bytes()).await.unwrap();
-    let _ = conn.write_all(&body).await; // may fail once the hub has answered and closed
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer)).await;
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP answer to an oversize body: {answer:?}"));
-    (status, answer)
-}
-
 async fn message(base: &str, id: &str) -> Value {
     reqwest::get(format!("{base}/api/messages/{id}"))
         .await
@@ -219,7 +185,7 @@ async fn intake_rejects_each_bad_input_clearly_and_accepts_good_input_once() {
 
     // 413: over MAX_BODY_BYTES.
     let big = vec![b' '; router::limits::MAX_BODY_BYTES + 1];
-    let (s, v) = send_oversize(b, ev, big, &bearer).await;
+    let (s, v) = send_oversize(b, "POST", ev, "application/json", big, &bearer).await;
     assert_eq!(s, 413, "{v}");
 
     // 400: malformed JSON and XML, with the position.

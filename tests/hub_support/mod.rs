@@ -221,3 +221,39 @@ pub async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bo
 pub fn addr(base: &str) -> SocketAddr {
     base.trim_start_matches("http://").parse().unwrap()
 }
+
+/// Sends a body the hub will refuse before reading it all. The hub answers 413 and
+/// closes the connection while the client may still be writing, so an HTTP client
+/// library can report a broken pipe instead of the answer: write with a raw socket,
+/// ignore write errors, and read whatever the hub answered.
+pub async fn send_oversize(
+    base: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    headers: &[(&str, String)],
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let _ = conn.write_all(&body).await; // may fail once the hub has answered and closed
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer to an oversize body: {answer:?}"));
+    (status, answer)
+}
