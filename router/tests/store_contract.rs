@@ -72,6 +72,7 @@ contract!(
     settle_records_attempts_and_outcomes,
     expired_lease_is_leased_again,
     concurrent_writers_keep_one_unbroken_chain,
+    a_burst_of_settlements_is_recorded_one_by_one,
     exact_bytes_and_unicode_survive,
 );
 
@@ -458,6 +459,79 @@ async fn concurrent_writers_keep_one_unbroken_chain(store: Store) {
     let trail = count(&store, "SELECT COUNT(*) FROM trail").await;
     assert_eq!(rows, trail);
     assert!(rows >= 40 + 2 * 5, "{rows} trail rows");
+}
+
+/// The writer records a burst of settlements with multi-row statements; each
+/// must end exactly as if it had been settled alone, including two
+/// settlements of one delivery in the same burst (applied in order).
+async fn a_burst_of_settlements_is_recorded_one_by_one(store: Store) {
+    for i in 0..30 {
+        store
+            .accept(message(&format!("B{i}"), None, &["lis"]))
+            .await
+            .unwrap();
+    }
+    let leased = store.lease("lis", 100, now_ms() + 60_000).await.unwrap();
+    assert_eq!(leased.len(), 30);
+    let retry_at = now_ms() + 3_600_000;
+    let outcome = |i: usize| match i % 3 {
+        0 => SettleOutcome::Delivered,
+        1 => SettleOutcome::Retry { at: retry_at },
+        _ => SettleOutcome::Dead,
+    };
+    // All at once, so they share group-commit batches; the first delivery is
+    // settled twice in a row (a retry, then delivered).
+    let twice = &leased[0];
+    let mut burst = vec![store.settle(settlement(twice, SettleOutcome::Retry { at: retry_at }))];
+    burst.extend(
+        leased
+            .iter()
+            .enumerate()
+            .map(|(i, l)| store.settle(settlement(l, outcome(i)))),
+    );
+    for r in futures::future::join_all(burst).await {
+        r.unwrap();
+    }
+    for (i, l) in leased.iter().enumerate() {
+        let (state, next, class): (String, i64, Option<String>) = sqlx::query_as(
+            "SELECT state, next_attempt_at, error_class FROM deliveries WHERE id = $1",
+        )
+        .bind(&l.id)
+        .fetch_one(store.read_pool())
+        .await
+        .unwrap();
+        let want = match outcome(i) {
+            SettleOutcome::Delivered => ("delivered", None),
+            SettleOutcome::Retry { .. } => ("pending", Some("transient")),
+            SettleOutcome::Dead => ("dead", Some("exhausted")),
+        };
+        assert_eq!((state.as_str(), class.as_deref()), want, "delivery {i}");
+        if matches!(outcome(i), SettleOutcome::Retry { .. }) {
+            assert_eq!(next, retry_at, "delivery {i}");
+        }
+    }
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM attempts").await, 31);
+    let twice_attempts: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM attempts WHERE delivery_id = $1")
+            .bind(&twice.id)
+            .fetch_one(store.read_pool())
+            .await
+            .unwrap();
+    assert_eq!(twice_attempts, 2);
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM trail WHERE kind = 'attempt'").await,
+        31
+    );
+    // Delivered (10, one of them the twice-settled) and dead (10) each add one row.
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM trail WHERE kind IN ('delivered', 'dead')"
+        )
+        .await,
+        20
+    );
+    verify_chain(&store).await;
 }
 
 async fn exact_bytes_and_unicode_survive(store: Store) {

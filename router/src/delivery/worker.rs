@@ -7,6 +7,10 @@
 //! destination's [`Transport`], and is settled: delivered, retry at
 //! `now + max(backoff, Retry-After)`, or dead (permanent failure, or transient
 //! failures until `max_attempts`). The reason is kept with the dead letter.
+//! A delivery gives its concurrency permit back as soon as the partner has
+//! answered and holds a recording permit (as many) while its outcome is
+//! committed, so the partner sees at most `concurrency` requests at once while
+//! store commits overlap with the next requests.
 //!
 //! Shutdown (linkerd style): when the token is cancelled, loops stop leasing,
 //! in-flight attempts get until the drain deadline to finish and settle, and the
@@ -99,6 +103,12 @@ async fn worker(
     stop: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(policy.concurrency.max(1) as usize));
+    // Attempts being recorded in the store, bounded like the partner slots: an
+    // attempt frees its partner slot as soon as the partner has answered, so
+    // the store's commit latency does not eat into the partner's concurrency,
+    // and it takes a recording slot first, so leased work stays bounded (at
+    // most twice the concurrency per destination and process).
+    let recording = Arc::new(Semaphore::new(policy.concurrency.max(1) as usize));
     let limiter = Arc::new(limiter(&policy));
     let mut inflight = JoinSet::new();
     let mut error_backoff = Duration::from_millis(100);
@@ -138,9 +148,16 @@ async fn worker(
                     .expect("semaphore never closed"),
             };
             let (d, policy, limiter) = (d.clone(), policy.clone(), limiter.clone());
+            let recording = recording.clone();
             inflight.spawn(async move {
-                attempt(&d, &policy, &limiter, leased).await;
+                let settlement = attempt(&d, &policy, &limiter, leased).await;
+                let record_slot = recording
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore never closed");
                 drop(permit);
+                record(&d, settlement).await;
+                drop(record_slot);
             });
         }
         // Reap finished attempts so the set does not grow.
@@ -151,12 +168,13 @@ async fn worker(
     tracing::info!(destination = %dest, "delivery worker stopped");
 }
 
+/// Sends one leased delivery (after the rate limiter) and decides its outcome.
 async fn attempt(
     d: &Dispatcher,
     policy: &DestinationPolicy,
     limiter: &DefaultDirectRateLimiter,
     l: LeasedDelivery,
-) {
+) -> Settlement {
     limiter.until_ready().await;
     let out = Outbound {
         delivery_id: l.id.clone(),
@@ -272,19 +290,24 @@ async fn attempt(
             }
         }
     }
+    s
+}
+
+/// Records an attempt and its outcome (the queue acks or re-schedules it).
+async fn record(d: &Dispatcher, s: Settlement) {
     // The attempt happened; recording it must not be lost to a transient store error.
     let mut wait = Duration::from_millis(50);
     for _ in 0..8 {
         match d.queue.settle(s.clone()).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::error!(delivery_id = %l.id, error = %e, "settling the delivery failed; retrying");
+                tracing::error!(delivery_id = %s.delivery_id, error = %e, "settling the delivery failed; retrying");
                 tokio::time::sleep(wait).await;
                 wait *= 2;
             }
         }
     }
-    tracing::error!(delivery_id = %l.id, "could not settle; the lease will expire and the delivery will be sent again");
+    tracing::error!(delivery_id = %s.delivery_id, "could not settle; the lease will expire and the delivery will be sent again");
 }
 
 /// Builds one [`super::HttpTransport`] per destination that has a URL and no

@@ -268,51 +268,89 @@ pub(crate) fn leased_from_row(row: &AnyRow, lease_until: i64) -> Result<LeasedDe
     })
 }
 
-pub(super) async fn settle(
+/// Records finished attempts and their outcomes with two multi-row statements
+/// (attempts, then deliveries), in `settled` order, and queues their trail
+/// events. The writer gathers the settlements of one group-commit batch here:
+/// on PostgreSQL every statement is a round trip on the single writer
+/// connection, so two per settlement would cap the delivery rate.
+///
+/// A delivery must appear at most once in `settled` (the writer flushes before
+/// a repeat), since one `UPDATE ... FROM (VALUES ...)` updates a row once.
+pub(super) async fn settle_many(
     conn: &mut AnyConnection,
-    s: &Settlement,
+    settled: &[&Settlement],
     events: &mut Vec<TrailEvent>,
 ) -> Result<()> {
-    let now = s.started_at + s.latency_ms;
-    let outcome = match s.outcome {
+    // 6 values per delivery row, 9 per attempt row: chunks stay far below the
+    // bound-parameter limits.
+    for chunk in settled.chunks(super::ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO attempts (delivery_id, n, started_at, latency_ms, request_excerpt, status, response_excerpt, \
+             error, outcome) VALUES {}",
+            super::values_sql(chunk.len(), 9, "")
+        );
+        let mut q = sqlx::query(&sql);
+        for s in chunk {
+            q = q
+                .bind(&s.delivery_id)
+                .bind(s.attempt as i64)
+                .bind(s.started_at)
+                .bind(s.latency_ms)
+                .bind(&s.request_excerpt)
+                .bind(s.status.map(i64::from))
+                .bind(&s.response_excerpt)
+                .bind(s.error.clone())
+                .bind(outcome_name(&s.outcome));
+        }
+        q.execute(&mut *conn)
+            .await
+            .map_err(|e| db_err("recording attempts", e))?;
+        // `VALUES` columns are named column1, column2, ... on both backends.
+        let sql = format!(
+            "UPDATE deliveries SET state = v.column2, next_attempt_at = v.column3, lease_until = NULL, \
+             last_error = v.column4, error_class = v.column5, updated_at = v.column6 \
+             FROM (VALUES {}) AS v WHERE deliveries.id = v.column1",
+            super::values_sql(chunk.len(), 6, "")
+        );
+        let mut q = sqlx::query(&sql);
+        for s in chunk {
+            let now = s.started_at + s.latency_ms;
+            let (state, next) = match s.outcome {
+                SettleOutcome::Delivered => ("delivered", now),
+                SettleOutcome::Retry { at } => ("pending", at),
+                SettleOutcome::Dead => ("dead", now),
+            };
+            q = q
+                .bind(&s.delivery_id)
+                .bind(state)
+                .bind(next)
+                .bind(s.error.clone())
+                .bind(s.error_class.clone())
+                .bind(now);
+        }
+        q.execute(&mut *conn)
+            .await
+            .map_err(|e| db_err("updating deliveries", e))?;
+    }
+    for s in settled {
+        settle_events(s, events);
+    }
+    Ok(())
+}
+
+fn outcome_name(o: &SettleOutcome) -> &'static str {
+    match o {
         SettleOutcome::Delivered => "delivered",
         SettleOutcome::Retry { .. } => "retry",
         SettleOutcome::Dead => "dead",
-    };
-    sqlx::query(
-        "INSERT INTO attempts (delivery_id, n, started_at, latency_ms, request_excerpt, status, response_excerpt, error, outcome) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&s.delivery_id)
-    .bind(s.attempt as i64)
-    .bind(s.started_at)
-    .bind(s.latency_ms)
-    .bind(&s.request_excerpt)
-    .bind(s.status.map(i64::from))
-    .bind(&s.response_excerpt)
-    .bind(s.error.clone())
-    .bind(outcome)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| db_err("recording the attempt", e))?;
-    let (state, next) = match s.outcome {
-        SettleOutcome::Delivered => ("delivered", now),
-        SettleOutcome::Retry { at } => ("pending", at),
-        SettleOutcome::Dead => ("dead", now),
-    };
-    sqlx::query(
-        "UPDATE deliveries SET state = $1, next_attempt_at = $2, lease_until = NULL, last_error = $3, \
-         error_class = $4, updated_at = $5 WHERE id = $6",
-    )
-    .bind(state)
-    .bind(next)
-    .bind(s.error.clone())
-    .bind(s.error_class.clone())
-    .bind(now)
-    .bind(&s.delivery_id)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| db_err("updating the delivery", e))?;
+    }
+}
+
+/// The trail events of one settlement: the attempt (with its digests), and
+/// `delivered` or `dead` when the delivery is finished.
+fn settle_events(s: &Settlement, events: &mut Vec<TrailEvent>) {
+    let now = s.started_at + s.latency_ms;
+    let outcome = outcome_name(&s.outcome);
     let base = |kind: &'static str, detail| TrailEvent {
         at: now,
         message_id: Some(s.message_id.clone()),
@@ -345,7 +383,6 @@ pub(super) async fn settle(
         )),
         SettleOutcome::Retry { .. } => {}
     }
-    Ok(())
 }
 
 pub(super) async fn message_view(pool: &AnyPool, id: &str) -> Result<Option<MessageView>> {

@@ -1,5 +1,7 @@
 //! The group-commit writer task (see the parent module for why it exists).
 
+use std::collections::HashSet;
+
 use sqlx::{AnyConnection, Connection};
 use tokio::sync::{mpsc, oneshot};
 
@@ -136,6 +138,11 @@ async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
             return Err(e);
         }
     };
+    // Settlements are likewise gathered and written together (two statements
+    // for the run), flushed before any other kind of job and before a second
+    // settlement of the same delivery.
+    let mut settles: Vec<&Settlement> = Vec::new();
+    let mut settling: HashSet<&str> = HashSet::new();
     for job in jobs {
         if !matches!(job, Job::Accept(..)) && !pending.is_empty() {
             if let Err(e) = ops::insert_accepted(&mut tx, &pending).await {
@@ -144,13 +151,29 @@ async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
             }
             pending.clear();
         }
+        let flush_settles = match job {
+            Job::Settle(s, _) => settling.contains(s.delivery_id.as_str()),
+            _ => true,
+        };
+        if flush_settles && !settles.is_empty() {
+            if let Err(e) = ops::settle_many(&mut tx, &settles, &mut events).await {
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
+            settles.clear();
+            settling.clear();
+        }
         let d = match job {
             Job::Accept(m, _) => {
                 Done::Accept(ops::accept(m, &known, &mut pending, &mut events).await)
             }
             Job::Reject(m, _) => Done::Reject(ops::reject(&mut tx, m, &mut events).await),
             Job::Lease(r, _) => Done::Lease(ops::lease(&mut tx, r).await),
-            Job::Settle(s, _) => Done::Settle(ops::settle(&mut tx, s, &mut events).await),
+            Job::Settle(s, _) => {
+                settles.push(&**s);
+                settling.insert(s.delivery_id.as_str());
+                Done::Settle(Ok(()))
+            }
             Job::Audit(op, _) => Done::Audit(op.run(&mut tx, &mut events).await),
         };
         if d.is_err() {
@@ -169,6 +192,12 @@ async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
     }
     if !pending.is_empty() {
         if let Err(e) = ops::insert_accepted(&mut tx, &pending).await {
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
+    }
+    if !settles.is_empty() {
+        if let Err(e) = ops::settle_many(&mut tx, &settles, &mut events).await {
             let _ = tx.rollback().await;
             return Err(e);
         }

@@ -139,7 +139,7 @@ impl RabbitOptions {
             url: url.into(),
             prefix: "lienthong".into(),
             queue_type: QueueType::Quorum,
-            prefetch: 64,
+            prefetch: 256,
             outbox_limit: 100_000,
             destinations: Vec::new(),
             tiers: DEFAULT_TIERS.to_vec(),

@@ -60,10 +60,11 @@ pub async fn claim_many(
         "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
          WHERE id IN ({list}) AND destination = $3 AND next_attempt_at <= $2 \
            AND (state = 'pending' OR (state = 'in_flight' AND lease_until < $2)) \
-           AND NOT EXISTS ( \
-             SELECT 1 FROM deliveries e \
+           AND ( \
+             SELECT e.seq FROM deliveries e \
              WHERE e.correlation_id = deliveries.correlation_id AND e.destination = deliveries.destination \
-               AND e.seq < deliveries.seq AND e.state IN ('pending', 'in_flight')) \
+               AND e.seq < deliveries.seq AND e.state IN ('pending', 'in_flight') \
+             ORDER BY e.correlation_id, e.destination, e.seq LIMIT 1) IS NULL \
          RETURNING seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts, created_at"
     );
     let mut q = sqlx::query(&sql)
@@ -99,6 +100,14 @@ pub async fn claim_many(
         .map(|row| leased_from_row(row, lease_until))
         .collect()
 }
+
+// The lane lookups above and below order by the whole `deliveries_order` index
+// key `(correlation_id, destination, seq)` and the claim asks for its head with
+// a `LIMIT 1` subquery rather than `NOT EXISTS`. Both leave PostgreSQL one
+// sensible plan even before it has statistics for the table: a fresh store
+// filled by a burst (no autovacuum analyze yet) otherwise got an anti join that
+// scanned the destination's whole backlog for every claimed row (1.1 s per
+// claim of 64 at 5,000 pending, measured).
 
 /// Why a consumed delivery could not be claimed, and so what to do with its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +158,7 @@ pub async fn verdict(pool: &AnyPool, delivery_id: &str, destination: &str) -> Re
     let head = sqlx::query(
         "SELECT state, next_attempt_at, lease_until FROM deliveries \
          WHERE correlation_id = $1 AND destination = $2 AND seq < $3 AND state IN ('pending', 'in_flight') \
-         ORDER BY seq LIMIT 1",
+         ORDER BY correlation_id, destination, seq LIMIT 1",
     )
     .bind(get::<String>(&row, "correlation_id")?)
     .bind(destination)
@@ -180,7 +189,7 @@ pub async fn successor(
     let row = sqlx::query(
         "SELECT seq, id, destination, correlation_id, state, next_attempt_at, relayed_at FROM deliveries \
          WHERE correlation_id = $1 AND destination = $2 AND seq > $3 AND state IN ('pending', 'in_flight') \
-         ORDER BY seq LIMIT 1",
+         ORDER BY correlation_id, destination, seq LIMIT 1",
     )
     .bind(correlation_id)
     .bind(destination)

@@ -14,7 +14,8 @@
 //!     url: amqp://lienthong:secret@rabbitmq:5672/%2f
 //!     queue_type: quorum        # classic: single-node development broker
 //!     prefix: lienthong         # exchange/queue name prefix
-//!     prefetch: 64              # unacked messages per destination per replica
+//!     prefetch: 256             # unacked messages per destination per replica (default 256;
+//!                               # keep it at least twice the largest destination concurrency)
 //!     outbox_limit: 100000      # unrelayed deliveries before intake answers 503
 //!     replicas: 2               # hub processes sharing the broker: each takes 1/N of rates
 //! ```
