@@ -236,6 +236,14 @@ where
             .begin()
             .await
             .map_err(|e| db_err("beginning the outbox relay transaction", e))?;
+        // Like the claim, marking rows relayed need not wait for its WAL flush:
+        // if a crash lost it, the rows are published again and the claim drops
+        // the duplicates. The row locks below are held until this commit, and
+        // a consumer claiming one of the just-published rows waits for them.
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_err("beginning the outbox relay transaction", e))?;
         let rows = select_unrelayed(&mut *tx, limit, " FOR UPDATE SKIP LOCKED").await?;
         let selected = rows.len();
         if selected == 0 {
