@@ -253,9 +253,23 @@ async fn idempotency_key_returns_the_original(store: Store) {
     let mut other = message("HS-1", Some("same-key"), &["lis"]);
     other.source_system = "lis".into();
     assert!(matches!(
-        store.accept(other).await.unwrap(),
+        store.accept(other.clone()).await.unwrap(),
         AcceptOutcome::Accepted { .. }
     ));
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM deliveries").await, 2);
+    // Resent together (one batch, two source systems): each names its own original.
+    let mut from_lis = message("HS-1", Some("same-key"), &["lis"]);
+    from_lis.source_system = "lis".into();
+    let from_portal = message("HS-1", Some("same-key"), &["lis"]);
+    let (a, b) = futures::join!(store.accept(from_portal), store.accept(from_lis));
+    let original = |m: &NewMessage| AcceptOutcome::Duplicate {
+        id: m.id.clone(),
+        correlation_id: "HS-1".into(),
+    };
+    assert_eq!(
+        (a.unwrap(), b.unwrap()),
+        (original(&first), original(&other))
+    );
     assert_eq!(count(&store, "SELECT COUNT(*) FROM deliveries").await, 2);
     // The same key many times at once: the writer commits them in one batch,
     // and exactly one is stored; every other answer names that one.

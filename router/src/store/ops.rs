@@ -57,43 +57,52 @@ pub(super) async fn accept<'a>(
 /// `(source_system, idempotency_key)` → `(id, correlation_id)` of stored messages.
 pub(super) type KnownKeys = std::collections::HashMap<(String, String), (String, String)>;
 
-/// Looks up, in one statement per [`super::ROWS_PER_INSERT`] keys, which of the
-/// batch's idempotency keys are already stored (instead of one query per message).
+/// Looks up which of the batch's idempotency keys are already stored, with one
+/// statement per source system (and per [`super::ROWS_PER_INSERT`] keys)
+/// instead of one query per message. Each statement names its source system, so
+/// it seeks the `(source_system, idempotency_key)` index: without the leading
+/// column both databases would scan every accepted message on each batch.
 pub(super) async fn known_keys(
     conn: &mut AnyConnection,
     msgs: &[&NewMessage],
 ) -> Result<KnownKeys> {
-    let keyed: Vec<&NewMessage> = msgs
-        .iter()
-        .copied()
-        .filter(|m| m.idempotency_key.is_some())
-        .collect();
-    let mut known = KnownKeys::new();
-    for chunk in keyed.chunks(super::ROWS_PER_INSERT) {
-        let list = (1..=chunk.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT id, correlation_id, source_system, idempotency_key FROM messages \
-             WHERE state = 'accepted' AND idempotency_key IN ({list})"
-        );
-        let mut q = sqlx::query(&sql);
-        for m in chunk {
-            q = q.bind(m.idempotency_key.clone());
+    let mut by_source: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for m in msgs {
+        if let Some(key) = &m.idempotency_key {
+            by_source
+                .entry(m.source_system.as_str())
+                .or_default()
+                .push(key.as_str());
         }
-        for row in q
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| db_err("looking up idempotency keys", e))?
-        {
-            known.insert(
-                (get(&row, "source_system")?, get(&row, "idempotency_key")?),
-                (
-                    get(&row, "id")?,
-                    get::<Option<String>>(&row, "correlation_id")?.unwrap_or_default(),
-                ),
+    }
+    let mut known = KnownKeys::new();
+    for (source, keys) in by_source {
+        for chunk in keys.chunks(super::ROWS_PER_INSERT) {
+            let list = (2..chunk.len() + 2)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT id, correlation_id, idempotency_key FROM messages \
+                 WHERE state = 'accepted' AND source_system = $1 AND idempotency_key IN ({list})"
             );
+            let mut q = sqlx::query(&sql).bind(source);
+            for key in chunk {
+                q = q.bind(*key);
+            }
+            for row in q
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|e| db_err("looking up idempotency keys", e))?
+            {
+                known.insert(
+                    (source.to_string(), get(&row, "idempotency_key")?),
+                    (
+                        get(&row, "id")?,
+                        get::<Option<String>>(&row, "correlation_id")?.unwrap_or_default(),
+                    ),
+                );
+            }
         }
     }
     Ok(known)
