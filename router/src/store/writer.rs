@@ -121,9 +121,6 @@ async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
         .map_err(|e| db_err("beginning a write transaction", e))?;
     let mut done = Vec::with_capacity(jobs.len());
     let mut events: Vec<TrailEvent> = Vec::new();
-    // Acceptances are checked one by one but inserted together (multi-row
-    // statements), before any other kind of job could read them.
-    let mut pending: Vec<&NewMessage> = Vec::new();
     let accepts: Vec<&NewMessage> = jobs
         .iter()
         .filter_map(|j| match j {
@@ -138,40 +135,32 @@ async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
             return Err(e);
         }
     };
-    // Settlements are likewise gathered and written together (two statements
-    // for the run), flushed before any other kind of job and before a second
-    // settlement of the same delivery.
-    let mut settles: Vec<&Settlement> = Vec::new();
-    let mut settling: HashSet<&str> = HashSet::new();
+    let mut gathered = Gathered::default();
     for job in jobs {
-        if !matches!(job, Job::Accept(..)) && !pending.is_empty() {
-            if let Err(e) = ops::insert_accepted(&mut tx, &pending).await {
-                let _ = tx.rollback().await;
-                return Err(e);
-            }
-            pending.clear();
-        }
-        let flush_settles = match job {
-            Job::Settle(s, _) => settling.contains(s.delivery_id.as_str()),
+        // Acceptances and settlements touch different rows (a delivery is
+        // settled only after the batch that accepted it has committed), so
+        // they are gathered across the batch and written with multi-row
+        // statements; anything else may read them, so it sees them written.
+        let flush = match job {
+            Job::Accept(..) => false,
+            Job::Settle(s, _) => gathered.settling.contains(s.delivery_id.as_str()),
             _ => true,
         };
-        if flush_settles && !settles.is_empty() {
-            if let Err(e) = ops::settle_many(&mut tx, &settles, &mut events).await {
+        if flush {
+            if let Err(e) = gathered.flush(&mut tx, &mut events).await {
                 let _ = tx.rollback().await;
                 return Err(e);
             }
-            settles.clear();
-            settling.clear();
         }
         let d = match job {
             Job::Accept(m, _) => {
-                Done::Accept(ops::accept(m, &known, &mut pending, &mut events).await)
+                Done::Accept(ops::accept(m, &known, &mut gathered.accepted, &mut events).await)
             }
             Job::Reject(m, _) => Done::Reject(ops::reject(&mut tx, m, &mut events).await),
             Job::Lease(r, _) => Done::Lease(ops::lease(&mut tx, r).await),
             Job::Settle(s, _) => {
-                settles.push(&**s);
-                settling.insert(s.delivery_id.as_str());
+                gathered.settled.push(&**s);
+                gathered.settling.insert(s.delivery_id.as_str());
                 Done::Settle(Ok(()))
             }
             Job::Audit(op, _) => Done::Audit(op.run(&mut tx, &mut events).await),
@@ -190,21 +179,40 @@ async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
         }
         done.push(d);
     }
-    if !pending.is_empty() {
-        if let Err(e) = ops::insert_accepted(&mut tx, &pending).await {
-            let _ = tx.rollback().await;
-            return Err(e);
-        }
-    }
-    if !settles.is_empty() {
-        if let Err(e) = ops::settle_many(&mut tx, &settles, &mut events).await {
-            let _ = tx.rollback().await;
-            return Err(e);
-        }
+    if let Err(e) = gathered.flush(&mut tx, &mut events).await {
+        let _ = tx.rollback().await;
+        return Err(e);
     }
     chain::append(&mut tx, &events).await?;
     tx.commit()
         .await
         .map_err(|e| db_err("committing a write batch", e))?;
     Ok(done)
+}
+
+/// Acceptances and settlements of a batch not yet written.
+#[derive(Default)]
+struct Gathered<'a> {
+    /// Checked acceptances, in order ([`ops::accept`] also looks here for a
+    /// repeated idempotency key within the batch).
+    accepted: Vec<&'a NewMessage>,
+    settled: Vec<&'a Settlement>,
+    /// The deliveries in `settled`: a second settlement of one of them is
+    /// written after the first, never in the same statement.
+    settling: HashSet<&'a str>,
+}
+
+impl Gathered<'_> {
+    async fn flush(&mut self, tx: &mut AnyConnection, events: &mut Vec<TrailEvent>) -> Result<()> {
+        if !self.accepted.is_empty() {
+            ops::insert_accepted(tx, &self.accepted).await?;
+            self.accepted.clear();
+        }
+        if !self.settled.is_empty() {
+            ops::settle_many(tx, &self.settled, events).await?;
+            self.settled.clear();
+            self.settling.clear();
+        }
+        Ok(())
+    }
 }
