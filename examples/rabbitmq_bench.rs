@@ -17,6 +17,9 @@
 //!    (windows of 256 in flight, as the hub's relay does), while a consumer with
 //!    the hub's prefetch (64) acks each message. The rate is messages published
 //!    *and* consumed per second.
+//! 3. **Raw lapin, the hub's load shape** (context only): as 2, but with as
+//!    many publishers as the hub had clients, each waiting for its confirm
+//!    before publishing the next message, as each client waits for its `202`.
 //!
 //! The target (issue #4) is hub ≥ half of raw. Results go in BENCHMARKS.md,
 //! section "RabbitMQ". Needs RabbitMQ on 127.0.0.1:5672 (guest/guest) and
@@ -126,10 +129,16 @@ async fn main() -> anyhow::Result<()> {
     let scratch = Scratch::create()?;
 
     let hub_rate = hub_run(&scratch, n, conc, dossiers).await?;
-    let raw_rate = raw_run(&scratch, n).await?;
+    let raw_rate = raw_run(&scratch, n, None).await?;
+    // For context only (the target is against the windowed loop above): the
+    // broker with the hub's load shape, `conc` publishers each waiting for its
+    // confirm before the next message, as each client waits for its 202.
+    let raw_matched = raw_run(&scratch, n, Some(conc)).await?;
     println!(
-        "RESULT hub {hub_rate:.0} msgs/s, raw lapin {raw_rate:.0} msgs/s, ratio {:.2} (target >= 0.50)",
-        hub_rate / raw_rate
+        "RESULT hub {hub_rate:.0} msgs/s, raw lapin {raw_rate:.0} msgs/s, ratio {:.2} (target >= 0.50); \
+         raw lapin with {conc} publishers each awaiting its confirm {raw_matched:.0} msgs/s (ratio {:.2}, context only)",
+        hub_rate / raw_rate,
+        hub_rate / raw_matched
     );
     Ok(())
 }
@@ -174,10 +183,17 @@ async fn hub_run(scratch: &Scratch, n: usize, conc: usize, dossiers: usize) -> a
     Ok(rate)
 }
 
-/// Raw lapin: publish with confirms and consume with acks, concurrently; returns msgs/s.
-async fn raw_run(scratch: &Scratch, n: usize) -> anyhow::Result<f64> {
+/// Raw lapin: publish with confirms and consume with acks, concurrently; returns
+/// msgs/s. `publishers: None` publishes in windows of 256 confirms in flight;
+/// `Some(k)` runs k publishers that each wait for a message's confirm before
+/// publishing the next.
+async fn raw_run(scratch: &Scratch, n: usize, publishers: Option<usize>) -> anyhow::Result<f64> {
     let conn = Connection::connect(&scratch.amqp_url(), ConnectionProperties::default()).await?;
-    let queue = "raw-bench";
+    let queue = match publishers {
+        None => "raw-bench".to_string(),
+        Some(k) => format!("raw-bench-{k}"),
+    };
+    let queue = queue.as_str();
     let mut args = FieldTable::default();
     args.insert(
         "x-queue-type".into(),
@@ -217,7 +233,14 @@ async fn raw_run(scratch: &Scratch, n: usize) -> anyhow::Result<f64> {
         "destination": "sink",
         "correlation_id": "000.00.32.H47-221128-0001",
     }))?;
-    println!("raw lapin: {n} messages of {} bytes, confirms in windows of 256, prefetch 64, quorum queue", body.len());
+    let shape = match publishers {
+        None => "confirms in windows of 256".to_string(),
+        Some(k) => format!("{k} publishers each awaiting its confirm"),
+    };
+    println!(
+        "raw lapin: {n} messages of {} bytes, {shape}, prefetch 64, quorum queue",
+        body.len()
+    );
     let t0 = Instant::now();
     let consume = tokio::spawn(async move {
         let mut got = 0usize;
@@ -231,37 +254,36 @@ async fn raw_run(scratch: &Scratch, n: usize) -> anyhow::Result<f64> {
         }
         got
     });
-    let mut sent = 0usize;
-    while sent < n {
-        let window = 256.min(n - sent);
-        let mut confirms = Vec::with_capacity(window);
-        for i in 0..window {
-            let props = BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_content_type("application/json".into())
-                .with_message_id(format!("m{}", sent + i).into());
-            confirms.push(
-                publisher
-                    .basic_publish(
-                        "".into(),
-                        queue.into(),
-                        BasicPublishOptions {
-                            mandatory: true,
-                            ..Default::default()
-                        },
-                        &body,
-                        props,
-                    )
-                    .await?,
-            );
-        }
-        for c in confirms {
-            let c = c.await?;
-            if !c.is_ack() {
-                bail!("the broker did not confirm a raw publish: {c:?}");
+    match publishers {
+        None => publish_windows(&publisher, queue, &body, n).await?,
+        Some(k) => {
+            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let tasks: Vec<_> = (0..k)
+                .map(|_| {
+                    let (ch, next, body, queue) = (
+                        publisher.clone(),
+                        next.clone(),
+                        body.clone(),
+                        queue.to_string(),
+                    );
+                    tokio::spawn(async move {
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if i >= n {
+                                return anyhow::Ok(());
+                            }
+                            let c = publish_one(&ch, &queue, &body, i).await?.await?;
+                            if !c.is_ack() {
+                                bail!("the broker did not confirm a raw publish: {c:?}");
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await??;
             }
         }
-        sent += window;
     }
     let got = consume.await?;
     let total = t0.elapsed();
@@ -275,4 +297,53 @@ async fn raw_run(scratch: &Scratch, n: usize) -> anyhow::Result<f64> {
     );
     let _ = conn.close(200, "done".into()).await;
     Ok(rate)
+}
+
+async fn publish_one(
+    ch: &lapin::Channel,
+    queue: &str,
+    body: &[u8],
+    i: usize,
+) -> anyhow::Result<lapin::PublisherConfirm> {
+    let props = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_message_id(format!("m{i}").into());
+    Ok(ch
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            body,
+            props,
+        )
+        .await?)
+}
+
+/// Publishes `n` messages with up to 256 confirms in flight (the relay's batch).
+async fn publish_windows(
+    ch: &lapin::Channel,
+    queue: &str,
+    body: &[u8],
+    n: usize,
+) -> anyhow::Result<()> {
+    let mut sent = 0usize;
+    while sent < n {
+        let window = 256.min(n - sent);
+        let mut confirms = Vec::with_capacity(window);
+        for i in 0..window {
+            confirms.push(publish_one(ch, queue, body, sent + i).await?);
+        }
+        for c in confirms {
+            let c = c.await?;
+            if !c.is_ack() {
+                bail!("the broker did not confirm a raw publish: {c:?}");
+            }
+        }
+        sent += window;
+    }
+    Ok(())
 }
