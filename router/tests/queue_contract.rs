@@ -127,12 +127,17 @@ impl Harness {
     }
 
     async fn rabbitmq() -> Harness {
+        Self::rabbitmq_with(|_| {}).await
+    }
+
+    async fn rabbitmq_with(tune: impl FnOnce(&mut RabbitOptions)) -> Harness {
         let schema = PgSchema::create("queue");
         let store = Store::open(&schema.url(), StoreOptions::default()).await.unwrap_or_else(|e| {
             panic!("{e}\nIs PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`")
         });
         let vhost = Vhost::create("queue");
-        let opts = rabbit_opts(vhost.url());
+        let mut opts = rabbit_opts(vhost.url());
+        tune(&mut opts);
         let q = RabbitQueue::start(store.clone(), opts.clone())
             .await
             .unwrap_or_else(|e| {
@@ -753,6 +758,56 @@ async fn rabbitmq_malformed_message_is_dead_lettered_with_its_reason() {
     );
     m.ack(BasicAckOptions::default()).await.unwrap();
     let _ = conn.close(200, "bye".into()).await;
+}
+
+/// A broker that loses a message (here: its queue is purged) must not lose the
+/// delivery: the relay re-publishes a due delivery nobody claimed for
+/// `stale_after`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_republishes_a_delivery_whose_message_the_broker_lost() {
+    let h = Harness::rabbitmq_with(|o| o.stale_after = Duration::from_secs(1)).await;
+    let Kind::Rabbit { vhost, .. } = &h.kind else {
+        unreachable!()
+    };
+    let (_, id) = h.accept("HS-LOST", None).await;
+    // Wait until the relay has published it (nobody consumes yet: the
+    // consumer starts with the first lease).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let relayed: Option<i64> =
+            sqlx::query_scalar("SELECT relayed_at FROM deliveries WHERE id = $1")
+                .bind(&id)
+                .fetch_one(h.store.read_pool())
+                .await
+                .unwrap();
+        if relayed.is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never relayed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let conn = lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let purged = ch
+        .queue_purge("lienthong.lis".into(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(purged, 1, "the relayed message was on the work queue");
+    let _ = conn.close(200, "bye".into()).await;
+    let t0 = std::time::Instant::now();
+    let got = drain(&h, 1, Duration::from_secs(15)).await;
+    assert_eq!(
+        got.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(),
+        vec![id.as_str()],
+        "re-published after stale_after"
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(500),
+        "it came back through the stale check, not by itself ({:?})",
+        t0.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

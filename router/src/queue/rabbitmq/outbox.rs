@@ -102,8 +102,9 @@ pub async fn claim_many(
 }
 
 // The lane lookups above and below order by the whole `deliveries_order` index
-// key `(correlation_id, destination, seq)` and the claim asks for its head with
-// a `LIMIT 1` subquery rather than `NOT EXISTS`. Both leave PostgreSQL one
+// key `(correlation_id, destination, seq)`, and the claim (like
+// [`requeue_stale`]) asks for the lane's head with a `LIMIT 1` subquery rather
+// than `NOT EXISTS`. Both leave PostgreSQL one
 // sensible plan even before it has statistics for the table: a fresh store
 // filled by a burst (no autovacuum analyze yet) otherwise got an anti join that
 // scanned the destination's whole backlog for every claimed row (1.1 s per
@@ -338,10 +339,11 @@ pub async fn requeue_stale(pool: &AnyPool, stale_ms: i64) -> Result<u64> {
         "UPDATE deliveries SET relayed_at = NULL \
          WHERE relayed_at IS NOT NULL AND relayed_at < $1 AND updated_at < $1 \
            AND ((state = 'pending' AND next_attempt_at < $1) OR (state = 'in_flight' AND lease_until < $1)) \
-           AND NOT EXISTS ( \
-             SELECT 1 FROM deliveries e \
+           AND ( \
+             SELECT e.seq FROM deliveries e \
              WHERE e.correlation_id = deliveries.correlation_id AND e.destination = deliveries.destination \
-               AND e.seq < deliveries.seq AND e.state IN ('pending', 'in_flight'))",
+               AND e.seq < deliveries.seq AND e.state IN ('pending', 'in_flight') \
+             ORDER BY e.correlation_id, e.destination, e.seq LIMIT 1) IS NULL",
     )
     .bind(cutoff)
     .execute(pool)

@@ -23,7 +23,12 @@ use super::outbox::{self, Unrelayed};
 use super::{check_confirm, RabbitQueue};
 
 const IDLE_POLL: Duration = Duration::from_millis(500);
-const STALE_CHECK: Duration = Duration::from_secs(30);
+/// How often the relay looks for stale deliveries: every 30 s, or every half
+/// of `stale_after` when that is shorter, so a lost message is re-published
+/// within about 1.5 × `stale_after`.
+fn stale_check_every(stale_after: Duration) -> Duration {
+    (stale_after / 2).clamp(Duration::from_millis(100), Duration::from_secs(30))
+}
 
 pub(super) async fn run(q: Weak<RabbitQueue>, stop: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
@@ -56,7 +61,7 @@ pub(super) async fn run(q: Weak<RabbitQueue>, stop: CancellationToken) {
                 tracing::warn!(error = %e, "outbox relay: counting unrelayed deliveries failed")
             }
         }
-        if last_stale_check.elapsed() >= STALE_CHECK {
+        if last_stale_check.elapsed() >= stale_check_every(this.opts.stale_after) {
             last_stale_check = Instant::now();
             match outbox::requeue_stale(
                 this.store.read_pool(),
