@@ -431,7 +431,8 @@ async fn steps(c: &Client, base: &str, message_id: &str) -> Result<(), String> {
         .click()
         .await
         .unwrap();
-    assert_eq!(text_of(c, "h1").await, "Tổng quan");
+    // A click does not wait for the next page: wait for its heading.
+    text_until(c, "h1", |t| t == "Tổng quan").await;
     shot(c, "01-dashboard-vi").await;
     // The token cookie is HttpOnly: page scripts cannot read it.
     let cookies = c.execute("return document.cookie;", vec![]).await.unwrap();
@@ -554,7 +555,7 @@ async fn steps(c: &Client, base: &str, message_id: &str) -> Result<(), String> {
         .click()
         .await
         .unwrap();
-    assert!(text_of(c, "h1").await.contains(message_id));
+    text_until(c, "h1", |t| t.contains(message_id)).await;
     c.find(Locator::Id("dry-run-button"))
         .await
         .unwrap()
