@@ -26,10 +26,9 @@
 //! PostgreSQL on 127.0.0.1:5432 (trust, database `test`); the run creates its
 //! own vhost and schema and removes them at the end.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -42,91 +41,32 @@ use router::server::Hub;
 
 #[path = "support/load.rs"]
 mod load;
-use load::pct;
+#[path = "../router/tests/support/pg.rs"]
+mod pg;
+#[path = "../router/tests/support/rabbit.rs"]
+mod rabbit;
 
-fn sh(cmd: &str, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {cmd}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd} {args:?} failed: {}{} (is the service running? RabbitMQ: `rabbitmq-server -detached`; \
-             PostgreSQL: `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`)",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
-/// The bench's own vhost and schema, removed on drop.
+/// The bench's own vhost and PostgreSQL schema (the test suites' helpers), removed on drop.
 struct Scratch {
-    name: String,
+    vhost: rabbit::Vhost,
+    schema: pg::PgSchema,
 }
 
 impl Scratch {
-    fn create() -> anyhow::Result<Scratch> {
-        let name = format!(
-            "lt_bench_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
-        sh("rabbitmqctl", &["add_vhost", &name])?;
-        sh(
-            "rabbitmqctl",
-            &["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"],
-        )?;
-        sh(
-            "psql",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "test",
-                "-qc",
-                &format!("CREATE SCHEMA {name}"),
-            ],
-        )?;
-        Ok(Scratch { name })
-    }
-    fn amqp_url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:5672/{}", self.name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["delete_vhost", &self.name])
-            .output();
-        let _ = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "test",
-                "-qc",
-                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-            ])
-            .output();
+    /// Panics with how to start RabbitMQ or PostgreSQL if either is down.
+    fn create() -> Scratch {
+        Scratch {
+            vhost: rabbit::Vhost::create("bench"),
+            schema: pg::PgSchema::create("bench"),
+        }
     }
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().expect("numbers"))
-        .collect();
-    let n = *args.first().unwrap_or(&10_000);
-    let conc = *args.get(1).unwrap_or(&64);
-    let dossiers = *args.get(2).unwrap_or(&1000);
-    let scratch = Scratch::create()?;
+    let (n, conc, dossiers) = load::args(10_000)?;
+    let scratch = Scratch::create();
 
     let hub_rate = hub_run(&scratch, n, conc, dossiers).await?;
     let raw_rate = raw_run(&scratch, n, None).await?;
@@ -149,12 +89,9 @@ async fn hub_run(scratch: &Scratch, n: usize, conc: usize, dossiers: usize) -> a
 
     let dir = tempfile::tempdir()?;
     let mut config = load::bench_config(dir.path(), &sink)?;
-    config.store_url = format!(
-        "postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{}",
-        scratch.name
-    );
+    config.store_url = scratch.schema.url();
     config.queue = QueueBackend::RabbitMq(serde_json::json!({
-        "url": scratch.amqp_url(),
+        "url": scratch.vhost.url(),
         "queue_type": "quorum",
         "prefix": "bench",
     }));
@@ -165,20 +102,8 @@ async fn hub_run(scratch: &Scratch, n: usize, conc: usize, dossiers: usize) -> a
     println!("hub: {n} messages, {conc} clients, {dossiers} dossiers, RabbitMQ quorum queues + PostgreSQL store");
 
     let mut r = load::run(&base, &sink, n, conc, dossiers, Duration::from_secs(900)).await?;
+    r.print("hub");
     let rate = r.sustained_rate();
-    println!(
-        "hub: accepted {n} in {:.2}s ({:.0} msgs/s); accepted and delivered in {:.2}s = {rate:.0} msgs/s sustained",
-        r.accepted_in.as_secs_f64(),
-        r.accepted_rate(),
-        r.total.as_secs_f64(),
-    );
-    println!(
-        "hub: acceptance latency ms p50 {:.1} p99 {:.1}; delivery latency ms p50 {:.1} p99 {:.1}",
-        pct(&mut r.acceptance_ms, 0.5),
-        pct(&mut r.acceptance_ms, 0.99),
-        pct(&mut r.delivery_ms, 0.5),
-        pct(&mut r.delivery_ms, 0.99)
-    );
     hub.shutdown().await;
     Ok(rate)
 }
@@ -188,7 +113,7 @@ async fn hub_run(scratch: &Scratch, n: usize, conc: usize, dossiers: usize) -> a
 /// `Some(k)` runs k publishers that each wait for a message's confirm before
 /// publishing the next.
 async fn raw_run(scratch: &Scratch, n: usize, publishers: Option<usize>) -> anyhow::Result<f64> {
-    let conn = Connection::connect(&scratch.amqp_url(), ConnectionProperties::default()).await?;
+    let conn = Connection::connect(&scratch.vhost.url(), ConnectionProperties::default()).await?;
     let queue = match publishers {
         None => "raw-bench".to_string(),
         Some(k) => format!("raw-bench-{k}"),

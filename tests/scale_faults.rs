@@ -19,72 +19,44 @@ mod hub_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hub_support::*;
 use serde_json::json;
 
-fn run(cmd: &str, args: &[&str], hint: &str) {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd} ({e}); {hint}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}{}\n{hint}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-const RABBIT_HINT: &str = "is RabbitMQ running? Start it with `rabbitmq-server -detached`";
-
-/// The PostgreSQL test schema shared with the store and queue contract suites.
+/// The PostgreSQL test schema and the RabbitMQ vhost shared with the contract suites.
 #[path = "../router/tests/support/pg.rs"]
 mod pg;
+#[path = "../router/tests/support/rabbit.rs"]
+mod rabbit;
+
+/// Runs `rabbitmqctl`, failing the test with how to start the broker.
+fn rabbitmqctl(args: &[&str]) {
+    rabbit::rabbitmqctl(args).unwrap_or_else(|e| panic!("{e}"));
+}
 
 /// A vhost and a schema of this test's own, removed on drop.
 struct Services {
-    vhost: String,
+    vhost: rabbit::Vhost,
     schema: pg::PgSchema,
 }
 
 impl Services {
     fn create() -> Services {
-        let s = Services {
-            vhost: format!(
-                "lt_scale_{}",
-                &uuid::Uuid::new_v4().simple().to_string()[..10]
-            ),
+        Services {
+            vhost: rabbit::Vhost::create("scale"),
             schema: pg::PgSchema::create("scale"),
-        };
-        run("rabbitmqctl", &["add_vhost", &s.vhost], RABBIT_HINT);
-        run(
-            "rabbitmqctl",
-            &["set_permissions", "-p", &s.vhost, "guest", ".*", ".*", ".*"],
-            RABBIT_HINT,
-        );
-        s
+        }
     }
     fn database_url(&self) -> String {
         self.schema.url()
     }
     fn queue_section(&self, replicas: u32) -> String {
         format!(
-            "queue:\n  backend: rabbitmq\n  rabbitmq:\n    url: amqp://guest:guest@127.0.0.1:5672/{}\n    queue_type: quorum\n    replicas: {replicas}\n    outbox_limit: 100000\n",
-            self.vhost
+            "queue:\n  backend: rabbitmq\n  rabbitmq:\n    url: {}\n    queue_type: quorum\n    replicas: {replicas}\n    outbox_limit: 100000\n",
+            self.vhost.url()
         )
-    }
-}
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        // The schema goes with the `schema` field.
-        let _ = Command::new("rabbitmqctl")
-            .args(["delete_vhost", &self.vhost])
-            .output();
     }
 }
 
@@ -100,7 +72,7 @@ struct BrokerGuard;
 
 impl Drop for BrokerGuard {
     fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl").arg("start_app").output();
+        let _ = rabbit::rabbitmqctl(&["start_app"]);
     }
 }
 
@@ -212,10 +184,10 @@ async fn broker_restart_mid_load_loses_nothing() {
         for d in 0..10 {
             let code = format!("D{d}");
             if seq == 8 && d == 0 {
-                run("rabbitmqctl", &["stop_app"], RABBIT_HINT);
+                rabbitmqctl(&["stop_app"]);
             }
             if seq == 14 && d == 0 {
-                run("rabbitmqctl", &["start_app"], RABBIT_HINT);
+                rabbitmqctl(&["start_app"]);
             }
             // While the broker is away intake keeps accepting into the outbox.
             assert_eq!(

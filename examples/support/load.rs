@@ -94,7 +94,48 @@ impl Report {
     }
 }
 
-pub fn pct(v: &mut [f64], p: f64) -> f64 {
+impl Report {
+    /// Prints the rates and latency percentiles, each line starting with `label`.
+    pub fn print(&mut self, label: &str) {
+        let n = self.n;
+        println!(
+            "{label}: accepted {n} in {:.2}s = {:.0} msgs/s; accepted and delivered in {:.2}s = {:.0} msgs/s sustained",
+            self.accepted_in.as_secs_f64(),
+            self.accepted_rate(),
+            self.total.as_secs_f64(),
+            self.sustained_rate()
+        );
+        println!(
+            "{label}: acceptance latency ms p50 {:.1} p99 {:.1}; delivery latency ms (request -> sink) p50 {:.1} p99 {:.1}",
+            pct(&mut self.acceptance_ms, 0.5),
+            pct(&mut self.acceptance_ms, 0.99),
+            pct(&mut self.delivery_ms, 0.5),
+            pct(&mut self.delivery_ms, 0.99)
+        );
+    }
+}
+
+/// The benchmarks' arguments `[messages] [concurrency] [dossiers]`, with
+/// `messages` defaulting to `default_n`, 64 clients and 1000 dossiers.
+pub fn args(default_n: usize) -> anyhow::Result<(usize, usize, usize)> {
+    let args = std::env::args()
+        .skip(1)
+        .map(|a| {
+            a.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "`{a}` is not a number: the arguments are [messages] [concurrency] [dossiers]"
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<usize>>>()?;
+    Ok((
+        *args.first().unwrap_or(&default_n),
+        *args.get(1).unwrap_or(&64),
+        *args.get(2).unwrap_or(&1000),
+    ))
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }

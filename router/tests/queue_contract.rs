@@ -13,11 +13,11 @@
 
 mod support {
     pub mod pg;
+    pub mod rabbit;
 }
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,57 +30,7 @@ use router::queue::rabbitmq::{RabbitOptions, RabbitQueue, Topology};
 use router::queue::{DeliveryQueue, EmbeddedQueue, LeasedDelivery, SettleOutcome, Settlement};
 use router::store::{now_ms, AcceptOutcome, NewDelivery, NewMessage, Store, StoreOptions};
 use support::pg::PgSchema;
-
-const AMQP_BASE: &str = "amqp://guest:guest@127.0.0.1:5672";
-
-// ---------------------------------------------------------------- services
-
-fn unique(tag: &str) -> String {
-    format!(
-        "lt_{tag}_{}",
-        uuid::Uuid::new_v4().simple().to_string().get(..10).unwrap()
-    )
-}
-
-fn rabbitmqctl(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("rabbitmqctl").args(args).output().map_err(|e| {
-        format!("cannot run rabbitmqctl ({e}); install RabbitMQ and start it with `rabbitmq-server -detached`")
-    })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "rabbitmqctl {args:?} failed: {}{}\nIs RabbitMQ running? Start it with `rabbitmq-server -detached`",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-/// A vhost of our own, deleted on drop (even when the test panics).
-struct Vhost {
-    name: String,
-}
-
-impl Vhost {
-    fn create(tag: &str) -> Vhost {
-        let name = unique(tag);
-        rabbitmqctl(&["add_vhost", &name]).unwrap_or_else(|e| panic!("{e}"));
-        let v = Vhost { name };
-        rabbitmqctl(&["set_permissions", "-p", &v.name, "guest", ".*", ".*", ".*"])
-            .unwrap_or_else(|e| panic!("{e}"));
-        v
-    }
-    fn url(&self) -> String {
-        format!("{AMQP_BASE}/{}", self.name)
-    }
-}
-
-impl Drop for Vhost {
-    fn drop(&mut self) {
-        let _ = rabbitmqctl(&["delete_vhost", &self.name]);
-    }
-}
+use support::rabbit::{rabbitmqctl, Vhost};
 
 // ---------------------------------------------------------------- harness
 

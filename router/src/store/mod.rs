@@ -129,6 +129,14 @@ pub(crate) fn values_sql(rows: usize, cols: usize, literal: &str) -> String {
     out
 }
 
+/// `$first, $first+1, ...` (`n` placeholders), for an `IN (...)` list.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

@@ -21,37 +21,32 @@ fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
 /// Checks one acceptance and queues its rows in `pending`; the writer inserts
 /// every pending acceptance of the batch at once ([`insert_accepted`]) before
 /// anything else reads them. A repeated idempotency key is answered as a
-/// duplicate of the stored message, or of an earlier acceptance in the same batch.
-pub(super) async fn accept<'a>(
+/// duplicate of the stored message ([`known_keys`]), or of an earlier
+/// acceptance in the same batch, which is added to `known` here.
+pub(super) fn accept<'a>(
     m: &'a NewMessage,
-    known: &KnownKeys,
+    known: &mut KnownKeys,
     pending: &mut Vec<&'a NewMessage>,
     events: &mut Vec<TrailEvent>,
-) -> Result<AcceptOutcome> {
+) -> AcceptOutcome {
     if let Some(key) = &m.idempotency_key {
-        if let Some(first) = pending.iter().find(|p| {
-            p.source_system == m.source_system && p.idempotency_key.as_deref() == Some(key)
-        }) {
-            return Ok(AcceptOutcome::Duplicate {
-                id: first.id.clone(),
-                correlation_id: first.correlation_id.clone(),
-            });
-        }
-        if let Some((id, correlation_id)) = known.get(&(m.source_system.clone(), key.clone())) {
-            return Ok(AcceptOutcome::Duplicate {
+        let k = (m.source_system.clone(), key.clone());
+        if let Some((id, correlation_id)) = known.get(&k) {
+            return AcceptOutcome::Duplicate {
                 id: id.clone(),
                 correlation_id: correlation_id.clone(),
-            });
+            };
         }
+        known.insert(k, (m.id.clone(), m.correlation_id.clone()));
     }
     pending.push(m);
     let start = events.len();
     events.extend(m.trail.iter().cloned());
     crate::audit::digest::seal_accept(m, events, start);
-    Ok(AcceptOutcome::Accepted {
+    AcceptOutcome::Accepted {
         id: m.id.clone(),
         deliveries: m.deliveries.len(),
-    })
+    }
 }
 
 /// `(source_system, idempotency_key)` → `(id, correlation_id)` of stored messages.
@@ -78,13 +73,10 @@ pub(super) async fn known_keys(
     let mut known = KnownKeys::new();
     for (source, keys) in by_source {
         for chunk in keys.chunks(super::ROWS_PER_INSERT) {
-            let list = (2..chunk.len() + 2)
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
             let sql = format!(
                 "SELECT id, correlation_id, idempotency_key FROM messages \
-                 WHERE state = 'accepted' AND source_system = $1 AND idempotency_key IN ({list})"
+                 WHERE state = 'accepted' AND source_system = $1 AND idempotency_key IN ({})",
+                super::placeholders(2, chunk.len())
             );
             let mut q = sqlx::query(&sql).bind(source);
             for key in chunk {

@@ -33,17 +33,6 @@ enum Done {
     Audit(Result<serde_json::Value>),
 }
 
-impl Done {
-    fn is_err(&self) -> bool {
-        match self {
-            Done::Accept(r) => r.is_err(),
-            Done::Reject(r) | Done::Settle(r) => r.is_err(),
-            Done::Lease(r) => r.is_err(),
-            Done::Audit(r) => r.is_err(),
-        }
-    }
-}
-
 pub(crate) async fn run(mut conn: AnyConnection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.recv().await {
@@ -119,6 +108,22 @@ async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
         .begin()
         .await
         .map_err(|e| db_err("beginning a write transaction", e))?;
+    match write_batch(&mut tx, jobs).await {
+        Ok(done) => {
+            tx.commit()
+                .await
+                .map_err(|e| db_err("committing a write batch", e))?;
+            Ok(done)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// The body of [`run_batch`]: every job's writes and the batch's trail rows.
+async fn write_batch(tx: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> {
     let mut done = Vec::with_capacity(jobs.len());
     let mut events: Vec<TrailEvent> = Vec::new();
     let accepts: Vec<&NewMessage> = jobs
@@ -128,13 +133,7 @@ async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
             _ => None,
         })
         .collect();
-    let known = match ops::known_keys(&mut tx, &accepts).await {
-        Ok(k) => k,
-        Err(e) => {
-            let _ = tx.rollback().await;
-            return Err(e);
-        }
-    };
+    let mut known = ops::known_keys(tx, &accepts).await?;
     let mut gathered = Gathered::default();
     for job in jobs {
         // Acceptances and settlements touch different rows (a delivery is
@@ -147,54 +146,35 @@ async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
             _ => true,
         };
         if flush {
-            if let Err(e) = gathered.flush(&mut tx, &mut events).await {
-                let _ = tx.rollback().await;
-                return Err(e);
-            }
+            gathered.flush(tx, &mut events).await?;
         }
-        let d = match job {
-            Job::Accept(m, _) => {
-                Done::Accept(ops::accept(m, &known, &mut gathered.accepted, &mut events).await)
-            }
-            Job::Reject(m, _) => Done::Reject(ops::reject(&mut tx, m, &mut events).await),
-            Job::Lease(r, _) => Done::Lease(ops::lease(&mut tx, r).await),
+        // Any error fails the whole batch; the writer then re-runs each job alone.
+        done.push(match job {
+            Job::Accept(m, _) => Done::Accept(Ok(ops::accept(
+                m,
+                &mut known,
+                &mut gathered.accepted,
+                &mut events,
+            ))),
+            Job::Reject(m, _) => Done::Reject(Ok(ops::reject(tx, m, &mut events).await?)),
+            Job::Lease(r, _) => Done::Lease(Ok(ops::lease(tx, r).await?)),
             Job::Settle(s, _) => {
                 gathered.settled.push(&**s);
                 gathered.settling.insert(s.delivery_id.as_str());
                 Done::Settle(Ok(()))
             }
-            Job::Audit(op, _) => Done::Audit(op.run(&mut tx, &mut events).await),
-        };
-        if d.is_err() {
-            let err = match d {
-                Done::Accept(Err(e))
-                | Done::Reject(Err(e))
-                | Done::Settle(Err(e))
-                | Done::Lease(Err(e)) => e,
-                Done::Audit(Err(e)) => e,
-                _ => unreachable!(),
-            };
-            let _ = tx.rollback().await;
-            return Err(err);
-        }
-        done.push(d);
+            Job::Audit(op, _) => Done::Audit(Ok(op.run(tx, &mut events).await?)),
+        });
     }
-    if let Err(e) = gathered.flush(&mut tx, &mut events).await {
-        let _ = tx.rollback().await;
-        return Err(e);
-    }
-    chain::append(&mut tx, &events).await?;
-    tx.commit()
-        .await
-        .map_err(|e| db_err("committing a write batch", e))?;
+    gathered.flush(tx, &mut events).await?;
+    chain::append(tx, &events).await?;
     Ok(done)
 }
 
 /// Acceptances and settlements of a batch not yet written.
 #[derive(Default)]
 struct Gathered<'a> {
-    /// Checked acceptances, in order ([`ops::accept`] also looks here for a
-    /// repeated idempotency key within the batch).
+    /// Checked acceptances, in order.
     accepted: Vec<&'a NewMessage>,
     settled: Vec<&'a Settlement>,
     /// The deliveries in `settled`: a second settlement of one of them is

@@ -5,7 +5,7 @@ use std::process::Command;
 
 const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432/test";
 const START_HINT: &str =
-    "Is PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`";
+    "Is PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`";
 
 fn psql(sql: &str) -> Result<(), String> {
     let out = Command::new("psql")

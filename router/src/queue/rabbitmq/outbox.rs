@@ -18,7 +18,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use crate::store::{db_err, leased_from_row, now_ms, Backend, LeasedDelivery, Store};
+use crate::store::{db_err, leased_from_row, now_ms, placeholders, Backend, LeasedDelivery, Store};
 use crate::Result;
 
 fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
@@ -29,19 +29,48 @@ fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
         .map_err(|e| db_err(&format!("reading column {col}"), e))
 }
 
+/// `deliveries` is head-of-line in its lane: no earlier delivery of the same
+/// `(correlation_id, destination)` is pending or in flight.
+///
+/// It asks for the lane's head with a `LIMIT 1` subquery ordered by the whole
+/// `deliveries_order` index key rather than `NOT EXISTS`, and the lane lookups
+/// below ([`verdict`], [`successor`]) order by that key too. That leaves
+/// PostgreSQL one sensible plan even before it has statistics for the table: a
+/// fresh store filled by a burst (no autovacuum analyze yet) otherwise got an
+/// anti join that scanned the destination's whole backlog for every claimed row
+/// (1.1 s per claim of 64 at 5,000 pending, measured).
+const HEAD_OF_LINE: &str = "(SELECT e.seq FROM deliveries e \
+     WHERE e.correlation_id = deliveries.correlation_id AND e.destination = deliveries.destination \
+       AND e.seq < deliveries.seq AND e.state IN ('pending', 'in_flight') \
+     ORDER BY e.correlation_id, e.destination, e.seq LIMIT 1) IS NULL";
+
+/// Begins a transaction on `pool` whose commit does not wait for its WAL flush
+/// (PostgreSQL only). For writes that may be lost in a crash without harm: a
+/// claim (a lost one is claimable again, and re-sent under the same
+/// `Idempotency-Key`, as after a lease expiry) and a relay mark (lost rows are
+/// published again and the claim drops the duplicates). The next durable
+/// commit flushes them anyway.
+async fn begin_unflushed(
+    pool: &AnyPool,
+    what: &str,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    let mut tx = pool.begin().await.map_err(|e| db_err(what, e))?;
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_err(what, e))?;
+    Ok(tx)
+}
+
 /// Claims, for a lease until `lease_until`, those of `delivery_ids` that are due
 /// and head-of-line, in one statement (one commit for a whole prefetch batch,
 /// instead of one per message). Two ids of one dossier in the same call: only
 /// the earlier can be claimed, since the statement sees the later one's
 /// predecessor still pending.
 ///
-/// On PostgreSQL the claim commits with `synchronous_commit = off`: it does not
-/// wait for its WAL flush (4-5 ms per commit on a small server's disk, and the
-/// consumer claims one batch after another). That is safe because a claim is only
-/// a lease: if the database crashed and lost it, the delivery would simply be
-/// claimable again and be sent again under the same `Idempotency-Key`, exactly as
-/// after a lease expiry; and the settlement that follows is a durable commit,
-/// which flushes the claim's WAL with it.
+/// On PostgreSQL the claim does not wait for its WAL flush ([`begin_unflushed`]):
+/// 4-5 ms per commit on a small server's disk, and the consumer claims one batch
+/// after another.
 pub async fn claim_many(
     store: &Store,
     delivery_ids: &[&str],
@@ -52,20 +81,12 @@ pub async fn claim_many(
         return Ok(Vec::new());
     }
     let now = now_ms();
-    let list = (0..delivery_ids.len())
-        .map(|i| format!("${}", i + 4))
-        .collect::<Vec<_>>()
-        .join(", ");
     let sql = format!(
         "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
-         WHERE id IN ({list}) AND destination = $3 AND next_attempt_at <= $2 \
-           AND (state = 'pending' OR (state = 'in_flight' AND lease_until < $2)) \
-           AND ( \
-             SELECT e.seq FROM deliveries e \
-             WHERE e.correlation_id = deliveries.correlation_id AND e.destination = deliveries.destination \
-               AND e.seq < deliveries.seq AND e.state IN ('pending', 'in_flight') \
-             ORDER BY e.correlation_id, e.destination, e.seq LIMIT 1) IS NULL \
-         RETURNING seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts, created_at"
+         WHERE id IN ({}) AND destination = $3 AND next_attempt_at <= $2 \
+           AND (state = 'pending' OR (state = 'in_flight' AND lease_until < $2)) AND {HEAD_OF_LINE} \
+         RETURNING seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts, created_at",
+        placeholders(4, delivery_ids.len())
     );
     let mut q = sqlx::query(&sql)
         .bind(lease_until)
@@ -82,11 +103,7 @@ pub async fn claim_many(
     };
     let pool = store.read_pool();
     let rows = if store.backend() == Backend::Postgres {
-        let mut tx = pool.begin().await.map_err(|e| db_err(&what(), e))?;
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_err(&what(), e))?;
+        let mut tx = begin_unflushed(pool, &what()).await?;
         let rows = q
             .fetch_all(&mut *tx)
             .await
@@ -100,15 +117,6 @@ pub async fn claim_many(
         .map(|row| leased_from_row(row, lease_until))
         .collect()
 }
-
-// The lane lookups above and below order by the whole `deliveries_order` index
-// key `(correlation_id, destination, seq)`, and the claim (like
-// [`requeue_stale`]) asks for the lane's head with a `LIMIT 1` subquery rather
-// than `NOT EXISTS`. Both leave PostgreSQL one
-// sensible plan even before it has statistics for the table: a fresh store
-// filled by a burst (no autovacuum analyze yet) otherwise got an anti join that
-// scanned the destination's whole backlog for every claimed row (1.1 s per
-// claim of 64 at 5,000 pending, measured).
 
 /// Why a consumed delivery could not be claimed, and so what to do with its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,18 +241,9 @@ where
 {
     let pool = store.read_pool();
     if store.backend() == Backend::Postgres {
-        let mut tx = pool
-            .begin()
-            .await
-            .map_err(|e| db_err("beginning the outbox relay transaction", e))?;
-        // Like the claim, marking rows relayed need not wait for its WAL flush:
-        // if a crash lost it, the rows are published again and the claim drops
-        // the duplicates. The row locks below are held until this commit, and
-        // a consumer claiming one of the just-published rows waits for them.
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_err("beginning the outbox relay transaction", e))?;
+        // Unflushed: the row locks below are held until this commit, and a
+        // consumer claiming one of the just-published rows waits for them.
+        let mut tx = begin_unflushed(pool, "beginning the outbox relay transaction").await?;
         let rows = select_unrelayed(&mut *tx, limit, " FOR UPDATE SKIP LOCKED").await?;
         let selected = rows.len();
         if selected == 0 {
@@ -335,16 +334,12 @@ pub async fn unrelayed_count(pool: &AnyPool) -> Result<i64> {
 /// are harmless: the claim lets only one through. Returns how many.
 pub async fn requeue_stale(pool: &AnyPool, stale_ms: i64) -> Result<u64> {
     let cutoff = now_ms() - stale_ms;
-    let r = sqlx::query(
+    let r = sqlx::query(&format!(
         "UPDATE deliveries SET relayed_at = NULL \
          WHERE relayed_at IS NOT NULL AND relayed_at < $1 AND updated_at < $1 \
            AND ((state = 'pending' AND next_attempt_at < $1) OR (state = 'in_flight' AND lease_until < $1)) \
-           AND ( \
-             SELECT e.seq FROM deliveries e \
-             WHERE e.correlation_id = deliveries.correlation_id AND e.destination = deliveries.destination \
-               AND e.seq < deliveries.seq AND e.state IN ('pending', 'in_flight') \
-             ORDER BY e.correlation_id, e.destination, e.seq LIMIT 1) IS NULL",
-    )
+           AND {HEAD_OF_LINE}"
+    ))
     .bind(cutoff)
     .execute(pool)
     .await
