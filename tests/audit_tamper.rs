@@ -206,8 +206,13 @@ fn cases() -> Vec<(&'static str, Tamper, &'static str, &'static str)> {
             "trail.hash",
             |db| {
                 Box::pin(async move {
-                    db.exec("UPDATE trail SET hash = '00' || substr(hash, 3) WHERE seq = 4")
-                        .await;
+                    // Always a different first byte: a hash that already starts with "00"
+                    // (one in 256) made the old `'00' || ...` edit a no-op.
+                    db.exec(
+                        "UPDATE trail SET hash = CASE WHEN substr(hash, 1, 2) = '00' THEN 'ff' ELSE '00' END \
+                         || substr(hash, 3) WHERE seq = 4",
+                    )
+                    .await;
                 })
             },
             "trail",
