@@ -52,49 +52,59 @@ pub(super) fn accept<'a>(
 /// `(source_system, idempotency_key)` → `(id, correlation_id)` of stored messages.
 pub(super) type KnownKeys = std::collections::HashMap<(String, String), (String, String)>;
 
+/// Keys per idempotency lookup statement: one `UNION ALL` branch each, under
+/// SQLite's limit of 500 compound-select terms.
+const KEYS_PER_LOOKUP: usize = 250;
+
 /// Looks up which of the batch's idempotency keys are already stored, with one
-/// statement per source system (and per [`super::ROWS_PER_INSERT`] keys)
-/// instead of one query per message. Each statement names its source system, so
-/// it seeks the `(source_system, idempotency_key)` index: without the leading
-/// column both databases would scan every accepted message on each batch.
+/// statement per [`KEYS_PER_LOOKUP`] keys instead of one query per message.
+///
+/// Each key is its own `UNION ALL` branch with equalities on both columns of
+/// the `(source_system, idempotency_key)` index, so every branch is a unique
+/// index seek whatever the planner's statistics say. The obvious
+/// `source_system = $1 AND idempotency_key IN (...)` is not: on a table filled
+/// by a burst and not yet analyzed, PostgreSQL seeks only the source system and
+/// filters the keys, reading every message of that source on every batch
+/// (3.5 ms per batch at 10,000 messages, measured with `EXPLAIN ANALYZE`
+/// mid-benchmark, and growing with the store; 0.8 ms for the same 61 keys as
+/// branches).
 pub(super) async fn known_keys(
     conn: &mut AnyConnection,
     msgs: &[&NewMessage],
 ) -> Result<KnownKeys> {
-    let mut by_source: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-    for m in msgs {
-        if let Some(key) = &m.idempotency_key {
-            by_source
-                .entry(m.source_system.as_str())
-                .or_default()
-                .push(key.as_str());
-        }
-    }
+    let keys: Vec<(&str, &str)> = msgs
+        .iter()
+        .filter_map(|m| Some((m.source_system.as_str(), m.idempotency_key.as_deref()?)))
+        .collect();
     let mut known = KnownKeys::new();
-    for (source, keys) in by_source {
-        for chunk in keys.chunks(super::ROWS_PER_INSERT) {
-            let sql = format!(
-                "SELECT id, correlation_id, idempotency_key FROM messages \
-                 WHERE state = 'accepted' AND source_system = $1 AND idempotency_key IN ({})",
-                super::placeholders(2, chunk.len())
+    for chunk in keys.chunks(KEYS_PER_LOOKUP) {
+        let sql = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "SELECT id, correlation_id, source_system, idempotency_key FROM messages \
+                     WHERE state = 'accepted' AND source_system = ${} AND idempotency_key = ${}",
+                    2 * i + 1,
+                    2 * i + 2
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let mut q = sqlx::query(&sql);
+        for (source, key) in chunk {
+            q = q.bind(*source).bind(*key);
+        }
+        for row in q
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| db_err("looking up idempotency keys", e))?
+        {
+            known.insert(
+                (get(&row, "source_system")?, get(&row, "idempotency_key")?),
+                (
+                    get(&row, "id")?,
+                    get::<Option<String>>(&row, "correlation_id")?.unwrap_or_default(),
+                ),
             );
-            let mut q = sqlx::query(&sql).bind(source);
-            for key in chunk {
-                q = q.bind(*key);
-            }
-            for row in q
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(|e| db_err("looking up idempotency keys", e))?
-            {
-                known.insert(
-                    (source.to_string(), get(&row, "idempotency_key")?),
-                    (
-                        get(&row, "id")?,
-                        get::<Option<String>>(&row, "correlation_id")?.unwrap_or_default(),
-                    ),
-                );
-            }
         }
     }
     Ok(known)
