@@ -185,6 +185,10 @@ async fn broker_restart_mid_load_loses_nothing() {
             let code = format!("D{d}");
             if seq == 8 && d == 0 {
                 rabbitmqctl(&["stop_app"]);
+                // Away for longer than the watchdog waits before replacing the
+                // connection (4 failed probes, 2 s apart), so its rebuilds made
+                // while the broker is away or still starting are exercised too.
+                tokio::time::sleep(std::time::Duration::from_secs(9)).await;
             }
             if seq == 14 && d == 0 {
                 rabbitmqctl(&["start_app"]);

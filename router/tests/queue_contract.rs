@@ -760,6 +760,35 @@ async fn rabbitmq_republishes_a_delivery_whose_message_the_broker_lost() {
     );
 }
 
+/// A work queue deleted by hand cancels the hub's consumer on the broker. The
+/// hub declares the queue again and re-subscribes (through the watchdog), so the
+/// next delivery still arrives. Before, the consumer stayed cancelled and every
+/// publish came back unroutable, forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_resubscribes_when_the_broker_cancels_its_consumer() {
+    let h = Harness::rabbitmq().await;
+    let Kind::Rabbit { vhost, .. } = &h.kind else {
+        unreachable!()
+    };
+    h.accept("HS-C1", None).await;
+    assert_eq!(drain(&h, 1, Duration::from_secs(10)).await.len(), 1);
+    let conn = lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_delete("lienthong.lis".into(), Default::default())
+        .await
+        .unwrap();
+    let _ = conn.close(200, "bye".into()).await;
+    let (_, id) = h.accept("HS-C2", None).await;
+    let got = drain(&h, 1, Duration::from_secs(20)).await;
+    assert_eq!(
+        got.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(),
+        vec![id.as_str()],
+        "delivered after the work queue was deleted and declared again"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_dead_letter_keeps_its_reason_on_the_broker() {
     use futures::StreamExt;

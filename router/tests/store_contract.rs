@@ -291,6 +291,37 @@ async fn idempotency_key_returns_the_original(store: Store) {
         }
     }
     assert_eq!(count(&store, "SELECT COUNT(*) FROM deliveries").await, 3);
+    // Many distinct keys resent at once, from two systems: the writer looks them
+    // up in batches of up to 512, in statements of at most 250 keys, so this
+    // crosses a statement boundary. Every resend names its own original.
+    let originals: Vec<NewMessage> = (0..300)
+        .map(|i| {
+            let mut m = message(&format!("HS-M{i}"), Some(&format!("many-{i}")), &["lis"]);
+            if i % 3 == 0 {
+                m.source_system = "lis".into();
+            }
+            m
+        })
+        .collect();
+    for o in futures::future::join_all(originals.iter().map(|m| store.accept(m.clone()))).await {
+        assert!(matches!(o.unwrap(), AcceptOutcome::Accepted { .. }));
+    }
+    let resends = originals.iter().map(|m| {
+        let mut again = message(&m.correlation_id, m.idempotency_key.as_deref(), &["lis"]);
+        again.source_system = m.source_system.clone();
+        store.accept(again)
+    });
+    let outcomes = futures::future::join_all(resends).await;
+    for (m, o) in originals.iter().zip(outcomes) {
+        assert_eq!(
+            o.unwrap(),
+            AcceptOutcome::Duplicate {
+                id: m.id.clone(),
+                correlation_id: m.correlation_id.clone()
+            }
+        );
+    }
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM deliveries").await, 303);
 }
 
 async fn rejected_attempts_are_kept_and_never_count_as_duplicates(store: Store) {

@@ -58,7 +58,12 @@
 //!   also carry a delivery limit as a last resort.
 //! * **Lost messages.** If the broker ever loses a message (a purged queue), the
 //!   relay re-publishes head-of-line rows that stayed due and unclaimed for
-//!   [`RabbitOptions::stale_after`]; duplicates are dropped by the claim.
+//!   [`RabbitOptions::stale_after`]; duplicates are dropped by the claim. The
+//!   watchdog also re-subscribes the consumers then, in case they are the ones
+//!   that went silent.
+//! * **Cancelled consumers.** A consumer the broker cancels (its queue was
+//!   deleted) asks the watchdog for a new subscription; the new connection
+//!   declares the queues again first.
 //!
 //! Recovery: the connection uses lapin's automatic recovery ([`connect`]), which
 //! re-opens channels, re-declares the topology and re-subscribes consumers after
@@ -66,9 +71,10 @@
 //! acks of the old channel are dropped (lapin poisons them). As a safety net
 //! (a full broker restart can leave the recovered connection without working
 //! channels), a watchdog ([`watchdog`]) probes the connection every few seconds
-//! and, after [`watchdog::FAILURES_BEFORE_REBUILD`] failed probes in a row,
-//! replaces it: new connection, topology declared again, consumers re-subscribed
-//! onto the same bounded hand-over channels. Nothing is lost either way, since
+//! and, after [`watchdog::FAILURES_BEFORE_REBUILD`] failed probes in a row or
+//! once it works again after an outage, replaces it: new connection, topology
+//! declared again, consumers re-subscribed onto the same bounded hand-over
+//! channels. Nothing is lost either way, since
 //! the store holds every delivery and the claim makes redeliveries harmless.
 
 pub mod connect;
@@ -80,7 +86,7 @@ pub mod topology;
 mod watchdog;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -215,6 +221,10 @@ pub struct RabbitQueue {
     held: Mutex<HashMap<String, Held>>,
     relay_wake: Notify,
     unrelayed: AtomicI64,
+    /// Set when a consumer needs a fresh subscription: the broker cancelled it,
+    /// or the relay found due deliveries that nobody claimed. The watchdog then
+    /// re-subscribes every consumer on a new connection.
+    resubscribe: Arc<AtomicBool>,
     stop: CancellationToken,
 }
 
@@ -248,6 +258,7 @@ impl RabbitQueue {
             held: Default::default(),
             relay_wake: Notify::new(),
             unrelayed: AtomicI64::new(0),
+            resubscribe: Default::default(),
             stop,
             opts,
         });
@@ -346,7 +357,14 @@ impl RabbitQueue {
             .map_err(|e| {
                 connect::broker_err(&format!("consuming from {}", names.work_queue(dest)), e)
             })?;
-        tokio::spawn(pump(ch, consumer, tx, dest.to_string(), link.stop.clone()));
+        tokio::spawn(pump(
+            ch,
+            consumer,
+            tx,
+            dest.to_string(),
+            link.stop.clone(),
+            self.resubscribe.clone(),
+        ));
         Ok(())
     }
 
@@ -801,6 +819,7 @@ async fn pump(
     tx: mpsc::Sender<Delivery>,
     dest: String,
     stop: CancellationToken,
+    resubscribe: Arc<AtomicBool>,
 ) {
     loop {
         let next = tokio::select! {
@@ -821,8 +840,13 @@ async fn pump(
                 }
             }
             None => {
-                tracing::warn!(destination = %dest, "consumer cancelled by the broker");
-                tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+                // The queue was deleted, or the broker moved it: this consumer
+                // gets nothing more. The watchdog re-declares the queues and
+                // re-subscribes on a new connection, which ends this pump.
+                tracing::warn!(destination = %dest, "consumer cancelled by the broker; re-subscribing");
+                resubscribe.store(true, Ordering::Relaxed);
+                stop.cancelled().await;
+                return;
             }
         }
     }

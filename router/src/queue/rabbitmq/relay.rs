@@ -71,7 +71,10 @@ pub(super) async fn run(q: Weak<RabbitQueue>, stop: CancellationToken) {
             {
                 Ok(0) => {}
                 Ok(n) => {
-                    tracing::warn!(n, "re-publishing due deliveries nobody claimed (their broker messages were lost)");
+                    tracing::warn!(n, "re-publishing due deliveries nobody claimed (their broker messages were lost, or the consumers are silent)");
+                    // Lost messages come back through the relay; silent consumers
+                    // through the watchdog, which re-subscribes them.
+                    this.resubscribe.store(true, Ordering::Relaxed);
                     continue;
                 }
                 Err(e) => {
