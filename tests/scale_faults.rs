@@ -1,7 +1,7 @@
 //! Scale-out fault tests: the built `lienthong` binary on RabbitMQ + PostgreSQL,
 //! delivering to a real HTTP sink on loopback.
 //!
-//! * the broker stops mid-load (`rabbitmqctl stop_app`, then `start_app`):
+//! * the broker stops mid-load for 9 s (`rabbitmqctl stop_app`, then `start_app`):
 //!   intake keeps accepting into the outbox, and everything accepted is
 //!   delivered once the broker is back;
 //! * one of two replicas is killed with SIGKILL mid-load: the other delivers
