@@ -105,6 +105,28 @@ impl Harness {
         }
     }
 
+    /// A connection of the test's own to the hub's vhost, for doing what an
+    /// operator (or a broker fault) would do by hand.
+    async fn broker(&self) -> (lapin::Connection, lapin::Channel) {
+        let Kind::Rabbit { vhost, .. } = &self.kind else {
+            panic!("only the RabbitMQ harness has a broker")
+        };
+        let conn = lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        (conn, ch)
+    }
+
+    /// Deletes a queue as an operator could; the broker cancels its consumers.
+    async fn delete_queue_by_hand(&self, name: &str) {
+        let (conn, ch) = self.broker().await;
+        ch.queue_delete(name.into(), Default::default())
+            .await
+            .unwrap();
+        let _ = conn.close(200, "bye".into()).await;
+    }
+
     /// Simulates the death of the process that holds leases: the queue handle is
     /// dropped (for RabbitMQ, its connection closes and the broker requeues what
     /// it had not acked) and a new one is started on the same store.
@@ -660,13 +682,7 @@ async fn rabbitmq_malformed_message_is_dead_lettered_with_its_reason() {
     use futures::StreamExt;
     use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions};
     let h = Harness::rabbitmq().await;
-    let Kind::Rabbit { vhost, .. } = &h.kind else {
-        unreachable!()
-    };
-    let conn = lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
+    let (conn, ch) = h.broker().await;
     // Published by hand, straight onto the hub's queue.
     ch.basic_publish(
         "".into(),
@@ -716,30 +732,10 @@ async fn rabbitmq_malformed_message_is_dead_lettered_with_its_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_republishes_a_delivery_whose_message_the_broker_lost() {
     let h = Harness::rabbitmq_with(|o| o.stale_after = Duration::from_secs(1)).await;
-    let Kind::Rabbit { vhost, .. } = &h.kind else {
-        unreachable!()
-    };
     let (_, id) = h.accept("HS-LOST", None).await;
-    // Wait until the relay has published it (nobody consumes yet: the
-    // consumer starts with the first lease).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let relayed: Option<i64> =
-            sqlx::query_scalar("SELECT relayed_at FROM deliveries WHERE id = $1")
-                .bind(&id)
-                .fetch_one(h.store.read_pool())
-                .await
-                .unwrap();
-        if relayed.is_some() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never relayed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let conn = lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
+    // Nobody consumes yet: the consumer starts with the first lease.
+    wait_relayed(&h, &id, Duration::from_secs(10)).await;
+    let (conn, ch) = h.broker().await;
     let purged = ch
         .queue_purge("lienthong.lis".into(), Default::default())
         .await
@@ -760,6 +756,28 @@ async fn rabbitmq_republishes_a_delivery_whose_message_the_broker_lost() {
     );
 }
 
+/// Waits until the relay has published delivery `id` to the broker (and the
+/// broker confirmed it).
+async fn wait_relayed(h: &Harness, id: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let relayed: Option<i64> =
+            sqlx::query_scalar("SELECT relayed_at FROM deliveries WHERE id = $1")
+                .bind(id)
+                .fetch_one(h.store.read_pool())
+                .await
+                .unwrap();
+        if relayed.is_some() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "delivery {id} was not published within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A work queue deleted by hand cancels the hub's consumer on the broker. The
 /// hub declares the queue again and re-subscribes (through the watchdog), so the
 /// next delivery still arrives. Before, the consumer stayed cancelled and every
@@ -767,19 +785,9 @@ async fn rabbitmq_republishes_a_delivery_whose_message_the_broker_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_resubscribes_when_the_broker_cancels_its_consumer() {
     let h = Harness::rabbitmq().await;
-    let Kind::Rabbit { vhost, .. } = &h.kind else {
-        unreachable!()
-    };
     h.accept("HS-C1", None).await;
     assert_eq!(drain(&h, 1, Duration::from_secs(10)).await.len(), 1);
-    let conn = lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    ch.queue_delete("lienthong.lis".into(), Default::default())
-        .await
-        .unwrap();
-    let _ = conn.close(200, "bye".into()).await;
+    h.delete_queue_by_hand("lienthong.lis").await;
     let (_, id) = h.accept("HS-C2", None).await;
     let got = drain(&h, 1, Duration::from_secs(20)).await;
     assert_eq!(
@@ -789,21 +797,32 @@ async fn rabbitmq_resubscribes_when_the_broker_cancels_its_consumer() {
     );
 }
 
+/// A work queue deleted by hand while nobody consumes from it: the relay's
+/// publishes come back unroutable, so it declares the destination's queues
+/// again and the delivery still gets through. Before, the relay retried the
+/// unroutable publish forever (it remembered the queues as declared).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_declares_a_deleted_queue_again_before_publishing() {
+    let h = Harness::rabbitmq().await;
+    h.delete_queue_by_hand("lienthong.lis").await;
+    let (_, id) = h.accept("HS-D1", None).await;
+    wait_relayed(&h, &id, Duration::from_secs(15)).await;
+    let got = drain(&h, 1, Duration::from_secs(10)).await;
+    assert_eq!(
+        got.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(),
+        vec![id.as_str()]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_dead_letter_keeps_its_reason_on_the_broker() {
     use futures::StreamExt;
     use lapin::options::BasicConsumeOptions;
     let h = Harness::rabbitmq().await;
-    let Kind::Rabbit { vhost, .. } = &h.kind else {
-        unreachable!()
-    };
     let (_, d) = h.accept("HS-X", None).await;
     let l = h.lease(1, Duration::from_secs(5)).await;
     h.settle(&l[0], SettleOutcome::Dead).await;
-    let conn = lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
+    let (conn, ch) = h.broker().await;
     let mut dead = ch
         .basic_consume(
             "lienthong.lis.dead".into(),

@@ -61,9 +61,10 @@
 //!   [`RabbitOptions::stale_after`]; duplicates are dropped by the claim. The
 //!   watchdog also re-subscribes the consumers then, in case they are the ones
 //!   that went silent.
-//! * **Cancelled consumers.** A consumer the broker cancels (its queue was
-//!   deleted) asks the watchdog for a new subscription; the new connection
-//!   declares the queues again first.
+//! * **Deleted queues.** A consumer the broker cancels (its queue was deleted)
+//!   asks the watchdog for a new subscription; the new connection declares the
+//!   queues again first. A publish the broker returns because no queue is bound
+//!   makes the relay declare that destination's queues again before retrying.
 //!
 //! Recovery: the connection uses lapin's automatic recovery ([`connect`]), which
 //! re-opens channels, re-declares the topology and re-subscribes consumers after

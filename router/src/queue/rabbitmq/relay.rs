@@ -138,16 +138,29 @@ async fn publish_rows(q: &RabbitQueue, rows: Vec<Unrelayed>) -> Vec<i64> {
         }
     }
     let mut done = Vec::with_capacity(pending.len());
+    let mut unroutable = std::collections::BTreeSet::new();
     for (r, confirm) in pending {
         let Ok(confirmed) = tokio::time::timeout(super::CONFIRM_TIMEOUT, confirm).await else {
             tracing::warn!(delivery_id = %r.id, "outbox relay: no confirm in time; will retry");
             continue;
         };
+        let returned = matches!(confirmed, Ok(lapin::Confirmation::Ack(Some(_))));
         match check_confirm(confirmed, &exchange, &r.destination) {
             Ok(()) => done.push(r.seq),
+            Err(e) if returned => {
+                tracing::warn!(delivery_id = %r.id, error = %e, "outbox relay: no queue took it (deleted by hand?); declaring the destination's queues again, will retry");
+                unroutable.insert(r.destination);
+            }
             Err(e) => {
                 tracing::warn!(delivery_id = %r.id, error = %e, "outbox relay: not confirmed; will retry")
             }
+        }
+    }
+    // The next pass declares them again (`ensure_declared`), which also binds them.
+    if !unroutable.is_empty() {
+        let mut declared = q.declared.lock().await;
+        for d in &unroutable {
+            declared.remove(d);
         }
     }
     done
