@@ -58,9 +58,9 @@
 //!   also carry a delivery limit as a last resort.
 //! * **Lost messages.** If the broker ever loses a message (a purged queue), the
 //!   relay re-publishes head-of-line rows that stayed due and unclaimed for
-//!   [`RabbitOptions::stale_after`]; duplicates are dropped by the claim. The
-//!   watchdog also re-subscribes the consumers then, in case they are the ones
-//!   that went silent.
+//!   [`RabbitOptions::stale_after`]; duplicates are dropped by the claim. If
+//!   the destination's consumer received nothing in all that time, the watchdog
+//!   also re-subscribes the consumers: they are the ones that went silent.
 //! * **Deleted queues.** A consumer the broker cancels (its queue was deleted)
 //!   asks the watchdog for a new subscription; the new connection declares the
 //!   queues again first. A publish the broker returns because no queue is bound
@@ -161,7 +161,16 @@ impl RabbitOptions {
 /// feeding `tx` is re-created on every new connection.
 struct DestConsumer {
     rx: tokio::sync::Mutex<mpsc::Receiver<Delivery>>,
+    feed: Feed,
+}
+
+/// What a destination's pump feeds: the bounded hand-over channel, and when it
+/// last handed anything over (epoch ms; the subscription time to begin with),
+/// so the relay can tell silent consumers from busy ones.
+#[derive(Clone)]
+struct Feed {
     tx: mpsc::Sender<Delivery>,
+    last_received: Arc<AtomicI64>,
 }
 
 /// One broker connection with its confirm-mode publishing channel. Replaced
@@ -323,17 +332,29 @@ impl RabbitQueue {
         }
         self.ensure_declared(dest).await?;
         let (tx, rx) = mpsc::channel(self.opts.prefetch.max(1) as usize);
-        self.start_pump(&self.link(), dest, tx.clone()).await?;
+        let feed = Feed {
+            tx,
+            last_received: Default::default(),
+        };
+        self.start_pump(&self.link(), dest, feed.clone()).await?;
         let c = Arc::new(DestConsumer {
             rx: tokio::sync::Mutex::new(rx),
-            tx,
+            feed,
         });
         map.insert(dest.to_string(), c.clone());
         Ok(c)
     }
 
-    /// Subscribes to `dest`'s queue on `link` and pumps into `tx`.
-    async fn start_pump(&self, link: &Link, dest: &str, tx: mpsc::Sender<Delivery>) -> Result<()> {
+    /// Whether `dest`'s consumer has handed nothing over for `quiet` (false when
+    /// nothing consumes from `dest` in this process).
+    async fn consumer_quiet(&self, dest: &str, quiet: Duration) -> bool {
+        self.consumers.lock().await.get(dest).is_some_and(|c| {
+            now_ms() - c.feed.last_received.load(Ordering::Relaxed) >= quiet.as_millis() as i64
+        })
+    }
+
+    /// Subscribes to `dest`'s queue on `link` and pumps into `feed`.
+    async fn start_pump(&self, link: &Link, dest: &str, feed: Feed) -> Result<()> {
         let names = self.topology.names();
         let ch = link
             .conn
@@ -358,10 +379,11 @@ impl RabbitQueue {
             .map_err(|e| {
                 connect::broker_err(&format!("consuming from {}", names.work_queue(dest)), e)
             })?;
+        feed.last_received.store(now_ms(), Ordering::Relaxed);
         tokio::spawn(pump(
             ch,
             consumer,
-            tx,
+            feed,
             dest.to_string(),
             link.stop.clone(),
             self.resubscribe.clone(),
@@ -373,12 +395,12 @@ impl RabbitQueue {
     /// topology, re-subscribes every consumer, then retires the old one.
     async fn rebuild(&self) -> Result<()> {
         let link = Arc::new(Link::open(&self.opts, &self.topology, &self.stop).await?);
-        let consumers: Vec<(String, mpsc::Sender<Delivery>)> = self
+        let consumers: Vec<(String, Feed)> = self
             .consumers
             .lock()
             .await
             .iter()
-            .map(|(d, c)| (d.clone(), c.tx.clone()))
+            .map(|(d, c)| (d.clone(), c.feed.clone()))
             .collect();
         {
             let declared = self.declared.lock().await;
@@ -391,8 +413,8 @@ impl RabbitQueue {
                     })?;
             }
         }
-        for (dest, tx) in consumers {
-            self.start_pump(&link, &dest, tx).await?;
+        for (dest, feed) in consumers {
+            self.start_pump(&link, &dest, feed).await?;
         }
         let old = std::mem::replace(&mut *self.link.write().expect("link lock poisoned"), link);
         old.stop.cancel();
@@ -817,7 +839,7 @@ fn broker_setup(shown: &str, what: &str, e: lapin::Error) -> Error {
 async fn pump(
     ch: Channel,
     mut consumer: lapin::Consumer,
-    tx: mpsc::Sender<Delivery>,
+    feed: Feed,
     dest: String,
     stop: CancellationToken,
     resubscribe: Arc<AtomicBool>,
@@ -829,7 +851,8 @@ async fn pump(
         };
         match next {
             Some(Ok(d)) => {
-                if tx.send(d).await.is_err() {
+                feed.last_received.store(now_ms(), Ordering::Relaxed);
+                if feed.tx.send(d).await.is_err() {
                     return;
                 }
             }

@@ -330,19 +330,27 @@ pub async fn unrelayed_count(pool: &AnyPool) -> Result<i64> {
 
 /// Marks for re-publishing the head-of-line deliveries that have been due for
 /// longer than `stale_ms` without anyone claiming them: their broker message was
-/// lost (a purged queue, a broker that lost its disk). Duplicates this may create
-/// are harmless: the claim lets only one through. Returns how many.
-pub async fn requeue_stale(pool: &AnyPool, stale_ms: i64) -> Result<u64> {
+/// lost (a purged queue, a broker that lost its disk), or their consumer went
+/// silent. Duplicates this may create are harmless: the claim lets only one
+/// through. Returns the destinations concerned, once each.
+pub async fn requeue_stale(pool: &AnyPool, stale_ms: i64) -> Result<Vec<String>> {
     let cutoff = now_ms() - stale_ms;
-    let r = sqlx::query(&format!(
+    let rows = sqlx::query(&format!(
         "UPDATE deliveries SET relayed_at = NULL \
          WHERE relayed_at IS NOT NULL AND relayed_at < $1 AND updated_at < $1 \
            AND ((state = 'pending' AND next_attempt_at < $1) OR (state = 'in_flight' AND lease_until < $1)) \
-           AND {HEAD_OF_LINE}"
+           AND {HEAD_OF_LINE} \
+         RETURNING destination"
     ))
     .bind(cutoff)
-    .execute(pool)
+    .fetch_all(pool)
     .await
     .map_err(|e| db_err("re-queueing stale deliveries", e))?;
-    Ok(r.rows_affected())
+    let mut destinations = rows
+        .iter()
+        .map(|r| get::<String>(r, "destination"))
+        .collect::<Result<Vec<_>>>()?;
+    destinations.sort();
+    destinations.dedup();
+    Ok(destinations)
 }

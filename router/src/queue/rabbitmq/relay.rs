@@ -69,12 +69,18 @@ pub(super) async fn run(q: Weak<RabbitQueue>, stop: CancellationToken) {
             )
             .await
             {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::warn!(n, "re-publishing due deliveries nobody claimed (their broker messages were lost, or the consumers are silent)");
-                    // Lost messages come back through the relay; silent consumers
-                    // through the watchdog, which re-subscribes them.
-                    this.resubscribe.store(true, Ordering::Relaxed);
+                Ok(destinations) if destinations.is_empty() => {}
+                Ok(destinations) => {
+                    tracing::warn!(?destinations, "re-publishing due deliveries nobody claimed (their broker messages were lost, or the consumers are silent)");
+                    // Lost messages come back through the relay. A consumer that
+                    // has handed nothing over all that time is silent: the
+                    // watchdog re-subscribes it. One that is merely busy (a
+                    // backlog behind a slow partner) is left alone.
+                    for d in &destinations {
+                        if this.consumer_quiet(d, this.opts.stale_after).await {
+                            this.resubscribe.store(true, Ordering::Relaxed);
+                        }
+                    }
                     continue;
                 }
                 Err(e) => {

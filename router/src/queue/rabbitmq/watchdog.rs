@@ -19,8 +19,10 @@
 //! * a consumer asked for it (`RabbitQueue::resubscribe`): the broker cancelled
 //!   it (its queue was deleted, say; the new connection declares the queues
 //!   again), or the relay found due deliveries that nobody claimed for
-//!   `stale_after`. Whatever the cause, consumers that are not consuming get a
-//!   fresh start, while the relay re-publishes what they missed.
+//!   `stale_after` while their consumer handed nothing over (a consumer busy
+//!   with a backlog behind a slow partner does not count). Whatever the cause,
+//!   consumers that are not consuming get a fresh start, while the relay
+//!   re-publishes what they missed.
 
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
