@@ -238,6 +238,9 @@ pub struct RabbitQueue {
     stop: CancellationToken,
 }
 
+/// Tries (500 ms apart) to publish the wake-up of a dossier's next delivery.
+const WAKE_TRIES: u32 = 4;
+
 /// Longest wait for a publish or its confirm before it counts as failed.
 pub(crate) const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -693,7 +696,18 @@ impl RabbitQueue {
             .remove(&s.delivery_id);
         let Some(Held { acker, envelope }) = held else {
             // Settled by a handle from before a broker reconnect: the broker
-            // redelivers the message, and the claim drops or parks it.
+            // redelivers the message, and the claim drops or parks it. Its
+            // successor is woken all the same; otherwise it would wait out its
+            // parking (up to this delivery's lease, about half a minute).
+            if !matches!(s.outcome, SettleOutcome::Retry { .. }) {
+                match outbox::envelope_of(self.store.read_pool(), &s.delivery_id).await {
+                    Ok(Some(envelope)) => self.wake_successor(&envelope).await,
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "reading a settled delivery's lane failed")
+                    }
+                }
+            }
             return Ok(());
         };
         let done = match &s.outcome {
@@ -769,7 +783,11 @@ impl RabbitQueue {
             correlation_id: next.correlation_id,
         };
         let names = self.topology.names();
-        if let Err(e) = self
+        // A few quick tries: right after a reconnect the first publish can meet
+        // a channel that is still recovering, and the parked copy would only
+        // come back at the end of its wait.
+        let mut tries = 0;
+        while let Err(e) = self
             .publish(
                 &names.deliveries_exchange(),
                 &env.destination,
@@ -779,7 +797,13 @@ impl RabbitQueue {
             )
             .await
         {
+            tries += 1;
+            if tries < WAKE_TRIES {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
             tracing::debug!(delivery_id = %env.delivery_id, error = %e, "waking the next delivery of a dossier failed; its parked copy will bring it back");
+            break;
         }
     }
 }

@@ -18,6 +18,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
+use super::envelope::Envelope;
 use crate::store::{db_err, leased_from_row, now_ms, placeholders, Backend, LeasedDelivery, Store};
 use crate::Result;
 
@@ -183,6 +184,26 @@ pub async fn verdict(pool: &AnyPool, delivery_id: &str, destination: &str) -> Re
         None => now,
     };
     Ok(Verdict::WaitUntil(at.max(now + BLOCKED_MIN_WAIT_MS)))
+}
+
+/// The broker envelope of a stored delivery (its lane and place in it), for a
+/// settlement whose broker message is no longer at hand.
+pub async fn envelope_of(pool: &AnyPool, delivery_id: &str) -> Result<Option<Envelope>> {
+    let row = sqlx::query("SELECT seq, destination, correlation_id FROM deliveries WHERE id = $1")
+        .bind(delivery_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| db_err(&format!("reading delivery {delivery_id}"), e))?;
+    row.map(|r| {
+        Ok(Envelope {
+            v: super::envelope::VERSION,
+            delivery_id: delivery_id.to_string(),
+            seq: get(&r, "seq")?,
+            destination: get(&r, "destination")?,
+            correlation_id: get(&r, "correlation_id")?,
+        })
+    })
+    .transpose()
 }
 
 /// The delivery that became head-of-line of `(correlation_id, destination)`
