@@ -21,6 +21,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -295,19 +296,23 @@ async fn attempt(
 
 /// Records an attempt and its outcome (the queue acks or re-schedules it).
 async fn record(d: &Dispatcher, s: Settlement) {
-    // The attempt happened; recording it must not be lost to a transient store error.
-    let mut wait = Duration::from_millis(50);
-    for _ in 0..8 {
-        match d.queue.settle(s.clone()).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::error!(delivery_id = %s.delivery_id, error = %e, "settling the delivery failed; retrying");
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-            }
-        }
+    // The attempt happened; recording it must not be lost to a transient store
+    // error: 8 tries, 50 ms apart at first, doubling.
+    let settle = || d.queue.settle(s.clone());
+    let retried = settle
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(50))
+                .with_factor(2.0)
+                .with_max_times(7),
+        )
+        .notify(|e, _| {
+            tracing::error!(delivery_id = %s.delivery_id, error = %e, "settling the delivery failed; retrying")
+        })
+        .await;
+    if let Err(e) = retried {
+        tracing::error!(delivery_id = %s.delivery_id, error = %e, "could not settle; the lease will expire and the delivery will be sent again");
     }
-    tracing::error!(delivery_id = %s.delivery_id, "could not settle; the lease will expire and the delivery will be sent again");
 }
 
 /// Builds one [`super::HttpTransport`] per destination that has a URL and no

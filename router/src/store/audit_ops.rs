@@ -140,13 +140,6 @@ fn stored_record(spec: &TableSpec, r: &AnyRow) -> Result<StoredRecord> {
     })
 }
 
-fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// A page of messages for search, newest first.
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageSummary {
@@ -326,7 +319,7 @@ impl Store {
         for chunk in seqs.chunks(500) {
             let sql = format!(
                 "SELECT {TRAIL_COLS} FROM trail WHERE seq IN ({}) ORDER BY seq",
-                placeholders(chunk.len())
+                super::placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for s in chunk {
@@ -438,7 +431,7 @@ impl Store {
                 "SELECT {} FROM {} WHERE {lookup_col} IN ({})",
                 select_list(spec),
                 spec.table,
-                placeholders(chunk.len())
+                super::placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for k in chunk {
@@ -520,7 +513,7 @@ impl Store {
             let sql = format!(
                 "SELECT delivery_id, n, started_at, latency_ms, status, error, outcome, request_excerpt, response_excerpt, \
                  pruned_at FROM attempts WHERE delivery_id IN ({}) ORDER BY delivery_id, n",
-                placeholders(chunk.len())
+                super::placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for k in chunk {
@@ -696,7 +689,7 @@ impl Store {
             let sql = format!(
                 "SELECT id, message_id, destination, state, mapping_id, mapping_version, replay_of FROM deliveries \
                  WHERE message_id IN ({}) ORDER BY seq",
-                placeholders(chunk.len())
+                super::placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for id in chunk {

@@ -91,6 +91,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use backon::{ConstantBuilder, Retryable};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery;
@@ -238,8 +239,8 @@ pub struct RabbitQueue {
     stop: CancellationToken,
 }
 
-/// Tries (500 ms apart) to publish the wake-up of a dossier's next delivery.
-const WAKE_TRIES: u32 = 4;
+/// Retries (500 ms apart) of the wake-up of a dossier's next delivery.
+const WAKE_RETRIES: usize = 3;
 
 /// Longest wait for a publish or its confirm before it counts as failed.
 pub(crate) const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
@@ -786,24 +787,25 @@ impl RabbitQueue {
         // A few quick tries: right after a reconnect the first publish can meet
         // a channel that is still recovering, and the parked copy would only
         // come back at the end of its wait.
-        let mut tries = 0;
-        while let Err(e) = self
-            .publish(
-                &names.deliveries_exchange(),
+        let (exchange, body) = (names.deliveries_exchange(), env.to_bytes());
+        let wake = || {
+            self.publish(
+                &exchange,
                 &env.destination,
-                &env.to_bytes(),
+                &body,
                 &env.delivery_id,
                 FieldTable::default(),
             )
+        };
+        if let Err(e) = wake
+            .retry(
+                ConstantBuilder::default()
+                    .with_delay(Duration::from_millis(500))
+                    .with_max_times(WAKE_RETRIES),
+            )
             .await
         {
-            tries += 1;
-            if tries < WAKE_TRIES {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
             tracing::debug!(delivery_id = %env.delivery_id, error = %e, "waking the next delivery of a dossier failed; its parked copy will bring it back");
-            break;
         }
     }
 }
