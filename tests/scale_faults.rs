@@ -1,14 +1,16 @@
 //! Scale-out fault tests: the built `lienthong` binary on RabbitMQ + PostgreSQL,
 //! delivering to a real HTTP sink on loopback.
 //!
-//! * the broker stops mid-load (`rabbitmqctl stop_app`, then `start_app`):
+//! * the broker stops mid-load for 9 s (`rabbitmqctl stop_app`, then `start_app`):
 //!   intake keeps accepting into the outbox, and everything accepted is
 //!   delivered once the broker is back;
 //! * one of two replicas is killed with SIGKILL mid-load: the other delivers
 //!   everything, including what the dead one had claimed (after its lease);
 //! * two replicas share one broker and one database: every message is
 //!   delivered, in order per dossier, and every duplicate carries the same
-//!   `Idempotency-Key` so the partner can drop it.
+//!   `Idempotency-Key` so the partner can drop it;
+//! * a connection replaced while lapin is still recovering it is closed once
+//!   the broker is back, instead of coming back with its old consumers.
 //!
 //! Each test has its own RabbitMQ vhost and PostgreSQL schema, removed on drop;
 //! the broker is always restarted by a guard, even when the test fails.
@@ -185,6 +187,11 @@ async fn broker_restart_mid_load_loses_nothing() {
             let code = format!("D{d}");
             if seq == 8 && d == 0 {
                 rabbitmqctl(&["stop_app"]);
+                // Away for longer than the watchdog waits before replacing the
+                // connection (4 failed probes, 2 s apart), so a replacement made
+                // while lapin is still recovering the old connection is exercised
+                // too (see `a_connection_replaced_while_recovering_does_not_come_back`).
+                tokio::time::sleep(std::time::Duration::from_secs(9)).await;
             }
             if seq == 14 && d == 0 {
                 rabbitmqctl(&["start_app"]);
@@ -293,5 +300,105 @@ async fn two_replicas_share_one_broker_and_one_database() {
         distinct_delivered(&sink),
         n,
         "a delivery the hub never accepted reached the partner"
+    );
+}
+
+/// The consumers of `vhost` the broker knows of, by queue name.
+fn consumers_on(vhost: &str) -> Vec<String> {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args([
+            "list_consumers",
+            "-p",
+            vhost,
+            "-q",
+            "--no-table-headers",
+            "queue_name",
+        ])
+        .output()
+        .expect("cannot run rabbitmqctl; start RabbitMQ with `rabbitmq-server -detached`");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl list_consumers failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// A connection the watchdog replaces while lapin is still recovering it must
+/// really end. lapin closes a dropped connection only while it is connected;
+/// one dropped while reconnecting came back with the broker and re-subscribed
+/// its old consumer, which nobody read any more: it sat on up to a prefetch of
+/// messages, and dossiers crawled at one message per parking period (what
+/// `broker_restart_mid_load_loses_nothing` met under load when the rebuild
+/// landed just as the broker restarted). `connect::retire` is what the
+/// watchdog's rebuild uses to let go of the old connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_replaced_while_recovering_does_not_come_back() {
+    use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    use router::queue::rabbitmq::connect;
+
+    let _exclusive = BROKER.write().await;
+    let svc = Services::create();
+    let conn = connect::connect(&svc.vhost.url(), "retire-test")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ch = conn.create_channel().await.unwrap();
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare("retire-test".into(), durable, FieldTable::default())
+        .await
+        .unwrap();
+    ch.basic_qos(16, BasicQosOptions::default()).await.unwrap();
+    let consumer = ch
+        .basic_consume(
+            "retire-test".into(),
+            "retire-test".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(consumers_on(&svc.vhost.name), ["retire-test"]);
+
+    let _guard = BrokerGuard;
+    rabbitmqctl(&["stop_app"]);
+    wait_until(
+        "the connection to start recovering",
+        Duration::from_secs(30),
+        || conn.status().reconnecting(),
+    )
+    .await;
+    // Replaced while recovering: the hub lets go of everything bound to it.
+    drop(consumer);
+    drop(ch);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let retiring = tokio::spawn(async move {
+        connect::retire(&conn, &stop).await;
+        conn
+    });
+    rabbitmqctl(&["start_app"]);
+    let conn = tokio::time::timeout(Duration::from_secs(60), retiring)
+        .await
+        .expect("the replaced connection was not closed within 60 s of the broker's return")
+        .unwrap();
+    assert!(
+        conn.status().closed() || conn.status().errored(),
+        "retire returned with the connection {:?}",
+        conn.status()
+    );
+    // Past lapin's longest reconnect backoff (3 s): nothing of it is subscribed.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        consumers_on(&svc.vhost.name),
+        Vec::<String>::new(),
+        "the replaced connection's consumer is back on the broker"
     );
 }

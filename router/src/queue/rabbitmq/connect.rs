@@ -67,6 +67,47 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection> {
     }
 }
 
+/// Closes a connection that is being replaced, also when lapin is still
+/// recovering it, and returns once it is closed (or `stop` is cancelled).
+///
+/// Why not just drop it, or call `close` once: lapin closes a connection on
+/// drop, and `close` works, only while it is *connected*. A connection dropped
+/// while it is reconnecting is left to its IO loop, which goes on retrying, and
+/// once the broker is back it re-opens the old channels and re-subscribes the
+/// old consumers. Nobody reads those any more, so each would hold up to a
+/// prefetch of messages unacked until the process exits: messages the broker
+/// handed to it by round robin, wake-ups of a dossier's next delivery among
+/// them. That is what stalled dossiers (one message per parking period)
+/// when the watchdog replaced a connection just as the broker came back. So
+/// this waits for such a connection to come back and closes it then: the
+/// broker requeues whatever it received in between.
+pub async fn retire(conn: &Connection, stop: &tokio_util::sync::CancellationToken) {
+    loop {
+        let status = conn.status();
+        if status.closed() || status.errored() {
+            return;
+        }
+        if status.connected()
+            && matches!(
+                tokio::time::timeout(RETIRE_CLOSE_TIMEOUT, conn.close(200, "replaced".into()))
+                    .await,
+                Ok(Ok(()))
+            )
+        {
+            return;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(RETIRE_POLL) => {}
+        }
+    }
+}
+
+/// How long [`retire`] waits for the broker to confirm a close.
+const RETIRE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often [`retire`] looks again at a connection that is still recovering.
+const RETIRE_POLL: Duration = Duration::from_millis(250);
+
 /// A broker error during operation (the connection recovers by itself).
 pub fn broker_err(context: &str, e: lapin::Error) -> Error {
     Error::Queue {

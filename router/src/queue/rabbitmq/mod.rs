@@ -75,7 +75,9 @@
 //! and, after [`watchdog::FAILURES_BEFORE_REBUILD`] failed probes in a row or
 //! once it works again after an outage, replaces it: new connection, topology
 //! declared again, consumers re-subscribed onto the same bounded hand-over
-//! channels. Nothing is lost either way, since
+//! channels, and the old connection closed even if lapin is still recovering
+//! it ([`connect::retire`]: otherwise it would come back with the broker and
+//! re-subscribe consumers nobody reads). Nothing is lost either way, since
 //! the store holds every delivery and the claim makes redeliveries harmless.
 
 pub mod connect;
@@ -422,13 +424,9 @@ impl RabbitQueue {
         }
         let old = std::mem::replace(&mut *self.link.write().expect("link lock poisoned"), link);
         old.stop.cancel();
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(5),
-                old.conn.close(200, "replaced".into()),
-            )
-            .await;
-        });
+        // Closed even if lapin is still recovering it (see `connect::retire`).
+        let stop = self.stop.clone();
+        tokio::spawn(async move { connect::retire(&old.conn, &stop).await });
         Ok(())
     }
 
