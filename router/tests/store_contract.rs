@@ -74,6 +74,7 @@ contract!(
     concurrent_writers_keep_one_unbroken_chain,
     a_burst_of_settlements_is_recorded_one_by_one,
     exact_bytes_and_unicode_survive,
+    settling_names_the_next_due_relayed_delivery_of_the_lane,
 );
 
 fn message(correlation: &str, key: Option<&str>, destinations: &[&str]) -> NewMessage {
@@ -399,6 +400,94 @@ async fn lease_is_head_of_line_per_dossier_and_destination(store: Store) {
             .map(|l| l.message_id.as_str())
             .collect::<Vec<_>>(),
         vec![a2.id.as_str()]
+    );
+}
+
+/// `settle_and_next` (what the RabbitMQ queue wakes after a settlement) names
+/// the lane's next delivery only when the settled one is finished and the next
+/// one is due and relayed; never another lane's, never for a retry.
+async fn settling_names_the_next_due_relayed_delivery_of_the_lane(store: Store) {
+    let a1 = message("L", None, &["lis"]);
+    let a2 = message("L", None, &["lis"]);
+    let a3 = message("L", None, &["lis"]);
+    let other = message("M", None, &["lis"]);
+    for m in [&a1, &a2, &a3, &other] {
+        store.accept(m.clone()).await.unwrap();
+    }
+    let delivery_of = |m: &NewMessage| m.deliveries[0].id.clone();
+    let seq_of = |id: String| {
+        let store = store.clone();
+        async move {
+            sqlx::query("SELECT seq FROM deliveries WHERE id = $1")
+                .bind(id)
+                .fetch_one(store.read_pool())
+                .await
+                .unwrap()
+                .try_get::<i64, _>("seq")
+                .unwrap()
+        }
+    };
+    let relay = |ids: Vec<String>| {
+        let store = store.clone();
+        async move {
+            for id in ids {
+                sqlx::query("UPDATE deliveries SET relayed_at = $1 WHERE id = $2")
+                    .bind(now_ms())
+                    .bind(id)
+                    .execute(store.read_pool())
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    let leased = lease(&store, "lis").await;
+    let l1 = leased.iter().find(|l| l.message_id == a1.id).unwrap();
+    // The next one is not relayed yet: the relay publishes it anyway.
+    let mut retry = settlement(l1, SettleOutcome::Retry { at: now_ms() });
+    retry.attempt = 1;
+    assert_eq!(
+        store.settle_and_next(retry).await.unwrap(),
+        None,
+        "a retry keeps its place: nothing to wake"
+    );
+    let l1 = lease(&store, "lis").await;
+    let l1 = l1.iter().find(|l| l.message_id == a1.id).unwrap();
+    relay(vec![delivery_of(&a3), delivery_of(&other)]).await;
+    assert_eq!(
+        store
+            .settle_and_next(settlement(l1, SettleOutcome::Delivered))
+            .await
+            .unwrap(),
+        None,
+        "the head of the lane (a2) is not relayed yet; a3 behind it is not woken"
+    );
+    relay(vec![delivery_of(&a2)]).await;
+    let l2 = lease(&store, "lis").await;
+    assert_eq!(l2.len(), 1, "{l2:?}");
+    assert_eq!(l2[0].message_id, a2.id);
+    let next = store
+        .settle_and_next(settlement(&l2[0], SettleOutcome::Dead))
+        .await
+        .unwrap()
+        .expect("a3 is due and relayed once a2 is dead");
+    assert_eq!(
+        next,
+        router::store::NextInLane {
+            id: delivery_of(&a3),
+            seq: seq_of(delivery_of(&a3)).await,
+            correlation_id: "L".into(),
+            destination: "lis".into(),
+        }
+    );
+    let l3 = lease(&store, "lis").await;
+    assert_eq!(l3.len(), 1, "{l3:?}");
+    assert_eq!(
+        store
+            .settle_and_next(settlement(&l3[0], SettleOutcome::Delivered))
+            .await
+            .unwrap(),
+        None,
+        "the lane is empty (another lane's delivery is not its next)"
     );
 }
 

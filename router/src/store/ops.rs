@@ -289,9 +289,10 @@ pub(crate) fn leased_from_row(row: &AnyRow, lease_until: i64) -> Result<LeasedDe
 /// a repeat), since one `UPDATE ... FROM (VALUES ...)` updates a row once.
 pub(super) async fn settle_many(
     conn: &mut AnyConnection,
-    settled: &[&Settlement],
+    settled: &[(&Settlement, bool)],
     events: &mut Vec<TrailEvent>,
-) -> Result<()> {
+) -> Result<Vec<(String, NextInLane)>> {
+    let mut next = Vec::new();
     // 6 values per delivery row, 9 per attempt row: chunks stay far below the
     // bound-parameter limits.
     for chunk in settled.chunks(super::ROWS_PER_INSERT) {
@@ -301,7 +302,7 @@ pub(super) async fn settle_many(
             super::values_sql(chunk.len(), 9, "")
         );
         let mut q = sqlx::query(&sql);
-        for s in chunk {
+        for (s, _) in chunk {
             q = q
                 .bind(&s.delivery_id)
                 .bind(s.attempt as i64)
@@ -317,14 +318,20 @@ pub(super) async fn settle_many(
             .await
             .map_err(|e| db_err("recording attempts", e))?;
         // `VALUES` columns are named column1, column2, ... on both backends.
+        let want_next = chunk.iter().any(|(_, w)| *w);
+        let returning = if want_next {
+            next_in_lane_returning(chunk.len() * 6 + 1)
+        } else {
+            String::new()
+        };
         let sql = format!(
             "UPDATE deliveries SET state = v.column2, next_attempt_at = v.column3, lease_until = NULL, \
              last_error = v.column4, error_class = v.column5, updated_at = v.column6 \
-             FROM (VALUES {}) AS v WHERE deliveries.id = v.column1",
+             FROM (VALUES {}) AS v WHERE deliveries.id = v.column1{returning}",
             super::values_sql(chunk.len(), 6, "")
         );
         let mut q = sqlx::query(&sql);
-        for s in chunk {
+        for (s, _) in chunk {
             let now = s.started_at + s.latency_ms;
             let (state, next) = match s.outcome {
                 SettleOutcome::Delivered => ("delivered", now),
@@ -339,14 +346,55 @@ pub(super) async fn settle_many(
                 .bind(s.error_class.clone())
                 .bind(now);
         }
-        q.execute(&mut *conn)
+        if !want_next {
+            q.execute(&mut *conn)
+                .await
+                .map_err(|e| db_err("updating deliveries", e))?;
+            continue;
+        }
+        let rows = q
+            .bind(super::now_ms())
+            .fetch_all(&mut *conn)
             .await
             .map_err(|e| db_err("updating deliveries", e))?;
+        for row in &rows {
+            let Some(id) = get::<Option<String>>(row, "next_id")? else {
+                continue;
+            };
+            next.push((
+                get::<String>(row, "settled_id")?,
+                NextInLane {
+                    id,
+                    seq: get(row, "next_seq")?,
+                    correlation_id: get(row, "lane_correlation_id")?,
+                    destination: get(row, "lane_destination")?,
+                },
+            ));
+        }
     }
-    for s in settled {
+    for (s, _) in settled {
         settle_events(s, events);
     }
-    Ok(())
+    Ok(next)
+}
+
+/// The `RETURNING` clause that makes the settling `UPDATE` also name, for each
+/// delivery it finished (delivered or dead), the next delivery of its lane when
+/// that one is due (`$now`, the placeholder numbered `now`) and relayed: what
+/// the broker queue wakes. Two scalar subqueries over the same `deliveries_order`
+/// seek (`LIMIT 1` in index order, as in `outbox`), so both see the same row.
+fn next_in_lane_returning(now: usize) -> String {
+    let lane = "FROM deliveries e WHERE e.correlation_id = deliveries.correlation_id \
+                AND e.destination = deliveries.destination AND e.seq > deliveries.seq \
+                AND e.state IN ('pending', 'in_flight') \
+                ORDER BY e.correlation_id, e.destination, e.seq LIMIT 1";
+    format!(
+        " RETURNING deliveries.id AS settled_id, deliveries.correlation_id AS lane_correlation_id, \
+         deliveries.destination AS lane_destination, \
+         CASE WHEN deliveries.state IN ('delivered', 'dead') THEN (SELECT CASE WHEN e.state = 'pending' \
+           AND e.next_attempt_at <= ${now} AND e.relayed_at IS NOT NULL THEN e.id END {lane}) END AS next_id, \
+         CASE WHEN deliveries.state IN ('delivered', 'dead') THEN (SELECT e.seq {lane}) END AS next_seq"
+    )
 }
 
 fn outcome_name(o: &SettleOutcome) -> &'static str {

@@ -120,6 +120,17 @@ pub struct Settlement {
     pub outcome: SettleOutcome,
 }
 
+/// The delivery that became head of its lane `(correlation_id, destination)`
+/// when an earlier one was settled as delivered or dead, if it is due now and
+/// already relayed ([`crate::store::Store::settle_and_next`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextInLane {
+    pub id: String,
+    pub seq: i64,
+    pub correlation_id: String,
+    pub destination: String,
+}
+
 /// A message as the API shows it (no raw bytes).
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageView {

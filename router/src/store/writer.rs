@@ -1,6 +1,6 @@
 //! The group-commit writer task (see the parent module for why it exists).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{AnyConnection, Connection};
 use tokio::sync::{mpsc, oneshot};
@@ -16,7 +16,12 @@ pub(crate) enum Job {
     Accept(Box<NewMessage>, oneshot::Sender<Result<AcceptOutcome>>),
     Reject(Box<RejectedMessage>, oneshot::Sender<Result<()>>),
     Lease(LeaseRequest, oneshot::Sender<Result<Vec<LeasedDelivery>>>),
-    Settle(Box<Settlement>, oneshot::Sender<Result<()>>),
+    /// A settlement; with `true`, the answer names the lane's next delivery.
+    Settle(
+        Box<Settlement>,
+        bool,
+        oneshot::Sender<Result<Option<NextInLane>>>,
+    ),
     /// An audit operation (replay, prune, auditor action); see `audit_ops`.
     Audit(
         Box<dyn super::audit_ops::WriteOp>,
@@ -29,7 +34,7 @@ enum Done {
     Accept(Result<AcceptOutcome>),
     Reject(Result<()>),
     Lease(Result<Vec<LeasedDelivery>>),
-    Settle(Result<()>),
+    Settle(Result<Option<NextInLane>>),
     Audit(Result<serde_json::Value>),
 }
 
@@ -94,7 +99,7 @@ fn reply(jobs: Vec<Job>, done: Vec<Done>) {
             (Job::Accept(_, tx), Done::Accept(r)) => drop(tx.send(r)),
             (Job::Reject(_, tx), Done::Reject(r)) => drop(tx.send(r)),
             (Job::Lease(_, tx), Done::Lease(r)) => drop(tx.send(r)),
-            (Job::Settle(_, tx), Done::Settle(r)) => drop(tx.send(r)),
+            (Job::Settle(_, _, tx), Done::Settle(r)) => drop(tx.send(r)),
             (Job::Audit(_, tx), Done::Audit(r)) => drop(tx.send(r)),
             _ => unreachable!("results are produced in job order"),
         }
@@ -142,7 +147,7 @@ async fn write_batch(tx: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
         // statements; anything else may read them, so it sees them written.
         let flush = match job {
             Job::Accept(..) => false,
-            Job::Settle(s, _) => gathered.settling.contains(s.delivery_id.as_str()),
+            Job::Settle(s, ..) => gathered.settling.contains(s.delivery_id.as_str()),
             _ => true,
         };
         if flush {
@@ -158,16 +163,24 @@ async fn write_batch(tx: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
             ))),
             Job::Reject(m, _) => Done::Reject(Ok(ops::reject(tx, m, &mut events).await?)),
             Job::Lease(r, _) => Done::Lease(Ok(ops::lease(tx, r).await?)),
-            Job::Settle(s, _) => {
-                gathered.settled.push(&**s);
+            Job::Settle(s, want_next, _) => {
+                gathered.settled.push((&**s, *want_next));
                 gathered.settling.insert(s.delivery_id.as_str());
-                Done::Settle(Ok(()))
+                // Filled in below once the settlement is written.
+                Done::Settle(Ok(None))
             }
             Job::Audit(op, _) => Done::Audit(Ok(op.run(tx, &mut events).await?)),
         });
     }
     gathered.flush(tx, &mut events).await?;
     chain::append(tx, &events).await?;
+    if !gathered.next.is_empty() {
+        for (job, d) in jobs.iter().zip(done.iter_mut()) {
+            if let (Job::Settle(s, true, _), Done::Settle(r)) = (job, d) {
+                *r = Ok(gathered.next.remove(&s.delivery_id));
+            }
+        }
+    }
     Ok(done)
 }
 
@@ -176,7 +189,10 @@ async fn write_batch(tx: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
 struct Gathered<'a> {
     /// Checked acceptances, in order.
     accepted: Vec<&'a NewMessage>,
-    settled: Vec<&'a Settlement>,
+    /// Settlements, each with whether its lane's next delivery is wanted.
+    settled: Vec<(&'a Settlement, bool)>,
+    /// The next deliveries found for those that wanted them, by settled delivery id.
+    next: HashMap<String, NextInLane>,
     /// The deliveries in `settled`: a second settlement of one of them is
     /// written after the first, never in the same statement.
     settling: HashSet<&'a str>,
@@ -189,7 +205,8 @@ impl Gathered<'_> {
             self.accepted.clear();
         }
         if !self.settled.is_empty() {
-            ops::settle_many(tx, &self.settled, events).await?;
+            self.next
+                .extend(ops::settle_many(tx, &self.settled, events).await?);
             self.settled.clear();
             self.settling.clear();
         }

@@ -30,7 +30,8 @@
 //!   dossier is parked until that one could be settled (its lease end or retry
 //!   time, at least a second). It does not poll: when a delivery is settled as
 //!   delivered or dead, the queue publishes the next due delivery of the same
-//!   dossier to the work queue at once ([`outbox::successor`]), and the parked
+//!   dossier to the work queue at once (the settling statement names it:
+//!   [`Store::settle_and_next`](crate::store::Store::settle_and_next)), and the parked
 //!   copy is later dropped by the claim as finished. Without this, a long lane
 //!   (a station's day of observations relayed in one burst) would bounce every
 //!   waiting message through a delay queue every 100 ms and move one message
@@ -687,7 +688,9 @@ impl RabbitQueue {
     }
 
     async fn settle_inner(&self, s: Settlement) -> Result<()> {
-        self.store.settle(s.clone()).await?;
+        // The settling statement also names the dossier's next delivery, if it
+        // is due and relayed (delivered or dead only; a retry keeps its place).
+        let next = self.store.settle_and_next(s.clone()).await?;
         let held = self
             .held
             .lock()
@@ -698,14 +701,8 @@ impl RabbitQueue {
             // redelivers the message, and the claim drops or parks it. Its
             // successor is woken all the same; otherwise it would wait out its
             // parking (up to this delivery's lease, about half a minute).
-            if !matches!(s.outcome, SettleOutcome::Retry { .. }) {
-                match outbox::envelope_of(self.store.read_pool(), &s.delivery_id).await {
-                    Ok(Some(envelope)) => self.wake_successor(&envelope).await,
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::debug!(error = %e, "reading a settled delivery's lane failed")
-                    }
-                }
+            if let Some(next) = next {
+                self.wake(next).await;
             }
             return Ok(());
         };
@@ -747,8 +744,8 @@ impl RabbitQueue {
         };
         if done {
             ack(&acker).await;
-            if !matches!(s.outcome, SettleOutcome::Retry { .. }) {
-                self.wake_successor(&envelope).await;
+            if let Some(next) = next {
+                self.wake(next).await;
             }
         } else {
             requeue(&acker).await;
@@ -758,22 +755,12 @@ impl RabbitQueue {
 }
 
 impl RabbitQueue {
-    /// Publishes the next delivery of `done`'s dossier to the work queue now
-    /// that `done` is finished, so it does not wait out its parking (see
-    /// [`outbox::successor`]). Best effort: if this fails, the parked copy
-    /// comes back by itself, and a duplicate copy is dropped by the claim.
-    async fn wake_successor(&self, done: &Envelope) {
-        let pool = self.store.read_pool();
-        let next = match outbox::successor(pool, &done.correlation_id, &done.destination, done.seq)
-            .await
-        {
-            Ok(Some(n)) => n,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::debug!(error = %e, "looking up the next delivery of a dossier failed");
-                return;
-            }
-        };
+    /// Publishes `next`, the next delivery of a dossier whose previous one was
+    /// just finished, to the work queue, so it does not wait out its parking
+    /// ([`Store::settle_and_next`] found it). Best effort: if this fails, the
+    /// parked copy comes back by itself, and a duplicate copy is dropped by the
+    /// claim.
+    async fn wake(&self, next: crate::store::NextInLane) {
         let env = Envelope {
             v: envelope::VERSION,
             delivery_id: next.id,

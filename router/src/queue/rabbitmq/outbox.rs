@@ -18,7 +18,6 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use super::envelope::Envelope;
 use crate::store::{db_err, leased_from_row, now_ms, placeholders, Backend, LeasedDelivery, Store};
 use crate::Result;
 
@@ -35,7 +34,8 @@ fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
 ///
 /// It asks for the lane's head with a `LIMIT 1` subquery ordered by the whole
 /// `deliveries_order` index key rather than `NOT EXISTS`, and the lane lookups
-/// below ([`verdict`], [`successor`]) order by that key too. That leaves
+/// below ([`verdict`], and the settling statement's next-in-lane lookup in
+/// `store::ops`) order by that key too. That leaves
 /// PostgreSQL one sensible plan even before it has statistics for the table: a
 /// fresh store filled by a burst (no autovacuum analyze yet) otherwise got an
 /// anti join that scanned the destination's whole backlog for every claimed row
@@ -133,7 +133,8 @@ pub enum Verdict {
 
 /// Shortest wait for a delivery blocked behind an earlier one of its dossier.
 /// It is a safety net only: when the earlier delivery is settled, the queue
-/// publishes a wake-up for the next one at once ([`successor`]), so a blocked
+/// publishes a wake-up for the next one at once (found by
+/// [`Store::settle_and_next`](crate::store::Store::settle_and_next)), so a blocked
 /// message does not need to poll. Parking it for longer keeps a long lane (a
 /// station's day of observations relayed in one burst) from bouncing every
 /// message through the broker every few milliseconds.
@@ -184,62 +185,6 @@ pub async fn verdict(pool: &AnyPool, delivery_id: &str, destination: &str) -> Re
         None => now,
     };
     Ok(Verdict::WaitUntil(at.max(now + BLOCKED_MIN_WAIT_MS)))
-}
-
-/// The broker envelope of a stored delivery (its lane and place in it), for a
-/// settlement whose broker message is no longer at hand.
-pub async fn envelope_of(pool: &AnyPool, delivery_id: &str) -> Result<Option<Envelope>> {
-    let row = sqlx::query("SELECT seq, destination, correlation_id FROM deliveries WHERE id = $1")
-        .bind(delivery_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| db_err(&format!("reading delivery {delivery_id}"), e))?;
-    row.map(|r| {
-        Ok(Envelope {
-            v: super::envelope::VERSION,
-            delivery_id: delivery_id.to_string(),
-            seq: get(&r, "seq")?,
-            destination: get(&r, "destination")?,
-            correlation_id: get(&r, "correlation_id")?,
-        })
-    })
-    .transpose()
-}
-
-/// The delivery that became head-of-line of `(correlation_id, destination)`
-/// now that the delivery at `seq` is finished: returned when it is due now
-/// and already relayed (an unrelayed one is published by the relay anyway), so
-/// the caller can wake it instead of letting it wait out its parking.
-pub async fn successor(
-    pool: &AnyPool,
-    correlation_id: &str,
-    destination: &str,
-    seq: i64,
-) -> Result<Option<Unrelayed>> {
-    let row = sqlx::query(
-        "SELECT seq, id, destination, correlation_id, state, next_attempt_at, relayed_at FROM deliveries \
-         WHERE correlation_id = $1 AND destination = $2 AND seq > $3 AND state IN ('pending', 'in_flight') \
-         ORDER BY correlation_id, destination, seq LIMIT 1",
-    )
-    .bind(correlation_id)
-    .bind(destination)
-    .bind(seq)
-    .fetch_optional(pool)
-    .await
-    .map_err(|e| db_err(&format!("reading the next delivery of {correlation_id} for {destination}"), e))?;
-    let Some(row) = row else { return Ok(None) };
-    let due = get::<String>(&row, "state")? == "pending"
-        && get::<i64>(&row, "next_attempt_at")? <= now_ms()
-        && get::<Option<i64>>(&row, "relayed_at")?.is_some();
-    if !due {
-        return Ok(None);
-    }
-    Ok(Some(Unrelayed {
-        seq: get(&row, "seq")?,
-        id: get(&row, "id")?,
-        destination: get(&row, "destination")?,
-        correlation_id: get(&row, "correlation_id")?,
-    }))
 }
 
 /// An outbox row to publish.
