@@ -18,6 +18,9 @@
 //!                               # keep it at least twice the largest destination concurrency)
 //!     outbox_limit: 100000      # unrelayed deliveries before intake answers 503
 //!     replicas: 2               # hub processes sharing the broker: each takes 1/N of rates
+//!     stale_after: 5m           # a due delivery nobody claimed for this long is published again
+//!                               # (and a consumer that received nothing all that time is
+//!                               # re-subscribed); at least 5s, default 5m
 //! ```
 
 use serde::Deserialize;
@@ -36,7 +39,12 @@ struct Section {
     prefetch: Option<u16>,
     outbox_limit: Option<i64>,
     replicas: Option<u32>,
+    stale_after: Option<String>,
 }
+
+/// The shortest `stale_after`: below it, a consumer that is merely between
+/// deliveries could be taken for a silent one and re-subscribed.
+pub const MIN_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn invalid(message: String) -> Error {
     Error::Queue {
@@ -60,7 +68,7 @@ impl RabbitOptions {
         } else {
             serde_json::from_value(section.clone()).map_err(|e| {
                 invalid(format!(
-                    "queue.rabbitmq: {e} (keys: url, queue_type quorum|classic, prefix, prefetch, outbox_limit, replicas)"
+                    "queue.rabbitmq: {e} (keys: url, queue_type quorum|classic, prefix, prefetch, outbox_limit, replicas, stale_after)"
                 ))
             })?
         };
@@ -110,6 +118,17 @@ impl RabbitOptions {
             }
             o.replicas = r;
         }
+        if let Some(text) = s.stale_after {
+            let d = crate::config::duration::parse_duration(&text)
+                .map_err(|e| invalid(format!("queue.rabbitmq.stale_after: {e}")))?;
+            if d < MIN_STALE_AFTER {
+                return Err(invalid(format!(
+                    "queue.rabbitmq.stale_after `{text}` is too short: use at least {}s",
+                    MIN_STALE_AFTER.as_secs()
+                )));
+            }
+            o.stale_after = d;
+        }
         Ok(o)
     }
 }
@@ -154,6 +173,34 @@ mod tests {
             "{e}"
         );
         assert!(RabbitOptions::from_config(&serde_json::Value::Null, vec![]).is_err());
+    }
+
+    #[test]
+    fn stale_after_is_a_duration_of_at_least_five_seconds() {
+        let read = |v: &str| {
+            RabbitOptions::from_config(&json!({"url": "amqp://h", "stale_after": v}), vec![])
+        };
+        assert_eq!(
+            read("90s").unwrap().stale_after,
+            std::time::Duration::from_secs(90)
+        );
+        assert_eq!(
+            RabbitOptions::from_config(&json!({"url": "amqp://h"}), vec![])
+                .unwrap()
+                .stale_after,
+            std::time::Duration::from_secs(300),
+            "default"
+        );
+        let e = read("2s").unwrap_err().to_string();
+        assert!(
+            e.contains("stale_after") && e.contains("at least 5s"),
+            "{e}"
+        );
+        let e = read("soon").unwrap_err().to_string();
+        assert!(
+            e.contains("stale_after") && e.contains("not a duration"),
+            "{e}"
+        );
     }
 
     #[test]
