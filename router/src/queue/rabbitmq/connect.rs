@@ -67,20 +67,22 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection> {
     }
 }
 
-/// Closes a connection that is being replaced, also when lapin is still
+/// Closes a connection the hub no longer uses (replaced by the watchdog, or
+/// opened by an attempt that failed half-way), also when lapin is still
 /// recovering it, and returns once it is closed (or `stop` is cancelled).
 ///
-/// Why not just drop it, or call `close` once: lapin closes a connection on
-/// drop, and `close` works, only while it is *connected*. A connection dropped
-/// while it is reconnecting is left to its IO loop, which goes on retrying, and
-/// once the broker is back it re-opens the old channels and re-subscribes the
-/// old consumers. Nobody reads those any more, so each would hold up to a
-/// prefetch of messages unacked until the process exits: messages the broker
-/// handed to it by round robin, wake-ups of a dossier's next delivery among
-/// them. That is what stalled dossiers (one message per parking period)
-/// when the watchdog replaced a connection just as the broker came back. So
-/// this waits for such a connection to come back and closes it then: the
-/// broker requeues whatever it received in between.
+/// Why not just drop it, or call `close` once: lapin does not close a
+/// connection whose handle is dropped while it has channels (each channel
+/// keeps it alive), and `close` only works while the connection is
+/// *connected*. A connection let go while it is reconnecting is left to its IO
+/// loop, which goes on retrying, and once the broker is back it re-opens the
+/// old channels and re-subscribes the old consumers. Nobody reads those any
+/// more, so each would hold up to a prefetch of messages unacked until the
+/// process exits: messages the broker handed to it by round robin, wake-ups of
+/// a dossier's next delivery among them. That is what stalled dossiers (one
+/// message per parking period) when the watchdog replaced a connection just as
+/// the broker came back. So this waits for such a connection to come back and
+/// closes it then: the broker requeues whatever it received in between.
 pub async fn retire(conn: &Connection, stop: &tokio_util::sync::CancellationToken) {
     loop {
         let status = conn.status();

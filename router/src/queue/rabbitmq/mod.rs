@@ -192,6 +192,29 @@ impl Link {
         parent: &CancellationToken,
     ) -> Result<Link> {
         let conn = connect::connect(&opts.url, "lienthong").await?;
+        match Self::publisher(&conn, opts, topology).await {
+            Ok(publisher) => Ok(Link {
+                conn,
+                publisher,
+                stop: parent.child_token(),
+            }),
+            Err(e) => {
+                // Most likely the broker went away again just after we
+                // connected: a connection let go while lapin recovers it would
+                // come back with the broker and stay open (see `retire`).
+                let stop = parent.clone();
+                tokio::spawn(async move { connect::retire(&conn, &stop).await });
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens the confirm-mode publishing channel and declares the topology.
+    async fn publisher(
+        conn: &Connection,
+        opts: &RabbitOptions,
+        topology: &Topology,
+    ) -> Result<Channel> {
         let shown = redact_url(&opts.url);
         let publisher = conn
             .create_channel()
@@ -209,11 +232,7 @@ impl Link {
                 e,
             )
         })?;
-        Ok(Link {
-            conn,
-            publisher,
-            stop: parent.child_token(),
-        })
+        Ok(publisher)
     }
 }
 
