@@ -20,6 +20,12 @@
 //! 3. **Raw lapin, the hub's load shape** (context only): as 2, but with as
 //!    many publishers as the hub had clients, each waiting for its confirm
 //!    before publishing the next message, as each client waits for its `202`.
+//! 4. **The HTTP hops alone** (context only): the same load generator and sink
+//!    with nothing but HTTP between them: a handler that answers `202` and hands
+//!    the body over a bounded channel to 64 forwarders (the hub's delivery
+//!    concurrency here) that post it to the sink. No mapping, store or broker:
+//!    the ceiling of any hub that takes and delivers messages over HTTP with
+//!    these libraries on this machine.
 //!
 //! The target (issue #4) is hub ≥ half of raw. Results go in BENCHMARKS.md,
 //! section "RabbitMQ". Needs RabbitMQ on 127.0.0.1:5672 (guest/guest) and
@@ -74,11 +80,14 @@ async fn main() -> anyhow::Result<()> {
     // broker with the hub's load shape, `conc` publishers each waiting for its
     // confirm before the next message, as each client waits for its 202.
     let raw_matched = raw_run(&scratch, n, Some(conc)).await?;
+    let http_only = http_only_run(n, conc, dossiers).await?;
     println!(
         "RESULT hub {hub_rate:.0} msgs/s, raw lapin {raw_rate:.0} msgs/s, ratio {:.2} (target >= 0.50); \
-         raw lapin with {conc} publishers each awaiting its confirm {raw_matched:.0} msgs/s (ratio {:.2}, context only)",
+         raw lapin with {conc} publishers each awaiting its confirm {raw_matched:.0} msgs/s (ratio {:.2}, context only); \
+         the HTTP hops alone {http_only:.0} msgs/s ({:.2} of raw lapin, context only)",
         hub_rate / raw_rate,
-        hub_rate / raw_matched
+        hub_rate / raw_matched,
+        http_only / raw_rate
     );
     Ok(())
 }
@@ -106,6 +115,56 @@ async fn hub_run(scratch: &Scratch, n: usize, conc: usize, dossiers: usize) -> a
     let rate = r.sustained_rate();
     hub.shutdown().await;
     Ok(rate)
+}
+
+/// Context only: the load generator and the sink with nothing but HTTP between
+/// them (a `202` handler feeding 64 forwarders through a bounded channel);
+/// returns accepted-and-delivered msgs/s.
+async fn http_only_run(n: usize, conc: usize, dossiers: usize) -> anyhow::Result<f64> {
+    use axum::http::StatusCode;
+    let sink = load::Sink::start().await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(1024);
+    let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+    for _ in 0..64 {
+        let (rx, url) = (rx.clone(), sink.url.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                let Some(body) = rx.lock().await.recv().await else {
+                    return;
+                };
+                let sent = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                if let Err(e) = sent {
+                    eprintln!("http only: the sink refused a message: {e}");
+                }
+            }
+        });
+    }
+    let app = axum::Router::new().route(
+        "/in",
+        axum::routing::post(move |body: String| {
+            let tx = tx.clone();
+            async move {
+                match tx.send(body).await {
+                    Ok(()) => StatusCode::ACCEPTED,
+                    Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/in", listener.local_addr()?);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    println!("http only: {n} messages, {conc} clients, a 202 handler and 64 forwarders to the sink");
+    let mut r = load::run(&url, &sink, n, conc, dossiers, Duration::from_secs(300)).await?;
+    r.print("http only");
+    server.abort();
+    Ok(r.sustained_rate())
 }
 
 /// Raw lapin: publish with confirms and consume with acks, concurrently; returns
