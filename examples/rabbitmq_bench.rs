@@ -160,7 +160,9 @@ async fn http_only_run(n: usize, conc: usize, dossiers: usize) -> anyhow::Result
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/in", listener.local_addr()?);
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    println!("http only: {n} messages, {conc} clients, a 202 handler and 64 forwarders to the sink");
+    println!(
+        "http only: {n} messages, {conc} clients, a 202 handler and 64 forwarders to the sink"
+    );
     let mut r = load::run(&url, &sink, n, conc, dossiers, Duration::from_secs(300)).await?;
     r.print("http only");
     server.abort();
