@@ -217,6 +217,31 @@ fn parse_file(p: &Path) -> Result<RawConfig, Diagnostics> {
     })
 }
 
+/// The `queue.rabbitmq` keys, checked here in the pure phase with the same
+/// rules the queue applies when it starts (`RabbitOptions::from_config`), so
+/// `lienthong check` reports a bad prefetch or an unknown key before any
+/// connection is tried. A missing URL is left to the start: deployments often
+/// give it only through the environment of the running hub (a Secret), not to
+/// `check`. The section keeps no line numbers of its own, so the diagnostic
+/// points at `queue.backend` when it is in the file.
+fn check_rabbit_section(
+    c: &mut Ctx<'_>,
+    section: &serde_json::Value,
+    backend: Option<&Spanned<String>>,
+) {
+    const URL_CHECKED_AT_START: &str = "amqp://url-checked-at-start";
+    let mut probe = match section {
+        serde_json::Value::Null => serde_json::json!({}),
+        other => other.clone(),
+    };
+    if let Some(o) = probe.as_object_mut() {
+        o.entry("url").or_insert(URL_CHECKED_AT_START.into());
+    }
+    if let Err(e) = crate::queue::rabbitmq::RabbitOptions::from_config(&probe, Vec::new()) {
+        c.err("queue.rabbitmq", backend, e.to_string());
+    }
+}
+
 /// Collects diagnostics with the position of a value (file line, or the env var that set it).
 struct Ctx<'a> {
     file: &'a str,
@@ -477,7 +502,9 @@ fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics
             QueueBackend::Embedded
         }
         Some("rabbitmq") => {
-            QueueBackend::RabbitMq(rabbit_section.unwrap_or(serde_json::Value::Null))
+            let section = rabbit_section.unwrap_or(serde_json::Value::Null);
+            check_rabbit_section(&mut c, &section, raw.queue.backend.as_ref());
+            QueueBackend::RabbitMq(section)
         }
         Some(other) => {
             c.err(
@@ -761,6 +788,36 @@ mod tests {
         assert!(
             text.contains(":11:") && text.contains("api_key_sha256"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn the_rabbitmq_section_is_checked_without_connecting() {
+        let d = load(
+            "queue:\n  backend: rabbitmq\n  rabbitmq:\n    url: amqp://mq\n    stale_after: 1s\n",
+            &[],
+        )
+        .unwrap_err();
+        let text = d.to_string();
+        assert!(
+            text.contains(":2:") && text.contains("stale_after") && text.contains("at least 5s"),
+            "{text}"
+        );
+        let d = load(
+            "queue:\n  backend: rabbitmq\n  rabbitmq:\n    prefetsh: 16\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(d.to_string().contains("prefetsh"), "{d}");
+        // The URL may come only from the running hub's environment.
+        let c = load(
+            "queue:\n  backend: rabbitmq\n  rabbitmq:\n    prefetch: 16\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.queue,
+            QueueBackend::RabbitMq(serde_json::json!({"prefetch": 16}))
         );
     }
 

@@ -3,9 +3,11 @@
 //!
 //! The config module keeps this section opaque (it is only meaningful with
 //! `queue.backend: rabbitmq`), so it is validated here, with messages that name
-//! the key. Every key can also come from the environment, e.g.
-//! `LIENTHONG_QUEUE__RABBITMQ__URL` for the broker URL (keep the password out of
-//! the file).
+//! the key; the config's pure check phase runs the same validation (without
+//! requiring the URL, which may reach only the running hub's environment).
+//! Every key can also come from the environment, e.g.
+//! `LIENTHONG_QUEUE__RABBITMQ__URL` for the broker URL (keep the password out
+//! of the file).
 //!
 //! ```yaml
 //! queue:
