@@ -218,9 +218,9 @@ fn parse_file(p: &Path) -> Result<RawConfig, Diagnostics> {
 }
 
 /// The `queue.rabbitmq` keys, checked here in the pure phase with the same
-/// rules the queue applies when it starts (`RabbitOptions::from_config`), so
-/// `lienthong check` reports a bad prefetch or an unknown key before any
-/// connection is tried. A missing URL is left to the start: deployments often
+/// rules the queue applies when it starts (`RabbitOptions::problems`), so
+/// `lienthong check` reports a bad prefetch or an unknown key (every problem,
+/// one diagnostic each) before any connection is tried. A missing URL is left to the start: deployments often
 /// give it only through the environment of the running hub (a Secret), not to
 /// `check`. The section keeps no line numbers of its own, so the diagnostic
 /// points at `queue.backend` when it is in the file.
@@ -237,8 +237,8 @@ fn check_rabbit_section(
     if let Some(o) = probe.as_object_mut() {
         o.entry("url").or_insert(URL_CHECKED_AT_START.into());
     }
-    if let Err(e) = crate::queue::rabbitmq::RabbitOptions::from_config(&probe, Vec::new()) {
-        c.err("queue.rabbitmq", backend, e.to_string());
+    for problem in crate::queue::rabbitmq::RabbitOptions::problems(&probe) {
+        c.err("queue.rabbitmq", backend, problem);
     }
 }
 
@@ -801,6 +801,18 @@ mod tests {
         let text = d.to_string();
         assert!(
             text.contains(":2:") && text.contains("stale_after") && text.contains("at least 5s"),
+            "{text}"
+        );
+        // Every problem of the section, not only the first.
+        let d = load(
+            "queue:\n  backend: rabbitmq\n  rabbitmq:\n    prefetch: 0\n    replicas: 0\n",
+            &[],
+        )
+        .unwrap_err();
+        let text = d.to_string();
+        assert!(
+            text.contains("prefetch must be at least 1")
+                && text.contains("replicas must be at least 1"),
             "{text}"
         );
         let d = load(

@@ -57,31 +57,57 @@ fn invalid(message: String) -> Error {
 
 impl RabbitOptions {
     /// Reads the `queue.rabbitmq` section; `destinations` are declared at start-up.
+    /// Every problem of the section is reported at once (one per line).
     pub fn from_config(
         section: &serde_json::Value,
         destinations: Vec<String>,
     ) -> Result<RabbitOptions> {
-        let s: Section = if section.is_null() {
-            return Err(invalid(
-                "queue.backend is rabbitmq but queue.rabbitmq.url is missing: set it (or LIENTHONG_QUEUE__RABBITMQ__URL) \
-                 to amqp://user:password@host:5672/vhost"
-                    .into(),
-            ));
-        } else {
-            serde_json::from_value(section.clone()).map_err(|e| {
-                invalid(format!(
-                    "queue.rabbitmq: {e} (keys: url, queue_type quorum|classic, prefix, prefetch, outbox_limit, replicas, stale_after)"
-                ))
-            })?
+        let (o, problems) = Self::read(section, destinations);
+        match o {
+            Some(o) if problems.is_empty() => Ok(o),
+            _ => Err(invalid(problems.join("\n"))),
+        }
+    }
+
+    /// The section's problems, each naming its key: what `from_config` refuses.
+    pub fn problems(section: &serde_json::Value) -> Vec<String> {
+        Self::read(section, Vec::new()).1
+    }
+
+    fn read(
+        section: &serde_json::Value,
+        destinations: Vec<String>,
+    ) -> (Option<RabbitOptions>, Vec<String>) {
+        let missing_url =
+            "queue.rabbitmq.url is missing: set it (or LIENTHONG_QUEUE__RABBITMQ__URL) \
+                           to amqp://user:password@host:5672/vhost";
+        if section.is_null() {
+            return (
+                None,
+                vec![format!("queue.backend is rabbitmq but {missing_url}")],
+            );
+        }
+        let s: Section = match serde_json::from_value(section.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                return (
+                    None,
+                    vec![format!(
+                    "queue.rabbitmq: {e} (keys: url, queue_type quorum|classic, prefix, prefetch, \
+                         outbox_limit, replicas, stale_after)"
+                )],
+                )
+            }
         };
-        let url = s.url.filter(|u| !u.is_empty()).ok_or_else(|| {
-            invalid("queue.rabbitmq.url is missing: set it (or LIENTHONG_QUEUE__RABBITMQ__URL) to amqp://user:password@host:5672/vhost".into())
-        })?;
-        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
-            return Err(invalid(format!(
+        let mut problems = Vec::new();
+        let url = s.url.filter(|u| !u.is_empty()).unwrap_or_default();
+        if url.is_empty() {
+            problems.push(missing_url.to_string());
+        } else if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+            problems.push(format!(
                 "queue.rabbitmq.url `{}` must start with amqp:// or amqps://",
                 super::redact_url(&url)
-            )));
+            ));
         }
         let mut o = RabbitOptions::new(url);
         o.destinations = destinations;
@@ -94,44 +120,40 @@ impl RabbitOptions {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             {
-                return Err(invalid(format!(
+                problems.push(format!(
                     "queue.rabbitmq.prefix `{p}` must be letters, digits, `-`, `_` or `.`"
-                )));
+                ));
             }
             o.prefix = p;
         }
-        if let Some(p) = s.prefetch {
-            if p == 0 {
-                return Err(invalid("queue.rabbitmq.prefetch must be at least 1".into()));
-            }
-            o.prefetch = p;
+        match s.prefetch {
+            Some(0) => problems.push("queue.rabbitmq.prefetch must be at least 1".into()),
+            Some(p) => o.prefetch = p,
+            None => {}
         }
-        if let Some(l) = s.outbox_limit {
-            if l < 1 {
-                return Err(invalid(
-                    "queue.rabbitmq.outbox_limit must be at least 1".into(),
-                ));
+        match s.outbox_limit {
+            Some(l) if l < 1 => {
+                problems.push("queue.rabbitmq.outbox_limit must be at least 1".into())
             }
-            o.outbox_limit = l;
+            Some(l) => o.outbox_limit = l,
+            None => {}
         }
-        if let Some(r) = s.replicas {
-            if r == 0 {
-                return Err(invalid("queue.rabbitmq.replicas must be at least 1".into()));
-            }
-            o.replicas = r;
+        match s.replicas {
+            Some(0) => problems.push("queue.rabbitmq.replicas must be at least 1".into()),
+            Some(r) => o.replicas = r,
+            None => {}
         }
         if let Some(text) = s.stale_after {
-            let d = crate::config::duration::parse_duration(&text)
-                .map_err(|e| invalid(format!("queue.rabbitmq.stale_after: {e}")))?;
-            if d < MIN_STALE_AFTER {
-                return Err(invalid(format!(
+            match crate::config::duration::parse_duration(&text) {
+                Err(e) => problems.push(format!("queue.rabbitmq.stale_after: {e}")),
+                Ok(d) if d < MIN_STALE_AFTER => problems.push(format!(
                     "queue.rabbitmq.stale_after `{text}` is too short: use at least {}s",
                     MIN_STALE_AFTER.as_secs()
-                )));
+                )),
+                Ok(d) => o.stale_after = d,
             }
-            o.stale_after = d;
         }
-        Ok(o)
+        (Some(o), problems)
     }
 }
 
