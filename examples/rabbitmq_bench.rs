@@ -118,14 +118,15 @@ async fn hub_run(scratch: &Scratch, n: usize, conc: usize, dossiers: usize) -> a
 }
 
 /// Context only: the load generator and the sink with nothing but HTTP between
-/// them (a `202` handler feeding 64 forwarders through a bounded channel);
+/// them (a `202` handler feeding [`load::SINK_CONCURRENCY`] forwarders through
+/// a bounded channel);
 /// returns accepted-and-delivered msgs/s.
 async fn http_only_run(n: usize, conc: usize, dossiers: usize) -> anyhow::Result<f64> {
     use axum::http::StatusCode;
     let sink = load::Sink::start().await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(1024);
     let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
-    for _ in 0..64 {
+    for _ in 0..load::SINK_CONCURRENCY {
         let (rx, url) = (rx.clone(), sink.url.clone());
         tokio::spawn(async move {
             let client = reqwest::Client::new();
@@ -161,7 +162,8 @@ async fn http_only_run(n: usize, conc: usize, dossiers: usize) -> anyhow::Result
     let url = format!("http://{}/in", listener.local_addr()?);
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     println!(
-        "http only: {n} messages, {conc} clients, a 202 handler and 64 forwarders to the sink"
+        "http only: {n} messages, {conc} clients, a 202 handler and {} forwarders to the sink",
+        load::SINK_CONCURRENCY
     );
     let mut r = load::run(&url, &sink, n, conc, dossiers, Duration::from_secs(300)).await?;
     r.print("http only");

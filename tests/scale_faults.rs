@@ -305,34 +305,27 @@ async fn two_replicas_share_one_broker_and_one_database() {
 
 /// The consumers of `vhost` the broker knows of, by queue name.
 fn consumers_on(vhost: &str) -> Vec<String> {
-    let out = std::process::Command::new("rabbitmqctl")
-        .args([
-            "list_consumers",
-            "-p",
-            vhost,
-            "-q",
-            "--no-table-headers",
-            "queue_name",
-        ])
-        .output()
-        .expect("cannot run rabbitmqctl; start RabbitMQ with `rabbitmq-server -detached`");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl list_consumers failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect()
+    rabbit::rabbitmqctl_output(&[
+        "list_consumers",
+        "-p",
+        vhost,
+        "-q",
+        "--no-table-headers",
+        "queue_name",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"))
+    .lines()
+    .map(str::trim)
+    .filter(|l| !l.is_empty())
+    .map(String::from)
+    .collect()
 }
 
 /// A connection the watchdog replaces while lapin is still recovering it must
-/// really end. lapin closes a dropped connection only while it is connected;
-/// one dropped while reconnecting came back with the broker and re-subscribed
-/// its old consumer, which nobody read any more: it sat on up to a prefetch of
+/// really end. lapin's `close` works only while a connection is connected, and
+/// dropping the handle does not close one that still has channels; one let go
+/// while reconnecting came back with the broker and re-subscribed its old
+/// consumer, which nobody read any more: it sat on up to a prefetch of
 /// messages, and dossiers crawled at one message per parking period (what
 /// `broker_restart_mid_load_loses_nothing` met under load when the rebuild
 /// landed just as the broker restarted). `connect::retire` is what the

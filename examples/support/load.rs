@@ -46,9 +46,13 @@ impl Sink {
     }
 }
 
+/// Concurrent deliveries to the sink: the hub's destination concurrency in
+/// [`bench_config`], and the forwarders of the RabbitMQ bench's HTTP-only run.
+pub const SINK_CONCURRENCY: u32 = 64;
+
 /// The hub configuration both benchmarks run: the test fixtures' mappings, no
-/// intake or partner rate limit, 64 concurrent deliveries to `sink`. The caller
-/// sets the store and queue it measures.
+/// intake or partner rate limit, [`SINK_CONCURRENCY`] concurrent deliveries to
+/// `sink`. The caller sets the store and queue it measures.
 pub fn bench_config(data_dir: &std::path::Path, sink: &Sink) -> anyhow::Result<Config> {
     let mut config = Config::load_with_env(None, Vec::new()).map_err(|d| anyhow::anyhow!("{d}"))?;
     config.listen = "127.0.0.1:0".parse()?;
@@ -60,7 +64,7 @@ pub fn bench_config(data_dir: &std::path::Path, sink: &Sink) -> anyhow::Result<C
     let mut policy = config.destination_defaults.clone();
     policy.rate_per_second = 1_000_000;
     policy.burst = 1_000_000;
-    policy.concurrency = 64;
+    policy.concurrency = SINK_CONCURRENCY;
     config.destinations.insert(
         "sink".into(),
         Destination {

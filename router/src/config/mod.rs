@@ -220,24 +220,16 @@ fn parse_file(p: &Path) -> Result<RawConfig, Diagnostics> {
 /// The `queue.rabbitmq` keys, checked here in the pure phase with the same
 /// rules the queue applies when it starts (`RabbitOptions::problems`), so
 /// `lienthong check` reports a bad prefetch or an unknown key (every problem,
-/// one diagnostic each) before any connection is tried. A missing URL is left to the start: deployments often
-/// give it only through the environment of the running hub (a Secret), not to
-/// `check`. The section keeps no line numbers of its own, so the diagnostic
-/// points at `queue.backend` when it is in the file.
+/// one diagnostic each) before any connection is tried. A missing URL is left
+/// to the start: deployments often give it only through the environment of the
+/// running hub (a Secret), not to `check`. The section keeps no line numbers of
+/// its own, so the diagnostic points at `queue.backend` when it is in the file.
 fn check_rabbit_section(
     c: &mut Ctx<'_>,
     section: &serde_json::Value,
     backend: Option<&Spanned<String>>,
 ) {
-    const URL_CHECKED_AT_START: &str = "amqp://url-checked-at-start";
-    let mut probe = match section {
-        serde_json::Value::Null => serde_json::json!({}),
-        other => other.clone(),
-    };
-    if let Some(o) = probe.as_object_mut() {
-        o.entry("url").or_insert(URL_CHECKED_AT_START.into());
-    }
-    for problem in crate::queue::rabbitmq::RabbitOptions::problems(&probe) {
+    for problem in crate::queue::rabbitmq::RabbitOptions::problems(section) {
         c.err("queue.rabbitmq", backend, problem);
     }
 }
@@ -793,34 +785,28 @@ mod tests {
 
     #[test]
     fn the_rabbitmq_section_is_checked_without_connecting() {
-        let d = load(
-            "queue:\n  backend: rabbitmq\n  rabbitmq:\n    url: amqp://mq\n    stale_after: 1s\n",
-            &[],
-        )
-        .unwrap_err();
-        let text = d.to_string();
+        let errors = |section: &str| {
+            load(
+                &format!("queue:\n  backend: rabbitmq\n  rabbitmq:\n{section}"),
+                &[],
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        let text = errors("    url: amqp://mq\n    stale_after: 1s\n");
         assert!(
             text.contains(":2:") && text.contains("stale_after") && text.contains("at least 5s"),
             "{text}"
         );
         // Every problem of the section, not only the first.
-        let d = load(
-            "queue:\n  backend: rabbitmq\n  rabbitmq:\n    prefetch: 0\n    replicas: 0\n",
-            &[],
-        )
-        .unwrap_err();
-        let text = d.to_string();
+        let text = errors("    prefetch: 0\n    replicas: 0\n");
         assert!(
             text.contains("prefetch must be at least 1")
                 && text.contains("replicas must be at least 1"),
             "{text}"
         );
-        let d = load(
-            "queue:\n  backend: rabbitmq\n  rabbitmq:\n    prefetsh: 16\n",
-            &[],
-        )
-        .unwrap_err();
-        assert!(d.to_string().contains("prefetsh"), "{d}");
+        let text = errors("    prefetsh: 16\n");
+        assert!(text.contains("prefetsh"), "{text}");
         // The URL may come only from the running hub's environment.
         let c = load(
             "queue:\n  backend: rabbitmq\n  rabbitmq:\n    prefetch: 16\n",

@@ -9,11 +9,17 @@ const AMQP_BASE: &str = "amqp://guest:guest@127.0.0.1:5672";
 
 /// Runs `rabbitmqctl`; the error says how to start the broker.
 pub fn rabbitmqctl(args: &[&str]) -> Result<(), String> {
+    rabbitmqctl_output(args).map(drop)
+}
+
+/// Runs `rabbitmqctl` and returns what it printed; the error says how to start
+/// the broker.
+pub fn rabbitmqctl_output(args: &[&str]) -> Result<String, String> {
     let out = Command::new("rabbitmqctl").args(args).output().map_err(|e| {
         format!("cannot run rabbitmqctl ({e}); install RabbitMQ and start it with `rabbitmq-server -detached`")
     })?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(format!(
             "rabbitmqctl {args:?} failed: {}{}\nIs RabbitMQ running? Start it with `rabbitmq-server -detached`",

@@ -32,7 +32,7 @@ use super::RabbitOptions;
 use crate::delivery::DestinationPolicy;
 use crate::{Error, Result};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Section {
     url: Option<String>,
@@ -62,47 +62,45 @@ impl RabbitOptions {
         section: &serde_json::Value,
         destinations: Vec<String>,
     ) -> Result<RabbitOptions> {
-        let (o, problems) = Self::read(section, destinations);
-        match o {
-            Some(o) if problems.is_empty() => Ok(o),
-            _ => Err(invalid(problems.join("\n"))),
-        }
+        Self::read(section, destinations, true).map_err(|problems| invalid(problems.join("\n")))
     }
 
-    /// The section's problems, each naming its key: what `from_config` refuses.
+    /// The section's problems, each naming its key, except a missing URL: for
+    /// the config's pure check, since a deployment may give the URL only to the
+    /// running hub (a Secret in its environment). `from_config` refuses these
+    /// and a missing URL.
     pub fn problems(section: &serde_json::Value) -> Vec<String> {
-        Self::read(section, Vec::new()).1
+        Self::read(section, Vec::new(), false)
+            .err()
+            .unwrap_or_default()
     }
 
     fn read(
         section: &serde_json::Value,
         destinations: Vec<String>,
-    ) -> (Option<RabbitOptions>, Vec<String>) {
+        require_url: bool,
+    ) -> std::result::Result<RabbitOptions, Vec<String>> {
         let missing_url =
             "queue.rabbitmq.url is missing: set it (or LIENTHONG_QUEUE__RABBITMQ__URL) \
                            to amqp://user:password@host:5672/vhost";
-        if section.is_null() {
-            return (
-                None,
-                vec![format!("queue.backend is rabbitmq but {missing_url}")],
-            );
-        }
-        let s: Section = match serde_json::from_value(section.clone()) {
-            Ok(s) => s,
-            Err(e) => {
-                return (
-                    None,
-                    vec![format!(
-                    "queue.rabbitmq: {e} (keys: url, queue_type quorum|classic, prefix, prefetch, \
-                         outbox_limit, replicas, stale_after)"
-                )],
-                )
+        let s: Section = match section {
+            serde_json::Value::Null if require_url => {
+                return Err(vec![format!("queue.backend is rabbitmq but {missing_url}")])
             }
+            serde_json::Value::Null => Section::default(),
+            _ => serde_json::from_value(section.clone()).map_err(|e| {
+                vec![format!(
+                    "queue.rabbitmq: {e} (keys: url, queue_type quorum|classic, prefix, \
+                     prefetch, outbox_limit, replicas, stale_after)"
+                )]
+            })?,
         };
         let mut problems = Vec::new();
         let url = s.url.filter(|u| !u.is_empty()).unwrap_or_default();
         if url.is_empty() {
-            problems.push(missing_url.to_string());
+            if require_url {
+                problems.push(missing_url.to_string());
+            }
         } else if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
             problems.push(format!(
                 "queue.rabbitmq.url `{}` must start with amqp:// or amqps://",
@@ -153,7 +151,11 @@ impl RabbitOptions {
                 Ok(d) => o.stale_after = d,
             }
         }
-        (Some(o), problems)
+        if problems.is_empty() {
+            Ok(o)
+        } else {
+            Err(problems)
+        }
     }
 }
 
