@@ -14,6 +14,10 @@ use std::time::Duration;
 
 use router::server::Hub;
 
+/// The hub binary's allocator (see `src/main.rs`), so the bench measures what runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "support/load.rs"]
 mod load;
 

@@ -27,6 +27,11 @@
 //!    the ceiling of any hub that takes and delivers messages over HTTP with
 //!    these libraries on this machine.
 //!
+//! After each run a line gives the CPU each part of the machine spent per
+//! message: RabbitMQ, PostgreSQL and this process (`support/cpu.rs`). With
+//! everything on one machine, a rate can never exceed the cores divided by
+//! that sum.
+//!
 //! The target (issue #4) is hub ≥ half of raw. Results go in BENCHMARKS.md,
 //! section "RabbitMQ". Needs RabbitMQ on 127.0.0.1:5672 (guest/guest) and
 //! PostgreSQL on 127.0.0.1:5432 (trust, database `test`); the run creates its
@@ -45,6 +50,12 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use router::config::QueueBackend;
 use router::server::Hub;
 
+/// The hub binary's allocator (see `src/main.rs`), so the bench measures what runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/load.rs"]
 mod load;
 #[path = "../router/tests/support/pg.rs"]
@@ -110,8 +121,11 @@ async fn hub_run(scratch: &Scratch, n: usize, conc: usize, dossiers: usize) -> a
     let base = format!("http://{}/inbound/portal/dossier.event", hub.addr);
     println!("hub: {n} messages, {conc} clients, {dossiers} dossiers, RabbitMQ quorum queues + PostgreSQL store");
 
+    let before = cpu::snapshot();
     let mut r = load::run(&base, &sink, n, conc, dossiers, Duration::from_secs(900)).await?;
+    let after = cpu::snapshot();
     r.print("hub");
+    cpu::print("hub", &before, &after, n);
     let rate = r.sustained_rate();
     hub.shutdown().await;
     Ok(rate)
@@ -165,8 +179,11 @@ async fn http_only_run(n: usize, conc: usize, dossiers: usize) -> anyhow::Result
         "http only: {n} messages, {conc} clients, a 202 handler and {} forwarders to the sink",
         load::SINK_CONCURRENCY
     );
+    let before = cpu::snapshot();
     let mut r = load::run(&url, &sink, n, conc, dossiers, Duration::from_secs(300)).await?;
+    let after = cpu::snapshot();
     r.print("http only");
+    cpu::print("http only", &before, &after, n);
     server.abort();
     Ok(r.sustained_rate())
 }
@@ -229,6 +246,7 @@ async fn raw_run(scratch: &Scratch, n: usize, publishers: Option<usize>) -> anyh
         "raw lapin: {n} messages of {} bytes, {shape}, prefetch 64, quorum queue",
         body.len()
     );
+    let before = cpu::snapshot();
     let t0 = Instant::now();
     let consume = tokio::spawn(async move {
         let mut got = 0usize;
@@ -275,6 +293,7 @@ async fn raw_run(scratch: &Scratch, n: usize, publishers: Option<usize>) -> anyh
     }
     let got = consume.await?;
     let total = t0.elapsed();
+    let after = cpu::snapshot();
     if got < n {
         bail!("raw consumer ended after {got} of {n}");
     }
@@ -283,6 +302,7 @@ async fn raw_run(scratch: &Scratch, n: usize, publishers: Option<usize>) -> anyh
         "raw lapin: published with confirm and consumed with ack {n} in {:.2}s = {rate:.0} msgs/s",
         total.as_secs_f64()
     );
+    cpu::print("raw lapin", &before, &after, n);
     let _ = conn.close(200, "done".into()).await;
     Ok(rate)
 }

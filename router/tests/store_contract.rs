@@ -724,3 +724,55 @@ async fn postgres_startup_errors_name_the_database_without_the_password() {
         );
     }
 }
+
+/// `deliveries` gets planner statistics while a burst fills it, without
+/// waiting for autovacuum (which is off on this machine, and at best runs once
+/// a minute): without them PostgreSQL reads the whole backlog for a lane
+/// lookup (see `router/src/store/stats.rs`). Analyzed once it has 1,000 rows,
+/// and again once it has doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_deliveries_get_planner_statistics_as_they_grow() {
+    let (store, _guard) = postgres().await;
+    let analyzed_rows = || async {
+        let row = sqlx::query(
+            "SELECT reltuples::BIGINT AS n FROM pg_class WHERE oid = 'deliveries'::regclass",
+        )
+        .fetch_one(store.read_pool())
+        .await
+        .unwrap();
+        row.try_get::<i64, _>("n").unwrap()
+    };
+    assert!(
+        analyzed_rows().await < 0,
+        "a new table has no statistics yet"
+    );
+    let accept = |n: usize| {
+        futures::future::join_all((0..n).map(|i| {
+            let store = store.clone();
+            async move {
+                let m = message(&format!("HS-{}", i % 300), None, &["lis"]);
+                store.accept(m).await.unwrap();
+            }
+        }))
+    };
+    let wait_for = |at_least: i64| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let n = analyzed_rows().await;
+            if n >= at_least {
+                return n;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "deliveries was not analyzed at {at_least} rows within 20 s (pg_class.reltuples = {n})"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    accept(1_200).await;
+    let first = wait_for(1_000).await;
+    assert!(first <= 1_200, "{first}");
+    accept(1_300).await;
+    let second = wait_for(2_000).await;
+    assert!(second <= 2_500, "{second}");
+}

@@ -14,6 +14,9 @@
 //! * `attempts`: one row per delivery attempt.
 //! * `trail` + `chain_head`: the hash-chained trail ([`crate::audit::chain`]).
 //!
+//! On PostgreSQL a task per store keeps the planner statistics of `deliveries`
+//! current while it grows in bursts ([`stats`]).
+//!
 //! # Why a single writer
 //!
 //! SQLite allows one writer at a time, and with `synchronous=FULL` each commit
@@ -28,6 +31,7 @@
 
 pub mod audit_ops;
 mod ops;
+mod stats;
 mod types;
 mod writer;
 
@@ -228,6 +232,10 @@ impl Store {
             .detach();
         let (tx, rx) = mpsc::channel(opts.channel_capacity);
         tokio::spawn(writer::run(conn, rx, opts.max_batch));
+        if backend == Backend::Postgres {
+            // Lives as long as the store (see the module docs for why).
+            tokio::spawn(stats::run(read.clone(), tx.downgrade(), shown.clone()));
+        }
         Ok(Store {
             backend,
             read,
