@@ -17,7 +17,9 @@
 -- The rows are generated inside PostgreSQL (no client, no protocol, no
 -- parsing per row, no lane lookups, no idempotency lookup) and commits do not
 -- wait for the WAL flush: nothing the hub does can cost PostgreSQL less. The
--- "Time:" line after the DO block is that floor for 10,000 messages.
+-- "Time:" line after the DO block is that floor for 10,000 messages, and the
+-- two `backend CPU s` lines the server process's CPU seconds before and after
+-- it (read from /proc, so psql must run on the database's machine).
 \set ON_ERROR_STOP 1
 DROP SCHEMA IF EXISTS lt_store_floor CASCADE;
 CREATE SCHEMA lt_store_floor;
@@ -27,6 +29,9 @@ SET search_path = lt_store_floor;
 \ir ../../router/migrations/postgres/20261128000200_audit_replay_retention.sql
 \ir ../../router/migrations/postgres/20261128000300_lease_order_index.sql
 SET synchronous_commit = off;
+SELECT pg_backend_pid() AS pid \gset
+\setenv BPID :pid
+\! awk '{print "backend CPU s before:", ($14 + $15) / 100}' /proc/$BPID/stat
 \timing on
 DO $$
 DECLARE
@@ -77,6 +82,7 @@ FOR b IN 0..99 LOOP
 END LOOP;
 END $$;
 \timing off
+\! awk '{print "backend CPU s after:", ($14 + $15) / 100}' /proc/$BPID/stat
 SELECT count(*) AS messages_written FROM messages;
 RESET search_path;
 DROP SCHEMA lt_store_floor CASCADE;
