@@ -302,7 +302,11 @@ async fn raw_run(scratch: &Scratch, n: usize, publishers: Option<usize>) -> anyh
         "raw lapin: published with confirm and consumed with ack {n} in {:.2}s = {rate:.0} msgs/s",
         total.as_secs_f64()
     );
-    cpu::print("raw lapin", &before, &after, n);
+    let label = match publishers {
+        None => "raw lapin".to_string(),
+        Some(k) => format!("raw lapin, {k} publishers"),
+    };
+    cpu::print(&label, &before, &after, n);
     let _ = conn.close(200, "done".into()).await;
     Ok(rate)
 }
