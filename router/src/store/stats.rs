@@ -7,8 +7,9 @@
 //! at most once per `autovacuum_naptime` (a minute by default). A `deliveries`
 //! table filled by a burst has no statistics at all until then, and without
 //! them two of the hub's hottest statements get plans that read the whole
-//! backlog instead of a few index entries (measured mid-benchmark with
-//! `EXPLAIN ANALYZE` and `pg_stat_statements`, 10,000 messages, session 6):
+//! backlog instead of a few index entries (`pg_stat_statements` over a
+//! 10,000-message run of `rabbitmq_bench`, and `EXPLAIN ANALYZE` on a table
+//! filled the same way; BENCHMARKS.md, session 6):
 //!
 //! * a lane lookup (is an earlier delivery of this dossier still open? which is
 //!   the next one?) walked `deliveries_dest_seq`, every open delivery of the
