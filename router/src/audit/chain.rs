@@ -127,9 +127,14 @@ pub fn event_object(
 
 /// `hex(SHA-256(prev_hash || canonical_json(event)))`.
 pub fn event_hash(prev_hash: &str, event: &Value) -> String {
+    chain_hash(prev_hash, canonical_json(event).as_bytes())
+}
+
+/// `hex(SHA-256(prev_hash || canonical))`: the rule both paths apply.
+fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
-    h.update(canonical_json(event).as_bytes());
+    h.update(canonical);
     hex::encode(h.finalize())
 }
 
@@ -137,7 +142,8 @@ pub fn event_hash(prev_hash: &str, event: &Value) -> String {
 /// canonical form (`detail_canonical`, the text the trail row stores): the
 /// object's keys are fixed, so its canonical form is written field by field in
 /// their sorted order without building the object or canonicalizing `detail`
-/// a second time. The same bytes as the general path (see the tests).
+/// a second time. The field list is the one [`event_object`] builds, in sorted
+/// key order; `row_hash_is_the_verifiers_hash` fails if the two ever differ.
 #[allow(clippy::too_many_arguments)]
 fn row_hash(
     prev_hash: &str,
@@ -166,10 +172,7 @@ fn row_hash(
     buf.extend_from_slice(b",\"seq\":");
     write_scalar(&Value::from(seq), buf);
     buf.push(b'}');
-    let mut h = Sha256::new();
-    h.update(prev_hash.as_bytes());
-    h.update(&buf[..]);
-    hex::encode(h.finalize())
+    chain_hash(prev_hash, buf)
 }
 
 fn store_err(what: &str, e: sqlx::Error) -> Error {

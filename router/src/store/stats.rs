@@ -42,13 +42,13 @@ use tokio::sync::mpsc::WeakSender;
 use super::writer::Job;
 
 /// How often the table's size is compared with its last analyzed size.
-pub(super) const CHECK_EVERY: Duration = Duration::from_secs(2);
+const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// Below this many rows any plan is cheap: no `ANALYZE` yet.
-pub(super) const MIN_ROWS: i64 = 1_000;
+const MIN_ROWS: i64 = 1_000;
 
 /// Whether a table of `live` rows, last analyzed at `analyzed` rows (negative:
 /// never), should be analyzed now.
-pub(super) fn due(live: i64, analyzed: i64) -> bool {
+fn due(live: i64, analyzed: i64) -> bool {
     live >= MIN_ROWS && (analyzed < 0 || live >= analyzed.saturating_mul(2))
 }
 

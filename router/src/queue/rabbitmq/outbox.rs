@@ -35,11 +35,15 @@ fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
 /// It asks for the lane's head with a `LIMIT 1` subquery ordered by the whole
 /// `deliveries_order` index key rather than `NOT EXISTS`, and the lane lookups
 /// below ([`verdict`], and the settling statement's next-in-lane lookup in
-/// `store::ops`) order by that key too. That leaves
-/// PostgreSQL one sensible plan even before it has statistics for the table: a
-/// fresh store filled by a burst (no autovacuum analyze yet) otherwise got an
-/// anti join that scanned the destination's whole backlog for every claimed row
-/// (1.1 s per claim of 64 at 5,000 pending, measured).
+/// `store::ops`) order by that key too. With `NOT EXISTS`, a fresh store
+/// filled by a burst (no autovacuum analyze yet) got an anti join that scanned
+/// the destination's whole backlog for every claimed row (1.1 s per claim of 64
+/// at 5,000 pending, measured). The ordering alone does not settle the plan,
+/// though: without statistics PostgreSQL still walked `deliveries_dest_seq`
+/// (every open delivery of the destination) and filtered the dossier, since
+/// with the lane's columns fixed both indexes give `seq` order. What makes it
+/// use `deliveries_order` is the table's statistics, which the store keeps
+/// current while the table grows in bursts (`store::stats`).
 const HEAD_OF_LINE: &str = "(SELECT e.seq FROM deliveries e \
      WHERE e.correlation_id = deliveries.correlation_id AND e.destination = deliveries.destination \
        AND e.seq < deliveries.seq AND e.state IN ('pending', 'in_flight') \

@@ -96,7 +96,7 @@ impl RabbitOptions {
             })?,
         };
         let mut problems = Vec::new();
-        let url = s.url.filter(|u| !u.is_empty()).unwrap_or_default();
+        let url = s.url.unwrap_or_default();
         if url.is_empty() {
             if require_url {
                 problems.push(missing_url.to_string());
