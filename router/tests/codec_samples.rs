@@ -1,6 +1,7 @@
 //! The codecs and the schema registry against the partners' reference samples.
 //!
-//! Every sample in `shared/reference/samples/` that a codec reads is decoded,
+//! Every sample in `tests/fixtures/samples/` (copies of the partners' reference
+//! samples, see its README) that a codec reads is decoded,
 //! round-tripped (decode → encode → decode gives the same tree), and checked for the
 //! properties the hub promises: repeated elements become arrays, a single element
 //! becomes an array when the schema says so, identifiers keep their leading zeros,
@@ -16,11 +17,10 @@ use router::Error;
 use serde_json::{json, Value};
 
 fn samples_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/samples");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples");
     assert!(
         dir.is_dir(),
-        "the reference samples should be at {} (shared/reference/samples next to the repository); \
-         they are needed by this test",
+        "the reference samples should be at {}; they are needed by this test",
         dir.display()
     );
     dir
