@@ -776,3 +776,56 @@ async fn postgres_deliveries_get_planner_statistics_as_they_grow() {
     let second = wait_for(2_000).await;
     assert!(second <= 2_500, "{second}");
 }
+
+/// Issue 21: after an operator (or a failover, or a restart) ends the hub's
+/// PostgreSQL backends, the store writes again by itself: the writer's
+/// connection is replaced, not kept broken for the life of the process, and
+/// readiness is truthful on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_writes_again_after_its_backends_are_terminated() {
+    let guard = PgSchema::create("reconnect");
+    let store = Store::open(&guard.url(), StoreOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nIs PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`"));
+    let first = store
+        .accept(message("HS-RECONNECT-1", Some("k-reconnect-1"), &["tax"]))
+        .await
+        .unwrap();
+    assert!(matches!(first, AcceptOutcome::Accepted { .. }));
+    store.ping().await.expect("ready before the fault");
+
+    for round in 1..=3 {
+        let ended = guard.terminate_backends();
+        assert!(
+            ended >= 2,
+            "round {round}: expected the writer's and the read pool's backends, ended {ended}"
+        );
+        let t0 = std::time::Instant::now();
+        let key = format!("k-reconnect-after-{round}");
+        let outcome = loop {
+            match store
+                .accept(message(&format!("HS-RECONNECT-{round}"), Some(&key), &["tax"]))
+                .await
+            {
+                Ok(o) => break o,
+                Err(e) if t0.elapsed() < Duration::from_secs(5) => {
+                    eprintln!("round {round}: +{:?} still refused: {e}", t0.elapsed());
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("round {round}: the store still cannot write 5 s after its backends were ended: {e}"),
+            }
+        };
+        eprintln!("round {round}: writing again after {:?}", t0.elapsed());
+        assert!(
+            matches!(outcome, AcceptOutcome::Accepted { .. }),
+            "round {round}: {outcome:?}"
+        );
+        store.ping().await.expect("ready again after the fault");
+        assert!(store.unwritable_reason().is_none());
+    }
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) AS n FROM messages").await,
+        4,
+        "every acceptance stored exactly once"
+    );
+}

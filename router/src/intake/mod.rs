@@ -119,6 +119,12 @@ fn content_type_of(format: Format) -> &'static str {
     }
 }
 
+/// `Retry-After` (seconds) on a 503 for a store that cannot be written or a
+/// hub that is draining: the store's writer retries its connection about every
+/// half second, so a partner that waits this long finds it back after a
+/// routine database restart.
+pub const STORE_RETRY_AFTER_SECS: u64 = 2;
+
 struct Rejection {
     status: StatusCode,
     error: &'static str,
@@ -206,11 +212,13 @@ impl Intake {
         let id = uuid::Uuid::now_v7().to_string();
         let system = req.system.clone();
         if !self.is_accepting() {
-            return IntakeResponse::error(
+            let mut r = IntakeResponse::error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting down",
                 vec!["the hub is shutting down; retry shortly".into()],
             );
+            r.retry_after = Some(STORE_RETRY_AFTER_SECS);
+            return r;
         }
         if let Err(resp) = self.flow_control(&req) {
             metrics::counter!("lienthong_throttled_total", "system" => system).increment(1);
@@ -617,8 +625,11 @@ impl Intake {
         req: &InboundRequest,
         rej: &Rejection,
     ) -> IntakeResponse {
-        let resp = IntakeResponse::error(rej.status, rej.error, rej.reasons.clone());
+        let mut resp = IntakeResponse::error(rej.status, rej.error, rej.reasons.clone());
         if rej.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Nothing was stored (the store is what failed): tell the partner
+            // when to come back rather than leave it to guess or hammer.
+            resp.retry_after = Some(STORE_RETRY_AFTER_SECS);
             return resp;
         }
         let r = RejectedMessage {

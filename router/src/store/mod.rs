@@ -86,6 +86,7 @@ pub struct Store {
     backend: Backend,
     read: AnyPool,
     jobs: mpsc::Sender<Job>,
+    health: std::sync::Arc<writer::Health>,
 }
 
 pub(crate) fn db_err(context: &str, e: sqlx::Error) -> Error {
@@ -102,6 +103,15 @@ pub(crate) fn db_err(context: &str, e: sqlx::Error) -> Error {
 /// Epoch milliseconds now.
 /// How long start-up waits for the database to answer before giving up with a clear error.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long `/readyz` waits for the writer's answer: longer means it is
+/// queued behind a backlog or stuck on a dead connection, and the hub should
+/// not be sent more work meanwhile.
+const READY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long the writer waits for a connection from its pool (a fresh one
+/// after a restart of the database) before failing the waiting jobs.
+const WRITER_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Rows per multi-row `INSERT`: keeps the bound parameters (rows × columns)
 /// well under both backends' limits (SQLite 32766, PostgreSQL 65535).
@@ -215,7 +225,7 @@ impl Store {
                 })
             })
         };
-        let write_pool = pool(1).connect_with(connect.clone()).await.map_err(|e| db_err(&format!("opening {shown} (is the database running and are the credentials in store.url right?)"), e))?;
+        let write_pool = pool(1).acquire_timeout(WRITER_ACQUIRE_TIMEOUT).connect_with(connect.clone()).await.map_err(|e| db_err(&format!("opening {shown} (is the database running and are the credentials in store.url right?)"), e))?;
         let migrator = match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
@@ -225,13 +235,9 @@ impl Store {
             retryable: false,
         })?;
         let read = pool(opts.read_connections).connect_with(connect).await.map_err(|e| db_err(&format!("opening {shown} (is the database running and are the credentials in store.url right?)"), e))?;
-        let conn = write_pool
-            .acquire()
-            .await
-            .map_err(|e| db_err("acquiring the writer connection", e))?
-            .detach();
         let (tx, rx) = mpsc::channel(opts.channel_capacity);
-        tokio::spawn(writer::run(conn, rx, opts.max_batch));
+        let health = std::sync::Arc::new(writer::Health::default());
+        tokio::spawn(writer::run(write_pool, rx, opts.max_batch, health.clone()));
         if backend == Backend::Postgres {
             // Lives as long as the store (see the module docs for why).
             tokio::spawn(stats::run(read.clone(), tx.downgrade(), shown.clone()));
@@ -240,6 +246,7 @@ impl Store {
             backend,
             read,
             jobs: tx,
+            health,
         })
     }
 
@@ -362,13 +369,37 @@ impl Store {
         Ok(r.rows_affected())
     }
 
-    /// A cheap round trip, for `/readyz`.
+    /// For `/readyz`: a round trip through the writer's own connection (which
+    /// reconnects if it was lost) and one through the read pool. Either failing
+    /// means the hub cannot take work; the error says why.
     pub async fn ping(&self) -> Result<()> {
+        let writer = tokio::time::timeout(READY_TIMEOUT, self.submit(Job::Ping)).await;
+        match writer {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(Error::Store {
+                    message: format!(
+                        "the store writer did not answer within {READY_TIMEOUT:?}{}",
+                        self.health
+                            .reason()
+                            .map(|r| format!(" (last failure: {r})"))
+                            .unwrap_or_default()
+                    ),
+                    retryable: true,
+                })
+            }
+        }
         sqlx::query("SELECT 1")
             .execute(&self.read)
             .await
-            .map_err(|e| db_err("store ping", e))?;
+            .map_err(|e| db_err("store ping (read pool)", e))?;
         Ok(())
+    }
+
+    /// Why the store cannot be written right now, if it cannot (no round trip).
+    pub fn unwritable_reason(&self) -> Option<String> {
+        self.health.reason()
     }
 
     /// One message with its deliveries, for the API.

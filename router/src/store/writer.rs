@@ -2,7 +2,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{AnyConnection, Connection};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::db_err;
@@ -27,6 +31,9 @@ pub(crate) enum Job {
         Box<dyn super::audit_ops::WriteOp>,
         oneshot::Sender<Result<serde_json::Value>>,
     ),
+    /// A round trip on the writer's connection (reconnecting if it is down),
+    /// for `/readyz`: the read pool can be healthy while the writer is not.
+    Ping(oneshot::Sender<Result<()>>),
 }
 
 /// A job's result, held until the transaction commits.
@@ -36,9 +43,112 @@ enum Done {
     Lease(Result<Vec<LeasedDelivery>>),
     Settle(Result<Option<NextInLane>>),
     Audit(Result<serde_json::Value>),
+    Ping(Result<()>),
 }
 
-pub(crate) async fn run(mut conn: AnyConnection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+/// What the writer knows about its connection, shared with [`super::Store`]
+/// so that `/readyz` can say why the store cannot be written.
+#[derive(Default)]
+pub(crate) struct Health {
+    /// `Some(reason)` while the last write (or probe) failed on a lost
+    /// connection and none has succeeded since.
+    down: std::sync::Mutex<Option<String>>,
+}
+
+impl Health {
+    pub(crate) fn reason(&self) -> Option<String> {
+        self.down.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, reason: Option<String>) {
+        let mut down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        match (&*down, &reason) {
+            (None, Some(r)) => tracing::error!(reason = %r, "the store cannot be written; \
+                intake answers 503 and the writer reconnects until the database is back"),
+            (Some(_), None) => tracing::info!("the store is writable again"),
+            _ => {}
+        }
+        *down = reason;
+    }
+}
+
+/// How often, at most, the writer tries to open a new connection while the
+/// database is away: jobs that arrive in between fail at once (intake answers
+/// 503 with `Retry-After`) instead of each waiting out a connect attempt.
+const RECONNECT_EVERY: Duration = Duration::from_millis(500);
+
+/// The writer's connection: taken from a one-connection pool, given back to it
+/// while healthy, and thrown away when it is found broken, so that the pool
+/// opens a fresh one. (It used to be detached from the pool for the life of
+/// the process, and a PostgreSQL restart left the hub unable to write until a
+/// human restarted it.)
+struct Conn {
+    pool: AnyPool,
+    conn: Option<PoolConnection<Any>>,
+    last_attempt: Option<Instant>,
+    health: Arc<Health>,
+}
+
+impl Conn {
+    async fn get(&mut self) -> Result<&mut PoolConnection<Any>> {
+        if self.conn.is_none() {
+            if let (Some(at), Some(reason)) = (self.last_attempt, self.health.reason()) {
+                if at.elapsed() < RECONNECT_EVERY {
+                    return Err(unavailable(&reason));
+                }
+            }
+            self.last_attempt = Some(Instant::now());
+            match self.pool.acquire().await {
+                Ok(c) => self.conn = Some(c),
+                Err(e) => {
+                    let e = db_err("connecting the store writer", e);
+                    self.health.set(Some(e.to_string()));
+                    return Err(unavailable(&e.to_string()));
+                }
+            }
+        }
+        Ok(self.conn.as_mut().expect("set above"))
+    }
+
+    /// After a failure: is the connection still alive? A dead one is dropped
+    /// (detached, so the pool opens a new one) and the failure recorded.
+    async fn check_after(&mut self, e: &crate::Error) -> bool {
+        let alive = match self.conn.as_mut() {
+            Some(c) => c.ping().await.is_ok(),
+            None => false,
+        };
+        if !alive {
+            if let Some(c) = self.conn.take() {
+                drop(c.detach());
+            }
+            self.health.set(Some(e.to_string()));
+        }
+        alive
+    }
+}
+
+fn unavailable(reason: &str) -> crate::Error {
+    crate::Error::Store {
+        message: format!(
+            "unavailable, retry shortly ({})",
+            reason.strip_prefix("store: ").unwrap_or(reason)
+        ),
+        retryable: true,
+    }
+}
+
+pub(crate) async fn run(
+    pool: AnyPool,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    health: Arc<Health>,
+) {
+    let mut conn = Conn {
+        pool,
+        conn: None,
+        last_attempt: None,
+        health,
+    };
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -50,21 +160,64 @@ pub(crate) async fn run(mut conn: AnyConnection, mut rx: mpsc::Receiver<Job>, ma
         }
         metrics::histogram!("lienthong_store_batch_size").record(batch.len() as f64);
         let jobs = std::mem::take(&mut batch);
-        match run_batch(&mut conn, &jobs).await {
+        let result = run_on_live_connection(&mut conn, &jobs).await;
+        match result {
             Ok(done) => reply(jobs, done),
-            Err(_) if jobs.len() > 1 => {
+            Err(Failure::Job(_)) if jobs.len() > 1 => {
                 // One job spoiled the batch: run each alone so the others still succeed.
                 for job in jobs {
-                    let done = match run_batch(&mut conn, std::slice::from_ref(&job)).await {
-                        Ok(mut d) => d.pop().expect("one result per job"),
-                        Err(e) => failed(&job, e),
-                    };
+                    let done =
+                        match run_on_live_connection(&mut conn, std::slice::from_ref(&job)).await {
+                            Ok(mut d) => d.pop().expect("one result per job"),
+                            Err(Failure::Job(e) | Failure::Connection(e)) => failed(&job, e),
+                        };
                     reply(vec![job], vec![done]);
                 }
             }
-            Err(e) => {
+            Err(Failure::Job(e) | Failure::Connection(e)) => {
                 let done: Vec<Done> = jobs.iter().map(|j| failed(j, e.clone_store())).collect();
                 reply(jobs, done);
+            }
+        }
+    }
+}
+
+/// Why a batch failed: one of its jobs (the connection is fine), or the
+/// connection itself (every job fails alike; running them one by one would
+/// not help).
+enum Failure {
+    Job(crate::Error),
+    Connection(crate::Error),
+}
+
+/// Runs the batch, and when it failed because the connection was found dead
+/// and nothing was committed, runs it once more on a fresh connection: after a
+/// database restart the first write meets the old connection, and the partner
+/// should not see a 503 for that.
+async fn run_on_live_connection(
+    conn: &mut Conn,
+    jobs: &[Job],
+) -> std::result::Result<Vec<Done>, Failure> {
+    let mut retried = false;
+    loop {
+        let c = conn.get().await.map_err(Failure::Connection)?;
+        match run_batch(c, jobs).await {
+            Ok(done) => {
+                conn.health.set(None);
+                return Ok(done);
+            }
+            Err((e, at_commit)) => {
+                if conn.check_after(&e).await {
+                    return Err(Failure::Job(e));
+                }
+                // A commit that failed on a lost connection may or may not have
+                // landed: never run it again here. The caller gets a retryable
+                // error and retries with its own idempotency (the idempotency
+                // key for intake; the lease for settlements).
+                if at_commit || retried {
+                    return Err(Failure::Connection(unavailable(&e.to_string())));
+                }
+                retried = true;
             }
         }
     }
@@ -89,6 +242,7 @@ fn failed(job: &Job, e: crate::Error) -> Done {
         Job::Lease(..) => Done::Lease(Err(e)),
         Job::Settle(..) => Done::Settle(Err(e)),
         Job::Audit(..) => Done::Audit(Err(e)),
+        Job::Ping(..) => Done::Ping(Err(e)),
     }
 }
 
@@ -101,6 +255,7 @@ fn reply(jobs: Vec<Job>, done: Vec<Done>) {
             (Job::Lease(_, tx), Done::Lease(r)) => drop(tx.send(r)),
             (Job::Settle(_, _, tx), Done::Settle(r)) => drop(tx.send(r)),
             (Job::Audit(_, tx), Done::Audit(r)) => drop(tx.send(r)),
+            (Job::Ping(tx), Done::Ping(r)) => drop(tx.send(r)),
             _ => unreachable!("results are produced in job order"),
         }
     }
@@ -108,21 +263,34 @@ fn reply(jobs: Vec<Job>, done: Vec<Done>) {
 
 /// Runs `jobs` in one transaction. `Err` means the transaction was rolled back
 /// (or a job failed, which rolls back the whole batch).
-async fn run_batch(conn: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> {
+/// The error says whether it came from the commit itself, whose outcome is
+/// unknown when the connection was lost.
+async fn run_batch(
+    conn: &mut AnyConnection,
+    jobs: &[Job],
+) -> std::result::Result<Vec<Done>, (crate::Error, bool)> {
+    if jobs.iter().all(|j| matches!(j, Job::Ping(_))) {
+        // A probe: one round trip on the writer's own connection.
+        return conn
+            .ping()
+            .await
+            .map(|()| jobs.iter().map(|_| Done::Ping(Ok(()))).collect())
+            .map_err(|e| (db_err("store writer ping", e), false));
+    }
     let mut tx = conn
         .begin()
         .await
-        .map_err(|e| db_err("beginning a write transaction", e))?;
+        .map_err(|e| (db_err("beginning a write transaction", e), false))?;
     match write_batch(&mut tx, jobs).await {
         Ok(done) => {
             tx.commit()
                 .await
-                .map_err(|e| db_err("committing a write batch", e))?;
+                .map_err(|e| (db_err("committing a write batch", e), true))?;
             Ok(done)
         }
         Err(e) => {
             let _ = tx.rollback().await;
-            Err(e)
+            Err((e, false))
         }
     }
 }
@@ -146,7 +314,7 @@ async fn write_batch(tx: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
         // they are gathered across the batch and written with multi-row
         // statements; anything else may read them, so it sees them written.
         let flush = match job {
-            Job::Accept(..) => false,
+            Job::Accept(..) | Job::Ping(..) => false,
             Job::Settle(s, ..) => gathered.settling.contains(s.delivery_id.as_str()),
             _ => true,
         };
@@ -170,6 +338,8 @@ async fn write_batch(tx: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
                 Done::Settle(Ok(None))
             }
             Job::Audit(op, _) => Done::Audit(Ok(op.run(tx, &mut events).await?)),
+            // Answered after the commit: the batch it rode in was written.
+            Job::Ping(_) => Done::Ping(Ok(())),
         });
     }
     gathered.flush(tx, &mut events).await?;

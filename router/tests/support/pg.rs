@@ -58,6 +58,32 @@ impl PgSchema {
     }
 }
 
+impl PgSchema {
+    /// Ends every backend of this schema's connections, as `pg_terminate_backend`
+    /// run by an operator (or a failover) would; returns how many there were.
+    #[allow(dead_code)]
+    pub fn terminate_backends(&self) -> usize {
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-Atqc"])
+            .arg(format!(
+                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity \
+                 WHERE application_name = '{}' AND pid <> pg_backend_pid()",
+                self.name
+            ))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run psql ({e})\n{START_HINT}"));
+        assert!(
+            out.status.success(),
+            "{}\n{START_HINT}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
+}
+
 impl Drop for PgSchema {
     /// Ends the schema's connections first, then drops it. A test's pool can
     /// still hold a connection inside a transaction (a relay pass, say) when
