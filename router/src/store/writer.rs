@@ -85,22 +85,27 @@ const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 struct Conn {
     pool: AnyPool,
     conn: Option<PoolConnection<Any>>,
-    last_attempt: Option<Instant>,
+    last_failed_connect: Option<Instant>,
     health: Arc<Health>,
 }
 
 impl Conn {
     async fn get(&mut self) -> Result<&mut PoolConnection<Any>> {
         if self.conn.is_none() {
-            if let (Some(at), Some(reason)) = (self.last_attempt, self.health.reason()) {
+            // Throttled only after a connect attempt failed: the first
+            // attempt after a connection was found dead goes straight ahead.
+            if let (Some(at), Some(reason)) = (self.last_failed_connect, self.health.reason()) {
                 if at.elapsed() < RECONNECT_EVERY {
                     return Err(unavailable(&reason));
                 }
             }
-            self.last_attempt = Some(Instant::now());
             match self.pool.acquire().await {
-                Ok(c) => self.conn = Some(c),
+                Ok(c) => {
+                    self.conn = Some(c);
+                    self.last_failed_connect = None;
+                }
                 Err(e) => {
+                    self.last_failed_connect = Some(Instant::now());
                     let e = db_err("connecting the store writer", e);
                     self.health.set(Some(e.to_string()));
                     return Err(unavailable(&e.to_string()));
@@ -146,7 +151,7 @@ pub(crate) async fn run(
     let mut conn = Conn {
         pool,
         conn: None,
-        last_attempt: None,
+        last_failed_connect: None,
         health,
     };
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
@@ -228,9 +233,15 @@ trait CloneStore {
 }
 impl CloneStore for crate::Error {
     fn clone_store(&self) -> crate::Error {
-        crate::Error::Store {
-            message: self.to_string(),
-            retryable: self.is_retryable(),
+        match self {
+            crate::Error::Store { message, retryable } => crate::Error::Store {
+                message: message.clone(),
+                retryable: *retryable,
+            },
+            other => crate::Error::Store {
+                message: other.to_string(),
+                retryable: other.is_retryable(),
+            },
         }
     }
 }
