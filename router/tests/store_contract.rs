@@ -41,7 +41,7 @@ async fn postgres() -> (Store, Guard) {
     let guard = PgSchema::create("store");
     let url = guard.url();
     let store = Store::open(&url, StoreOptions::default()).await.unwrap_or_else(|e| {
-        panic!("{e}\nIs PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`")
+        panic!("{e}\nIs PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`")
     });
     assert_eq!(store.backend(), Backend::Postgres);
     (store, Guard::Postgres(guard))
@@ -783,10 +783,9 @@ async fn postgres_deliveries_get_planner_statistics_as_they_grow() {
 /// readiness is truthful on the way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store_writes_again_after_its_backends_are_terminated() {
-    let guard = PgSchema::create("reconnect");
-    let store = Store::open(&guard.url(), StoreOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("{e}\nIs PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`"));
+    let (store, Guard::Postgres(guard)) = postgres().await else {
+        unreachable!("postgres() opens a PostgreSQL store")
+    };
     let first = store
         .accept(message("HS-RECONNECT-1", Some("k-reconnect-1"), &["tax"]))
         .await
@@ -795,7 +794,7 @@ async fn postgres_store_writes_again_after_its_backends_are_terminated() {
     store.ping().await.expect("ready before the fault");
 
     for round in 1..=3 {
-        let ended = guard.terminate_backends();
+        let ended = guard.terminate_backends().unwrap_or_else(|e| panic!("{e}"));
         assert!(
             ended >= 2,
             "round {round}: expected the writer's and the read pool's backends, ended {ended}"

@@ -120,10 +120,11 @@ fn content_type_of(format: Format) -> &'static str {
 }
 
 /// `Retry-After` (seconds) on a 503 for a store that cannot be written or a
-/// hub that is draining: the store's writer retries its connection about every
-/// half second, so a partner that waits this long finds it back after a
-/// routine database restart.
-pub const STORE_RETRY_AFTER_SECS: u64 = 2;
+/// hub that is draining. While the database is away the store's writer tries
+/// a new connection at most every 0.5 s and waits up to 2 s for each, so a
+/// partner that waits this long meets at least one fresh attempt: after a
+/// routine database restart its retry is accepted.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
 
 struct Rejection {
     status: StatusCode,
@@ -217,7 +218,7 @@ impl Intake {
                 "shutting down",
                 vec!["the hub is shutting down; retry shortly".into()],
             );
-            r.retry_after = Some(STORE_RETRY_AFTER_SECS);
+            r.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
             return r;
         }
         if let Err(resp) = self.flow_control(&req) {
@@ -629,7 +630,7 @@ impl Intake {
         if rej.status == StatusCode::SERVICE_UNAVAILABLE {
             // Nothing was stored (the store is what failed): tell the partner
             // when to come back rather than leave it to guess or hammer.
-            resp.retry_after = Some(STORE_RETRY_AFTER_SECS);
+            resp.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
             return resp;
         }
         let r = RejectedMessage {

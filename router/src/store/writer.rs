@@ -107,8 +107,9 @@ impl Conn {
                 Err(e) => {
                     self.last_failed_connect = Some(Instant::now());
                     let e = db_err("connecting the store writer", e);
-                    self.health.set(Some(e.to_string()));
-                    return Err(unavailable(&e.to_string()));
+                    let reason = message_of(&e);
+                    self.health.set(Some(reason.clone()));
+                    return Err(unavailable(&reason));
                 }
             }
         }
@@ -126,19 +127,27 @@ impl Conn {
             if let Some(c) = self.conn.take() {
                 drop(c.detach());
             }
-            self.health.set(Some(e.to_string()));
+            self.health.set(Some(message_of(e)));
         }
         alive
     }
 }
 
+/// The retryable error every job gets while the connection is away; `reason`
+/// is a [`message_of`] text, so the `store:` prefix appears once.
 fn unavailable(reason: &str) -> crate::Error {
     crate::Error::Store {
-        message: format!(
-            "unavailable, retry shortly ({})",
-            reason.strip_prefix("store: ").unwrap_or(reason)
-        ),
+        message: format!("unavailable, retry shortly ({reason})"),
         retryable: true,
+    }
+}
+
+/// A store error's own message (its `Display` adds `store: `), or any other
+/// error's text: what [`Health`] keeps and what the errors derived from it carry.
+fn message_of(e: &crate::Error) -> String {
+    match e {
+        crate::Error::Store { message, .. } => message.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -220,7 +229,7 @@ async fn run_on_live_connection(
                 // error and retries with its own idempotency (the idempotency
                 // key for intake; the lease for settlements).
                 if at_commit || retried {
-                    return Err(Failure::Connection(unavailable(&e.to_string())));
+                    return Err(Failure::Connection(unavailable(&message_of(&e))));
                 }
                 retried = true;
             }
@@ -233,15 +242,9 @@ trait CloneStore {
 }
 impl CloneStore for crate::Error {
     fn clone_store(&self) -> crate::Error {
-        match self {
-            crate::Error::Store { message, retryable } => crate::Error::Store {
-                message: message.clone(),
-                retryable: *retryable,
-            },
-            other => crate::Error::Store {
-                message: other.to_string(),
-                retryable: other.is_retryable(),
-            },
+        crate::Error::Store {
+            message: message_of(self),
+            retryable: self.is_retryable(),
         }
     }
 }

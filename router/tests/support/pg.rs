@@ -7,7 +7,9 @@ const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432/test";
 const START_HINT: &str =
     "Is PostgreSQL running? Start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`";
 
-fn psql(sql: &str) -> Result<(), String> {
+/// Runs `sql` as `postgres` on the test database and returns its unaligned,
+/// tuples-only output (`-Atq`), or why it failed with how to start PostgreSQL.
+fn psql(sql: &str) -> Result<String, String> {
     let out = Command::new("psql")
         .args([
             "-h",
@@ -18,13 +20,13 @@ fn psql(sql: &str) -> Result<(), String> {
             "test",
             "-v",
             "ON_ERROR_STOP=1",
-            "-qc",
+            "-Atqc",
             sql,
         ])
         .output()
         .map_err(|e| format!("cannot run psql ({e}); install the PostgreSQL client"))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {
         Err(format!(
             "psql `{sql}` failed: {}\n{START_HINT}",
@@ -61,26 +63,15 @@ impl PgSchema {
 impl PgSchema {
     /// Ends every backend of this schema's connections, as `pg_terminate_backend`
     /// run by an operator (or a failover) would; returns how many there were.
-    #[allow(dead_code)]
-    pub fn terminate_backends(&self) -> usize {
-        let out = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-Atqc"])
-            .arg(format!(
-                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity \
-                 WHERE application_name = '{}' AND pid <> pg_backend_pid()",
-                self.name
-            ))
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run psql ({e})\n{START_HINT}"));
-        assert!(
-            out.status.success(),
-            "{}\n{START_HINT}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
+    pub fn terminate_backends(&self) -> Result<usize, String> {
+        let ended = psql(&format!(
+            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity \
+             WHERE application_name = '{}' AND pid <> pg_backend_pid()",
+            self.name
+        ))?;
+        ended
             .parse()
-            .unwrap_or(0)
+            .map_err(|e| format!("psql answered {ended:?}, not a count ({e})"))
     }
 }
 
@@ -91,11 +82,7 @@ impl Drop for PgSchema {
     /// finish it cannot run while this blocks: `DROP SCHEMA` would wait for its
     /// locks forever. `lock_timeout` bounds the wait in any case.
     fn drop(&mut self) {
-        let _ = psql(&format!(
-            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
-             WHERE application_name = '{}' AND pid <> pg_backend_pid()",
-            self.name
-        ));
+        let _ = self.terminate_backends();
         if let Err(e) = psql(&format!(
             "SET lock_timeout = '20s'; DROP SCHEMA IF EXISTS {} CASCADE",
             self.name
