@@ -1,10 +1,12 @@
-//! The embedded store on a full disk, from a partner's side (issue 21): while
-//! the SQLite file's disk is full, intake refuses with 503 and `Retry-After`
-//! (nothing half-stored), and accepts again by itself once space returns; what
-//! was accepted before the fault is still delivered.
+//! The embedded store on a full disk and on a read-only filesystem, from a
+//! partner's side (issue 21): while the SQLite file cannot be written, intake
+//! refuses with 503 and `Retry-After` (nothing half-stored) and `/readyz` says
+//! not ready, with the reason; both recover by themselves once space or write
+//! access returns, and what was accepted before the fault is still delivered.
 //!
 //! The data directory is a 16 MiB tmpfs mounted by the test (it needs root, as
-//! `.ci/run` has), filled with a file until `ENOSPC`.
+//! `.ci/run` has), filled with a file until `ENOSPC`, or remounted read-only.
+//! (As root, `chmod` would not stop SQLite from writing; a read-only mount does.)
 
 mod hub_support;
 
@@ -37,6 +39,22 @@ impl Tmpfs {
     }
 }
 
+impl Tmpfs {
+    fn remount(&self, mode: &str) {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&self.0)
+            .output()
+            .expect("running mount");
+        assert!(
+            out.status.success(),
+            "remounting {} {mode} failed: {}",
+            self.0.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
@@ -49,6 +67,53 @@ fn fill(path: &Path) {
     let chunk = vec![0u8; 64 * 1024];
     while f.write_all(&chunk).is_ok() {}
     let _ = f.sync_all();
+}
+
+/// `/readyz`'s status and body.
+async fn ready(client: &reqwest::Client, base: &str) -> (u16, String) {
+    let r = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("/readyz answers");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+/// Posts until one is accepted, for at most 5 s; returns how long it took.
+async fn accepted_within_5s<F, Fut>(mut post: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (u16, Option<String>, String)>,
+{
+    let t0 = Instant::now();
+    loop {
+        let (s, _, body) = post().await;
+        if s == 202 {
+            return t0.elapsed();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "still refused 5 s after the disk could be written again: {s} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Until the sink has received a message of each of `codes`.
+async fn delivered(sink: &Sink, codes: &[&str]) {
+    wait_until(
+        "the messages accepted before and after the fault delivered",
+        Duration::from_secs(20),
+        || {
+            let got: Vec<String> = sink
+                .delivered()
+                .iter()
+                .map(|h| h.correlation_id.clone())
+                .collect();
+            codes.iter().all(|c| got.iter().any(|g| g == c))
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +164,6 @@ async fn a_full_disk_gets_503_with_retry_after_and_intake_resumes_when_space_ret
         assert_eq!(s, 202, "accepted or refused, nothing else: {body}");
     }
     let (retry, body) = refused.expect("a full disk never refused a write");
-    eprintln!("refused on a full disk: {body}");
     assert_eq!(
         retry.as_deref(),
         Some("2"),
@@ -111,34 +175,64 @@ async fn a_full_disk_gets_503_with_retry_after_and_intake_resumes_when_space_ret
         "the reason names the full disk: {body}"
     );
 
-    std::fs::remove_file(&filler).unwrap();
-    let t0 = Instant::now();
-    loop {
-        let (s, _, body) = post("DISK-AFTER".into(), note.clone()).await;
-        if s == 202 {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "still refused 5 s after space returned: {s} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    eprintln!("accepting again {:?} after space returned", t0.elapsed());
+    let (status, why) = ready(&client, &hub.base).await;
+    assert_eq!(status, 503, "/readyz said {status} on a full disk: {why}");
+    assert!(why.contains("full"), "/readyz does not say why: {why}");
 
-    wait_until(
-        "the messages accepted before and after the fault delivered",
-        Duration::from_secs(20),
-        || {
-            let got: Vec<String> = sink
-                .delivered()
-                .iter()
-                .map(|h| h.correlation_id.clone())
-                .collect();
-            ["DISK-BEFORE", "DISK-AFTER"]
-                .iter()
-                .all(|c| got.iter().any(|g| g == c))
-        },
-    )
-    .await;
+    std::fs::remove_file(&filler).unwrap();
+    let took = accepted_within_5s(|| post("DISK-AFTER".into(), note.clone())).await;
+    let (status, why) = ready(&client, &hub.base).await;
+    assert_eq!(status, 200, "/readyz after space returned: {why}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "full disk: refused with {retry:?}; accepting again {took:?} after space returned"
+    );
+    delivered(&sink, &["DISK-BEFORE", "DISK-AFTER"]).await;
+}
+
+/// A store on a read-only filesystem cannot be opened for writing: `serve`
+/// exits at once with SQLite's reason and what to check, instead of timing
+/// out with advice about database credentials. (A filesystem cannot be made
+/// read-only under a running hub here: a read-only remount is refused while
+/// the store has files open for writing, and `chmod` does not bind root.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_a_read_only_store_exits_with_what_to_check() {
+    let sink = Sink::start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(&dir.path().join("data"), "64m");
+    let port = free_port();
+    let config = write_config(dir.path(), port, &sink.url, OPEN_INTAKE);
+    let mut hub = HubProcess::spawn(&config, port, &[]).await;
+    hub.sigterm();
+    let _ = tokio::task::block_in_place(|| hub.child.wait());
+    disk.remount("ro");
+    let t0 = Instant::now();
+    let out = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_lienthong"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "off")
+            .output()
+            .expect("running lienthong")
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "serve started on a read-only store: {stderr}"
+    );
+    assert!(
+        stderr.contains("unable to open database file") || stderr.contains("readonly database"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("write files in the store's directory"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("credentials"), "{stderr}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "took {:?}: {stderr}",
+        t0.elapsed()
+    );
+    disk.remount("rw");
 }

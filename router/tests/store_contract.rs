@@ -71,6 +71,7 @@ contract!(
     lease_is_head_of_line_per_dossier_and_destination,
     settle_records_attempts_and_outcomes,
     expired_lease_is_leased_again,
+    an_unsent_lease_given_back_is_due_at_once,
     concurrent_writers_keep_one_unbroken_chain,
     a_burst_of_settlements_is_recorded_one_by_one,
     exact_bytes_and_unicode_survive,
@@ -556,6 +557,29 @@ async fn expired_lease_is_leased_again(store: Store) {
     assert_eq!(
         (again[0].id.as_str(), again[0].attempt),
         (l[0].id.as_str(), 2)
+    );
+}
+
+/// A lease given back unsent (a shutdown) is due at once, with the attempt it
+/// counted taken back; one that has meanwhile been taken again is left alone.
+async fn an_unsent_lease_given_back_is_due_at_once(store: Store) {
+    store.accept(message("R", None, &["lis"])).await.unwrap();
+    let l = store.lease("lis", 1, now_ms() + 60_000).await.unwrap();
+    assert_eq!((l.len(), l[0].attempt), (1, 1));
+    let stale = vec![(l[0].id.clone(), l[0].lease_until - 1)];
+    assert_eq!(
+        store.release_leases(&stale).await.unwrap(),
+        0,
+        "another lease's give-back"
+    );
+    assert!(lease(&store, "lis").await.is_empty(), "still leased");
+    let mine = vec![(l[0].id.clone(), l[0].lease_until)];
+    assert_eq!(store.release_leases(&mine).await.unwrap(), 1);
+    let again = lease(&store, "lis").await;
+    assert_eq!(
+        (again[0].id.as_str(), again[0].attempt),
+        (l[0].id.as_str(), 1),
+        "leased again at once, as its first attempt"
     );
 }
 

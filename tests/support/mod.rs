@@ -15,6 +15,9 @@
 
 pub mod flows;
 pub mod partners;
+/// The PostgreSQL test lock (held shared while a scenario's schema exists).
+#[path = "../../router/tests/support/pg.rs"]
+mod pg;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -43,13 +46,26 @@ pub enum Backend {
     /// PostgreSQL schema and RabbitMQ queue prefix (both unique per test).
     RabbitPg {
         schema: String,
+        /// Keeps the PostgreSQL fault tests from restarting the server meanwhile.
+        lock: PgLock,
     },
+}
+
+/// The shared PostgreSQL test lock, held while any clone of the backend lives.
+#[derive(Debug, Clone)]
+pub struct PgLock(#[allow(dead_code)] std::sync::Arc<std::fs::File>);
+
+impl PartialEq for PgLock {
+    fn eq(&self, _: &PgLock) -> bool {
+        true
+    }
 }
 
 impl Backend {
     /// A RabbitMQ + PostgreSQL backend with a fresh schema, or a panic saying how to start the services.
     pub async fn rabbit_pg(test: &str) -> Backend {
         use sqlx::Connection;
+        let lock = PgLock(std::sync::Arc::new(pg::shared_lock()));
         let schema = format!(
             "lt_{test}_{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -66,13 +82,13 @@ impl Backend {
         {
             panic!("RabbitMQ is not reachable at {RABBIT} ({e}); start it (e.g. `service rabbitmq-server start`)");
         }
-        Backend::RabbitPg { schema }
+        Backend::RabbitPg { schema, lock }
     }
 
     fn yaml(&self, dir: &Path) -> String {
         match self {
             Backend::Embedded => format!("store:\n  url: sqlite://{}/hub.db?mode=rwc\n  data_dir: {}\n", dir.display(), dir.display()),
-            Backend::RabbitPg { schema } => format!(
+            Backend::RabbitPg { schema, .. } => format!(
                 "store:\n  url: {PG_ADMIN}?options=-c%20search_path%3D{schema}\n  data_dir: {}\nqueue:\n  backend: rabbitmq\n  rabbitmq:\n    url: {RABBIT}\n    prefix: {schema}\n",
                 dir.display()
             ),
@@ -82,7 +98,7 @@ impl Backend {
     /// Drops the schema and deletes the queues and exchanges named with the test's prefix.
     pub async fn cleanup(&self) {
         use sqlx::Connection;
-        let Backend::RabbitPg { schema } = self else {
+        let Backend::RabbitPg { schema, .. } = self else {
             return;
         };
         if let Ok(mut conn) = sqlx::PgConnection::connect(PG_ADMIN).await {

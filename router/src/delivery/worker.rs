@@ -13,21 +13,25 @@
 //! store commits overlap with the next requests.
 //!
 //! Shutdown (linkerd style): when the token is cancelled, loops stop leasing,
-//! in-flight attempts get until the drain deadline to finish and settle, and the
-//! rest stay durably queued (their leases are released at the next start).
+//! in-flight attempts get until the drain deadline to finish and settle, and
+//! leased deliveries that were never sent (still waiting for the rate limiter,
+//! or cut off by the deadline before their request) are given back to the
+//! queue ([`DeliveryQueue::release`]), so another replica sends them at once
+//! instead of after their lease. A lease call under way is not cancelled: what
+//! it claims is either sent or given back.
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::http::excerpt;
+use super::outage::Outage;
 use super::policy::DestinationPolicy;
 use super::transport::{Failure, FailureClass, Outbound, TransportRegistry};
 use crate::queue::{DeliveryQueue, LeasedDelivery, SettleOutcome, Settlement};
@@ -46,23 +50,54 @@ pub struct Dispatcher {
     pub default_policy: DestinationPolicy,
 }
 
+/// Leased deliveries not yet handed to their transport: id → `lease_until`.
+type Unsent = Arc<std::sync::Mutex<HashMap<String, i64>>>;
+
+/// How long shutdown waits for the store to take back unsent leases.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Running workers; see [`Dispatcher::start`].
 pub struct Running {
     handles: JoinSet<()>,
     stop: CancellationToken,
+    queue: Arc<dyn DeliveryQueue>,
+    unsent: Unsent,
 }
 
 impl Running {
-    /// Stops leasing and waits up to `deadline` for in-flight attempts to settle.
+    /// Stops leasing, waits up to `deadline` for in-flight attempts to settle,
+    /// then gives back the leases that were never sent.
     pub async fn shutdown(mut self, deadline: Duration) {
         self.stop.cancel();
         let drain = async { while self.handles.join_next().await.is_some() {} };
         if tokio::time::timeout(deadline, drain).await.is_err() {
             tracing::warn!(
                 ?deadline,
-                "drain deadline passed; unfinished deliveries stay queued for the next start"
+                "drain deadline passed; deliveries still being sent stay leased until their lease ends"
             );
             self.handles.abort_all();
+            while self.handles.join_next().await.is_some() {}
+        }
+        let unsent: Vec<(String, i64)> = self
+            .unsent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        if unsent.is_empty() {
+            return;
+        }
+        let n = unsent.len();
+        match tokio::time::timeout(RELEASE_TIMEOUT, self.queue.release(unsent)).await {
+            Ok(Ok(released)) => tracing::info!(
+                released,
+                leased = n,
+                "gave back deliveries that were leased but not sent; another replica (or the next start) sends them"
+            ),
+            Ok(Err(e)) => tracing::warn!(error = %e, leased = n,
+                "could not give back unsent leases; they are sent again when their lease ends"),
+            Err(_) => tracing::warn!(leased = n,
+                "giving back unsent leases timed out; they are sent again when their lease ends"),
         }
     }
 }
@@ -78,6 +113,8 @@ impl Dispatcher {
         destinations.dedup();
         let stop = CancellationToken::new();
         let mut handles = JoinSet::new();
+        let unsent = Unsent::default();
+        let queue = self.queue.clone();
         let this = Arc::new(self);
         for dest in destinations {
             let policy = this
@@ -85,9 +122,20 @@ impl Dispatcher {
                 .get(&dest)
                 .cloned()
                 .unwrap_or_else(|| this.default_policy.clone());
-            handles.spawn(worker(this.clone(), dest, policy, stop.clone()));
+            handles.spawn(worker(
+                this.clone(),
+                dest,
+                policy,
+                stop.clone(),
+                unsent.clone(),
+            ));
         }
-        Ok(Running { handles, stop })
+        Ok(Running {
+            handles,
+            stop,
+            queue,
+            unsent,
+        })
     }
 }
 
@@ -102,6 +150,7 @@ async fn worker(
     dest: String,
     policy: DestinationPolicy,
     stop: CancellationToken,
+    unsent: Unsent,
 ) {
     let slots = Arc::new(Semaphore::new(policy.concurrency.max(1) as usize));
     // Attempts being recorded in the store, bounded like the partner slots: an
@@ -113,6 +162,7 @@ async fn worker(
     let limiter = Arc::new(limiter(&policy));
     let mut inflight = JoinSet::new();
     let mut error_backoff = Duration::from_millis(100);
+    let outage = Arc::new(Outage::default());
     tracing::info!(destination = %dest, ?policy, "delivery worker started");
     loop {
         // Wait for a free slot before leasing anything.
@@ -121,17 +171,29 @@ async fn worker(
             p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
         };
         let free = slots.available_permits() + 1;
-        let leased = tokio::select! {
-            _ = stop.cancelled() => break,
-            r = d.queue.lease(&dest, free, policy.lease(), LEASE_WAIT) => r,
-        };
+        if stop.is_cancelled() {
+            break;
+        }
+        // Not raced against `stop`: a lease call dropped half-way could have
+        // claimed deliveries that nobody would then send or give back. It
+        // returns within `LEASE_WAIT`.
+        let leased = d.queue.lease(&dest, free, policy.lease(), LEASE_WAIT).await;
         let batch = match leased {
             Ok(b) => {
                 error_backoff = Duration::from_millis(100);
+                // An empty lease may not have touched the store (a RabbitMQ
+                // consumer with nothing to claim).
+                if !b.is_empty() {
+                    outage.recovered(&dest);
+                }
                 b
             }
             Err(e) => {
-                tracing::error!(destination = %dest, error = %e, "leasing deliveries failed; retrying");
+                if e.is_retryable() {
+                    outage.failed(&dest, "leasing deliveries", &e);
+                } else {
+                    tracing::error!(destination = %dest, error = %e, "leasing deliveries failed; retrying");
+                }
                 drop(first);
                 tokio::select! { _ = stop.cancelled() => break, _ = tokio::time::sleep(error_backoff) => {} }
                 error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
@@ -149,15 +211,31 @@ async fn worker(
                     .expect("semaphore never closed"),
             };
             let (d, policy, limiter) = (d.clone(), policy.clone(), limiter.clone());
-            let recording = recording.clone();
+            let (recording, outage) = (recording.clone(), outage.clone());
+            let (stop, unsent) = (stop.clone(), unsent.clone());
+            unsent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(leased.id.clone(), leased.lease_until);
             inflight.spawn(async move {
-                let settlement = attempt(&d, &policy, &limiter, leased).await;
+                // A partner over its rate is delayed; a shutdown meanwhile
+                // leaves the delivery unsent, for `Running::shutdown` to give back.
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => return,
+                    _ = limiter.until_ready() => {}
+                }
+                unsent
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&leased.id);
+                let settlement = attempt(&d, &policy, leased).await;
                 let record_slot = recording
                     .acquire_owned()
                     .await
                     .expect("semaphore never closed");
                 drop(permit);
-                record(&d, settlement).await;
+                record(&d, settlement, &outage).await;
                 drop(record_slot);
             });
         }
@@ -169,14 +247,8 @@ async fn worker(
     tracing::info!(destination = %dest, "delivery worker stopped");
 }
 
-/// Sends one leased delivery (after the rate limiter) and decides its outcome.
-async fn attempt(
-    d: &Dispatcher,
-    policy: &DestinationPolicy,
-    limiter: &DefaultDirectRateLimiter,
-    l: LeasedDelivery,
-) -> Settlement {
-    limiter.until_ready().await;
+/// Sends one leased delivery (the rate limiter has let it through) and decides its outcome.
+async fn attempt(d: &Dispatcher, policy: &DestinationPolicy, l: LeasedDelivery) -> Settlement {
     let out = Outbound {
         delivery_id: l.id.clone(),
         message_id: l.message_id.clone(),
@@ -294,24 +366,37 @@ async fn attempt(
     s
 }
 
+/// Longest pause between two tries of recording an attempt while the store is away.
+const SETTLE_RETRY_MAX: Duration = Duration::from_secs(1);
+
 /// Records an attempt and its outcome (the queue acks or re-schedules it).
-async fn record(d: &Dispatcher, s: Settlement) {
-    // The attempt happened; recording it must not be lost to a transient store
-    // error: 8 tries, 50 ms apart at first, doubling.
-    let settle = || d.queue.settle(s.clone());
-    let retried = settle
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(50))
-                .with_factor(2.0)
-                .with_max_times(7),
-        )
-        .notify(|e, _| {
-            tracing::error!(delivery_id = %s.delivery_id, error = %e, "settling the delivery failed; retrying")
-        })
-        .await;
-    if let Err(e) = retried {
-        tracing::error!(delivery_id = %s.delivery_id, error = %e, "could not settle; the lease will expire and the delivery will be sent again");
+///
+/// The attempt happened, so its record must not be given up while the store
+/// is merely away (a database restart, a failover): the lease would expire
+/// and the partner would get the delivery again. A retryable failure is tried
+/// again, 50 ms later at first and then at most every second, until the store
+/// takes it; only the drain deadline of a shutdown ends the wait (the lease
+/// then covers it). Meanwhile this delivery keeps its recording slot, so a
+/// worker whose store is away stops leasing instead of spinning.
+async fn record(d: &Dispatcher, s: Settlement, outage: &Outage) {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match d.queue.settle(s.clone()).await {
+            Ok(()) => {
+                outage.recovered(&s.destination);
+                return;
+            }
+            Err(e) if e.is_retryable() => {
+                outage.failed(&s.destination, "settling a delivery", &e);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(SETTLE_RETRY_MAX);
+            }
+            Err(e) => {
+                tracing::error!(delivery_id = %s.delivery_id, error = %e,
+                    "could not settle (not retryable); the lease will expire and the delivery will be sent again");
+                return;
+            }
+        }
     }
 }
 

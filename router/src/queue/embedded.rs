@@ -116,6 +116,10 @@ impl DeliveryQueue for EmbeddedQueue {
         .boxed()
     }
 
+    fn release(&self, leases: Vec<(String, i64)>) -> BoxFuture<'_, Result<u64>> {
+        async move { self.store.release_leases(&leases).await }.boxed()
+    }
+
     fn depth(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>>> {
         self.store.queue_depth().boxed()
     }

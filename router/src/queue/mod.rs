@@ -66,6 +66,11 @@ pub trait DeliveryQueue: Send + Sync + 'static {
     /// retry makes it due again at the given time.
     fn settle(&self, settlement: Settlement) -> BoxFuture<'_, Result<()>>;
 
+    /// Gives back leases that were never sent (see
+    /// [`crate::store::Store::release_leases`]): at shutdown, so that another
+    /// replica need not wait for them to expire. Returns how many were released.
+    fn release(&self, leases: Vec<(String, i64)>) -> BoxFuture<'_, Result<u64>>;
+
     /// Deliveries not yet finished, per destination.
     fn depth(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>>>;
 

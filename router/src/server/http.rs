@@ -107,6 +107,15 @@ async fn readyz(State(s): State<AppState>) -> Response {
     if !s.intake.is_accepting() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
+    // Intake would refuse work (the broker's outbox is at its limit): a load
+    // balancer should send it elsewhere, not here to be refused.
+    if let Err(e) = s.queue.admit() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not admitting work: {e}\n"),
+        )
+            .into_response();
+    }
     match s.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => (

@@ -104,10 +104,12 @@ pub(crate) fn db_err(context: &str, e: sqlx::Error) -> Error {
 /// How long start-up waits for the database to answer before giving up with a clear error.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// How long `/readyz` waits for the writer's answer: longer means it is
-/// queued behind a backlog or stuck on a dead connection, and the hub should
-/// not be sent more work meanwhile.
-const READY_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `/readyz` waits for the writer's and the read pool's answers in
+/// all: longer means the writer is queued behind a backlog or waiting for a
+/// connection to a database that is away, and the hub should not be sent more
+/// work meanwhile. Under the 1 s that probes time out after by default
+/// (Kubernetes' `timeoutSeconds`), so the probe gets the reason, not a timeout.
+const READY_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// How long the writer waits for a connection from its pool (a fresh one
 /// after a restart of the database) before failing the waiting jobs.
@@ -184,23 +186,30 @@ impl Store {
         };
         let connect = AnyConnectOptions::from_str(url)
             .map_err(|e| db_err(&format!("parsing database url {shown}"), e))?;
-        // One plain connection first: a refused port or a missing database fails
-        // at once with its own message, instead of after the pool's retries.
-        match tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            <sqlx::AnyConnection as sqlx::Connection>::connect_with(&connect),
-        )
-        .await
-        {
+        let hint = match backend {
+            Backend::Sqlite => "can the hub create and write files in the store's directory, and is there free space on its disk?",
+            Backend::Postgres => "is the database running and are the credentials in store.url right?",
+        };
+        let busy_ms = opts.busy_timeout.as_millis() as u64;
+        let sqlite_pragmas = format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout={busy_ms}; PRAGMA foreign_keys=ON;"
+        );
+        // One plain connection first, set up as the pools' will be: a refused
+        // port, a missing database or an SQLite file that cannot be written
+        // (read-only filesystem, full disk) fails at once with its own
+        // message, instead of as "pool timed out" after the pool's retries.
+        let probe = async {
+            let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&connect).await?;
+            if backend == Backend::Sqlite {
+                c.execute(&*sqlite_pragmas).await?;
+            }
+            Ok::<_, sqlx::Error>(c)
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, probe).await {
             Ok(Ok(c)) => {
                 let _ = sqlx::Connection::close(c).await;
             }
-            Ok(Err(e)) => {
-                return Err(db_err(
-                    &format!("opening {shown} (is the database running and are the credentials in store.url right?)"),
-                    e,
-                ))
-            }
+            Ok(Err(e)) => return Err(db_err(&format!("opening {shown} ({hint})"), e)),
             Err(_) => {
                 return Err(Error::Store {
                     message: format!(
@@ -211,21 +220,26 @@ impl Store {
                 })
             }
         }
-        let busy_ms = opts.busy_timeout.as_millis() as u64;
         let pool = |max: u32| {
-            AnyPoolOptions::new().max_connections(max).min_connections(1).after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute(&*format!(
-                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout={busy_ms}; PRAGMA foreign_keys=ON;"
-                        ))
-                        .await?;
-                    }
-                    Ok(())
+            let pragmas = sqlite_pragmas.clone();
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .min_connections(1)
+                .after_connect(move |conn, _meta| {
+                    let pragmas = pragmas.clone();
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            conn.execute(&*pragmas).await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
         };
-        let write_pool = pool(1).acquire_timeout(WRITER_ACQUIRE_TIMEOUT).connect_with(connect.clone()).await.map_err(|e| db_err(&format!("opening {shown} (is the database running and are the credentials in store.url right?)"), e))?;
+        let write_pool = pool(1)
+            .acquire_timeout(WRITER_ACQUIRE_TIMEOUT)
+            .connect_with(connect.clone())
+            .await
+            .map_err(|e| db_err(&format!("opening {shown} ({hint})"), e))?;
         let migrator = match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
@@ -234,7 +248,10 @@ impl Store {
             message: format!("running {backend:?} migrations on {shown}: {e}"),
             retryable: false,
         })?;
-        let read = pool(opts.read_connections).connect_with(connect).await.map_err(|e| db_err(&format!("opening {shown} (is the database running and are the credentials in store.url right?)"), e))?;
+        let read = pool(opts.read_connections)
+            .connect_with(connect)
+            .await
+            .map_err(|e| db_err(&format!("opening {shown} ({hint})"), e))?;
         let (tx, rx) = mpsc::channel(opts.channel_capacity);
         let health = std::sync::Arc::new(writer::Health::default());
         tokio::spawn(writer::run(write_pool, rx, opts.max_batch, health.clone()));
@@ -352,6 +369,32 @@ impl Store {
             .map_err(|e| db_err("reading the next due delivery", e))
     }
 
+    /// Gives back leases that were taken but never sent (a shutdown whose
+    /// drain deadline passed while they waited for the rate limiter): each
+    /// `(delivery id, lease_until)` still held under that very lease goes back
+    /// to pending, due now, with the attempt the lease counted taken back, so
+    /// another replica sends it at once instead of after the lease. A lease
+    /// that has meanwhile expired and been taken again is left alone.
+    pub async fn release_leases(&self, leases: &[(String, i64)]) -> Result<u64> {
+        let now = now_ms();
+        let mut released = 0;
+        for (id, lease_until) in leases {
+            let r = sqlx::query(
+                "UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = $1, updated_at = $1, \
+                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
+                 WHERE id = $2 AND state = 'in_flight' AND lease_until = $3",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(*lease_until)
+            .execute(&self.read)
+            .await
+            .map_err(|e| db_err("releasing unsent leases", e))?;
+            released += r.rows_affected();
+        }
+        Ok(released)
+    }
+
     /// Puts every in-flight delivery back to pending, due now. Only for a store
     /// owned by one process (the embedded queue at start-up): whatever was in
     /// flight when the previous process died is retried at once instead of
@@ -373,27 +416,25 @@ impl Store {
     /// reconnects if it was lost) and one through the read pool. Either failing
     /// means the hub cannot take work; the error says why.
     pub async fn ping(&self) -> Result<()> {
-        let writer = tokio::time::timeout(READY_TIMEOUT, self.submit(Job::Ping)).await;
-        match writer {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                return Err(Error::Store {
-                    message: format!(
-                        "the store writer did not answer within {READY_TIMEOUT:?}{}",
-                        self.health
-                            .reason()
-                            .map(|r| format!(" (last failure: {r})"))
-                            .unwrap_or_default()
-                    ),
-                    retryable: true,
-                })
-            }
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        let slow = |what: &str| Error::Store {
+            message: format!(
+                "{what} did not answer within {READY_TIMEOUT:?}{}",
+                self.health
+                    .reason()
+                    .map(|r| format!(" (last failure: {r})"))
+                    .unwrap_or_default()
+            ),
+            retryable: true,
+        };
+        match tokio::time::timeout_at(deadline, self.submit(Job::Ping)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(slow("the store writer")),
         }
-        sqlx::query("SELECT 1")
-            .execute(&self.read)
-            .await
-            .map_err(|e| db_err("store ping (read pool)", e))?;
+        match tokio::time::timeout_at(deadline, sqlx::query("SELECT 1").execute(&self.read)).await {
+            Ok(r) => r.map_err(|e| db_err("store ping (read pool)", e))?,
+            Err(_) => return Err(slow("the store's read pool")),
+        };
         Ok(())
     }
 

@@ -124,12 +124,17 @@ impl Conn {
             None => false,
         };
         if !alive {
-            if let Some(c) = self.conn.take() {
-                drop(c.detach());
-            }
+            self.discard();
             self.health.set(Some(message_of(e)));
         }
         alive
+    }
+
+    /// Throws the connection away (detached, so the pool opens a new one).
+    fn discard(&mut self) {
+        if let Some(c) = self.conn.take() {
+            drop(c.detach());
+        }
     }
 }
 
@@ -214,14 +219,25 @@ async fn run_on_live_connection(
 ) -> std::result::Result<Vec<Done>, Failure> {
     let mut retried = false;
     loop {
+        let probe_writes = conn.health.reason().is_some();
         let c = conn.get().await.map_err(Failure::Connection)?;
-        match run_batch(c, jobs).await {
+        match run_batch(c, jobs, probe_writes).await {
             Ok(done) => {
                 conn.health.set(None);
                 return Ok(done);
             }
             Err((e, at_commit)) => {
                 if conn.check_after(&e).await {
+                    // The connection is fine but the store refused a write it
+                    // may take later (a full disk, a read-only file): not
+                    // writable until a write succeeds again.
+                    if refuses_writes(&e) {
+                        conn.health.set(Some(message_of(&e)));
+                        // A connection SQLite opened read-only stays so: the
+                        // next job opens a fresh one, which can write once the
+                        // file or filesystem can.
+                        conn.discard();
+                    }
                     return Err(Failure::Job(e));
                 }
                 // A commit that failed on a lost connection may or may not have
@@ -235,6 +251,27 @@ async fn run_on_live_connection(
             }
         }
     }
+}
+
+/// Does this failure say the store as a whole refuses writes for now (its
+/// disk is full, its file or filesystem is read-only, it cannot do I/O; on
+/// PostgreSQL, a server out of space or a read-only standby after a failover),
+/// rather than that one job was wrong? By sqlx's texts for SQLite's result
+/// codes (`SQLITE_FULL`, `SQLITE_READONLY*`, `SQLITE_IOERR*`, `SQLITE_CANTOPEN`)
+/// and PostgreSQL's messages, since the codes do not survive into
+/// [`crate::Error`].
+fn refuses_writes(e: &crate::Error) -> bool {
+    const SIGNS: &[&str] = &[
+        "database or disk is full",
+        "readonly database",
+        "disk I/O error",
+        "unable to open database file",
+        "No space left on device",
+        "could not extend file",
+        "read-only transaction",
+    ];
+    let text = e.to_string();
+    SIGNS.iter().any(|s| text.contains(s))
 }
 
 trait CloneStore {
@@ -282,14 +319,37 @@ fn reply(jobs: Vec<Job>, done: Vec<Done>) {
 async fn run_batch(
     conn: &mut AnyConnection,
     jobs: &[Job],
+    probe_writes: bool,
 ) -> std::result::Result<Vec<Done>, (crate::Error, bool)> {
     if jobs.iter().all(|j| matches!(j, Job::Ping(_))) {
-        // A probe: one round trip on the writer's own connection.
-        return conn
-            .ping()
+        let done = || jobs.iter().map(|_| Done::Ping(Ok(()))).collect();
+        if !probe_writes {
+            // A probe: one round trip on the writer's own connection.
+            return conn
+                .ping()
+                .await
+                .map(|()| done())
+                .map_err(|e| (db_err("store writer ping", e), false));
+        }
+        // The last write failed: only a committed write shows the store can
+        // be written again (a full disk or a read-only file still answers
+        // reads and pings).
+        let mut tx = conn
+            .begin()
             .await
-            .map(|()| jobs.iter().map(|_| Done::Ping(Ok(()))).collect())
-            .map_err(|e| (db_err("store writer ping", e), false));
+            .map_err(|e| (db_err("beginning the store probe", e), false))?;
+        sqlx::query(
+            "INSERT INTO store_probe (id, probed_at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+        )
+        .bind(super::now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| (db_err("writing the store probe", e), false))?;
+        tx.commit()
+            .await
+            .map_err(|e| (db_err("committing the store probe", e), true))?;
+        return Ok(done());
     }
     let mut tx = conn
         .begin()

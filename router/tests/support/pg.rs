@@ -1,7 +1,18 @@
 //! A PostgreSQL schema of a test's own, created on demand and dropped on drop,
 //! shared by the store and queue contract suites so both set up and clean up alike.
+//!
+//! Also the lock that keeps the PostgreSQL fault tests, which stop and restart
+//! the one shared server, away from every other test that uses it: across test
+//! binaries and concurrent `cargo test` runs alike (a `flock` on a file in the
+//! temporary directory). Each [`PgSchema`] holds it shared; a [`PgOutage`]
+//! holds it exclusively, and always leaves the server running.
+//!
+//! Each test binary that includes this file uses part of it.
+#![allow(dead_code)]
 
+use std::fs::File;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432/test";
 const START_HINT: &str =
@@ -35,19 +46,42 @@ fn psql(sql: &str) -> Result<String, String> {
     }
 }
 
+fn lock_file() -> File {
+    let path = std::env::temp_dir().join("lienthong-tests-postgres.lock");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening the test lock {}: {e}", path.display()))
+}
+
+/// Holds the PostgreSQL test lock shared until dropped: a fault test waits for
+/// it to be let go before it stops the server. For tests that use PostgreSQL
+/// without a [`PgSchema`].
+pub fn shared_lock() -> File {
+    let f = lock_file();
+    f.lock_shared()
+        .expect("taking the PostgreSQL test lock (shared)");
+    f
+}
+
 pub struct PgSchema {
     name: String,
+    /// `None` for a schema made by a [`PgOutage`], which holds the lock itself.
+    _lock: Option<File>,
 }
 
 impl PgSchema {
-    /// Creates `lt_<tag>_<random>`; panics with how to start PostgreSQL if it is down.
+    /// Creates `lt_<tag>_<random>`; panics with how to start PostgreSQL if it
+    /// is down. Waits while a fault test has the server.
     pub fn create(tag: &str) -> PgSchema {
-        let name = format!(
-            "lt_{tag}_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..10]
-        );
-        psql(&format!("CREATE SCHEMA {name}")).unwrap_or_else(|e| panic!("{e}"));
-        PgSchema { name }
+        let lock = shared_lock();
+        PgSchema {
+            name: create_schema(tag),
+            _lock: Some(lock),
+        }
     }
 
     /// A database URL whose connections use this schema. They also carry the
@@ -72,6 +106,92 @@ impl PgSchema {
         ended
             .parse()
             .map_err(|e| format!("psql answered {ended:?}, not a count ({e})"))
+    }
+}
+
+fn create_schema(tag: &str) -> String {
+    let name = format!(
+        "lt_{tag}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    psql(&format!("CREATE SCHEMA {name}")).unwrap_or_else(|e| panic!("{e}"));
+    name
+}
+
+/// The PostgreSQL server taken away from everybody else, for a fault test: it
+/// holds the test lock exclusively (waiting until no other test has a schema)
+/// and starts the server again when dropped, even when the test failed.
+pub struct PgOutage {
+    version: String,
+    _lock: File,
+}
+
+impl PgOutage {
+    pub fn begin() -> PgOutage {
+        let lock = lock_file();
+        lock.lock()
+            .expect("taking the PostgreSQL test lock (exclusive)");
+        let version = std::fs::read_dir("/etc/postgresql")
+            .ok()
+            .and_then(|d| d.filter_map(|e| e.ok()).next())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .unwrap_or_else(|| {
+                panic!("no cluster under /etc/postgresql: these tests restart the local PostgreSQL with pg_ctlcluster")
+            });
+        let outage = PgOutage {
+            version,
+            _lock: lock,
+        };
+        outage.wait_ready(Duration::from_secs(30));
+        outage
+    }
+
+    /// A schema of the test's own; it does not take the lock this outage holds.
+    pub fn schema(&self, tag: &str) -> PgSchema {
+        PgSchema {
+            name: create_schema(tag),
+            _lock: None,
+        }
+    }
+
+    /// `pg_ctlcluster <version> main <action>` (`restart`, `stop`, `start`).
+    pub fn ctl(&self, action: &str) {
+        let out = Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", &self.version, "main", action])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run pg_ctlcluster ({e})"));
+        assert!(
+            out.status.success(),
+            "pg_ctlcluster {action} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Waits until the server accepts queries.
+    pub fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while let Err(e) = psql("SELECT 1") {
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL is not back after {timeout:?}: {e}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for PgOutage {
+    fn drop(&mut self) {
+        if psql("SELECT 1").is_err() {
+            let _ = Command::new("pg_ctlcluster")
+                .args(["--skip-systemctl-redirect", &self.version, "main", "start"])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while psql("SELECT 1").is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
     }
 }
 

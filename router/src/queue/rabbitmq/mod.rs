@@ -236,6 +236,10 @@ impl Link {
     }
 }
 
+/// How long a message consumed while the store is away waits before it is
+/// offered again (see [`RabbitQueue::set_aside`]).
+const STORE_AWAY_WAIT: Duration = Duration::from_secs(5);
+
 /// A claimed delivery's broker handle, until it is settled.
 struct Held {
     acker: Acker,
@@ -480,7 +484,17 @@ impl RabbitQueue {
             if got.is_empty() {
                 break;
             }
-            out.extend(self.handle(dest, got, lease).await?);
+            match self.handle(dest, got, lease).await {
+                Ok(claimed) => out.extend(claimed),
+                // What earlier rounds of this call claimed is handed over (it
+                // is leased and held: dropped here, it would sit out its lease
+                // unsent); the next call meets the error again.
+                Err(e) if !out.is_empty() => {
+                    tracing::warn!(destination = %dest, error = %e, "claiming more deliveries failed");
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
         }
         out.sort_by_key(|l| l.seq);
         Ok(out)
@@ -508,13 +522,22 @@ impl RabbitQueue {
         let ids: Vec<&str> = parsed.iter().map(|(_, e)| e.delivery_id.as_str()).collect();
         let claimed = match outbox::claim_many(&self.store, &ids, dest, lease_until).await {
             Ok(c) => c,
-            Err(e) => {
-                // The store is away: give the messages back and let the worker back off.
-                for (d, _) in &parsed {
-                    requeue(&d.acker).await;
+            Err(e) => match outbox::claimed_by(&self.store, &ids, dest, lease_until).await {
+                // The claim's commit went through before its connection was
+                // lost: the rows are ours; carry on as if it had answered.
+                Ok(c) if !c.is_empty() => {
+                    tracing::info!(destination = %dest, claimed = c.len(), error = %e,
+                        "a claim reported an error after its commit; keeping what it claimed");
+                    c
                 }
-                return Err(e);
-            }
+                _ => {
+                    // The store is away: set the messages aside and let the worker back off.
+                    for (d, env) in &parsed {
+                        self.set_aside(d, env).await;
+                    }
+                    return Err(e);
+                }
+            },
         };
         let mut out = Vec::with_capacity(claimed.len());
         let mut claimed: HashMap<String, LeasedDelivery> =
@@ -575,11 +598,29 @@ impl RabbitQueue {
                 self.dead_letter_raw(dest, &d, &reason).await;
             }
             Err(e) => {
-                requeue(&d.acker).await;
+                self.set_aside(&d, &env).await;
                 return Err(e);
             }
         }
         Ok(())
+    }
+
+    /// A consumed message that cannot be decided on because the store is
+    /// away: parked for [`STORE_AWAY_WAIT`] in a delay tier, then acked, so it
+    /// comes back as a new message. A `nack` with requeue would do for one
+    /// failure, but a quorum queue counts each one as a delivery attempt and
+    /// dead-letters the message after [`topology::DELIVERY_LIMIT`] of them: a
+    /// database outage of some seconds, with the workers retrying, would turn
+    /// every waiting message into "poison" while its delivery stays pending in
+    /// the store, to come back only through the relay's stale check. Requeued
+    /// only when parking fails (the broker is away too).
+    async fn set_aside(&self, d: &Delivery, env: &Envelope) {
+        let wait = STORE_AWAY_WAIT.as_millis() as i64;
+        if self.park(env, now_ms() + wait).await {
+            ack(&d.acker).await;
+        } else {
+            requeue(&d.acker).await;
+        }
     }
 
     /// Publishes `env` to the delay tier that brings it back no earlier than
@@ -933,6 +974,22 @@ impl DeliveryQueue for RabbitQueue {
 
     fn settle(&self, settlement: Settlement) -> BoxFuture<'_, Result<()>> {
         self.settle_inner(settlement).boxed()
+    }
+
+    fn release(&self, leases: Vec<(String, i64)>) -> BoxFuture<'_, Result<u64>> {
+        async move {
+            let released = self.store.release_leases(&leases).await?;
+            // Their messages go back to the broker now, for another consumer,
+            // rather than when this process's channel closes.
+            for (id, _) in &leases {
+                let held = self.held.lock().expect("held map poisoned").remove(id);
+                if let Some(h) = held {
+                    requeue(&h.acker).await;
+                }
+            }
+            Ok(released)
+        }
+        .boxed()
     }
 
     fn depth(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>>> {

@@ -123,6 +123,44 @@ pub async fn claim_many(
         .collect()
 }
 
+/// After [`claim_many`] failed on a lost connection: the rows that claim
+/// took anyway. A `COMMIT` the server carried out just before the connection
+/// went (a restart, `pg_terminate_backend`) reports an error to the client
+/// while the rows are in flight under its lease; without this the consumer
+/// would requeue their messages, which would then be parked as "leased
+/// elsewhere" until the lease ran out (about half a minute, holding up each
+/// dossier behind them). A row in flight with exactly this `lease_until` was
+/// claimed by this call: another claim could only take it once that lease had
+/// expired. Returns them as leased, as the claim would have.
+pub async fn claimed_by(
+    store: &Store,
+    delivery_ids: &[&str],
+    destination: &str,
+    lease_until: i64,
+) -> Result<Vec<LeasedDelivery>> {
+    if delivery_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts, created_at \
+         FROM deliveries WHERE id IN ({}) AND destination = $1 AND state = 'in_flight' AND lease_until = $2",
+        placeholders(3, delivery_ids.len())
+    );
+    let mut q = sqlx::query(&sql).bind(destination).bind(lease_until);
+    for id in delivery_ids {
+        q = q.bind(*id);
+    }
+    let rows = q.fetch_all(store.read_pool()).await.map_err(|e| {
+        db_err(
+            &format!("checking which deliveries for {destination} a failed claim took"),
+            e,
+        )
+    })?;
+    rows.iter()
+        .map(|row| leased_from_row(row, lease_until))
+        .collect()
+}
+
 /// Why a consumed delivery could not be claimed, and so what to do with its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

@@ -66,8 +66,10 @@ pub const DEFAULT_TIERS: &[Duration] = &[
 ];
 
 /// Redeliveries of one message (quorum queues) before the broker dead-letters it
-/// as poison. The hub acks every message it can read, so this only triggers for
-/// a message that makes the consumer crash repeatedly.
+/// as poison. The hub acks every message it can read (one it cannot decide on
+/// while the store is away is parked and acked, not requeued: see
+/// `RabbitQueue::set_aside`), so this only triggers for a message that makes
+/// the consumer crash repeatedly.
 pub const DELIVERY_LIMIT: i64 = 20;
 
 /// A tier's name in queue names and routing keys: `100ms`, `5s`, `2m`, `1h`.
