@@ -69,6 +69,34 @@ fn fill(path: &Path) {
     let _ = f.sync_all();
 }
 
+/// A hub whose data directory is a tmpfs of `size`, delivering to a sink.
+/// Fields drop in order: the hub is killed before the tmpfs is unmounted.
+struct OnTmpfs {
+    hub: HubProcess,
+    config: std::path::PathBuf,
+    disk: Tmpfs,
+    dir: tempfile::TempDir,
+    sink: Sink,
+}
+
+impl OnTmpfs {
+    async fn start(size: &str) -> OnTmpfs {
+        let sink = Sink::start(None).await;
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Tmpfs::mount(&dir.path().join("data"), size);
+        let port = free_port();
+        let config = write_config(dir.path(), port, &sink.url, OPEN_INTAKE);
+        let hub = HubProcess::spawn(&config, port, &[]).await;
+        OnTmpfs {
+            hub,
+            config,
+            disk,
+            dir,
+            sink,
+        }
+    }
+}
+
 /// `/readyz`'s status and body.
 async fn ready(client: &reqwest::Client, base: &str) -> (u16, String) {
     let r = client
@@ -118,12 +146,10 @@ async fn delivered(sink: &Sink, codes: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_gets_503_with_retry_after_and_intake_resumes_when_space_returns() {
-    let sink = Sink::start(None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let _disk = Tmpfs::mount(&dir.path().join("data"), "16m");
-    let port = free_port();
-    let config = write_config(dir.path(), port, &sink.url, OPEN_INTAKE);
-    let hub = HubProcess::spawn(&config, port, &[]).await;
+    // Bound whole: a field left out of a destructuring would be dropped (the
+    // tmpfs unmounted) at once.
+    let t = OnTmpfs::start("16m").await;
+    let (hub, sink, dir) = (&t.hub, &t.sink, &t.dir);
     let client = reqwest::Client::new();
     let post = |code: String, note: String| {
         let client = client.clone();
@@ -187,7 +213,7 @@ async fn a_full_disk_gets_503_with_retry_after_and_intake_resumes_when_space_ret
         std::io::stderr(),
         "full disk: refused with {retry:?}; accepting again {took:?} after space returned"
     );
-    delivered(&sink, &["DISK-BEFORE", "DISK-AFTER"]).await;
+    delivered(sink, &["DISK-BEFORE", "DISK-AFTER"]).await;
 }
 
 /// A store on a read-only filesystem cannot be opened for writing: `serve`
@@ -197,20 +223,16 @@ async fn a_full_disk_gets_503_with_retry_after_and_intake_resumes_when_space_ret
 /// the store has files open for writing, and `chmod` does not bind root.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_a_read_only_store_exits_with_what_to_check() {
-    let sink = Sink::start(None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let disk = Tmpfs::mount(&dir.path().join("data"), "64m");
-    let port = free_port();
-    let config = write_config(dir.path(), port, &sink.url, OPEN_INTAKE);
-    let mut hub = HubProcess::spawn(&config, port, &[]).await;
-    hub.sigterm();
-    let _ = tokio::task::block_in_place(|| hub.child.wait());
+    let mut t = OnTmpfs::start("64m").await;
+    t.hub.sigterm();
+    let _ = tokio::task::block_in_place(|| t.hub.child.wait());
+    let (config, disk) = (&t.config, &t.disk);
     disk.remount("ro");
     let t0 = Instant::now();
     let out = tokio::task::block_in_place(|| {
         Command::new(env!("CARGO_BIN_EXE_lienthong"))
             .args(["serve", "--config"])
-            .arg(&config)
+            .arg(config)
             .env("RUST_LOG", "off")
             .output()
             .expect("running lienthong")

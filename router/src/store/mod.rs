@@ -43,7 +43,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 
-pub(crate) use ops::leased_from_row;
+pub(crate) use ops::{leased_from_row, LEASED_COLUMNS};
 pub use types::*;
 use writer::Job;
 

@@ -232,7 +232,7 @@ pub(super) async fn lease(
     conn: &mut AnyConnection,
     r: &LeaseRequest,
 ) -> Result<Vec<LeasedDelivery>> {
-    let rows = sqlx::query(
+    let sql = format!(
         "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
          WHERE seq IN ( \
            SELECT d.seq FROM deliveries d \
@@ -243,15 +243,16 @@ pub(super) async fn lease(
                WHERE e.correlation_id = d.correlation_id AND e.destination = d.destination \
                  AND e.seq < d.seq AND e.state IN ('pending', 'in_flight')) \
            ORDER BY d.seq LIMIT $4) \
-         RETURNING seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts, created_at",
-    )
-    .bind(r.lease_until)
-    .bind(r.now)
-    .bind(&r.destination)
-    .bind(r.max as i64)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| db_err(&format!("leasing deliveries for {}", r.destination), e))?;
+         RETURNING {LEASED_COLUMNS}"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(r.lease_until)
+        .bind(r.now)
+        .bind(&r.destination)
+        .bind(r.max as i64)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| db_err(&format!("leasing deliveries for {}", r.destination), e))?;
     let mut out = rows
         .iter()
         .map(|row| leased_from_row(row, r.lease_until))
@@ -260,9 +261,12 @@ pub(super) async fn lease(
     Ok(out)
 }
 
-/// A leased delivery from a row that `RETURNING seq, id, message_id,
-/// correlation_id, destination, message_type, body, content_type, attempts,
-/// created_at` produced (the embedded lease and the RabbitMQ claim).
+/// The columns [`leased_from_row`] reads, for a `RETURNING` or `SELECT` list.
+pub(crate) const LEASED_COLUMNS: &str =
+    "seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts, created_at";
+
+/// A leased delivery from a row with the [`LEASED_COLUMNS`] (the embedded
+/// lease, the RabbitMQ claim, and a claim recovered after a lost connection).
 pub(crate) fn leased_from_row(row: &AnyRow, lease_until: i64) -> Result<LeasedDelivery> {
     Ok(LeasedDelivery {
         seq: get(row, "seq")?,

@@ -18,7 +18,9 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use crate::store::{db_err, leased_from_row, now_ms, placeholders, Backend, LeasedDelivery, Store};
+use crate::store::{
+    db_err, leased_from_row, now_ms, placeholders, Backend, LeasedDelivery, Store, LEASED_COLUMNS,
+};
 use crate::Result;
 
 fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
@@ -90,7 +92,7 @@ pub async fn claim_many(
         "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
          WHERE id IN ({}) AND destination = $3 AND next_attempt_at <= $2 \
            AND (state = 'pending' OR (state = 'in_flight' AND lease_until < $2)) AND {HEAD_OF_LINE} \
-         RETURNING seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts, created_at",
+         RETURNING {LEASED_COLUMNS}",
         placeholders(4, delivery_ids.len())
     );
     let mut q = sqlx::query(&sql)
@@ -142,7 +144,7 @@ pub async fn claimed_by(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts, created_at \
+        "SELECT {LEASED_COLUMNS} \
          FROM deliveries WHERE id IN ({}) AND destination = $1 AND state = 'in_flight' AND lease_until = $2",
         placeholders(3, delivery_ids.len())
     );
