@@ -393,12 +393,16 @@ impl MappingAdmin {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(me.options.poll_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // A database outage is logged once, not every poll.
+            let outage = crate::store::Outage::new("the mapping-generation poller");
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tick.tick() => {
-                        if let Err(e) = me.refresh().await {
-                            tracing::warn!(error = %e, "checking the mapping generation failed; will retry");
+                        match me.refresh().await {
+                            Ok(_) => outage.recovered(),
+                            Err(e) if e.is_retryable() => outage.failed("checking the mapping generation", &e),
+                            Err(e) => tracing::warn!(error = %e, "checking the mapping generation failed; will retry"),
                         }
                     }
                 }

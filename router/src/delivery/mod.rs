@@ -5,12 +5,10 @@
 //! * [`http`]: the generic HTTP transport (partner protocols live in `connectors`).
 //! * [`policy`]: per-destination timeout, rate, concurrency, attempts and backoff.
 //! * [`worker`]: the per-destination loops that lease, send, classify and settle.
-//! * [`outage`]: how a worker logs a store outage (once, then at intervals).
 //!
 //! Ordering itself is enforced by the queue ([`crate::queue`]), which only leases
 //! head-of-line deliveries; the workers never hold more than their concurrency.
 pub mod http;
-mod outage;
 pub mod policy;
 pub mod transport;
 pub mod worker;

@@ -31,11 +31,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::http::excerpt;
-use super::outage::Outage;
 use super::policy::DestinationPolicy;
 use super::transport::{Failure, FailureClass, Outbound, TransportRegistry};
 use crate::queue::{DeliveryQueue, LeasedDelivery, SettleOutcome, Settlement};
-use crate::store::now_ms;
+use crate::store::{now_ms, Outage};
 
 /// Longest a worker waits in one `lease` call before checking for shutdown.
 const LEASE_WAIT: Duration = Duration::from_millis(500);
@@ -162,7 +161,7 @@ async fn worker(
     let limiter = Arc::new(limiter(&policy));
     let mut inflight = JoinSet::new();
     let mut error_backoff = Duration::from_millis(100);
-    let outage = Arc::new(Outage::default());
+    let outage = Arc::new(Outage::new(format!("delivery to {dest}")));
     tracing::info!(destination = %dest, ?policy, "delivery worker started");
     loop {
         // Wait for a free slot before leasing anything.
@@ -184,13 +183,13 @@ async fn worker(
                 // An empty lease may not have touched the store (a RabbitMQ
                 // consumer with nothing to claim).
                 if !b.is_empty() {
-                    outage.recovered(&dest);
+                    outage.recovered();
                 }
                 b
             }
             Err(e) => {
                 if e.is_retryable() {
-                    outage.failed(&dest, "leasing deliveries", &e);
+                    outage.failed("leasing deliveries", &e);
                 } else {
                     tracing::error!(destination = %dest, error = %e, "leasing deliveries failed; retrying");
                 }
@@ -383,11 +382,11 @@ async fn record(d: &Dispatcher, s: Settlement, outage: &Outage) {
     loop {
         match d.queue.settle(s.clone()).await {
             Ok(()) => {
-                outage.recovered(&s.destination);
+                outage.recovered();
                 return;
             }
             Err(e) if e.is_retryable() => {
-                outage.failed(&s.destination, "settling a delivery", &e);
+                outage.failed("settling a delivery", &e);
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(SETTLE_RETRY_MAX);
             }

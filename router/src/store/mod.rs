@@ -31,6 +31,7 @@
 
 pub mod audit_ops;
 mod ops;
+mod outage;
 mod stats;
 mod types;
 mod writer;
@@ -44,6 +45,7 @@ use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 
 pub(crate) use ops::{leased_from_row, LEASED_COLUMNS};
+pub use outage::Outage;
 pub use types::*;
 use writer::Job;
 

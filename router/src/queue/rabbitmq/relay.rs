@@ -33,6 +33,7 @@ fn stale_check_every(stale_after: Duration) -> Duration {
 pub(super) async fn run(q: Weak<RabbitQueue>, stop: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     let mut last_stale_check = Instant::now();
+    let outage = crate::store::Outage::new("the outbox relay");
     loop {
         let Some(this) = q.upgrade() else { return };
         let mut failed = false;
@@ -40,11 +41,23 @@ pub(super) async fn run(q: Weak<RabbitQueue>, stop: CancellationToken) {
             let limit = this.opts.relay_batch;
             match outbox::relay_batch(&this.store, limit, |rows| publish_rows(&this, rows)).await {
                 Ok((selected, published)) if published < selected => {
+                    outage.recovered();
                     failed = true;
                     break;
                 }
-                Ok((selected, _)) if selected as i64 >= limit => continue,
-                Ok(_) => break,
+                Ok((selected, _)) if selected as i64 >= limit => {
+                    outage.recovered();
+                    continue;
+                }
+                Ok(_) => {
+                    outage.recovered();
+                    break;
+                }
+                Err(e) if e.is_retryable() => {
+                    outage.failed("relaying the outbox", &e);
+                    failed = true;
+                    break;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "outbox relay: the store failed; retrying");
                     failed = true;
@@ -57,9 +70,7 @@ pub(super) async fn run(q: Weak<RabbitQueue>, stop: CancellationToken) {
                 this.unrelayed.store(n, Ordering::Relaxed);
                 metrics::gauge!("lienthong_outbox_unrelayed").set(n as f64);
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "outbox relay: counting unrelayed deliveries failed")
-            }
+            Err(e) => outage.failed("counting unrelayed deliveries", &e),
         }
         if last_stale_check.elapsed() >= stale_check_every(this.opts.stale_after) {
             last_stale_check = Instant::now();
@@ -83,9 +94,7 @@ pub(super) async fn run(q: Weak<RabbitQueue>, stop: CancellationToken) {
                     }
                     continue;
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "outbox relay: checking for stale deliveries failed")
-                }
+                Err(e) => outage.failed("checking for stale deliveries", &e),
             }
         }
         let pause = if failed {
