@@ -40,7 +40,7 @@ pub fn fixture(rel: &str) -> PathBuf {
 }
 
 /// Which store and queue the hub runs on.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Backend {
     Embedded,
     /// PostgreSQL schema and RabbitMQ queue prefix (both unique per test).
@@ -54,12 +54,6 @@ pub enum Backend {
 /// The shared PostgreSQL test lock, held while any clone of the backend lives.
 #[derive(Debug, Clone)]
 pub struct PgLock(#[allow(dead_code)] std::sync::Arc<std::fs::File>);
-
-impl PartialEq for PgLock {
-    fn eq(&self, _: &PgLock) -> bool {
-        true
-    }
-}
 
 impl Backend {
     /// A RabbitMQ + PostgreSQL backend with a fresh schema, or a panic saying how to start the services.

@@ -25,6 +25,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -378,24 +379,22 @@ const SETTLE_RETRY_MAX: Duration = Duration::from_secs(1);
 /// then covers it). Meanwhile this delivery keeps its recording slot, so a
 /// worker whose store is away stops leasing instead of spinning.
 async fn record(d: &Dispatcher, s: Settlement, outage: &Outage) {
-    let mut delay = Duration::from_millis(50);
-    loop {
-        match d.queue.settle(s.clone()).await {
-            Ok(()) => {
-                outage.recovered();
-                return;
-            }
-            Err(e) if e.is_retryable() => {
-                outage.failed("settling a delivery", &e);
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(SETTLE_RETRY_MAX);
-            }
-            Err(e) => {
-                tracing::error!(delivery_id = %s.delivery_id, error = %e,
-                    "could not settle (not retryable); the lease will expire and the delivery will be sent again");
-                return;
-            }
-        }
+    let settle = || d.queue.settle(s.clone());
+    let settled = settle
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(50))
+                .with_factor(2.0)
+                .with_max_delay(SETTLE_RETRY_MAX)
+                .without_max_times(),
+        )
+        .when(|e| e.is_retryable())
+        .notify(|e, _| outage.failed("settling a delivery", e))
+        .await;
+    match settled {
+        Ok(()) => outage.recovered(),
+        Err(e) => tracing::error!(delivery_id = %s.delivery_id, error = %e,
+            "could not settle (not retryable); the lease will expire and the delivery will be sent again"),
     }
 }
 

@@ -156,41 +156,51 @@ impl PgOutage {
 
     /// `pg_ctlcluster <version> main <action>` (`restart`, `stop`, `start`).
     pub fn ctl(&self, action: &str) {
-        let out = Command::new("pg_ctlcluster")
-            .args(["--skip-systemctl-redirect", &self.version, "main", action])
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run pg_ctlcluster ({e})"));
-        assert!(
-            out.status.success(),
-            "pg_ctlcluster {action} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.pg_ctl(action).unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Waits until the server accepts queries.
     pub fn wait_ready(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while let Err(e) = psql("SELECT 1") {
-            assert!(
-                Instant::now() < deadline,
-                "PostgreSQL is not back after {timeout:?}: {e}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        ready_within(timeout).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn pg_ctl(&self, action: &str) -> Result<(), String> {
+        let out = Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", &self.version, "main", action])
+            .output()
+            .map_err(|e| format!("cannot run pg_ctlcluster ({e})"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "pg_ctlcluster {action} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+}
+
+fn ready_within(timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match psql("SELECT 1") {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!("PostgreSQL is not back after {timeout:?}: {e}"))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
 }
 
 impl Drop for PgOutage {
+    /// Leaves the server running, without panicking (this may run while a
+    /// failed test unwinds).
     fn drop(&mut self) {
         if psql("SELECT 1").is_err() {
-            let _ = Command::new("pg_ctlcluster")
-                .args(["--skip-systemctl-redirect", &self.version, "main", "start"])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while psql("SELECT 1").is_err() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(200));
-            }
+            let _ = self.pg_ctl("start");
+            let _ = ready_within(Duration::from_secs(30));
         }
     }
 }

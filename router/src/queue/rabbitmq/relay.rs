@@ -39,20 +39,18 @@ pub(super) async fn run(q: Weak<RabbitQueue>, stop: CancellationToken) {
         let mut failed = false;
         loop {
             let limit = this.opts.relay_batch;
-            match outbox::relay_batch(&this.store, limit, |rows| publish_rows(&this, rows)).await {
+            let relayed =
+                outbox::relay_batch(&this.store, limit, |rows| publish_rows(&this, rows)).await;
+            if relayed.is_ok() {
+                outage.recovered();
+            }
+            match relayed {
                 Ok((selected, published)) if published < selected => {
-                    outage.recovered();
                     failed = true;
                     break;
                 }
-                Ok((selected, _)) if selected as i64 >= limit => {
-                    outage.recovered();
-                    continue;
-                }
-                Ok(_) => {
-                    outage.recovered();
-                    break;
-                }
+                Ok((selected, _)) if selected as i64 >= limit => continue,
+                Ok(_) => break,
                 Err(e) if e.is_retryable() => {
                     outage.failed("relaying the outbox", &e);
                     failed = true;
