@@ -80,6 +80,9 @@ impl std::error::Error for Diagnostics {}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A lower layer's error, kept as the `#[source]` of ours.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// The router crate's error.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -102,9 +105,16 @@ pub enum Error {
     #[error("mapping {mapping}: {message}")]
     Mapping { mapping: String, message: String },
 
-    /// The store (SQLite/PostgreSQL) failed.
+    /// The store (SQLite/PostgreSQL) failed. `source` keeps the driver's
+    /// error where there is one, boxed so that crates which never touch a
+    /// database do not depend on its driver.
     #[error("store: {message}")]
-    Store { message: String, retryable: bool },
+    Store {
+        message: String,
+        retryable: bool,
+        #[source]
+        source: Option<BoxError>,
+    },
 
     /// The queue backend failed.
     #[error("queue: {message}")]

@@ -549,7 +549,7 @@ async fn dry_run(
     .bind(i64::try_from(options.dry_run_sample).unwrap_or(i64::MAX))
     .fetch_all(pool)
     .await
-    .map_err(|e| Error::Store { message: format!("dry run: reading stored messages: {e}"), retryable: true })?;
+    .map_err(|e| Error::Store { message: format!("dry run: reading stored messages: {e}"), retryable: true, source: None })?;
     let routed_somewhere = routes.mapping_ids().contains(&candidate.id);
     let mut dr = DryRun {
         sampled: rows.len(),
@@ -560,10 +560,12 @@ async fn dry_run(
         let id: String = row.try_get("id").map_err(|e| Error::Store {
             message: format!("dry run: {e}"),
             retryable: false,
+            source: None,
         })?;
         let parsed: String = row.try_get("parsed").map_err(|e| Error::Store {
             message: format!("dry run: {e}"),
             retryable: false,
+            source: None,
         })?;
         let Ok(tree) = serde_json::from_str::<Value>(&parsed) else {
             dr.not_routed += 1;

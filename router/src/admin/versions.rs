@@ -132,6 +132,7 @@ fn db(context: &str, e: sqlx::Error) -> Error {
     Error::Store {
         message: format!("mapping versions: {context}: {e}"),
         retryable: true,
+        source: None,
     }
 }
 
@@ -336,10 +337,12 @@ impl VersionStore {
                     "mapping versions: unexpected answer to a deactivation: {other:?}"
                 ),
                 retryable: false,
+                source: None,
             })),
             Err(e) => Err(AdminError::Router(Error::Store {
                 message: format!("mapping versions: unexpected answer from the writer: {e}"),
                 retryable: false,
+                source: None,
             })),
         }
     }
@@ -361,8 +364,9 @@ impl VersionStore {
             Ok(Answer::Deactivated { .. }) => Err(AdminError::Router(Error::Store {
                 message: "mapping versions: a change answered as a deactivation".into(),
                 retryable: false,
+                source: None,
             })),
-            Err(e) => Err(AdminError::Router(Error::Store { message: format!("mapping versions: unexpected answer from the writer: {e}"), retryable: false })),
+            Err(e) => Err(AdminError::Router(Error::Store { message: format!("mapping versions: unexpected answer from the writer: {e}"), retryable: false, source: None })),
         }
     }
 }
@@ -438,6 +442,7 @@ impl WriteOp for Change {
             serde_json::to_value(answer).map_err(|e| Error::Store {
                 message: format!("mapping versions: encoding the answer: {e}"),
                 retryable: false,
+                source: None,
             })
         })
     }

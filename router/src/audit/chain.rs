@@ -179,6 +179,7 @@ fn store_err(what: &str, e: sqlx::Error) -> Error {
     Error::Store {
         message: format!("trail append ({what}): {e}"),
         retryable: true,
+        source: None,
     }
 }
 

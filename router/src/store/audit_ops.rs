@@ -96,6 +96,7 @@ fn col_value(r: &AnyRow, name: &str, t: ColType) -> Result<Value> {
             return Err(Error::Store {
                 message: format!("column {name} is a payload"),
                 retryable: false,
+                source: None,
             })
         }
     })

@@ -99,6 +99,7 @@ pub(crate) fn db_err(context: &str, e: sqlx::Error) -> Error {
     Error::Store {
         message: format!("{context}: {e}"),
         retryable,
+        source: Some(Box::new(e)),
     }
 }
 
@@ -184,6 +185,7 @@ impl Store {
                     "unsupported database url `{shown}`: use sqlite://... or postgres://..."
                 ),
                 retryable: false,
+                source: None,
             });
         };
         let connect = AnyConnectOptions::from_str(url)
@@ -219,6 +221,7 @@ impl Store {
                          and that the database is running"
                     ),
                     retryable: false,
+                    source: None,
                 })
             }
         }
@@ -249,6 +252,7 @@ impl Store {
         migrator.run(&write_pool).await.map_err(|e| Error::Store {
             message: format!("running {backend:?} migrations on {shown}: {e}"),
             retryable: false,
+            source: None,
         })?;
         let read = pool(opts.read_connections)
             .connect_with(connect)
@@ -278,10 +282,12 @@ impl Store {
         self.jobs.send(make(tx)).await.map_err(|_| Error::Store {
             message: "the store writer has stopped".into(),
             retryable: true,
+            source: None,
         })?;
         rx.await.map_err(|_| Error::Store {
             message: "the store writer dropped a job".into(),
             retryable: true,
+            source: None,
         })?
     }
 
@@ -428,6 +434,7 @@ impl Store {
                     .unwrap_or_default()
             ),
             retryable: true,
+            source: None,
         };
         match tokio::time::timeout_at(deadline, self.submit(Job::Ping)).await {
             Ok(r) => r?,

@@ -374,6 +374,7 @@ pub(super) async fn settle_many(
                         "reading the next delivery of a lane: unexpected `{next_row}`"
                     ),
                     retryable: false,
+                    source: None,
                 });
             };
             next.push((

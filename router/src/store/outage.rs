@@ -92,6 +92,7 @@ mod tests {
         let e = crate::Error::Store {
             message: "down".into(),
             retryable: true,
+            source: None,
         };
         assert_eq!(o.failures(), None);
         o.failed("settling", &e);

@@ -144,6 +144,7 @@ fn unavailable(reason: &str) -> crate::Error {
     crate::Error::Store {
         message: format!("unavailable, retry shortly ({reason})"),
         retryable: true,
+        source: None,
     }
 }
 
@@ -282,6 +283,7 @@ impl CloneStore for crate::Error {
         crate::Error::Store {
             message: message_of(self),
             retryable: self.is_retryable(),
+            source: None,
         }
     }
 }
