@@ -37,6 +37,9 @@
 //! PostgreSQL on 127.0.0.1:5432 (trust, database `test`); the run creates its
 //! own vhost and schema and removes them at the end.
 
+// A benchmark: a panic is how it reports a broken run (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use anyhow::bail;

@@ -2,6 +2,9 @@
 //! precondition (428 missing, 409 stale and nothing overwritten), gate refusals
 //! with positions (422), versions, diff, validate, rollback and hostile bodies.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod hub_support;
 
 use std::path::{Path, PathBuf};

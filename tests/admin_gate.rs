@@ -4,6 +4,9 @@
 //! Each test copies `mappings/` and the fixtures it references into a temp
 //! directory, so edits (and the file watcher) never touch the working tree.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,6 +5,9 @@
 //! mapping version the store recorded for it (version N writes `vN-` into
 //! `msg_id`, so the bytes themselves say which version produced them).
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod hub_support;
 
 use std::collections::HashMap;

@@ -3,6 +3,9 @@
 //! racing on the same mapping cannot both win (compare-and-set under the
 //! generation row lock). Each test runs in a schema of its own, dropped after.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,6 +3,9 @@
 //! success after the partner recovers and the trail shows both; a dry-run remap
 //! after a mapping change shows the exact difference.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 #[path = "audit_support/mod.rs"]
 mod support;
 

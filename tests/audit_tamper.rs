@@ -3,6 +3,9 @@
 //! pruned; bundles verify offline (in Rust and with sha256sum + jq) and one changed
 //! byte fails them.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 #[path = "audit_support/mod.rs"]
 mod support;
 

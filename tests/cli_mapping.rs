@@ -1,5 +1,8 @@
 //! `lienthong check`, `test` and `map`, run as the built binary on the mapping fixtures.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -14,6 +14,9 @@
 //! Needs Debian's `chromium` and `chromium-driver`:
 //! `apt-get install -y chromium chromium-driver`.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -8,6 +8,9 @@
 //! A renamed or misspelt key, a bad value, or a replica count that disagrees
 //! with `queue.rabbitmq.replicas` fails here instead of in production.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use router::config::{Config, QueueBackend};

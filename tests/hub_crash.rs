@@ -5,6 +5,9 @@
 //! the same data directory, and the test waits until every accepted dossier code
 //! has arrived at the sink (at least once; duplicates are allowed and counted).
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod hub_support;
 
 use std::collections::HashSet;

@@ -8,6 +8,9 @@
 //! `.ci/run` has), filled with a file until `ENOSPC`, or remounted read-only.
 //! (As root, `chmod` would not stop SQLite from writing; a read-only mount does.)
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod hub_support;
 
 use std::io::Write;

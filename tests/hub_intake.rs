@@ -2,6 +2,9 @@
 //! every reason, is recorded as rejected with nothing half-stored; authentication
 //! (API key, HMAC signature), per-partner rate limiting and idempotency.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod hub_support;
 
 use std::time::Duration;

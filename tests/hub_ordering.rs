@@ -5,6 +5,9 @@
 //! retries), and the messages of dossiers `A` and `B`, accepted in between, must
 //! flow meanwhile instead of queueing behind it.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod hub_support;
 
 use std::sync::atomic::{AtomicU32, Ordering};

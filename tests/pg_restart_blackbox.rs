@@ -8,6 +8,9 @@
 //! issue asks for "a load test written by someone else". It holds the
 //! PostgreSQL test lock exclusively (`pg::PgOutage`), like the other fault tests.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 #[path = "../router/tests/support/pg.rs"]
 mod pg;
 #[path = "../router/tests/support/rabbit.rs"]

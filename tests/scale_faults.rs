@@ -27,6 +27,9 @@
 //! PostgreSQL on 127.0.0.1:5432
 //! (`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`).
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod hub_support;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -15,11 +15,14 @@
 //! end state: every message delivered once (duplicates recognised by the
 //! partner), and each partner's statuses in lifecycle order.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;
 
-use connectors::sim::{Fault, FaultRule};
+use sim::{Fault, FaultRule};
 use support::flows::*;
 use support::{Backend, Hub, Partners};
 
@@ -322,7 +325,7 @@ async fn happy_path(backend: Backend) {
     backend.cleanup().await;
 }
 
-fn inject(core: &connectors::sim::SimCore, faults: &[(Fault, u32)]) {
+fn inject(core: &sim::SimCore, faults: &[(Fault, u32)]) {
     for (f, n) in faults {
         core.inject(FaultRule {
             fault: f.clone(),
@@ -396,13 +399,13 @@ async fn with_faults(backend: Backend) {
     assert_end_state(&p);
     // Every injected status and SOAP fault was answered (hangs are logged by the
     // simulator only when they end, at its shutdown), and the expiries were hit.
-    let outcomes = |core: &connectors::sim::SimCore| {
+    let outcomes = |core: &sim::SimCore| {
         core.received()
             .into_iter()
             .map(|r| r.outcome)
             .collect::<Vec<_>>()
     };
-    let count = |core: &connectors::sim::SimCore, prefix: &str| {
+    let count = |core: &sim::SimCore, prefix: &str| {
         outcomes(core)
             .iter()
             .filter(|o| o.starts_with(prefix))

@@ -19,6 +19,9 @@
 //! `calibrating`. The expected alerts are computed here from the raw files and the
 //! published limits, independently of the hub.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};

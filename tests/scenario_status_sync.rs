@@ -6,6 +6,9 @@
 //! province portal (no echo loop), and a status code that does not exist is refused
 //! at intake with the reason.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

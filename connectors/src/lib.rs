@@ -3,7 +3,7 @@
 //! The router decides *what* to send and *when* (retries, backoff, rate limits and
 //! ordering all live in `router::delivery`). This crate knows *how* each partner
 //! wants to be spoken to: its envelope, its authentication dance and how to read
-//! its answer. Every connector implements [`router::delivery::Transport`]: it sends
+//! its answer. Every connector implements [`lienthong_core::transport::Transport`]: it sends
 //! one message once and classifies the outcome as a `Receipt` or a transient /
 //! permanent `Failure`. The only "second try" a connector ever makes is protocol
 //! re-authentication (one silent re-token on an LGSP 401, one re-login when a DVCQG
@@ -19,12 +19,18 @@
 //! * [`tax`]: tax GIP gateway (SOAP, business XML in CDATA, `<DATA><HEADER/><BODY/>`).
 //! * [`ioc`]: provincial IOC (JSON, API key; observations batched, alerts at once).
 //! * [`registry`]: explicit registration of the configured connectors by system id.
-//! * [`sim`]: one in-process simulator per partner, used by `lienthong demo` and tests.
 //! * [`stations`]: monitoring-station intake helpers (QCVN thresholds, drop folder).
 //!
+//! The partner simulators live in their own crate (`connectors/sim`, crate `sim`),
+//! used by `lienthong demo` and the tests, so that the hub does not ship them and
+//! this crate needs no HTTP server.
+//!
 //! Shared plumbing: [`secret`] (secrets that never print), [`wire`] (HTTP helpers and
-//! generic classification), [`wssec`] (WS-Security UsernameToken), [`soap`] (SOAP 1.1
-//! envelopes and faults), [`xml`] (small quick-xml helpers), [`error`].
+//! generic classification), [`wssec`] (WS-Security UsernameToken), [`error`]. The
+//! wire formats themselves (SOAP 1.1 envelopes and faults, the tax GIP document,
+//! the XML text helpers) are written once, in the core crate's `codec`
+//! (`lienthong_core::codec::{soap, tax_gip, fragment}`), which the hub's own
+//! decoders use too.
 
 pub mod error;
 pub mod ioc;
@@ -33,13 +39,10 @@ pub mod national_portal;
 pub mod province_portal;
 pub mod registry;
 pub mod secret;
-pub mod sim;
-pub mod soap;
 pub mod stations;
 pub mod tax;
 pub mod wire;
 pub mod wssec;
-pub mod xml;
 
 pub use error::ConnectorError;
 pub use registry::{register_all, ConnectorsConfig};

@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
-use router::delivery::TransportRegistry;
-use router::Diagnostics;
+use lienthong_core::transport::TransportRegistry;
+use lienthong_core::Diagnostics;
 use serde::Deserialize;
 
 use crate::error::ConnectorError;

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use router::{Diagnostic, Diagnostics};
+use lienthong_core::{Diagnostic, Diagnostics};
 
 use crate::error::ConnectorError;
 

@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use lienthong_core::transport::{Failure, FailureClass, Receipt};
 use reqwest::header::HeaderMap;
-use router::delivery::{Failure, FailureClass, Receipt};
 
 use crate::error::ConnectorError;
 

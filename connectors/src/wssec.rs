@@ -20,7 +20,7 @@ use rand::RngCore;
 use sha1::{Digest, Sha1};
 
 use crate::secret::Secret;
-use crate::xml;
+use lienthong_core::codec::fragment;
 
 pub const WSSE_NS: &str =
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
@@ -59,7 +59,7 @@ pub fn security_header(username: &str, password: &Secret, now: DateTime<Utc>) ->
         wsse = WSSE_NS,
         wsu = WSU_NS,
         id = uuid::Uuid::new_v4().simple(),
-        user = xml::escape(username),
+        user = fragment::escape(username),
         ptype = DIGEST_TYPE,
         digest = digest,
         enc = BASE64_ENCODING,
@@ -157,12 +157,12 @@ impl Verifier {
 
     /// Verifies the UsernameToken in a SOAP envelope's header.
     pub fn verify(&self, envelope: &str, now: DateTime<Utc>) -> Result<(), TokenError> {
-        let header = xml::inner(envelope, "Security")
+        let header = fragment::inner(envelope, "Security")
             .ok()
             .flatten()
             .ok_or(TokenError::Missing("Security header"))?;
         let field = |name: &'static str| -> Result<String, TokenError> {
-            xml::text(header, name)
+            fragment::text(header, name)
                 .ok()
                 .flatten()
                 .map(|s| s.trim().to_string())

@@ -1,17 +1,20 @@
 //! IOC connector against its simulator: API key, immediate alerts, batched observations.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::{assert_class, assert_no_secret, init, outbound};
 use connectors::ioc::{IocClient, IocConfig};
-use connectors::sim::ioc::{IocSim, IocSimConfig};
-use connectors::sim::Fault;
 use connectors::Secret;
 use futures::future::join_all;
-use router::delivery::{FailureClass, Transport};
+use lienthong_core::transport::{FailureClass, Transport};
 use serde_json::json;
+use sim::ioc::{IocSim, IocSimConfig};
+use sim::Fault;
 
 const KEY: &str = "ioc-api-key-5f2a9c";
 

@@ -1,5 +1,8 @@
 //! LIS (SOAP + WS-Security) connector against its simulator.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -7,10 +10,10 @@ use std::time::Duration;
 use common::{assert_class, assert_no_secret, init, outbound};
 use connectors::lis::auth::Credentials;
 use connectors::lis::{codec, LisClient, LisConfig};
-use connectors::sim::lis::{LisSim, LisSimConfig};
-use connectors::sim::Fault;
 use connectors::Secret;
-use router::delivery::{FailureClass, Transport};
+use lienthong_core::transport::{FailureClass, Transport};
+use sim::lis::{LisSim, LisSimConfig};
+use sim::Fault;
 
 const PASSWORD: &str = "LIS-pass-Ư7";
 const BODY: &str = r#"<?xml version="1.0" encoding="UTF-8"?>

@@ -1,16 +1,19 @@
 //! National portal (DVCQG) connector against its simulator.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
 
 use common::{assert_class, assert_no_secret, init, outbound};
 use connectors::national_portal::{NationalPortalClient, NationalPortalConfig};
-use connectors::sim::national_portal::{DvcqgSim, DvcqgSimConfig};
-use connectors::sim::Fault;
 use connectors::Secret;
-use router::delivery::{FailureClass, Transport};
+use lienthong_core::transport::{FailureClass, Transport};
 use serde_json::{json, Value};
+use sim::national_portal::{DvcqgSim, DvcqgSimConfig};
+use sim::Fault;
 
 const PASSWORD: &str = "mật-khẩu-DVCQG";
 

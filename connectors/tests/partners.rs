@@ -1,11 +1,14 @@
 //! All simulators at once, through the registry, as `lienthong demo` uses them.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{init, outbound};
-use connectors::sim::partners::Partners;
-use router::delivery::TransportRegistry;
+use lienthong_core::transport::TransportRegistry;
 use serde_json::json;
+use sim::partners::Partners;
 
 #[tokio::test]
 async fn every_destination_is_reachable_through_the_registry() {

@@ -1,15 +1,18 @@
 //! Province portal (LGSP) connector against its simulator, over real HTTP on loopback.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
 
 use common::{assert_class, assert_no_secret, init, outbound};
 use connectors::province_portal::{ProvincePortalClient, ProvincePortalConfig};
-use connectors::sim::province_portal::{LgspSim, LgspSimConfig};
-use connectors::sim::{Fault, FaultRule};
 use connectors::Secret;
-use router::delivery::{FailureClass, Transport};
+use lienthong_core::transport::{FailureClass, Transport};
+use sim::province_portal::{LgspSim, LgspSimConfig};
+use sim::{Fault, FaultRule};
 
 const SECRET: &str = "consumer-secret-Đ9";
 const BODY: &str = r#"{"MaHoSo":"000.00.32.H47-220915-0001","MaTTHC":"1.004227","TrangThaiHoSo":"6","NgayCapNhat":"20220919093000","NoiDungXuLy":"Đã có Thông báo nộp tiền"}"#;

@@ -2,6 +2,9 @@
 //! mapping that drifts from the partner contract fails in the demo and in tests the
 //! way it would fail at the partner.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::PathBuf;
@@ -9,14 +12,14 @@ use std::path::PathBuf;
 use common::{assert_class, init, outbound};
 use connectors::national_portal::{NationalPortalClient, NationalPortalConfig};
 use connectors::province_portal::{ProvincePortalClient, ProvincePortalConfig};
-use connectors::sim::national_portal::{DvcqgSim, DvcqgSimConfig};
-use connectors::sim::province_portal::{LgspSim, LgspSimConfig};
-use connectors::sim::tax::{TaxSim, TaxSimConfig};
 use connectors::tax::{TaxClient, TaxConfig};
 use connectors::Secret;
-use router::delivery::{FailureClass, Transport};
-use router::schema::SchemaRegistry;
+use lienthong_core::schema::SchemaRegistry;
+use lienthong_core::transport::{FailureClass, Transport};
 use serde_json::{json, Value};
+use sim::national_portal::{DvcqgSim, DvcqgSimConfig};
+use sim::province_portal::{LgspSim, LgspSimConfig};
+use sim::tax::{TaxSim, TaxSimConfig};
 
 fn registry() -> SchemaRegistry {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../schemas");

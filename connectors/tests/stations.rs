@@ -1,5 +1,8 @@
 //! Station helpers: threshold evaluation on the reference sample file, drop folder.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,7 +44,7 @@ fn evaluator(standard: &str) -> Evaluator {
     Evaluator::load(config).unwrap()
 }
 
-/// The station tree of the reference sample file, as `router::codec::station` decodes it.
+/// The station tree of the reference sample file, as `lienthong_core::codec::station` decodes it.
 fn sample_tree() -> Value {
     let text = include_str!("data/07_station_QNAM_CTYXYZ_NUOCTHAI01_20220915103000.txt");
     let observations: Vec<Value> = text

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use router::codec::{decode, encode, DecodeOptions, EncodeOptions, Format};
+use lienthong_core::codec::{decode, encode, DecodeOptions, EncodeOptions, Format};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(tree) = decode(Format::Json, data, &DecodeOptions::default()) else {

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use router::codec::{decode, encode, DecodeOptions, EncodeOptions, Format};
-use router::mapping::{CompiledMapping, MappingSet, NoSchemas};
+use lienthong_core::codec::{decode, encode, DecodeOptions, EncodeOptions, Format};
+use lienthong_core::mapping::{CompiledMapping, MappingSet, NoSchemas};
 
 const MAPPING: &str = r#"
 id: fuzz/dossier.to-lis

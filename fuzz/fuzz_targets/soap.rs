@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use router::codec::soap::{unwrap, wrap, SoapBody};
+use lienthong_core::codec::soap::{unwrap, wrap, SoapBody};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(msg) = unwrap(data) else { return };

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use router::codec::{decode, encode, DecodeOptions, EncodeOptions, Format};
+use lienthong_core::codec::{decode, encode, DecodeOptions, EncodeOptions, Format};
 
 fuzz_target!(|data: &[u8]| {
     // Use the fuzzer's first line as a file name half the time.

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use router::codec::{decode, encode, ArrayPaths, DecodeOptions, EncodeOptions, Format};
+use lienthong_core::codec::{decode, encode, ArrayPaths, DecodeOptions, EncodeOptions, Format};
 
 fuzz_target!(|data: &[u8]| {
     let paths: ArrayPaths = ["BODY/ROW", "BODY/ROW/SOTHUE/TONG_TIEN/ROW_SOTHUE"]

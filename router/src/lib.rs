@@ -35,18 +35,15 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
-pub mod codec;
 pub mod config;
 pub mod console;
 pub mod delivery;
-pub mod error;
 pub mod intake;
-pub mod limits;
-pub mod mapping;
 pub mod queue;
-pub mod routes;
-pub mod schema;
 pub mod server;
 pub mod store;
 
-pub use error::{Diagnostic, Diagnostics, Error, Result};
+// The core crate's modules, under the names the rest of the hub has always
+// used: `router::codec` is `lienthong_core::codec`.
+pub use lienthong_core::{codec, error, limits, mapping, routes, schema};
+pub use lienthong_core::{BoxError, Diagnostic, Diagnostics, Error, Result};

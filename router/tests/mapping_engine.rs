@@ -1,6 +1,9 @@
 //! Mapping engine, schema checks, mapping tests and routes, on the fixtures in
 //! `tests/fixtures/mappings/` and the real `schemas/` registry code.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use router::mapping::{run_tests, CaseOutcome, MappingSet, NoSchemas};

@@ -11,6 +11,9 @@
 //! loopback. Services: RabbitMQ on 127.0.0.1:5672 (guest/guest, `rabbitmqctl`
 //! available) and PostgreSQL on 127.0.0.1:5432 (user `postgres`, database `test`).
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 mod support {
     pub mod pg;
     pub mod rabbit;

@@ -6,6 +6,9 @@
 //! the URL; dropped afterwards, even when the test fails). PostgreSQL must be on
 //! 127.0.0.1:5432 with user `postgres` and a database `test`.
 
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use bytes::Bytes;

@@ -1,6 +1,6 @@
 //! `lienthong demo`: the hub, the five partner simulators and a realistic day of traffic in one process.
 //!
-//! It starts the simulators (`connectors::sim::partners`: LGSP, DVCQG, LIS, tax
+//! It starts the simulators (`sim::partners`: LGSP, DVCQG, LIS, tax
 //! GIP, IOC, each checking messages against the hub's schemas), the hub on the
 //! embedded default (data in `./data/demo` unless `--data-dir`) with the real
 //! connectors pointed at them, and the station wiring of `src/wiring` (QCVN
@@ -21,8 +21,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use connectors::sim::partners::Partners;
 use router::server::Hub;
+use sim::partners::Partners;
 
 use super::serve::{init_logging, shutdown_signal};
 

@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::Partners;
 
 /// Accepted, non-duplicate bodies of one message type at one simulator.
-fn accepted(core: &connectors::sim::SimCore, message_type: &str) -> Vec<String> {
+fn accepted(core: &sim::SimCore, message_type: &str) -> Vec<String> {
     core.accepted()
         .into_iter()
         .filter(|r| r.message_type == message_type)

@@ -1,7 +1,7 @@
 //! Shared harness of the end-to-end scenario tests.
 //!
 //! A scenario runs the real thing: the five partner simulators
-//! (`connectors::sim`) in the test process, and the built `lienthong serve` binary
+//! (`sim`) in the test process, and the built `lienthong serve` binary
 //! as a child process, with a temporary config that points every connector at a
 //! simulator, reads every secret from a file, keeps its data in a temporary
 //! directory and uses short retry settings. The test talks to the hub over HTTP on

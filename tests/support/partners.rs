@@ -3,13 +3,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use connectors::sim::ioc::{IocSim, IocSimConfig};
-use connectors::sim::lis::{LisSim, LisSimConfig};
-use connectors::sim::national_portal::{DvcqgSim, DvcqgSimConfig};
-use connectors::sim::province_portal::{LgspSim, LgspSimConfig};
-use connectors::sim::tax::{TaxSim, TaxSimConfig};
-use connectors::sim::SimCore;
 use connectors::Secret;
+use sim::ioc::{IocSim, IocSimConfig};
+use sim::lis::{LisSim, LisSimConfig};
+use sim::national_portal::{DvcqgSim, DvcqgSimConfig};
+use sim::province_portal::{LgspSim, LgspSimConfig};
+use sim::tax::{TaxSim, TaxSimConfig};
+use sim::SimCore;
 
 const LGSP_KEY: &str = "hub-stnmt-qnam";
 const LGSP_SECRET: &str = "lgsp-secret-Đ9";

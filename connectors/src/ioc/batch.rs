@@ -11,7 +11,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use router::delivery::{Failure, Receipt};
+use lienthong_core::transport::{Failure, Receipt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 

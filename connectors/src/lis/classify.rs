@@ -1,14 +1,14 @@
 //! LIS replies: SOAP faults and HTTP statuses.
 
-use router::delivery::FailureClass;
+use lienthong_core::transport::FailureClass;
 
-use crate::soap::Fault;
+use lienthong_core::codec::soap::SoapFault as Fault;
 
 /// The class of a SOAP 1.1 fault: `Server` is the receiver's problem (retry later);
 /// `Client`, `VersionMismatch`, `MustUnderstand` and anything unknown mean the
 /// request must change.
 pub fn fault_class(fault: &Fault) -> FailureClass {
-    if fault.code == "Server" {
+    if fault.class() == "Server" {
         FailureClass::Transient
     } else {
         FailureClass::Permanent
@@ -23,10 +23,10 @@ pub fn fault_text(system: &str, fault: &Fault) -> (String, String) {
         "fix the message, the mapping or the credentials, then replay"
     };
     (
-        format!("soap-fault:{}", fault.code),
+        format!("soap-fault:{}", fault.class()),
         format!(
             "{system} SOAP fault {}: {} ({advice})",
-            fault.raw_code, fault.message
+            fault.code, fault.string
         ),
     )
 }
@@ -37,9 +37,9 @@ mod tests {
 
     fn f(code: &str) -> Fault {
         Fault {
-            code: code.into(),
-            raw_code: format!("soap:{code}"),
-            message: "m".into(),
+            code: format!("soap:{code}"),
+            string: "m".into(),
+            detail: None,
         }
     }
 

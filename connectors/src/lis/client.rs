@@ -4,14 +4,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use lienthong_core::transport::{Failure, FailureClass, Outbound, Receipt, Transport};
 use reqwest::header::CONTENT_TYPE;
-use router::delivery::{Failure, FailureClass, Outbound, Receipt, Transport};
 
 use super::auth::Credentials;
 use super::{classify, codec, LisConfig, SYSTEM};
 use crate::error::ConnectorError;
 use crate::secret::Secret;
-use crate::{soap, wire, xml};
+use lienthong_core::codec::{fragment, soap};
+
+use crate::wire;
 
 /// Sends mapped XML to LIS as SOAP with WS-Security.
 pub struct LisClient {
@@ -99,7 +101,7 @@ pub(crate) fn classify_response(
             let reference = if reference_element.is_empty() {
                 None
             } else {
-                xml::text(&body, reference_element).ok().flatten().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+                fragment::text(&body, reference_element).ok().flatten().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
             };
             Ok(wire::receipt(response, recorded, reference))
         }

@@ -1,14 +1,16 @@
 //! LIS wire format: the mapped XML inside a SOAP 1.1 envelope.
 
-use crate::{soap, wssec, xml};
+use lienthong_core::codec::{fragment, soap};
+
+use crate::wssec;
 
 /// The envelope to send and its redacted copy for the trail.
 pub fn envelope(body: &[u8], security_header: &str) -> Result<(String, String), String> {
     let text =
         std::str::from_utf8(body).map_err(|e| format!("the mapped body is not UTF-8: {e}"))?;
-    let inner = xml::strip_declaration(text);
-    xml::root_name(inner).map_err(|e| format!("the mapped body is not XML: {e}"))?;
-    xml::check_well_formed(inner)
+    let inner = fragment::strip_declaration(text);
+    fragment::root_name(inner).map_err(|e| format!("the mapped body is not XML: {e}"))?;
+    fragment::check_well_formed(inner)
         .map_err(|e| format!("the mapped body is not well-formed XML: {e}"))?;
     let env = soap::envelope(security_header, inner);
     let redacted = wssec::redact(&env);

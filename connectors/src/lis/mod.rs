@@ -33,7 +33,7 @@ pub mod codec;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use router::{Diagnostic, Diagnostics};
+use lienthong_core::{Diagnostic, Diagnostics};
 use serde::Deserialize;
 
 pub use client::LisClient;

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use lienthong_core::transport::{Failure, FailureClass};
 use reqwest::header::CONTENT_TYPE;
-use router::delivery::{Failure, FailureClass};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 use tokio::time::Instant;

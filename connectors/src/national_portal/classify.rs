@@ -1,6 +1,6 @@
 //! Which DVCQG replies mean "session expired", "try later" or "rejected".
 
-use router::delivery::FailureClass;
+use lienthong_core::transport::FailureClass;
 
 /// What a reply means.
 #[derive(Debug, Clone, PartialEq, Eq)]

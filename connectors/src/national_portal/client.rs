@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use lienthong_core::transport::{Failure, FailureClass, Outbound, Receipt, Transport};
 use reqwest::header::CONTENT_TYPE;
-use router::delivery::{Failure, FailureClass, Outbound, Receipt, Transport};
 use serde_json::Value;
 
 use super::auth::SessionSource;

@@ -38,7 +38,7 @@ pub mod codec;
 
 use std::path::PathBuf;
 
-use router::{Diagnostic, Diagnostics};
+use lienthong_core::{Diagnostic, Diagnostics};
 use serde::Deserialize;
 
 pub use client::NationalPortalClient;

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use lienthong_core::transport::{Failure, FailureClass};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
-use router::delivery::{Failure, FailureClass};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;

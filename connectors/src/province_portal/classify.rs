@@ -8,7 +8,7 @@
 //! ("dossier unknown", "invalid status"): permanent, unless the operator lists them
 //! in `transient_error_codes`.
 
-use router::delivery::FailureClass;
+use lienthong_core::transport::FailureClass;
 
 use super::codec::LgspReply;
 

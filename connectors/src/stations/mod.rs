@@ -1,6 +1,6 @@
 //! Monitoring-station intake helpers (Thông tư 10/2021/TT-BTNMT stations).
 //!
-//! The hub decodes a station file into the station tree (`router::codec::station`);
+//! The hub decodes a station file into the station tree (`lienthong_core::codec::station`);
 //! before mapping it to the IOC's shape the pipeline calls
 //! [`threshold::Evaluator::enrich`], which marks each observation against the
 //! national limits (QCVN 40:2011 for industrial wastewater, QCVN 05:2023 for

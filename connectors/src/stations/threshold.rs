@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use router::{Diagnostic, Diagnostics};
+use lienthong_core::{Diagnostic, Diagnostics};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 

@@ -1,6 +1,6 @@
 //! GIP reply `ERROR_CODE` classification.
 
-use router::delivery::FailureClass;
+use lienthong_core::transport::FailureClass;
 
 /// `None` for success, else the class and reason.
 pub fn classify(code: &str, transient: &[String]) -> Option<(FailureClass, String)> {

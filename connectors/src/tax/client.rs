@@ -5,15 +5,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::Utc;
 use futures::future::BoxFuture;
+use lienthong_core::transport::{Failure, FailureClass, Outbound, Receipt, Transport};
 use reqwest::header::CONTENT_TYPE;
-use router::delivery::{Failure, FailureClass, Outbound, Receipt, Transport};
 
 use super::auth::Credentials;
 use super::codec::{self, MsgIds};
 use super::{classify, TaxConfig, SYSTEM};
 use crate::error::ConnectorError;
 use crate::secret::Secret;
-use crate::{soap, wire};
+use lienthong_core::codec::soap;
+
+use crate::wire;
 
 /// Sends GIP documents to the tax gateway.
 pub struct TaxClient {

@@ -1,4 +1,7 @@
-//! The GIP business document and its SOAP envelope.
+//! The tax connector's side of the GIP document: what the mapping handed over
+//! (split into header, body and security), the header's defaults from the
+//! configuration, and the MSG_ID sequence. The document and its envelope
+//! themselves are written once, in `lienthong_core::codec::tax_gip`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -6,30 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Asia::Ho_Chi_Minh;
 
-use super::TaxConfig;
-use crate::{soap, wssec, xml};
+pub use lienthong_core::codec::tax_gip::{data_document, reply_header, ReplyHeader, HEADER_FIELDS};
+use lienthong_core::codec::{fragment, tax_gip};
 
-/// The GIP header fields, in the gateway's order.
-pub const HEADER_FIELDS: [&str; 18] = [
-    "VERSION",
-    "SENDER_CODE",
-    "SENDER_NAME",
-    "RECEIVER_CODE",
-    "RECEIVER_NAME",
-    "TRAN_CODE",
-    "MSG_ID",
-    "MSG_REFID",
-    "ID_LINK",
-    "SEND_DATE",
-    "ORIGINAL_CODE",
-    "ORIGINAL_NAME",
-    "ORIGINAL_DATE",
-    "ERROR_CODE",
-    "ERROR_DESC",
-    "SPARE1",
-    "SPARE2",
-    "SPARE3",
-];
+use super::TaxConfig;
+use crate::wssec;
 
 /// The pieces of a business document handed over by the mapping.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,10 +28,10 @@ pub struct Parts {
 
 /// Splits what the hub handed over into header fields, body and security.
 pub fn parts(mapped: &str, config: &TaxConfig, message_type: &str) -> Result<Parts, String> {
-    let doc = xml::strip_declaration(mapped);
-    match xml::root_name(doc)?.as_str() {
+    let doc = fragment::strip_declaration(mapped);
+    match fragment::root_name(doc)?.as_str() {
         "Envelope" => {
-            let inner = xml::text(doc, &config.part)?.ok_or_else(|| {
+            let inner = fragment::text(doc, &config.part)?.ok_or_else(|| {
                 format!(
                     "the SOAP envelope has no <{}> carrying the GIP document",
                     config.part
@@ -56,19 +40,21 @@ pub fn parts(mapped: &str, config: &TaxConfig, message_type: &str) -> Result<Par
             parts(&inner, config, message_type)
         }
         "DATA" => {
-            let header_xml = xml::inner(doc, "HEADER")?.unwrap_or_default();
+            let header_xml = fragment::inner(doc, "HEADER")?.unwrap_or_default();
             let mut header = HashMap::new();
             for f in HEADER_FIELDS {
-                if let Some(v) = xml::text(header_xml, f)? {
+                if let Some(v) = fragment::text(header_xml, f)? {
                     if !v.trim().is_empty() {
                         header.insert(f.to_string(), v.trim().to_string());
                     }
                 }
             }
-            let body = xml::inner(doc, "BODY")?
+            let body = fragment::inner(doc, "BODY")?
                 .ok_or("the <DATA> document has no <BODY>")?
                 .to_string();
-            let security = xml::inner(doc, "SECURITY")?.unwrap_or_default().to_string();
+            let security = fragment::inner(doc, "SECURITY")?
+                .unwrap_or_default()
+                .to_string();
             Ok(Parts {
                 header,
                 body,
@@ -76,20 +62,22 @@ pub fn parts(mapped: &str, config: &TaxConfig, message_type: &str) -> Result<Par
             })
         }
         "BODY" => Ok(Parts {
-            body: xml::inner(doc, "BODY")?.unwrap_or_default().to_string(),
+            body: fragment::inner(doc, "BODY")?
+                .unwrap_or_default()
+                .to_string(),
             ..Parts::default()
         }),
         "ROW" => {
-            let row = xml::inner(doc, "ROW")?.unwrap_or_default();
+            let row = fragment::inner(doc, "ROW")?.unwrap_or_default();
             let mut body = format!("<ROW>{row}");
-            if xml::text(row, "TYPE")?.is_none() {
+            if fragment::text(row, "TYPE")?.is_none() {
                 let t = config.types.get(message_type).ok_or_else(|| {
                     format!("no GIP TYPE for message type `{message_type}`: add it under connectors.tax.types, or put <TYPE> in the mapping")
                 })?;
                 body.push_str(&format!(
                     "<TYPE>{}</TYPE><NAME>{}</NAME>",
-                    xml::escape(&t.code),
-                    xml::escape(&t.name)
+                    fragment::escape(&t.code),
+                    fragment::escape(&t.name)
                 ));
             }
             body.push_str("</ROW>");
@@ -176,76 +164,17 @@ pub fn header(
         .collect()
 }
 
-/// `<DATA><HEADER>…</HEADER><BODY>…</BODY><SECURITY>…</SECURITY></DATA>`.
-pub fn data_document(header: &[(&str, String)], body: &str, security: &str) -> String {
-    let mut s = String::from("<DATA><HEADER>");
-    for (k, v) in header {
-        if v.is_empty() {
-            s.push_str(&format!("<{k}/>"));
-        } else {
-            s.push_str(&format!("<{k}>{}</{k}>", xml::escape(v)));
-        }
-    }
-    s.push_str("</HEADER><BODY>");
-    s.push_str(body);
-    s.push_str("</BODY>");
-    if security.is_empty() {
-        s.push_str("<SECURITY/>");
-    } else {
-        s.push_str(&format!("<SECURITY>{security}</SECURITY>"));
-    }
-    s.push_str("</DATA>");
-    s
-}
-
 /// The SOAP envelope carrying the document as CDATA, and its redacted copy.
 pub fn envelope(data: &str, security_header: &str, config: &TaxConfig) -> (String, String) {
-    let body = format!(
-        r#"<gip:{op} xmlns:gip="{ns}"><{part}>{cdata}</{part}></gip:{op}>"#,
-        op = config.operation,
-        ns = xml::escape(&config.namespace),
-        part = config.part,
-        cdata = xml::cdata(data),
+    let env = tax_gip::envelope_text(
+        data,
+        security_header,
+        &config.operation,
+        &config.part,
+        &config.namespace,
     );
-    let env = soap::envelope(security_header, &body);
     let redacted = wssec::redact(&env);
     (env, redacted)
-}
-
-/// What the reply's `<DATA><HEADER>` says.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReplyHeader {
-    pub error_code: String,
-    pub error_desc: String,
-    pub msg_id: String,
-    /// The whole reply `<DATA>` document.
-    pub data: String,
-}
-
-/// Finds the reply `<DATA>` in a SOAP body: as CDATA/escaped text of the response
-/// element, or as literal XML.
-pub fn reply_header(soap_body: &str) -> Result<ReplyHeader, String> {
-    let data = match xml::inner(soap_body, "DATA")? {
-        Some(inner) => format!("<DATA>{inner}</DATA>"),
-        None => {
-            let all = xml::text(&format!("<x>{soap_body}</x>"), "x")?.unwrap_or_default();
-            let all = xml::strip_declaration(all.trim()).to_string();
-            if xml::root_name(&all).ok().as_deref() != Some("DATA") {
-                return Err("the reply carries no GIP <DATA> document".into());
-            }
-            all
-        }
-    };
-    let header = xml::inner(&data, "HEADER")?.ok_or("the reply <DATA> has no <HEADER>")?;
-    let field = |n: &str| -> Result<String, String> {
-        Ok(xml::text(header, n)?.unwrap_or_default().trim().to_string())
-    };
-    Ok(ReplyHeader {
-        error_code: field("ERROR_CODE")?,
-        error_desc: field("ERROR_DESC")?,
-        msg_id: field("MSG_ID")?,
-        data,
-    })
 }
 
 #[cfg(test)]
@@ -305,7 +234,7 @@ mod tests {
         assert!(doc.starts_with("<DATA><HEADER><VERSION>1</VERSION><SENDER_CODE>STNMT_QNAM</SENDER_CODE><SENDER_NAME>Sở TN&amp;MT Quảng Nam</SENDER_NAME>"));
         assert!(doc.ends_with("</BODY><SECURITY/></DATA>"));
         let (env, _) = envelope(&doc, "", &c);
-        let back = xml::text(&env, "in_msg").unwrap().unwrap();
+        let back = fragment::text(&env, "in_msg").unwrap().unwrap();
         assert_eq!(back, doc);
     }
 
@@ -323,7 +252,7 @@ mod tests {
         let data = "<DATA><HEADER><MSG_ID>GIP1</MSG_ID><ERROR_CODE>05</ERROR_CODE><ERROR_DESC>Sai</ERROR_DESC></HEADER><BODY/></DATA>";
         let cd = format!(
             "<r:resp xmlns:r=\"g\"><return>{}</return></r:resp>",
-            xml::cdata(data)
+            fragment::cdata(data)
         );
         let h = reply_header(&cd).unwrap();
         assert_eq!((h.error_code.as_str(), h.msg_id.as_str()), ("05", "GIP1"));

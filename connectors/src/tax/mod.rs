@@ -9,9 +9,13 @@
 //! `HEADER/ERROR_CODE` tells the outcome.
 //!
 //! ## What the hub hands this connector
-//! The mapping for a tax message produces the business document (format `tax-gip`).
-//! The connector accepts any of: the full GIP SOAP envelope (as `router::codec::tax_gip`
-//! encodes it), a bare `<DATA>` document, a `<BODY>` element, or a single `<ROW>`.
+//! The mapping for a tax message produces the business document (format `tax-gip`),
+//! and the hub stores and hands over the bare `<DATA>` document
+//! (`MessageSchema::encode`): the envelope is added here, once. The connector also
+//! accepts the full GIP SOAP envelope (deliveries stored by earlier versions carry
+//! one), a `<BODY>` element, or a single `<ROW>`. The document, its envelope and
+//! the reply header are written by `lienthong_core::codec::tax_gip`, the same code
+//! the hub decodes inbound tax messages with.
 //! It always re-emits the `HEADER` in the gateway's field order, keeping every field
 //! the mapping filled and filling the empty or missing ones by rule:
 //! `VERSION` 1, `SENDER_CODE`/`SENDER_NAME`/`ORIGINAL_*` from config,
@@ -45,7 +49,7 @@ pub mod codec;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use router::{Diagnostic, Diagnostics};
+use lienthong_core::{Diagnostic, Diagnostics};
 use serde::Deserialize;
 
 pub use client::TaxClient;

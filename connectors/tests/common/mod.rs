@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use router::delivery::{Failure, FailureClass, Outbound};
+use lienthong_core::transport::{Failure, FailureClass, Outbound};
 
 pub fn init() {
     let _ = rustls::crypto::ring::default_provider().install_default();

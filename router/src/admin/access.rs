@@ -9,42 +9,10 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-
-/// What a caller may do. Changes need `Admin`; `Auditor` may read everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    Auditor,
-    /// Any other authenticated role (e.g. an operator): reads only what is not audit data.
-    Other,
-}
-
-/// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Principal {
-    /// The token's name; recorded as the actor (`admin:<name>`) in the trail.
-    pub name: String,
-    pub role: Role,
-}
-
-impl Principal {
-    /// The trail actor for this principal.
-    pub fn actor(&self) -> String {
-        match self.role {
-            Role::Admin => format!("admin:{}", self.name),
-            Role::Auditor => format!("auditor:{}", self.name),
-            Role::Other => format!("user:{}", self.name),
-        }
-    }
-    pub fn can_read(&self) -> bool {
-        matches!(self.role, Role::Admin | Role::Auditor)
-    }
-    pub fn can_change(&self) -> bool {
-        self.role == Role::Admin
-    }
-}
+/// The one principal and role type of the hub, defined with the tokens in
+/// [`crate::auth`]; re-exported here because the admin API and the console
+/// speak of them.
+pub use crate::auth::{Principal, Role};
 
 /// Resolves a bearer token to a principal.
 pub trait Authenticate: Send + Sync {
@@ -79,16 +47,10 @@ impl Authenticate for StaticTokens {
     }
 }
 
-/// The API's configured tokens (`router::auth`): admin and auditor map to
-/// themselves, partner tokens may not use the admin API or the console.
+/// The API's configured tokens (`router::auth`). A partner token authenticates
+/// but may neither read ([`Principal::can_read`]) nor change anything here.
 impl Authenticate for crate::auth::TokenStore {
     fn authenticate(&self, token: &str) -> Option<Principal> {
-        let p = crate::auth::TokenStore::authenticate(self, token, crate::store::now_ms()).ok()?;
-        let role = match p.role {
-            crate::auth::Role::Admin => Role::Admin,
-            crate::auth::Role::Auditor => Role::Auditor,
-            crate::auth::Role::Partner(_) => Role::Other,
-        };
-        Some(Principal { name: p.name, role })
+        crate::auth::TokenStore::authenticate(self, token, crate::store::now_ms()).ok()
     }
 }

@@ -115,6 +115,14 @@ impl Principal {
     pub fn actor(&self) -> String {
         format!("{}:{}", self.role.as_string(), self.name)
     }
+    /// May read audit data, mappings and the console: admins and auditors.
+    pub fn can_read(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Auditor)
+    }
+    /// May change mappings, replay and prune: admins only.
+    pub fn can_change(&self) -> bool {
+        self.role == Role::Admin
+    }
 }
 
 /// Why a request was refused.

@@ -12,7 +12,9 @@
 //! `mappings/routes.yaml`, HTTP on `127.0.0.1:8080`. `deploy/lienthong.example.yaml`
 //! documents every key.
 
-pub mod duration;
+/// Durations in config files (`30s`, `5m`, `1h`); in the core, so the queue
+/// settings can read them without depending on the config module.
+pub use lienthong_core::duration;
 pub mod env;
 pub mod model;
 

@@ -10,10 +10,11 @@
 //! head-of-line deliveries; the workers never hold more than their concurrency.
 pub mod http;
 pub mod policy;
-pub mod transport;
 pub mod worker;
 
 pub use http::HttpTransport;
+/// The contract lives in the core crate, beside the connectors that implement it.
+pub use lienthong_core::transport;
 pub use policy::{Backoff, DestinationPolicy};
 pub use transport::{Failure, FailureClass, Outbound, Receipt, Transport, TransportRegistry};
 pub use worker::{Dispatcher, Running};

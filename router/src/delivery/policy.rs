@@ -83,11 +83,40 @@ impl DestinationPolicy {
             Duration::from_secs_f64(self.concurrency as f64 / self.rate_per_second.max(1) as f64);
         self.timeout * 2 + rate_wait + Duration::from_secs(30)
     }
+
+    /// One replica's share of this policy when `replicas` hubs deliver to the
+    /// same partner: rate, burst and concurrency divided by `replicas`, rounded
+    /// up (never below 1). The partner then sees at most about the configured
+    /// totals. (A delivery-policy question, so it lives here, not with the
+    /// RabbitMQ settings that carry `replicas`.)
+    pub fn replica_share(&self, replicas: u32) -> DestinationPolicy {
+        let n = replicas.max(1);
+        let div = |v: u32| v.div_ceil(n).max(1);
+        DestinationPolicy {
+            rate_per_second: div(self.rate_per_second),
+            burst: div(self.burst),
+            concurrency: div(self.concurrency),
+            ..self.clone()
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_split_the_limits() {
+        let p = DestinationPolicy {
+            rate_per_second: 10,
+            burst: 5,
+            concurrency: 8,
+            ..Default::default()
+        };
+        let s = p.replica_share(3);
+        assert_eq!((s.rate_per_second, s.burst, s.concurrency), (4, 2, 3));
+        assert_eq!(p.replica_share(1), p);
+    }
 
     #[test]
     fn backoff_grows_and_caps() {

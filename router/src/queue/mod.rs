@@ -24,14 +24,17 @@
 //! The store's `deliveries` row stays the source of truth for state, attempts and
 //! the trail in every backend; [`DeliveryQueue::settle`] always writes it.
 //!
-//! # Adding a backend (RabbitMQ)
+//! # The RabbitMQ backend
 //!
-//! A RabbitMQ backend implements the same trait: `committed` relays the outbox
-//! rows to an exchange (then marks them relayed), `lease` consumes from a
-//! per-destination queue (with a consistent-hash exchange on `correlation_id`
-//! and single-active-consumer per shard to keep rule 3), `settle` writes the
-//! store and acks, or re-publishes to a delay queue for `Retry`. The delivery
-//! layer ([`crate::delivery`]) does not change.
+//! [`rabbitmq`] implements the same trait for several replicas sharing one
+//! broker and one PostgreSQL store: `committed` wakes an outbox relay that
+//! publishes pointers to the store's rows, `lease` consumes from one queue per
+//! destination and *claims* the row in the store (the claim only succeeds for
+//! the head of its `(correlation_id, destination)` lane, which is what keeps
+//! rule 3 across replicas; there is no sharding by `correlation_id` in the
+//! broker), and `settle` writes the store and then acks, or parks a copy on a
+//! delay tier for `Retry`. Its module docs give the design. The delivery layer
+//! ([`crate::delivery`]) is the same for both backends.
 
 mod embedded;
 pub mod rabbitmq;

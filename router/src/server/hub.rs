@@ -127,9 +127,7 @@ impl Hub {
                 crate::queue::rabbitmq::RabbitQueue::start(store.clone(), o).await?
             }
         };
-        let share = |p: &crate::delivery::DestinationPolicy| {
-            crate::queue::rabbitmq::replica_share(p, replicas)
-        };
+        let share = |p: &crate::delivery::DestinationPolicy| p.replica_share(replicas);
         let policies: BTreeMap<_, _> = config
             .destinations
             .iter()

@@ -111,7 +111,6 @@ use tokio_util::sync::CancellationToken;
 pub use connect::redact_url;
 use envelope::Envelope;
 use outbox::Verdict;
-pub use settings::replica_share;
 pub use topology::{QueueType, Topology, DEFAULT_TIERS};
 
 use super::{DeliveryQueue, LeasedDelivery, SettleOutcome, Settlement};
@@ -140,7 +139,7 @@ pub struct RabbitOptions {
     /// A due, head-of-line delivery unclaimed for this long is re-published.
     pub stale_after: Duration,
     /// Hub processes sharing this broker; each takes 1/N of every destination's
-    /// rate, burst and concurrency ([`replica_share`]).
+    /// rate, burst and concurrency ([`DestinationPolicy::replica_share`](crate::delivery::DestinationPolicy::replica_share)).
     pub replicas: u32,
 }
 

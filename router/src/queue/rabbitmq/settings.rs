@@ -29,7 +29,6 @@ use serde::Deserialize;
 
 use super::topology::QueueType;
 use super::RabbitOptions;
-use crate::delivery::DestinationPolicy;
 use crate::{Error, Result};
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,7 +141,7 @@ impl RabbitOptions {
             None => {}
         }
         if let Some(text) = s.stale_after {
-            match crate::config::duration::parse_duration(&text) {
+            match lienthong_core::duration::parse_duration(&text) {
                 Err(e) => problems.push(format!("queue.rabbitmq.stale_after: {e}")),
                 Ok(d) if d < MIN_STALE_AFTER => problems.push(format!(
                     "queue.rabbitmq.stale_after `{text}` is too short: use at least {}s",
@@ -156,20 +155,6 @@ impl RabbitOptions {
         } else {
             Err(problems)
         }
-    }
-}
-
-/// One replica's share of a destination policy when `replicas` hubs deliver to
-/// the same partner: rate, burst and concurrency divided by `replicas`, rounded
-/// up (never below 1). The partner then sees at most about the configured totals.
-pub fn replica_share(p: &DestinationPolicy, replicas: u32) -> DestinationPolicy {
-    let n = replicas.max(1);
-    let div = |v: u32| v.div_ceil(n).max(1);
-    DestinationPolicy {
-        rate_per_second: div(p.rate_per_second),
-        burst: div(p.burst),
-        concurrency: div(p.concurrency),
-        ..p.clone()
     }
 }
 
@@ -227,18 +212,5 @@ mod tests {
             e.contains("stale_after") && e.contains("not a duration"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn replicas_split_the_limits() {
-        let p = DestinationPolicy {
-            rate_per_second: 10,
-            burst: 5,
-            concurrency: 8,
-            ..Default::default()
-        };
-        let s = replica_share(&p, 3);
-        assert_eq!((s.rate_per_second, s.burst, s.concurrency), (4, 2, 3));
-        assert_eq!(replica_share(&p, 1), p);
     }
 }

@@ -15,11 +15,21 @@
 //! A fault is not a decoding error: `unwrap` succeeds and fills
 //! [`SoapMessage::fault`], so the connector can classify it (a `Server` fault may be
 //! retryable, a `Client` fault is not).
+//!
+//! # Two ways in, one module
+//!
+//! The hub's inbound side wants trees ([`unwrap`], [`wrap`]). The connectors'
+//! outbound side wants the opposite: the bytes the mapping produced must be the
+//! bytes that go out, so [`envelope`] splices ready-made header and body XML, and
+//! [`parse_reply`] hands back the raw inner XML of a reply's `<Body>` (or its
+//! [`SoapFault`]) without re-serialising it. Both share the namespace, the fault
+//! type and its classification ([`SoapFault::class`]), and the text helpers in
+//! [`super::fragment`].
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
-use super::{text, xml, CodecError, DecodeOptions, EncodeOptions};
+use super::{fragment, text, xml, CodecError, DecodeOptions, EncodeOptions};
 
 const FORMAT: &str = "soap";
 
@@ -41,20 +51,85 @@ pub struct SoapMessage {
 /// A SOAP 1.1 fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SoapFault {
-    /// `faultcode`, e.g. `soap:Server` or `soap:Client`.
+    /// `faultcode` as sent, e.g. `soap:Server` or `soapenv:Client.Authentication`.
     pub code: String,
     /// `faultstring`, the human-readable reason.
     pub string: String,
-    /// `detail`, if present.
+    /// `detail`, if present (only [`unwrap`] decodes it; [`parse_reply`] leaves it out).
     pub detail: Option<Value>,
 }
 
 impl SoapFault {
+    /// The fault code's class: its local part before any dot, `Client`, `Server`,
+    /// `VersionMismatch` or `MustUnderstand` (`soapenv:Client.Authentication` →
+    /// `Client`; SOAP 1.1 §4.4.1 makes dotted codes refinements of their class).
+    pub fn class(&self) -> &str {
+        fault_class(&self.code)
+    }
+
     /// `Server` faults are the partner's problem and may pass; `Client` faults mean the
     /// message itself must change.
     pub fn is_server(&self) -> bool {
-        local_name(&self.code) == "Server"
+        self.class() == "Server"
     }
+}
+
+/// `soapenv:Client.Authentication` → `Client`.
+pub fn fault_class(raw: &str) -> &str {
+    let local = local_name(raw);
+    local.split('.').next().unwrap_or(local)
+}
+
+/// A reply read by [`parse_reply`]: a fault, or the raw inner XML of `Body`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Fault(SoapFault),
+    Body(String),
+}
+
+/// `<soapenv:Envelope>` around `header` (raw XML, may be empty) and `body` (raw
+/// XML), spliced as given: what the mapping produced is what goes out.
+pub fn envelope(header: &str, body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="{SOAP11_NAMESPACE}"><soapenv:Header>{header}</soapenv:Header><soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>"#
+    )
+}
+
+/// A SOAP 1.1 fault envelope with `soapenv:{code}` and `message`.
+pub fn fault_envelope(code: &str, message: &str) -> String {
+    envelope(
+        "",
+        &format!(
+            "<soapenv:Fault><faultcode>soapenv:{}</faultcode><faultstring>{}</faultstring></soapenv:Fault>",
+            fragment::escape(code),
+            fragment::escape(message)
+        ),
+    )
+}
+
+/// Reads a SOAP 1.1 reply as text: its fault, or the raw inner XML of its `Body`.
+pub fn parse_reply(text: &str) -> Result<Reply, String> {
+    let root = fragment::root_name(text)?;
+    if root != "Envelope" {
+        return Err(format!("expected a SOAP Envelope, found <{root}>"));
+    }
+    let body = fragment::inner(text, "Body")?.ok_or("the SOAP Envelope has no Body")?;
+    if fragment::inner(body, "Fault")?.is_some() {
+        let code = fragment::text(body, "faultcode")?
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let string = fragment::text(body, "faultstring")?
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        return Ok(Reply::Fault(SoapFault {
+            code,
+            string,
+            detail: None,
+        }));
+    }
+    Ok(Reply::Body(body.to_string()))
 }
 
 /// The body to put in an envelope.
@@ -202,10 +277,10 @@ pub fn wrap(
             xml::write_document(FORMAT, &mut out, tree, &EncodeOptions::default())?
         }
         SoapBody::Xml(bytes) => {
-            let fragment = text::utf8(FORMAT, bytes)?;
+            let element = text::utf8(FORMAT, bytes)?;
             // Refuse to splice anything that is not one well-formed element.
-            xml::parse(FORMAT, fragment, None).map_err(|e| e.within(FORMAT, "body XML"))?;
-            out.push_str(strip_declaration(fragment));
+            xml::parse(FORMAT, element, None).map_err(|e| e.within(FORMAT, "body XML"))?;
+            out.push_str(fragment::strip_declaration(element));
         }
     }
     out.push_str("</soapenv:Body></soapenv:Envelope>");
@@ -246,17 +321,6 @@ fn find<'a>(map: &'a Map<String, Value>, local: &str) -> Option<&'a Value> {
 /// `soapenv:Body` → `Body`.
 pub(crate) fn local_name(name: &str) -> &str {
     name.rsplit_once(':').map_or(name, |(_, l)| l)
-}
-
-fn strip_declaration(fragment: &str) -> &str {
-    let trimmed = fragment.trim_start();
-    match trimmed
-        .strip_prefix("<?xml")
-        .and_then(|rest| rest.find("?>").map(|i| &rest[i + 2..]))
-    {
-        Some(rest) => rest.trim_start(),
-        None => trimmed,
-    }
 }
 
 fn escape_attr(s: &str) -> String {
@@ -346,5 +410,31 @@ mod tests {
         let msg = unwrap(br#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body/></e:Envelope>"#)
             .unwrap();
         assert_eq!(msg.body, Value::Null);
+    }
+
+    #[test]
+    fn raw_faults_and_bodies() {
+        let f = fault_envelope("Client.Authentication", "sai mật khẩu");
+        match parse_reply(&f).unwrap() {
+            Reply::Fault(fault) => {
+                assert_eq!(fault.class(), "Client");
+                assert_eq!(fault.code, "soapenv:Client.Authentication");
+                assert_eq!(fault.string, "sai mật khẩu");
+            }
+            other => panic!("{other:?}"),
+        }
+        let ok = envelope("", "<r:Ok xmlns:r=\"x\"><Ma>1</Ma></r:Ok>");
+        assert_eq!(
+            parse_reply(&ok).unwrap(),
+            Reply::Body("<r:Ok xmlns:r=\"x\"><Ma>1</Ma></r:Ok>".into())
+        );
+        assert!(parse_reply("<html/>").is_err());
+        // The tree side and the text side agree on the fault.
+        let tree = unwrap(f.as_bytes()).unwrap().fault.unwrap();
+        assert_eq!(
+            (tree.code.as_str(), tree.class()),
+            ("soapenv:Client.Authentication", "Client")
+        );
+        assert!(!tree.is_server());
     }
 }

@@ -1,13 +1,13 @@
 //! The contract between the delivery layer and whatever puts bytes on the wire.
 //!
-//! The delivery layer (this module's parent) owns retries, backoff, rate limits,
+//! The delivery layer (`router::delivery`) owns retries, backoff, rate limits,
 //! concurrency caps and ordering. A [`Transport`] owns exactly one thing: sending
 //! one already-mapped message to one partner once, and saying precisely how that
 //! went. It never sleeps or retries on its own (apart from protocol-level
 //! re-authentication such as one silent re-token on 401, which is part of the
 //! partner's protocol, not a retry policy).
 //!
-//! The generic HTTP transport lives in [`super::http`]; partner protocols
+//! The generic HTTP transport lives in `router::delivery::http`; partner protocols
 //! (LGSP OAuth2, DVCQG session, SOAP + WS-Security, the tax GIP envelope, the IOC
 //! API key) live in the `connectors` crate and register themselves explicitly in
 //! a [`TransportRegistry`].

@@ -15,117 +15,17 @@ use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::date::{DateFormat, DateOp};
 use super::jq::Jq;
+pub use super::model::{CompiledMapping, Endpoint, Expect, TestCase, TestInput, XmlSpec};
+use super::model::{Part, Rule, Src};
 use super::ops::{self, DecimalOp, DecimalOut, LookupTable, Op};
 use super::path::{Path, Target};
 use super::yaml::{self, Kind, Node};
 use super::Schemas;
 use crate::{Diagnostic, Diagnostics};
-
-/// One side of a mapping: which message type it reads or writes.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Endpoint {
-    pub system: String,
-    pub message_type: String,
-    /// Wire format: `json`, `xml`, `tax-gip`, `station-file` (see `codec::Format`).
-    pub format: String,
-    /// Schema id (`<system>/<message_type>` unless given).
-    pub schema: String,
-    /// XML root element and namespaces (target side, XML formats).
-    pub xml: Option<XmlSpec>,
-}
-
-/// XML root and namespaces of an XML target (prefix `""` is the default namespace).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct XmlSpec {
-    pub root: String,
-    pub namespaces: indexmap::IndexMap<String, String>,
-}
-
-/// One mapping test case.
-#[derive(Debug, Clone)]
-pub struct TestCase {
-    pub name: String,
-    /// `file:line` of the case, for the report.
-    pub origin: String,
-    pub input: TestInput,
-    pub expect: Expect,
-}
-
-#[derive(Debug, Clone)]
-pub enum TestInput {
-    /// An inline tree, or a `.json`/`.yaml` input file already parsed.
-    Tree(Value),
-    /// Raw bytes of an input file to decode with the source format's codec.
-    Bytes { path: PathBuf, bytes: Vec<u8> },
-}
-
-#[derive(Debug, Clone)]
-pub enum Expect {
-    Output(Value),
-    ErrorContaining(String),
-}
-
-/// A mapping ready to run. Immutable; shared through `Arc`.
-#[derive(Debug)]
-pub struct CompiledMapping {
-    pub id: String,
-    pub version: u32,
-    pub description: String,
-    pub source: Endpoint,
-    pub target: Endpoint,
-    /// SHA-256 (hex) of the mapping file's bytes: identifies exactly what mapped a message.
-    pub content_hash: String,
-    /// The file it was loaded from (as given to the loader).
-    pub file: String,
-    pub tests: Vec<TestCase>,
-    pub(crate) rules: Vec<Rule>,
-}
-
-/// A compiled rule.
-#[derive(Debug)]
-pub(crate) struct Rule {
-    /// `rules[3] (target: NgayNhan)`, used in every message about the rule.
-    pub label: String,
-    pub target: Target,
-    pub value: Src,
-    pub pipe: Vec<Op>,
-    pub default: Option<Value>,
-    pub required: bool,
-    pub when: Option<Jq>,
-    /// Position of the value key (`source:`, `const:`, `for_each:`...) and of `target:`.
-    pub value_pos: (usize, usize),
-    pub target_pos: (usize, usize),
-}
-
-/// Where a rule's value comes from.
-#[derive(Debug)]
-pub(crate) enum Src {
-    /// Only a `default`.
-    Nothing,
-    Path(Path),
-    Const(Value),
-    Template(Vec<Part>),
-    Concat {
-        paths: Vec<Path>,
-        separator: String,
-    },
-    Expr(Jq),
-    ForEach {
-        path: Path,
-        rules: Vec<Rule>,
-    },
-}
-
-#[derive(Debug)]
-pub(crate) enum Part {
-    Lit(String),
-    Field(Path),
-}
 
 const TOP_KEYS: &[&str] = &[
     "id",
@@ -325,11 +225,9 @@ pub fn compile(ctx: Context<'_>, text: &str) -> Result<CompiledMapping, Diagnost
         },
     };
     let version = match cx.required(&root, "version", top) {
-        Some(n) => match &n.kind {
-            Kind::Number(v) if v.as_u64().is_some_and(|v| v >= 1 && v <= u32::MAX as u64) => {
-                v.as_u64().unwrap() as u32
-            }
-            _ => {
+        Some(n) => match whole_version(&n.kind) {
+            Some(v) => v,
+            None => {
                 cx.err(
                     n,
                     "version",
@@ -395,7 +293,8 @@ pub fn compile(ctx: Context<'_>, text: &str) -> Result<CompiledMapping, Diagnost
         rules,
     };
     if ctx.schemas.enabled() {
-        super::schema_check::check(&mut cx, &mut mapping, &root, ctx.schemas);
+        let found = super::schema_check::check(&cx.file, &mut mapping, &root, ctx.schemas);
+        cx.diags.extend(found);
     }
     cx.diags.into_result()?;
     Ok(mapping)
@@ -1214,6 +1113,17 @@ fn test_list(cx: &mut Cx, node: &Node, base_dir: &FsPath) -> Vec<TestCase> {
         }
     }
     out
+}
+
+/// A mapping version: a whole number from 1 to `u32::MAX`.
+fn whole_version(kind: &Kind) -> Option<u32> {
+    match kind {
+        Kind::Number(v) => v
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .filter(|v| *v >= 1),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,13 @@
 //!
 //! [`soap`] is the SOAP 1.1 envelope (wrap, unwrap, faults) used by the LIS and tax
 //! connectors; it is not a [`Format`] of its own because a SOAP message is XML whose
-//! interesting part is one body element.
+//! interesting part is one body element. [`fragment`] holds the text-level XML
+//! helpers (raw inner XML and text by local name, escaping, CDATA) that the
+//! envelopes and the connectors use where bytes must pass through unchanged.
+//!
+//! Each wire format is written once, here: the connectors build and read their
+//! SOAP envelopes, WS-Security-carrying headers and GIP documents with these
+//! modules rather than with copies of their own.
 //!
 //! ## Untrusted input
 //!
@@ -30,6 +36,7 @@
 
 mod array_paths;
 mod error;
+pub mod fragment;
 pub mod json;
 pub mod soap;
 pub mod station;

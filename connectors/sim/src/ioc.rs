@@ -12,8 +12,8 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::{serve, Fault, SimCore, SimServer};
-use crate::error::ConnectorError;
-use crate::secret::Secret;
+use connectors::error::ConnectorError;
+use connectors::secret::Secret;
 
 /// Simulator settings.
 #[derive(Clone)]

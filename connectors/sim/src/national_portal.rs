@@ -33,8 +33,8 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::{serve, Fault, SimCore, SimServer};
-use crate::error::ConnectorError;
-use crate::secret::Secret;
+use connectors::error::ConnectorError;
+use connectors::secret::Secret;
 
 /// Simulator settings.
 #[derive(Clone)]

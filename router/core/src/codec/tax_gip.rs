@@ -26,7 +26,7 @@
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
-use super::{soap, xml, CodecError, DecodeOptions, EncodeOptions};
+use super::{fragment, soap, xml, CodecError, DecodeOptions, EncodeOptions};
 use crate::limits;
 
 const FORMAT: &str = "tax-gip";
@@ -220,9 +220,114 @@ fn data_tree(doc: xml::Document) -> Result<Value, CodecError> {
 
 /// Appends `text` as CDATA, splitting at every `]]>`.
 fn push_cdata(out: &mut String, text: &str) {
-    out.push_str("<![CDATA[");
-    out.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
-    out.push_str("]]>");
+    out.push_str(&fragment::cdata(text));
+}
+
+// ---------------------------------------------------------------------------
+// The document as text, for the tax connector: the mapping's bytes go out as
+// they are, inside a header the connector completes.
+
+/// The GIP header fields, in the gateway's order.
+pub const HEADER_FIELDS: [&str; 18] = [
+    "VERSION",
+    "SENDER_CODE",
+    "SENDER_NAME",
+    "RECEIVER_CODE",
+    "RECEIVER_NAME",
+    "TRAN_CODE",
+    "MSG_ID",
+    "MSG_REFID",
+    "ID_LINK",
+    "SEND_DATE",
+    "ORIGINAL_CODE",
+    "ORIGINAL_NAME",
+    "ORIGINAL_DATE",
+    "ERROR_CODE",
+    "ERROR_DESC",
+    "SPARE1",
+    "SPARE2",
+    "SPARE3",
+];
+
+/// `<DATA><HEADER>…</HEADER><BODY>…</BODY><SECURITY>…</SECURITY></DATA>`.
+pub fn data_document(header: &[(&str, String)], body: &str, security: &str) -> String {
+    let mut s = String::from("<DATA><HEADER>");
+    for (k, v) in header {
+        if v.is_empty() {
+            s.push_str(&format!("<{k}/>"));
+        } else {
+            s.push_str(&format!("<{k}>{}</{k}>", fragment::escape(v)));
+        }
+    }
+    s.push_str("</HEADER><BODY>");
+    s.push_str(body);
+    s.push_str("</BODY>");
+    if security.is_empty() {
+        s.push_str("<SECURITY/>");
+    } else {
+        s.push_str(&format!("<SECURITY>{security}</SECURITY>"));
+    }
+    s.push_str("</DATA>");
+    s
+}
+
+/// The GIP SOAP envelope around a ready-made `<DATA>` document (as text):
+/// `<gip:{operation} xmlns:gip="{namespace}"><{part}>CDATA</{part}></gip:{operation}>`
+/// in a SOAP 1.1 envelope whose header is `security_header` (raw XML, may be empty).
+pub fn envelope_text(
+    data: &str,
+    security_header: &str,
+    operation: &str,
+    part: &str,
+    namespace: &str,
+) -> String {
+    let mut body = String::with_capacity(data.len() + 128);
+    body.push_str(&format!(
+        r#"<gip:{operation} xmlns:gip="{}"><{part}>"#,
+        fragment::escape(namespace)
+    ));
+    push_cdata(&mut body, data);
+    body.push_str(&format!("</{part}></gip:{operation}>"));
+    soap::envelope(security_header, &body)
+}
+
+/// What the reply's `<DATA><HEADER>` says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplyHeader {
+    pub error_code: String,
+    pub error_desc: String,
+    pub msg_id: String,
+    /// The whole reply `<DATA>` document.
+    pub data: String,
+}
+
+/// Finds the reply `<DATA>` in a SOAP body: as CDATA/escaped text of the response
+/// element, or as literal XML.
+pub fn reply_header(soap_body: &str) -> Result<ReplyHeader, String> {
+    let data = match fragment::inner(soap_body, "DATA")? {
+        Some(inner) => format!("<DATA>{inner}</DATA>"),
+        None => {
+            let all = fragment::text(&format!("<x>{soap_body}</x>"), "x")?.unwrap_or_default();
+            let all = fragment::strip_declaration(all.trim()).to_string();
+            if fragment::root_name(&all).ok().as_deref() != Some("DATA") {
+                return Err("the reply carries no GIP <DATA> document".into());
+            }
+            all
+        }
+    };
+    let header = fragment::inner(&data, "HEADER")?.ok_or("the reply <DATA> has no <HEADER>")?;
+    let field = |n: &str| -> Result<String, String> {
+        Ok(fragment::text(header, n)?
+            .unwrap_or_default()
+            .trim()
+            .to_string())
+    };
+    Ok(ReplyHeader {
+        error_code: field("ERROR_CODE")?,
+        error_desc: field("ERROR_DESC")?,
+        msg_id: field("MSG_ID")?,
+        data,
+    })
 }
 
 #[cfg(test)]

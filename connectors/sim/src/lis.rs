@@ -20,10 +20,10 @@ use axum::Router;
 use chrono::Utc;
 
 use super::{serve, Fault, SimCore, SimServer};
-use crate::error::ConnectorError;
-use crate::secret::Secret;
-use crate::wssec::Verifier;
-use crate::{soap, xml};
+use connectors::error::ConnectorError;
+use connectors::secret::Secret;
+use connectors::wssec::Verifier;
+use lienthong_core::codec::{fragment, soap};
 
 /// The path the simulator serves.
 pub const PATH: &str = "/lis/ws";
@@ -93,10 +93,10 @@ fn fault(code: &str, message: &str) -> Response {
 
 /// Structural checks: a well-formed element carrying a non-empty `MaHoSo`.
 fn structural(body: &str) -> Vec<String> {
-    if let Err(e) = xml::root_name(body) {
+    if let Err(e) = fragment::root_name(body) {
         return vec![e];
     }
-    match xml::text(body, "MaHoSo") {
+    match fragment::text(body, "MaHoSo") {
         Ok(Some(t)) if !t.trim().is_empty() => Vec::new(),
         Ok(_) => vec!["MaHoSo: required".into()],
         Err(e) => vec![e],
@@ -180,7 +180,7 @@ async fn handle(State(s): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -
     }
     let key = super::header(&headers, "idempotency-key");
     let duplicate = core.seen_before(key.as_deref());
-    let root = xml::root_name(&inner).unwrap_or_else(|_| "KetQua".into());
+    let root = fragment::root_name(&inner).unwrap_or_else(|_| "KetQua".into());
     let answer = {
         let mut answers = s.answers.lock().expect("answers poisoned");
         match key.as_ref().and_then(|k| answers.get(k).cloned()) {

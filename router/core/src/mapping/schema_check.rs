@@ -23,11 +23,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::compile::{CompiledMapping, Cx, Rule, Src};
+use super::model::{CompiledMapping, Part, Rule, Src};
 use super::ops::{DecimalOut, Op};
 use super::path::{Path, Seg};
 use super::yaml::Node;
 use super::Schemas;
+use crate::{Diagnostic, Diagnostics};
 
 const MAX_EXPAND: usize = 32;
 
@@ -286,8 +287,42 @@ impl Produced {
     }
 }
 
+/// What the checks found, with positions in the mapping file.
+struct Findings {
+    file: String,
+    diags: Diagnostics,
+}
+
+impl Findings {
+    fn err_at(&mut self, line: usize, column: usize, context: &str, message: impl Into<String>) {
+        self.diags.push(Diagnostic {
+            file: self.file.clone(),
+            line,
+            column,
+            context: context.to_owned(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Checks a compiled mapping against its source and target schemas; returns
+/// every problem, positioned in `file`.
 pub(crate) fn check(
-    cx: &mut Cx,
+    file: &str,
+    mapping: &mut CompiledMapping,
+    root: &Node,
+    schemas: &dyn Schemas,
+) -> Diagnostics {
+    let mut found = Findings {
+        file: file.to_owned(),
+        diags: Diagnostics::default(),
+    };
+    check_sides(&mut found, mapping, root, schemas);
+    found.diags
+}
+
+fn check_sides(
+    cx: &mut Findings,
     mapping: &mut CompiledMapping,
     root: &Node,
     schemas: &dyn Schemas,
@@ -364,7 +399,7 @@ pub(crate) fn check(
 
 #[allow(clippy::too_many_arguments)]
 fn check_rules<'s>(
-    cx: &mut Cx,
+    cx: &mut Findings,
     rules: &mut [Rule],
     src: Option<&Doc<'s>>,
     src_root: Option<At<'s>>,
@@ -378,7 +413,7 @@ fn check_rules<'s>(
         let (vl, vc) = rule.value_pos;
         let (tl, tc) = rule.target_pos;
         // Source side.
-        let read = |cx: &mut Cx, p: &Path| -> Option<At<'s>> {
+        let read = |cx: &mut Findings, p: &Path| -> Option<At<'s>> {
             let (doc, start) = (
                 src?,
                 if p.root {
@@ -415,7 +450,7 @@ fn check_rules<'s>(
             }
             Src::Template(parts) => {
                 for part in parts {
-                    if let super::compile::Part::Field(p) = part {
+                    if let Part::Field(p) = part {
                         read(cx, p);
                     }
                 }

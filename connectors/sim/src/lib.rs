@@ -39,12 +39,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use lienthong_core::schema::{MessageSchema, SchemaRegistry};
 use rand::Rng;
-use router::schema::{MessageSchema, SchemaRegistry};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::ConnectorError;
+use connectors::error::ConnectorError;
 
 /// Validates a business payload (JSON bytes, or the XML document) of one message type.
 pub type Validator = Arc<dyn Fn(&[u8]) -> Result<(), Vec<String>> + Send + Sync>;
@@ -56,7 +56,7 @@ pub fn schema_validator(schema: Arc<MessageSchema>) -> Validator {
     Arc::new(move |payload: &[u8]| {
         let tree = schema.decode(payload).map_err(|e| vec![e.to_string()])?;
         schema.validate(&tree).map_err(|e| match e {
-            router::Error::Schema { violations, .. } => violations,
+            lienthong_core::Error::Schema { violations, .. } => violations,
             other => vec![other.to_string()],
         })
     })

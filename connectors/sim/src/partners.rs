@@ -7,21 +7,21 @@
 
 use std::sync::Arc;
 
-use router::delivery::TransportRegistry;
-use router::schema::SchemaRegistry;
+use lienthong_core::schema::SchemaRegistry;
+use lienthong_core::transport::TransportRegistry;
 
 use super::ioc::{IocSim, IocSimConfig};
 use super::lis::{LisSim, LisSimConfig};
 use super::national_portal::{DvcqgSim, DvcqgSimConfig};
 use super::province_portal::{LgspSim, LgspSimConfig};
 use super::tax::{TaxSim, TaxSimConfig};
-use crate::error::ConnectorError;
-use crate::ioc::{IocClient, IocConfig};
-use crate::lis::{LisClient, LisConfig};
-use crate::national_portal::{NationalPortalClient, NationalPortalConfig};
-use crate::province_portal::{ProvincePortalClient, ProvincePortalConfig};
-use crate::secret::Secret;
-use crate::tax::{TaxClient, TaxConfig};
+use connectors::error::ConnectorError;
+use connectors::ioc::{IocClient, IocConfig};
+use connectors::lis::{LisClient, LisConfig};
+use connectors::national_portal::{NationalPortalClient, NationalPortalConfig};
+use connectors::province_portal::{ProvincePortalClient, ProvincePortalConfig};
+use connectors::secret::Secret;
+use connectors::tax::{TaxClient, TaxConfig};
 
 /// Department identity used in the simulated exchanges.
 pub const SENDER_CODE: &str = "STNMT_QNAM";
@@ -96,7 +96,7 @@ impl Partners {
         let mut pp = ProvincePortalConfig::new(self.province_portal.url(), "lienthong-demo");
         pp.timeout_ms = timeout_ms;
         registry.register(
-            crate::province_portal::SYSTEM,
+            connectors::province_portal::SYSTEM,
             Arc::new(ProvincePortalClient::with_secret(pp, s.clone())?),
         );
         let mut np = NationalPortalConfig::new(
@@ -108,19 +108,19 @@ impl Partners {
         np.madonvi = Some(MADONVI.into());
         np.timeout_ms = timeout_ms;
         registry.register(
-            crate::national_portal::SYSTEM,
+            connectors::national_portal::SYSTEM,
             Arc::new(NationalPortalClient::with_password(np, s.clone())?),
         );
         let mut lis = LisConfig::new(self.lis.url(), SENDER_CODE);
         lis.timeout_ms = timeout_ms;
         registry.register(
-            crate::lis::SYSTEM,
+            connectors::lis::SYSTEM,
             Arc::new(LisClient::with_password(lis, s.clone())?),
         );
         let mut tax = TaxConfig::new(self.tax.url(), SENDER_CODE, SENDER_CODE, SENDER_NAME);
         tax.timeout_ms = timeout_ms;
         registry.register(
-            crate::tax::SYSTEM,
+            connectors::tax::SYSTEM,
             Arc::new(TaxClient::with_password(tax, s.clone())?),
         );
         let mut ioc = IocConfig::new(self.ioc.url());
@@ -132,7 +132,7 @@ impl Partners {
         ioc.batch_size = IOC_BATCH_SIZE;
         ioc.linger_ms = IOC_LINGER_MS;
         registry.register(
-            crate::ioc::SYSTEM,
+            connectors::ioc::SYSTEM,
             Arc::new(IocClient::with_key(ioc, s.clone())?),
         );
         Ok(())

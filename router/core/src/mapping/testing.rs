@@ -10,7 +10,7 @@
 use serde_json::Value;
 use similar::TextDiff;
 
-use super::compile::{CompiledMapping, Expect, TestInput};
+use super::model::{CompiledMapping, Expect, TestInput};
 use super::{MappingSet, Schemas};
 
 /// What happened to one case.

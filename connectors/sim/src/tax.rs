@@ -27,11 +27,11 @@ use chrono::Utc;
 use chrono_tz::Asia::Ho_Chi_Minh;
 
 use super::{serve, Fault, SimCore, SimServer};
-use crate::error::ConnectorError;
-use crate::secret::Secret;
-use crate::tax::codec::{data_document, HEADER_FIELDS};
-use crate::wssec::Verifier;
-use crate::{soap, xml};
+use connectors::error::ConnectorError;
+use connectors::secret::Secret;
+use connectors::wssec::Verifier;
+use lienthong_core::codec::tax_gip::{data_document, HEADER_FIELDS};
+use lienthong_core::codec::{fragment, soap};
 
 pub const PATH: &str = "/gip/ws";
 
@@ -212,7 +212,7 @@ fn notice_document(
     receiver_name: &str,
     refid: &str,
 ) -> String {
-    let e = xml::escape;
+    let e = fragment::escape;
     let first = &notices[0];
     let total: u128 = notices
         .iter()
@@ -244,7 +244,12 @@ fn notice_document(
 /// and WS-Security header around it; the hub's `tax/*` schemas describe the
 /// business message and are closed, so they are given that part.
 fn business_document(data: &str) -> String {
-    let part = |name: &str| xml::inner(data, name).ok().flatten().unwrap_or_default();
+    let part = |name: &str| {
+        fragment::inner(data, name)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    };
     format!(
         "<DATA><HEADER>{}</HEADER><BODY>{}</BODY></DATA>",
         part("HEADER"),
@@ -255,7 +260,7 @@ fn business_document(data: &str) -> String {
 fn soap_reply(data: &str) -> Response {
     let body = format!(
         r#"<gip:xuLyTruyVanMsgResponse xmlns:gip="http://gip.request.com/"><return>{}</return></gip:xuLyTruyVanMsgResponse>"#,
-        xml::cdata(data)
+        fragment::cdata(data)
     );
     (
         [("content-type", "text/xml; charset=utf-8")],
@@ -276,15 +281,15 @@ fn fault(code: &str, message: &str) -> Response {
 /// Header and body checks; returns (MSG_ID, SENDER_CODE, TYPE) or the problems.
 fn check_document(data: &str) -> Result<(String, String, String), Vec<String>> {
     let mut errs = Vec::new();
-    if xml::root_name(data).ok().as_deref() != Some("DATA") {
+    if fragment::root_name(data).ok().as_deref() != Some("DATA") {
         return Err(vec!["in_msg does not hold a <DATA> document".into()]);
     }
-    let header = xml::inner(data, "HEADER")
+    let header = fragment::inner(data, "HEADER")
         .ok()
         .flatten()
         .unwrap_or_default();
     let field = |n: &str| {
-        xml::text(header, n)
+        fragment::text(header, n)
             .ok()
             .flatten()
             .unwrap_or_default()
@@ -307,8 +312,11 @@ fn check_document(data: &str) -> Result<(String, String, String), Vec<String>> {
     if !send_date.is_empty() && chrono::NaiveDate::parse_from_str(&send_date, "%d-%m-%Y").is_err() {
         errs.push(format!("HEADER/SEND_DATE: {send_date:?} is not dd-MM-yyyy"));
     }
-    let body = xml::inner(data, "BODY").ok().flatten().unwrap_or_default();
-    let ty = xml::text(body, "TYPE")
+    let body = fragment::inner(data, "BODY")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let ty = fragment::text(body, "TYPE")
         .ok()
         .flatten()
         .unwrap_or_default()
@@ -327,14 +335,14 @@ fn check_document(data: &str) -> Result<(String, String, String), Vec<String>> {
 async fn handle(State(s): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -> Response {
     let core = &s.core;
     let text = String::from_utf8_lossy(&body).into_owned();
-    let data = xml::text(&text, "in_msg")
+    let data = fragment::text(&text, "in_msg")
         .ok()
         .flatten()
         .unwrap_or_default();
-    let ty = xml::inner(&data, "BODY")
+    let ty = fragment::inner(&data, "BODY")
         .ok()
         .flatten()
-        .and_then(|b| xml::text(b, "TYPE").ok().flatten())
+        .and_then(|b| fragment::text(b, "TYPE").ok().flatten())
         .unwrap_or_default();
     let message_type = s
         .types
@@ -370,7 +378,7 @@ async fn handle(State(s): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -
         Ok(t) => t,
         Err(errs) => {
             record(format!("rejected: {}", errs.join("; ")), false);
-            let sender = xml::text(&data, "SENDER_CODE")
+            let sender = fragment::text(&data, "SENDER_CODE")
                 .ok()
                 .flatten()
                 .unwrap_or_default();
@@ -420,7 +428,10 @@ async fn handle(State(s): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -
     }
     record("accepted".into(), duplicate);
     if ty == "00109" {
-        let ma_hs = xml::text(&data, "MA_HS").ok().flatten().unwrap_or_default();
+        let ma_hs = fragment::text(&data, "MA_HS")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let notices: Vec<TaxNotice> = s
             .ledger
             .lock()

@@ -1,7 +1,8 @@
-//! Small, strict XML helpers on top of quick-xml.
+//! XML fragments as text: small, strict helpers on top of quick-xml.
 //!
-//! Connectors do not need a tree of the partner's XML; they need a few things out of
-//! it: the root element's name, the raw inner XML of one element (to re-wrap a body
+//! The decoders in [`super::xml`] turn a whole document into the tree. The
+//! connectors and the envelope builders ([`super::soap`], [`super::tax_gip`]) need
+//! something else: not a tree of the partner's XML but a few things out of it: the root element's name, the raw inner XML of one element (to re-wrap a body
 //! without re-serialising it, so the bytes the mapping produced are the bytes that go
 //! out), and the text of one element (a fault code, an `ERROR_CODE`). Names are
 //! matched by *local* name so a partner's choice of prefix does not matter.

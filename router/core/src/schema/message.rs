@@ -202,14 +202,24 @@ impl MessageSchema {
         }
     }
 
-    /// Encodes a tree (as the schema describes it) into the wire form.
+    /// Encodes a tree (as the schema describes it) into what a delivery carries.
+    ///
+    /// For every format but one that is the wire form. A tax GIP message is
+    /// the bare `<DATA>` document: its SOAP envelope, the WS-Security header
+    /// and the header fields the gateway wants filled are the tax connector's
+    /// to add, once, when it sends. (Wrapping here would have the connector
+    /// unwrap the envelope only to wrap the document again; it still accepts an
+    /// envelope, as deliveries stored before this change carry one.)
     pub fn encode(&self, tree: &Value) -> Result<Vec<u8>, Error> {
         let namespaces = (!self.namespaces.is_empty()).then_some(&self.namespaces);
         let opts = EncodeOptions {
             xml_root: self.xml_root.as_deref(),
             namespaces,
         };
-        Ok(codec::encode(self.format, tree, &opts)?)
+        match self.format {
+            Format::TaxGip => Ok(codec::tax_gip::encode_data(tree, &opts)?),
+            _ => Ok(codec::encode(self.format, tree, &opts)?),
+        }
     }
 
     /// The correlation id: the value at the `correlation` pointer, scalars rendered as
@@ -387,6 +397,27 @@ mod tests {
             e.message.contains("expected the document element <HoSo>"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn tax_gip_encodes_the_bare_data_document_the_connector_wraps() {
+        let s = schema(json!({
+            "x-lienthong": {"format": "tax-gip", "correlation": "/BODY/ROW/MA_HS"},
+            "type": "object"
+        }));
+        let tree = json!({"HEADER": {"TRAN_CODE": "05010"}, "BODY": {"ROW": {"MA_HS": "H47-1"}}});
+        let bytes = s.encode(&tree).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert_eq!(
+            text,
+            "<DATA><HEADER><TRAN_CODE>05010</TRAN_CODE></HEADER><BODY><ROW><MA_HS>H47-1</MA_HS></ROW></BODY></DATA>"
+        );
+        // No envelope, so nothing for the connector to unwrap, and it reads back.
+        assert!(
+            !text.contains("Envelope") && !text.contains("CDATA"),
+            "{text}"
+        );
+        assert_eq!(s.decode(&bytes).unwrap(), tree);
     }
 
     #[test]

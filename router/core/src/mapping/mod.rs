@@ -22,6 +22,7 @@
 //! * [`yaml`]: the located YAML tree and hostile-input limits.
 //! * [`path`]: source/target paths.
 //! * [`ops`], [`date`]: pipe ops; [`jq`]: the jq escape hatch.
+//! * [`model`]: what a compiled mapping is ([`CompiledMapping`], its rules).
 //! * [`compile`]: YAML tree → [`CompiledMapping`], with positioned diagnostics.
 //! * [`schema_check`]: the checks against the source and target JSON Schemas.
 //! * [`engine`]: applying a mapping to a message.
@@ -32,6 +33,7 @@ pub mod compile;
 pub mod date;
 pub mod engine;
 pub mod jq;
+pub mod model;
 pub mod ops;
 pub mod path;
 pub mod schema_check;
@@ -41,7 +43,7 @@ pub mod yaml;
 
 use serde_json::Value;
 
-pub use compile::{CompiledMapping, Endpoint, TestCase, XmlSpec};
+pub use model::{CompiledMapping, Endpoint, TestCase, XmlSpec};
 pub use set::MappingSet;
 pub use testing::{run_tests, CaseOutcome, CaseResult, TestReport};
 

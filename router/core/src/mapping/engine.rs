@@ -20,7 +20,7 @@
 
 use serde_json::{Map, Value};
 
-use super::compile::{CompiledMapping, Part, Rule, Src};
+use super::model::{CompiledMapping, Part, Rule, Src};
 use super::path::json_type;
 use crate::Error;
 
