@@ -24,6 +24,25 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+impl Diagnostic {
+    /// A problem at `line:column` of `file`, about `context`.
+    pub fn at(
+        file: &str,
+        line: usize,
+        column: usize,
+        context: &str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic {
+            file: file.to_owned(),
+            line,
+            column,
+            context: context.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file)?;

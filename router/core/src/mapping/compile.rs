@@ -102,13 +102,8 @@ impl Cx<'_> {
         context: &str,
         message: impl Into<String>,
     ) {
-        self.diags.push(Diagnostic {
-            file: self.file.clone(),
-            line,
-            column,
-            context: context.to_owned(),
-            message: message.into(),
-        });
+        self.diags
+            .push(Diagnostic::at(&self.file, line, column, context, message));
     }
 
     /// The entries of a mapping node; reports non-mappings and unknown keys.

@@ -295,13 +295,8 @@ struct Findings {
 
 impl Findings {
     fn err_at(&mut self, line: usize, column: usize, context: &str, message: impl Into<String>) {
-        self.diags.push(Diagnostic {
-            file: self.file.clone(),
-            line,
-            column,
-            context: context.to_owned(),
-            message: message.into(),
-        });
+        self.diags
+            .push(Diagnostic::at(&self.file, line, column, context, message));
     }
 }
 

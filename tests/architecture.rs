@@ -1,0 +1,126 @@
+//! The walls between the rooms (ARCHITECTURE.md, "Crates and who may depend on
+//! whom"), checked so that they stay up:
+//!
+//! * only the store speaks SQL: no statement and no `sqlx` call outside
+//!   `router/src/store/`;
+//! * the core and the connectors build without a database, a broker or an HTTP
+//!   server: their normal dependencies name none of sqlx, lapin, axum, and
+//!   neither depends on a crate above it.
+//!
+//! Cargo already refuses a dependency cycle; these are the arrows it would
+//! allow but the design does not.
+
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// `(file, line number, line)` of every line that looks like SQL or a sqlx call.
+fn sql_lines(file: &Path) -> Vec<(usize, String)> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let statement = ["SELECT ", "INSERT ", "UPDATE ", "DELETE ", "WITH "];
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                return false;
+            }
+            let quoted = statement
+                .iter()
+                .any(|s| code.contains(&format!("\"{s}")) || code.contains(&format!("r#\"{s}")));
+            // A statement's first line inside a multi-line string.
+            let bare = (code.starts_with("SELECT ") && code.contains(" FROM "))
+                || code.starts_with("INSERT INTO ")
+                || code.starts_with("DELETE FROM ")
+                || (code.starts_with("UPDATE ") && code.contains(" SET "));
+            quoted || bare || code.contains("sqlx::query")
+        })
+        .map(|(n, line)| (n + 1, line.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn only_the_store_speaks_sql() {
+    let root = root();
+    let store = root.join("router/src/store");
+    let mut files = Vec::new();
+    for dir in ["src", "router/src", "router/core/src", "connectors"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let mut found = Vec::new();
+    for file in files.iter().filter(|f| !f.starts_with(&store)) {
+        for (n, line) in sql_lines(file) {
+            found.push(format!(
+                "{}:{n}: {line}",
+                file.strip_prefix(&root).unwrap().display()
+            ));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "SQL outside router/src/store (move it into the store and ask the store a typed question):\n{}",
+        found.join("\n")
+    );
+}
+
+/// The `[dependencies]` keys of a Cargo.toml (not dev- or build-dependencies).
+fn normal_dependencies(manifest: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(manifest).unwrap();
+    let mut deps = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            inside = line == "[dependencies]";
+            continue;
+        }
+        if inside && !line.is_empty() && !line.starts_with('#') {
+            let key = line.split(['.', '=', ' ']).next().unwrap_or_default();
+            deps.push(key.to_string());
+        }
+    }
+    deps
+}
+
+#[test]
+fn core_and_connectors_need_no_database_broker_or_server() {
+    let root = root();
+    let forbidden = ["sqlx", "lapin", "axum", "router", "lienthong-router", "sim"];
+    for (manifest, also_forbidden) in [
+        ("router/core/Cargo.toml", &["connectors"][..]),
+        ("connectors/Cargo.toml", &[][..]),
+    ] {
+        let deps = normal_dependencies(&root.join(manifest));
+        assert!(
+            deps.iter().any(|d| d == "serde"),
+            "{manifest}: read no dependencies ({deps:?}); is the parser still right?"
+        );
+        let bad: Vec<&String> = deps
+            .iter()
+            .filter(|d| forbidden.contains(&d.as_str()) || also_forbidden.contains(&d.as_str()))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "{manifest} depends on {bad:?}: the core and the connectors sit below the store, the queues and the server (ARCHITECTURE.md)"
+        );
+    }
+}
