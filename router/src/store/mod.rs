@@ -30,10 +30,15 @@
 //! its neighbours. Reads use a separate pool (WAL lets them run beside the writer).
 
 pub mod audit_ops;
+mod error;
+pub mod mapping_versions;
 mod ops;
 mod outage;
+pub mod records;
 mod stats;
+pub mod trail;
 mod types;
+mod views;
 mod writer;
 
 use std::path::Path;
@@ -44,9 +49,12 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 
+pub(crate) use error::db_err;
 pub(crate) use ops::{leased_from_row, LEASED_COLUMNS};
 pub use outage::Outage;
+pub use trail::{StoredTrailRow, TrailEvent};
 pub use types::*;
+pub use views::{ChainHead, DeliveryCount};
 use writer::Job;
 
 use crate::{Error, Result};
@@ -89,18 +97,6 @@ pub struct Store {
     read: AnyPool,
     jobs: mpsc::Sender<Job>,
     health: std::sync::Arc<writer::Health>,
-}
-
-pub(crate) fn db_err(context: &str, e: sqlx::Error) -> Error {
-    let retryable = !matches!(
-        e,
-        sqlx::Error::ColumnNotFound(_) | sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)
-    );
-    Error::Store {
-        message: format!("{context}: {e}"),
-        retryable,
-        source: Some(Box::new(e)),
-    }
 }
 
 /// Epoch milliseconds now.
@@ -174,7 +170,7 @@ impl Store {
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Store> {
         sqlx::any::install_default_drivers();
         // Errors name the database without its password.
-        let shown = crate::queue::rabbitmq::redact_url(url);
+        let shown = crate::redact::url(url);
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -455,11 +451,6 @@ impl Store {
     /// One message with its deliveries, for the API.
     pub async fn message(&self, id: &str) -> Result<Option<MessageView>> {
         ops::message_view(&self.read, id).await
-    }
-
-    /// The trail rows of one message (including its deliveries' rows), in chain order.
-    pub async fn trail_for_message(&self, id: &str) -> Result<Vec<TrailRow>> {
-        ops::trail_for_message(&self.read, id).await
     }
 
     /// The read pool, for modules that add read-only queries (audit search/export).

@@ -3,20 +3,13 @@
 use bytes::Bytes;
 use serde_json::json;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool};
 
-use super::db_err;
+use super::error::{db_err, get};
+use super::records;
+use super::trail::TrailEvent;
 use super::types::*;
-use crate::audit::TrailEvent;
 use crate::Result;
-
-fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
-    row: &'r AnyRow,
-    col: &str,
-) -> Result<T> {
-    row.try_get(col)
-        .map_err(|e| db_err(&format!("reading column {col}"), e))
-}
 
 /// Checks one acceptance and queues its rows in `pending`; the writer inserts
 /// every pending acceptance of the batch at once ([`insert_accepted`]) before
@@ -42,7 +35,7 @@ pub(super) fn accept<'a>(
     pending.push(m);
     let start = events.len();
     events.extend(m.trail.iter().cloned());
-    crate::audit::digest::seal_accept(m, events, start);
+    records::seal_accept(m, events, start);
     AcceptOutcome::Accepted {
         id: m.id.clone(),
         deliveries: m.deliveries.len(),
@@ -210,10 +203,7 @@ pub(super) async fn reject(
         }),
     });
     if let Some(ev) = events.last_mut() {
-        crate::audit::digest::attach(
-            ev,
-            crate::audit::digest::rejected_message_record(m, &reasons),
-        );
+        records::attach(ev, records::rejected_message_record(m, &reasons));
     }
     Ok(())
 }
@@ -439,14 +429,14 @@ fn settle_events(s: &Settlement, events: &mut Vec<TrailEvent>) {
         "attempt",
         json!({
             "destination": s.destination, "n": s.attempt, "started_at": s.started_at, "latency_ms": s.latency_ms,
-            "request_sha256": crate::audit::digest::sha256_hex(s.request_excerpt.as_bytes()), "status": s.status,
-            "response_sha256": crate::audit::digest::sha256_hex(s.response_excerpt.as_bytes()),
+            "request_sha256": records::sha256_hex(s.request_excerpt.as_bytes()), "status": s.status,
+            "response_sha256": records::sha256_hex(s.response_excerpt.as_bytes()),
             "error": s.error, "error_class": s.error_class, "outcome": outcome,
             "retry_at": match s.outcome { SettleOutcome::Retry { at } => Some(at), _ => None },
         }),
     ));
     if let Some(ev) = events.last_mut() {
-        crate::audit::digest::attach(ev, crate::audit::digest::attempt_record(s, outcome));
+        records::attach(ev, records::attempt_record(s, outcome));
     }
     match s.outcome {
         SettleOutcome::Delivered => events.push(base(
@@ -509,31 +499,4 @@ pub(super) async fn message_view(pool: &AnyPool, id: &str) -> Result<Option<Mess
         reasons: reasons.and_then(|r| serde_json::from_str(&r).ok()),
         deliveries,
     }))
-}
-
-pub(super) async fn trail_for_message(pool: &AnyPool, id: &str) -> Result<Vec<TrailRow>> {
-    let rows = sqlx::query(
-        "SELECT seq, at, message_id, delivery_id, kind, actor, detail, prev_hash, hash FROM trail \
-         WHERE message_id = $1 ORDER BY seq",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .map_err(|e| db_err("reading the trail", e))?;
-    rows.iter()
-        .map(|r| {
-            let detail: String = get(r, "detail")?;
-            Ok(TrailRow {
-                seq: get(r, "seq")?,
-                at: get(r, "at")?,
-                message_id: get(r, "message_id")?,
-                delivery_id: get(r, "delivery_id")?,
-                kind: get(r, "kind")?,
-                actor: get(r, "actor")?,
-                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
-                prev_hash: get(r, "prev_hash")?,
-                hash: get(r, "hash")?,
-            })
-        })
-        .collect()
 }

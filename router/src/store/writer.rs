@@ -9,10 +9,10 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::db_err;
+use super::error::{db_err, refuses_writes};
 use super::ops;
+use super::trail::{self, TrailEvent};
 use super::types::*;
-use crate::audit::{chain, TrailEvent};
 use crate::Result;
 
 /// One write request; the sender gets the result after the commit.
@@ -254,27 +254,6 @@ async fn run_on_live_connection(
     }
 }
 
-/// Does this failure say the store as a whole refuses writes for now (its
-/// disk is full, its file or filesystem is read-only, it cannot do I/O; on
-/// PostgreSQL, a server out of space or a read-only standby after a failover),
-/// rather than that one job was wrong? By sqlx's texts for SQLite's result
-/// codes (`SQLITE_FULL`, `SQLITE_READONLY*`, `SQLITE_IOERR*`, `SQLITE_CANTOPEN`)
-/// and PostgreSQL's messages, since the codes do not survive into
-/// [`crate::Error`].
-fn refuses_writes(e: &crate::Error) -> bool {
-    const SIGNS: &[&str] = &[
-        "database or disk is full",
-        "readonly database",
-        "disk I/O error",
-        "unable to open database file",
-        "No space left on device",
-        "could not extend file",
-        "read-only transaction",
-    ];
-    let text = e.to_string();
-    SIGNS.iter().any(|s| text.contains(s))
-}
-
 trait CloneStore {
     fn clone_store(&self) -> crate::Error;
 }
@@ -419,7 +398,7 @@ async fn write_batch(tx: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
         });
     }
     gathered.flush(tx, &mut events).await?;
-    chain::append(tx, &events).await?;
+    trail::append(tx, &events).await?;
     if !gathered.next.is_empty() {
         for (job, d) in jobs.iter().zip(done.iter_mut()) {
             if let (Job::Settle(s, true, _), Done::Settle(r)) = (job, d) {

@@ -108,7 +108,6 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-pub use connect::redact_url;
 use envelope::Envelope;
 use outbox::Verdict;
 pub use settings::replica_share;
@@ -215,7 +214,7 @@ impl Link {
         opts: &RabbitOptions,
         topology: &Topology,
     ) -> Result<Channel> {
-        let shown = redact_url(&opts.url);
+        let shown = crate::redact::url(&opts.url);
         let publisher = conn
             .create_channel()
             .await
@@ -1006,7 +1005,7 @@ impl DeliveryQueue for RabbitQueue {
             return Err(Error::Unavailable(format!(
                 "{n} accepted deliveries are waiting to be published to RabbitMQ at {} (limit {}, `queue.outbox_limit`): \
                  the broker is unreachable or slow; retry later",
-                redact_url(&self.opts.url),
+                crate::redact::url(&self.opts.url),
                 self.opts.outbox_limit
             )));
         }
