@@ -30,10 +30,13 @@
 //! its neighbours. Reads use a separate pool (WAL lets them run beside the writer).
 
 pub mod audit_ops;
+pub mod deliveries;
 mod error;
 pub mod mapping_versions;
-mod ops;
+mod messages;
 mod outage;
+pub mod outbox;
+pub mod prune;
 pub mod records;
 mod stats;
 pub mod trail;
@@ -46,11 +49,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot};
 
 pub(crate) use error::db_err;
-pub(crate) use ops::{leased_from_row, LEASED_COLUMNS};
 pub use outage::Outage;
 pub use trail::{StoredTrailRow, TrailEvent};
 pub use types::*;
@@ -330,92 +332,6 @@ impl Store {
         self.submit(|tx| Job::Settle(Box::new(s), true, tx)).await
     }
 
-    /// Pending + in-flight deliveries per destination.
-    pub async fn queue_depth(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query(
-            "SELECT destination, COUNT(*) AS n FROM deliveries WHERE state IN ('pending', 'in_flight') GROUP BY destination",
-        )
-        .fetch_all(&self.read)
-        .await
-        .map_err(|e| db_err("counting queued deliveries", e))?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("destination")
-                        .map_err(|e| db_err("queue depth", e))?,
-                    r.try_get("n").map_err(|e| db_err("queue depth", e))?,
-                ))
-            })
-            .collect()
-    }
-
-    /// Destinations that have pending or in-flight deliveries (so workers start for them after a restart).
-    pub async fn active_destinations(&self) -> Result<Vec<String>> {
-        Ok(self
-            .queue_depth()
-            .await?
-            .into_iter()
-            .map(|(d, _)| d)
-            .collect())
-    }
-
-    /// When the earliest pending delivery for `destination` becomes due (epoch ms).
-    pub async fn next_due(&self, destination: &str) -> Result<Option<i64>> {
-        let row = sqlx::query(
-            "SELECT MIN(CASE WHEN state = 'pending' THEN next_attempt_at ELSE lease_until END) AS due \
-             FROM deliveries WHERE destination = $1 AND state IN ('pending', 'in_flight')",
-        )
-        .bind(destination)
-        .fetch_one(&self.read)
-        .await
-        .map_err(|e| db_err("reading the next due delivery", e))?;
-        row.try_get::<Option<i64>, _>("due")
-            .map_err(|e| db_err("reading the next due delivery", e))
-    }
-
-    /// Gives back leases that were taken but never sent (a shutdown whose
-    /// drain deadline passed while they waited for the rate limiter): each
-    /// `(delivery id, lease_until)` still held under that very lease goes back
-    /// to pending, due now, with the attempt the lease counted taken back, so
-    /// another replica sends it at once instead of after the lease. A lease
-    /// that has meanwhile expired and been taken again is left alone.
-    pub async fn release_leases(&self, leases: &[(String, i64)]) -> Result<u64> {
-        let now = now_ms();
-        let mut released = 0;
-        for (id, lease_until) in leases {
-            let r = sqlx::query(
-                "UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = $1, updated_at = $1, \
-                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
-                 WHERE id = $2 AND state = 'in_flight' AND lease_until = $3",
-            )
-            .bind(now)
-            .bind(id)
-            .bind(*lease_until)
-            .execute(&self.read)
-            .await
-            .map_err(|e| db_err("releasing unsent leases", e))?;
-            released += r.rows_affected();
-        }
-        Ok(released)
-    }
-
-    /// Puts every in-flight delivery back to pending, due now. Only for a store
-    /// owned by one process (the embedded queue at start-up): whatever was in
-    /// flight when the previous process died is retried at once instead of
-    /// waiting for its lease to expire. Returns how many were released.
-    pub async fn release_all_leases(&self) -> Result<u64> {
-        let now = now_ms();
-        let r = sqlx::query(
-            "UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = $1, updated_at = $1 \
-             WHERE state = 'in_flight'",
-        )
-        .bind(now)
-        .execute(&self.read)
-        .await
-        .map_err(|e| db_err("releasing in-flight leases", e))?;
-        Ok(r.rows_affected())
-    }
-
     /// For `/readyz`: a round trip through the writer's own connection (which
     /// reconnects if it was lost) and one through the read pool. Either failing
     /// means the hub cannot take work; the error says why.
@@ -443,6 +359,15 @@ impl Store {
         Ok(())
     }
 
+    /// The read pool, for the router's own integration tests, which check
+    /// and alter rows directly (feature `test-support`, enabled only as a
+    /// dev-dependency). Everything else asks the store typed questions.
+    #[cfg(feature = "test-support")]
+    #[doc(hidden)]
+    pub fn pool_for_tests(&self) -> &AnyPool {
+        &self.read
+    }
+
     /// Why the store cannot be written right now, if it cannot (no round trip).
     pub fn unwritable_reason(&self) -> Option<String> {
         self.health.reason()
@@ -450,11 +375,6 @@ impl Store {
 
     /// One message with its deliveries, for the API.
     pub async fn message(&self, id: &str) -> Result<Option<MessageView>> {
-        ops::message_view(&self.read, id).await
-    }
-
-    /// The read pool, for modules that add read-only queries (audit search/export).
-    pub fn read_pool(&self) -> &AnyPool {
-        &self.read
+        messages::message_view(&self.read, id).await
     }
 }

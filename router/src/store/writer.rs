@@ -10,9 +10,9 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::{db_err, refuses_writes};
-use super::ops;
 use super::trail::{self, TrailEvent};
 use super::types::*;
+use super::{deliveries, messages};
 use crate::Result;
 
 /// One write request; the sender gets the result after the commit.
@@ -361,7 +361,7 @@ async fn write_batch(tx: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
             _ => None,
         })
         .collect();
-    let mut known = ops::known_keys(tx, &accepts).await?;
+    let mut known = messages::known_keys(tx, &accepts).await?;
     let mut gathered = Gathered::default();
     for job in jobs {
         // Acceptances and settlements touch different rows (a delivery is
@@ -378,14 +378,14 @@ async fn write_batch(tx: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
         }
         // Any error fails the whole batch; the writer then re-runs each job alone.
         done.push(match job {
-            Job::Accept(m, _) => Done::Accept(Ok(ops::accept(
+            Job::Accept(m, _) => Done::Accept(Ok(messages::accept(
                 m,
                 &mut known,
                 &mut gathered.accepted,
                 &mut events,
             ))),
-            Job::Reject(m, _) => Done::Reject(Ok(ops::reject(tx, m, &mut events).await?)),
-            Job::Lease(r, _) => Done::Lease(Ok(ops::lease(tx, r).await?)),
+            Job::Reject(m, _) => Done::Reject(Ok(messages::reject(tx, m, &mut events).await?)),
+            Job::Lease(r, _) => Done::Lease(Ok(deliveries::lease(tx, r).await?)),
             Job::Settle(s, want_next, _) => {
                 gathered.settled.push((&**s, *want_next));
                 gathered.settling.insert(s.delivery_id.as_str());
@@ -426,12 +426,12 @@ struct Gathered<'a> {
 impl Gathered<'_> {
     async fn flush(&mut self, tx: &mut AnyConnection, events: &mut Vec<TrailEvent>) -> Result<()> {
         if !self.accepted.is_empty() {
-            ops::insert_accepted(tx, &self.accepted).await?;
+            messages::insert_accepted(tx, &self.accepted).await?;
             self.accepted.clear();
         }
         if !self.settled.is_empty() {
             self.next
-                .extend(ops::settle_many(tx, &self.settled, events).await?);
+                .extend(deliveries::settle_many(tx, &self.settled, events).await?);
             self.settled.clear();
             self.settling.clear();
         }
