@@ -7,12 +7,25 @@
 //!
 //! # Tables
 //!
-//! * `messages`: every inbound attempt with its exact bytes, accepted or rejected.
-//! * `deliveries`: one row per (message, target). It is the transactional outbox:
+//! The store owns every SQL statement of the hub; one file per table or read
+//! model, and nothing outside this module runs a query (the read pool is
+//! private: other modules ask typed questions).
+//!
+//! * `messages` ([`messages`]): every inbound attempt with its exact bytes, accepted or rejected.
+//! * `deliveries` ([`deliveries`]): one row per (message, target). It is the transactional outbox:
 //!   it is written in the same transaction that accepts the message, so nothing
-//!   accepted can be lost. For the embedded queue it is also the queue itself.
-//! * `attempts`: one row per delivery attempt.
-//! * `trail` + `chain_head`: the hash-chained trail ([`crate::audit::chain`]).
+//!   accepted can be lost. For the embedded queue it is also the queue itself;
+//!   the broker backend's claims and relay are in [`outbox`].
+//! * `attempts` ([`deliveries`]): one row per delivery attempt.
+//! * `trail` + `chain_head` ([`trail`]): the hash-chained trail (the rule is
+//!   [`crate::audit::chain`]); [`records`] says which columns of the other
+//!   tables each trail event records.
+//! * `mapping_versions`, `mapping_active`, `mapping_generation` ([`mapping_versions`]).
+//! * Read models: [`audit_ops`] (verify, export, search, replay) and `views`
+//!   (the console and the mapping gate); [`prune`] empties old payloads.
+//!
+//! Errors: every database error goes through one classifier (`error::db_err`),
+//! which keeps the driver's error as the `source` of [`Error::Store`].
 //!
 //! On PostgreSQL a task per store keeps the planner statistics of `deliveries`
 //! current while it grows in bursts ([`stats`]).
