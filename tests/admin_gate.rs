@@ -44,6 +44,8 @@ fn copy_dir(from: &Path, to: &Path) {
 
 struct Env {
     _tmp: tempfile::TempDir,
+    /// Its own connections to the store's database, to read rows as stored.
+    raw: sqlx::AnyPool,
     mappings: PathBuf,
     store: Store,
     admin: Arc<MappingAdmin>,
@@ -63,6 +65,7 @@ async fn env_with(options: AdminOptions) -> Env {
     let store = Store::open_sqlite_dir(&tmp.path().join("data"), StoreOptions::default())
         .await
         .unwrap();
+    let raw = raw_pool(&tmp.path().join("data")).await;
     let mappings = tmp.path().join("mappings");
     let admin = MappingAdmin::bootstrap(
         &store,
@@ -74,6 +77,7 @@ async fn env_with(options: AdminOptions) -> Env {
     .await
     .expect("bootstrap from the repository's mappings");
     Env {
+        raw,
         _tmp: tmp,
         mappings,
         store,
@@ -130,10 +134,17 @@ fn proposal(content: String, expected: Option<i64>) -> Proposal {
     }
 }
 
+/// Connections of the test's own to the SQLite store in `dir`.
+async fn raw_pool(dir: &std::path::Path) -> sqlx::AnyPool {
+    sqlx::AnyPool::connect(&format!("sqlite://{}", dir.join("lienthong.db").display()))
+        .await
+        .unwrap()
+}
+
 /// Recomputes every trail hash; returns the kinds of the rows about mapping `ID`, in order.
-async fn verify_chain(store: &Store) -> Vec<String> {
+async fn verify_chain(raw: &sqlx::AnyPool) -> Vec<String> {
     let rows = sqlx::query("SELECT seq, at, message_id, delivery_id, kind, actor, detail, prev_hash, hash FROM trail ORDER BY seq")
-        .fetch_all(store.read_pool())
+        .fetch_all(raw)
         .await
         .unwrap();
     let mut prev = router::audit::GENESIS_HASH.to_string();
@@ -235,7 +246,7 @@ async fn import_then_every_step_of_the_gate_refuses_what_it_should() {
         1
     );
     assert_eq!(
-        verify_chain(&env.store).await,
+        verify_chain(&env.raw).await,
         vec!["mapping.activated"],
         "only the import is in the trail"
     );
@@ -373,7 +384,7 @@ async fn dry_run_reports_changes_and_blocks_regressions_then_activation_rollback
     );
 
     // The trail has both events, chained, with actor, versions and hashes.
-    let kinds = verify_chain(&env.store).await;
+    let kinds = verify_chain(&env.raw).await;
     assert_eq!(
         kinds,
         vec![
@@ -384,7 +395,7 @@ async fn dry_run_reports_changes_and_blocks_regressions_then_activation_rollback
         "import, change, rollback"
     );
     let row = sqlx::query("SELECT actor, detail FROM trail WHERE kind = 'mapping.rolled_back'")
-        .fetch_one(env.store.read_pool())
+        .fetch_one(&env.raw)
         .await
         .unwrap();
     let detail: serde_json::Value = serde_json::from_str(&row.get::<String, _>("detail")).unwrap();
@@ -560,7 +571,7 @@ async fn deleting_a_mapping_file_deactivates_it_unless_a_route_still_uses_it() {
     let row = sqlx::query(
         "SELECT actor, detail FROM trail WHERE kind = 'mapping.deactivated' ORDER BY seq DESC LIMIT 1",
     )
-    .fetch_one(env.store.read_pool())
+    .fetch_one(&env.raw)
     .await
     .unwrap();
     let detail: serde_json::Value = serde_json::from_str(&row.get::<String, _>("detail")).unwrap();
@@ -572,7 +583,7 @@ async fn deleting_a_mapping_file_deactivates_it_unless_a_route_still_uses_it() {
         ),
         ("file", &serde_json::json!(EXTRA), &serde_json::json!(1))
     );
-    verify_chain(&env.store).await;
+    verify_chain(&env.raw).await;
 
     // Deleted while route `dossier-filed` sends through it: refused, the version stays,
     // the reason names the route and is kept for the dashboard; nothing is recorded.

@@ -268,6 +268,13 @@ async fn console_sign_in_edit_validate_preview_activate_search_and_dry_run() {
     let store = Store::open_sqlite_dir(&tmp.path().join("data"), StoreOptions::default())
         .await
         .unwrap();
+    // The test's own connections, to read rows as stored.
+    let raw = sqlx::AnyPool::connect(&format!(
+        "sqlite://{}",
+        tmp.path().join("data/lienthong.db").display()
+    ))
+    .await
+    .unwrap();
     let schemas = Arc::new(SchemaRegistry::load(&repo().join("schemas")).unwrap());
     let admin = MappingAdmin::bootstrap(
         &store,
@@ -367,7 +374,7 @@ async fn console_sign_in_edit_validate_preview_activate_search_and_dry_run() {
         "SELECT d.state, d.mapping_version, o.state AS original_state FROM deliveries d \
          JOIN deliveries o ON o.id = d.replay_of ORDER BY d.seq",
     )
-    .fetch_all(store.read_pool())
+    .fetch_all(&raw)
     .await
     .unwrap();
     let got: Vec<(String, i64, String)> = rows
@@ -392,7 +399,7 @@ async fn console_sign_in_edit_validate_preview_activate_search_and_dry_run() {
     let replayed_events: i64 = sqlx::query(
         "SELECT COUNT(*) AS n FROM trail WHERE kind = 'replayed' AND actor = 'admin:thu'",
     )
-    .fetch_one(store.read_pool())
+    .fetch_one(&raw)
     .await
     .unwrap()
     .get("n");

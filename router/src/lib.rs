@@ -29,6 +29,7 @@
 //! * [`intake`]: authentication, validation, idempotency and acceptance of inbound messages.
 //! * [`server`]: the HTTP surface (intake, operations, API).
 //! * [`audit`]: the tamper-evident trail, verification, export, search and replay.
+//! * [`redact`]: connection URLs without their passwords, for logs and errors.
 //!
 //! Errors: one [`Error`] enum for the crate; each variant knows whether it is retryable.
 
@@ -40,6 +41,7 @@ pub mod console;
 pub mod delivery;
 pub mod intake;
 pub mod queue;
+pub mod redact;
 pub mod server;
 pub mod store;
 

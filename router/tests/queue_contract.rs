@@ -767,7 +767,7 @@ async fn wait_relayed(h: &Harness, id: &str, within: Duration) {
         let relayed: Option<i64> =
             sqlx::query_scalar("SELECT relayed_at FROM deliveries WHERE id = $1")
                 .bind(id)
-                .fetch_one(h.store.read_pool())
+                .fetch_one(h.store.pool_for_tests())
                 .await
                 .unwrap();
         if relayed.is_some() {

@@ -154,7 +154,7 @@ async fn verify_chain(store: &Store) -> usize {
     let rows = sqlx::query(
         "SELECT seq, at, message_id, delivery_id, kind, actor, detail, prev_hash, hash FROM trail ORDER BY seq",
     )
-    .fetch_all(store.read_pool())
+    .fetch_all(store.pool_for_tests())
     .await
     .unwrap();
     let mut prev = GENESIS_HASH.to_string();
@@ -186,7 +186,7 @@ async fn verify_chain(store: &Store) -> usize {
 
 async fn count(store: &Store, sql: &str) -> i64 {
     sqlx::query(sql)
-        .fetch_one(store.read_pool())
+        .fetch_one(store.pool_for_tests())
         .await
         .unwrap()
         .try_get(0)
@@ -354,7 +354,7 @@ async fn rejected_attempts_are_kept_and_never_count_as_duplicates(store: Store) 
     );
     let raw: Vec<u8> = sqlx::query("SELECT raw FROM messages WHERE id = $1")
         .bind(&id)
-        .fetch_one(store.read_pool())
+        .fetch_one(store.pool_for_tests())
         .await
         .unwrap()
         .try_get("raw")
@@ -424,7 +424,7 @@ async fn settling_names_the_next_due_relayed_delivery_of_the_lane(store: Store) 
         async move {
             sqlx::query("SELECT seq FROM deliveries WHERE id = $1")
                 .bind(id)
-                .fetch_one(store.read_pool())
+                .fetch_one(store.pool_for_tests())
                 .await
                 .unwrap()
                 .try_get::<i64, _>("seq")
@@ -438,7 +438,7 @@ async fn settling_names_the_next_due_relayed_delivery_of_the_lane(store: Store) 
                 sqlx::query("UPDATE deliveries SET relayed_at = $1 WHERE id = $2")
                     .bind(now_ms())
                     .bind(id)
-                    .execute(store.read_pool())
+                    .execute(store.pool_for_tests())
                     .await
                     .unwrap();
             }
@@ -511,7 +511,7 @@ async fn settle_records_attempts_and_outcomes(store: Store) {
     assert_eq!(store.next_due("lis").await.unwrap(), Some(at));
     sqlx::query("UPDATE deliveries SET next_attempt_at = $1")
         .bind(now_ms())
-        .execute(store.read_pool())
+        .execute(store.pool_for_tests())
         .await
         .unwrap();
     let l2 = lease(&store, "lis").await.remove(0);
@@ -658,7 +658,7 @@ async fn a_burst_of_settlements_is_recorded_one_by_one(store: Store) {
             "SELECT state, next_attempt_at, error_class FROM deliveries WHERE id = $1",
         )
         .bind(&l.id)
-        .fetch_one(store.read_pool())
+        .fetch_one(store.pool_for_tests())
         .await
         .unwrap();
         let want = match outcome(i) {
@@ -675,7 +675,7 @@ async fn a_burst_of_settlements_is_recorded_one_by_one(store: Store) {
     let twice_attempts: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM attempts WHERE delivery_id = $1")
             .bind(&twice.id)
-            .fetch_one(store.read_pool())
+            .fetch_one(store.pool_for_tests())
             .await
             .unwrap();
     assert_eq!(twice_attempts, 2);
@@ -705,7 +705,7 @@ async fn exact_bytes_and_unicode_survive(store: Store) {
     store.accept(m.clone()).await.unwrap();
     let raw: Vec<u8> = sqlx::query("SELECT raw FROM messages WHERE id = $1")
         .bind(&m.id)
-        .fetch_one(store.read_pool())
+        .fetch_one(store.pool_for_tests())
         .await
         .unwrap()
         .try_get("raw")
@@ -764,7 +764,7 @@ async fn postgres_deliveries_get_planner_statistics_as_they_grow() {
         let row = sqlx::query(
             "SELECT reltuples::BIGINT AS n FROM pg_class WHERE oid = 'deliveries'::regclass",
         )
-        .fetch_one(store.read_pool())
+        .fetch_one(store.pool_for_tests())
         .await
         .unwrap();
         row.try_get::<i64, _>("n").unwrap()

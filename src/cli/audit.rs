@@ -48,7 +48,7 @@ impl StoreArgs {
         };
         Store::open(&url, StoreOptions::default())
             .await
-            .with_context(|| format!("opening the store {}", router::server::hub::redact(&url)))
+            .with_context(|| format!("opening the store {}", router::redact::url(&url)))
     }
 
     pub fn actor(&self) -> String {

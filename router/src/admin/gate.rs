@@ -25,12 +25,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{AnyPool, Row};
 
 use super::active::ActiveSet;
 use crate::mapping::compile::{self, Context};
 use crate::mapping::{testing, CompiledMapping, MappingSet, NoSchemas, Schemas};
 use crate::routes::Routes;
+use crate::store::Store;
 use crate::{Diagnostic, Diagnostics, Error, Result};
 
 /// Knobs of the gate.
@@ -295,7 +295,7 @@ pub struct GateInput<'a> {
     pub active_version: Option<i64>,
     pub schemas: &'a (dyn Schemas + Sync),
     /// The store, for the dry run; `None` skips it (no traffic to compare with).
-    pub pool: Option<&'a AnyPool>,
+    pub store: Option<&'a Store>,
     pub options: &'a GateOptions,
 }
 
@@ -475,7 +475,7 @@ pub async fn run(input: GateInput<'_>) -> Result<GateOutcome> {
     );
 
     // (d) dry run on stored traffic.
-    let Some(pool) = input.pool else {
+    let Some(store) = input.store else {
         pass(&mut report, "dry_run", "no store: dry run skipped".into());
         report.passed = true;
         return Ok(GateOutcome {
@@ -485,7 +485,7 @@ pub async fn run(input: GateInput<'_>) -> Result<GateOutcome> {
     };
     let active_mapping = input.active.mappings.get(input.mapping_id);
     let dr = dry_run(
-        pool,
+        store,
         &candidate,
         active_mapping.as_deref(),
         &trial_routes,
@@ -533,40 +533,27 @@ pub fn map_checked(
 }
 
 async fn dry_run(
-    pool: &AnyPool,
+    store: &Store,
     candidate: &CompiledMapping,
     active: Option<&CompiledMapping>,
     routes: &Routes,
     schemas: &(dyn Schemas + Sync),
     options: &GateOptions,
 ) -> Result<DryRun> {
-    let rows = sqlx::query(
-        "SELECT id, parsed FROM messages WHERE source_system = $1 AND message_type = $2 AND state = 'accepted' \
-         AND parsed IS NOT NULL ORDER BY received_at DESC LIMIT $3",
-    )
-    .bind(&candidate.source.system)
-    .bind(&candidate.source.message_type)
-    .bind(i64::try_from(options.dry_run_sample).unwrap_or(i64::MAX))
-    .fetch_all(pool)
-    .await
-    .map_err(|e| Error::Store { message: format!("dry run: reading stored messages: {e}"), retryable: true, source: None })?;
+    let rows = store
+        .recent_parsed(
+            &candidate.source.system,
+            &candidate.source.message_type,
+            i64::try_from(options.dry_run_sample).unwrap_or(i64::MAX),
+        )
+        .await?;
     let routed_somewhere = routes.mapping_ids().contains(&candidate.id);
     let mut dr = DryRun {
         sampled: rows.len(),
         ..DryRun::default()
     };
     let mut per_kind: HashMap<&'static str, usize> = HashMap::new();
-    for row in rows {
-        let id: String = row.try_get("id").map_err(|e| Error::Store {
-            message: format!("dry run: {e}"),
-            retryable: false,
-            source: None,
-        })?;
-        let parsed: String = row.try_get("parsed").map_err(|e| Error::Store {
-            message: format!("dry run: {e}"),
-            retryable: false,
-            source: None,
-        })?;
+    for (id, parsed) in rows {
         let Ok(tree) = serde_json::from_str::<Value>(&parsed) else {
             dr.not_routed += 1;
             continue;

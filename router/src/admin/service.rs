@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use sqlx::AnyPool;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -91,7 +90,8 @@ struct State {
 /// See the module docs.
 pub struct MappingAdmin {
     versions: VersionStore,
-    pool: AnyPool,
+    /// The store, for the gate's dry run on stored traffic.
+    store: Store,
     schemas: Arc<dyn Schemas + Send + Sync>,
     active: Arc<ActiveMappings>,
     state: Mutex<State>,
@@ -210,7 +210,7 @@ impl MappingAdmin {
         }));
         let admin = Arc::new(MappingAdmin {
             versions,
-            pool: store.read_pool().clone(),
+            store: store.clone(),
             schemas,
             active,
             state: Mutex::new(State {
@@ -640,7 +640,7 @@ impl MappingAdmin {
             active: &running,
             active_version,
             schemas: self.schemas.as_ref(),
-            pool: Some(&self.pool),
+            store: Some(&self.store),
             options: &options,
         })
         .await?)

@@ -26,12 +26,13 @@
 use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{json, Value};
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::AnyConnection;
 
 use super::AdminError;
 use crate::audit::TrailEvent;
 use crate::store::audit_ops::WriteOp;
+use crate::store::mapping_versions::{self as table, VersionRow};
+pub use crate::store::mapping_versions::{ActiveRow, MappingVersion, VersionMeta};
 use crate::store::{now_ms, Store};
 use crate::{Error, Result};
 
@@ -58,41 +59,6 @@ impl Origin {
             Origin::Import => "import",
         }
     }
-}
-
-/// One stored version, without its content.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct VersionMeta {
-    pub mapping_id: String,
-    pub version: i64,
-    pub created_at: i64,
-    pub author: String,
-    pub comment: String,
-    pub origin: String,
-    pub content_hash: String,
-    /// The `version:` the YAML itself declares (a label kept by its author; deliveries
-    /// record `version`, the store's number). `None` for rows stored before it was kept.
-    pub file_version: Option<i64>,
-    /// Is this the active version?
-    pub active: bool,
-}
-
-/// One stored version with its YAML.
-#[derive(Debug, Clone, Serialize)]
-pub struct MappingVersion {
-    #[serde(flatten)]
-    pub meta: VersionMeta,
-    pub content: String,
-}
-
-/// The active version of one mapping.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ActiveRow {
-    pub mapping_id: String,
-    pub version: i64,
-    pub content_hash: String,
-    pub activated_at: i64,
-    pub activated_by: String,
 }
 
 /// A change to record: a new version that becomes active.
@@ -122,44 +88,8 @@ pub struct Activation {
 /// Handle on the version tables; cheap to clone.
 #[derive(Clone)]
 pub struct VersionStore {
-    /// Reads.
-    pool: AnyPool,
-    /// Writes go through the store's single writer.
+    /// Reads from its read pool; writes go through its single writer.
     store: Store,
-}
-
-fn db(context: &str, e: sqlx::Error) -> Error {
-    Error::Store {
-        message: format!("mapping versions: {context}: {e}"),
-        retryable: true,
-        source: None,
-    }
-}
-
-fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
-    row: &'r AnyRow,
-    col: &str,
-) -> Result<T> {
-    row.try_get(col)
-        .map_err(|e| db(&format!("reading column {col}"), e))
-}
-
-const META_COLS: &str =
-    "v.mapping_id, v.version, v.created_at, v.author, v.comment, v.origin, v.content_hash, v.file_version, \
-     CAST(CASE WHEN a.version = v.version THEN 1 ELSE 0 END AS BIGINT) AS is_active";
-
-fn meta(row: &AnyRow) -> Result<VersionMeta> {
-    Ok(VersionMeta {
-        mapping_id: get(row, "mapping_id")?,
-        version: get(row, "version")?,
-        created_at: get(row, "created_at")?,
-        author: get(row, "author")?,
-        comment: get(row, "comment")?,
-        origin: get(row, "origin")?,
-        content_hash: get(row, "content_hash")?,
-        file_version: get(row, "file_version")?,
-        active: get::<i64>(row, "is_active")? == 1,
-    })
 }
 
 impl VersionStore {
@@ -167,110 +97,43 @@ impl VersionStore {
     /// messages and the trail, so activations are chained with everything else).
     pub fn new(store: &Store) -> Self {
         VersionStore {
-            pool: store.read_pool().clone(),
             store: store.clone(),
         }
     }
 
     /// The current generation (bumped by every activation and rollback).
     pub async fn generation(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT generation FROM mapping_generation WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| db("reading the generation", e))?;
-        get(&row, "generation")
+        self.store.mapping_generation().await
     }
 
     /// Every mapping's active version, by id.
     pub async fn active_all(&self) -> Result<Vec<ActiveRow>> {
-        let rows = sqlx::query(
-            "SELECT a.mapping_id, a.version, a.activated_at, a.activated_by, v.content_hash \
-             FROM mapping_active a JOIN mapping_versions v ON v.mapping_id = a.mapping_id AND v.version = a.version \
-             ORDER BY a.mapping_id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db("listing active versions", e))?;
-        rows.iter().map(active_row).collect()
+        self.store.active_versions().await
     }
 
     /// The active version of one mapping.
     pub async fn active(&self, mapping_id: &str) -> Result<Option<ActiveRow>> {
-        let row = sqlx::query(
-            "SELECT a.mapping_id, a.version, a.activated_at, a.activated_by, v.content_hash \
-             FROM mapping_active a JOIN mapping_versions v ON v.mapping_id = a.mapping_id AND v.version = a.version \
-             WHERE a.mapping_id = $1",
-        )
-        .bind(mapping_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| db("reading the active version", e))?;
-        row.as_ref().map(active_row).transpose()
+        self.store.active_version(mapping_id).await
     }
 
     /// The active versions with their content (what a replica compiles on reload).
     pub async fn active_contents(&self) -> Result<Vec<MappingVersion>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {META_COLS}, v.content FROM mapping_active a \
-             JOIN mapping_versions v ON v.mapping_id = a.mapping_id AND v.version = a.version ORDER BY v.mapping_id"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db("reading active contents", e))?;
-        rows.iter()
-            .map(|r| {
-                Ok(MappingVersion {
-                    meta: meta(r)?,
-                    content: get(r, "content")?,
-                })
-            })
-            .collect()
+        self.store.active_contents().await
     }
 
     /// Every version of a mapping, newest first.
     pub async fn history(&self, mapping_id: &str) -> Result<Vec<VersionMeta>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {META_COLS} FROM mapping_versions v LEFT JOIN mapping_active a ON a.mapping_id = v.mapping_id \
-             WHERE v.mapping_id = $1 ORDER BY v.version DESC"
-        ))
-        .bind(mapping_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db("listing versions", e))?;
-        rows.iter().map(meta).collect()
+        self.store.version_history(mapping_id).await
     }
 
     /// One version with its content.
     pub async fn get(&self, mapping_id: &str, version: i64) -> Result<Option<MappingVersion>> {
-        let row = sqlx::query(&format!(
-            "SELECT {META_COLS}, v.content FROM mapping_versions v LEFT JOIN mapping_active a ON a.mapping_id = v.mapping_id \
-             WHERE v.mapping_id = $1 AND v.version = $2"
-        ))
-        .bind(mapping_id)
-        .bind(version)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| db("reading a version", e))?;
-        row.map(|r| {
-            Ok(MappingVersion {
-                meta: meta(&r)?,
-                content: get(&r, "content")?,
-            })
-        })
-        .transpose()
+        self.store.mapping_version(mapping_id, version).await
     }
 
     /// Every version number whose content has this hash.
     pub async fn versions_with_hash(&self, mapping_id: &str, hash: &str) -> Result<Vec<i64>> {
-        let rows = sqlx::query(
-            "SELECT version FROM mapping_versions WHERE mapping_id = $1 AND content_hash = $2",
-        )
-        .bind(mapping_id)
-        .bind(hash)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db("looking up a content hash", e))?;
-        rows.iter().map(|r| get(r, "version")).collect()
+        self.store.versions_with_hash(mapping_id, hash).await
     }
 
     /// Records `new` as the next version and makes it active, if the active
@@ -455,8 +318,8 @@ async fn commit_new_in(
     expected: Option<i64>,
 ) -> Result<Answer> {
     let now = now_ms();
-    let generation = bump_generation(conn, now).await?;
-    let current = current_active(conn, &new.mapping_id).await?;
+    let generation = table::bump_generation(conn, now).await?;
+    let current = table::current_active(conn, &new.mapping_id).await?;
     if current.as_ref().map(|c| c.0) != expected {
         // Nothing written but the generation bump, which the batch commits harmlessly:
         // replicas then reload and find the same set.
@@ -464,31 +327,23 @@ async fn commit_new_in(
             current: current.map(|c| c.0),
         });
     }
-    let row = sqlx::query(
-        "SELECT COALESCE(MAX(version), 0) AS v FROM mapping_versions WHERE mapping_id = $1",
+    let version = table::last_version(conn, &new.mapping_id).await? + 1;
+    table::insert_version(
+        conn,
+        VersionRow {
+            mapping_id: &new.mapping_id,
+            version,
+            created_at: now,
+            author: &new.author,
+            comment: &new.comment,
+            origin: new.origin.as_str(),
+            content_hash: &new.content_hash,
+            content: &new.content,
+            file_version: declared_version(&new.content),
+        },
     )
-    .bind(&new.mapping_id)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(|e| db("reading the last version number", e))?;
-    let version: i64 = get::<i64>(&row, "v")? + 1;
-    sqlx::query(
-        "INSERT INTO mapping_versions (mapping_id, version, created_at, author, comment, origin, content_hash, content, file_version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&new.mapping_id)
-    .bind(version)
-    .bind(now)
-    .bind(&new.author)
-    .bind(&new.comment)
-    .bind(new.origin.as_str())
-    .bind(&new.content_hash)
-    .bind(&new.content)
-    .bind(declared_version(&new.content))
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| db("inserting the version", e))?;
-    set_active(conn, &new.mapping_id, version, now, &new.author).await?;
+    .await?;
+    table::set_active(conn, &new.mapping_id, version, now, &new.author).await?;
     let act = Activation {
         mapping_id: new.mapping_id.clone(),
         from_version: current.as_ref().map(|c| c.0),
@@ -527,28 +382,19 @@ async fn rollback_in(
     comment: &str,
 ) -> Result<Answer> {
     let now = now_ms();
-    let generation = bump_generation(conn, now).await?;
-    let current = current_active(conn, mapping_id).await?;
+    let generation = table::bump_generation(conn, now).await?;
+    let current = table::current_active(conn, mapping_id).await?;
     if current.as_ref().map(|c| c.0) != Some(expected) {
         return Ok(Answer::Conflict {
             current: current.map(|c| c.0),
         });
     }
-    let row = sqlx::query(
-        "SELECT content_hash FROM mapping_versions WHERE mapping_id = $1 AND version = $2",
-    )
-    .bind(mapping_id)
-    .bind(to_version)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(|e| db("reading the target version", e))?;
-    let Some(row) = row else {
+    let Some(to_hash) = table::version_hash(conn, mapping_id, to_version).await? else {
         return Ok(Answer::NoSuchVersion {
             version: to_version,
         });
     };
-    let to_hash: String = get(&row, "content_hash")?;
-    set_active(conn, mapping_id, to_version, now, actor).await?;
+    table::set_active(conn, mapping_id, to_version, now, actor).await?;
     let act = Activation {
         mapping_id: mapping_id.to_owned(),
         from_version: current.as_ref().map(|c| c.0),
@@ -584,8 +430,8 @@ async fn deactivate_in(
     comment: &str,
 ) -> Result<Answer> {
     let now = now_ms();
-    let generation = bump_generation(conn, now).await?;
-    let current = current_active(conn, mapping_id).await?;
+    let generation = table::bump_generation(conn, now).await?;
+    let current = table::current_active(conn, mapping_id).await?;
     let (version, hash) = match current {
         Some((v, h)) if v == expected => (v, h),
         other => {
@@ -594,11 +440,7 @@ async fn deactivate_in(
             })
         }
     };
-    sqlx::query("DELETE FROM mapping_active WHERE mapping_id = $1")
-        .bind(mapping_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| db("deactivating the mapping", e))?;
+    table::delete_active(conn, mapping_id).await?;
     events.push(TrailEvent {
         at: now,
         message_id: None,
@@ -613,63 +455,6 @@ async fn deactivate_in(
         }),
     });
     Ok(Answer::Deactivated { generation })
-}
-
-fn active_row(r: &AnyRow) -> Result<ActiveRow> {
-    Ok(ActiveRow {
-        mapping_id: get(r, "mapping_id")?,
-        version: get(r, "version")?,
-        content_hash: get(r, "content_hash")?,
-        activated_at: get(r, "activated_at")?,
-        activated_by: get(r, "activated_by")?,
-    })
-}
-
-/// First statement of every change: takes the lock (see the module docs).
-async fn bump_generation(tx: &mut AnyConnection, now: i64) -> Result<i64> {
-    let row = sqlx::query(
-        "UPDATE mapping_generation SET generation = generation + 1, updated_at = $1 WHERE id = 1 RETURNING generation",
-    )
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| db("bumping the generation", e))?;
-    get(&row, "generation")
-}
-
-async fn current_active(tx: &mut AnyConnection, mapping_id: &str) -> Result<Option<(i64, String)>> {
-    let row = sqlx::query(
-        "SELECT a.version, v.content_hash FROM mapping_active a \
-         JOIN mapping_versions v ON v.mapping_id = a.mapping_id AND v.version = a.version WHERE a.mapping_id = $1",
-    )
-    .bind(mapping_id)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(|e| db("reading the active version", e))?;
-    row.map(|r| Ok((get(&r, "version")?, get(&r, "content_hash")?)))
-        .transpose()
-}
-
-async fn set_active(
-    tx: &mut AnyConnection,
-    mapping_id: &str,
-    version: i64,
-    now: i64,
-    by: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO mapping_active (mapping_id, version, activated_at, activated_by) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (mapping_id) DO UPDATE SET version = excluded.version, activated_at = excluded.activated_at, \
-         activated_by = excluded.activated_by",
-    )
-    .bind(mapping_id)
-    .bind(version)
-    .bind(now)
-    .bind(by)
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| db("setting the active version", e))?;
-    Ok(())
 }
 
 /// The `version:` a mapping's YAML declares at its top level, if it is a whole number.

@@ -17,86 +17,22 @@
 //! exactly as stored. A verifier reads rows in `seq` order and recomputes each hash
 //! with [`event_hash`]; the first mismatch is where the trail was altered.
 //!
-//! # Why a chain-head row
+//! # Where the rows are written
 //!
-//! Two writers that each read "the last row" and append after it would fork the
-//! chain. So an append first *writes* the single `chain_head` row
-//! (`UPDATE chain_head ... RETURNING seq, hash`): on PostgreSQL that takes the
-//! row lock until the transaction ends, on SQLite it takes the database write
-//! lock. Any concurrent appender blocks on that row, then sees the new head. The
-//! same statement works on both backends, and the lock is held only for the tail
-//! end of the writing transaction.
+//! The store appends the rows, inside the transaction of the change they
+//! record ([`crate::store::trail`], which also says why every append goes
+//! through the single `chain_head` row). It hashes each row with its own
+//! field-by-field encoding of the same object; `row_hash_is_the_verifiers_hash`
+//! below checks that the two agree. `detail` is stored in the canonical form
+//! ([`canonical_json`]), so it is hashed exactly as stored.
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use sqlx::{AnyConnection, Row};
 
-use crate::{Error, Result};
+pub use crate::store::trail::{canonical_json, TrailEvent};
 
 /// `prev_hash` of the very first trail row: 64 zeros.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// One trail event before it has a place in the chain.
-#[derive(Debug, Clone)]
-pub struct TrailEvent {
-    /// Epoch milliseconds.
-    pub at: i64,
-    pub message_id: Option<String>,
-    pub delivery_id: Option<String>,
-    /// `received`, `rejected`, `routed`, `mapped`, `attempt`, `delivered`, `dead`, ...
-    pub kind: &'static str,
-    /// Who did it: `intake`, `delivery`, `admin:<name>`...
-    pub actor: String,
-    /// Kind-specific detail; never the full payload (that is in `messages.raw`).
-    pub detail: Value,
-}
-
-/// Writes `value` in canonical form (sorted keys, no whitespace). See the module docs.
-pub fn canonical_json(value: &Value) -> String {
-    let mut out = Vec::new();
-    write_canonical(value, &mut out);
-    String::from_utf8(out).expect("serde_json writes UTF-8")
-}
-
-/// Appends the canonical form of `value` to `out`. Keys and scalars go through
-/// `serde_json::to_writer`, the same serializer as `Value`'s `Display`, so the
-/// bytes are those a verifier computes; writing into one buffer instead of a
-/// `String` per key and scalar matters because every trail row is hashed this
-/// way (it was the largest single item of the writer's CPU in a profile).
-fn write_canonical(value: &Value, out: &mut Vec<u8>) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-            out.push(b'{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_scalar(k.as_str(), out);
-                out.push(b':');
-                write_canonical(&map[k.as_str()], out);
-            }
-            out.push(b'}');
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(v, out);
-            }
-            out.push(b']');
-        }
-        other => write_scalar(other, out),
-    }
-}
-
-/// A string, number, boolean or null, as `serde_json` writes it.
-fn write_scalar<T: serde::Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
-    serde_json::to_writer(&mut *out, v).expect("writing JSON into a Vec cannot fail");
-}
 
 /// The JSON object that is hashed for one row.
 pub fn event_object(
@@ -127,134 +63,16 @@ pub fn event_object(
 
 /// `hex(SHA-256(prev_hash || canonical_json(event)))`.
 pub fn event_hash(prev_hash: &str, event: &Value) -> String {
-    chain_hash(prev_hash, canonical_json(event).as_bytes())
-}
-
-/// `hex(SHA-256(prev_hash || canonical))`: the rule both paths apply.
-fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
-    h.update(canonical);
+    h.update(canonical_json(event).as_bytes());
     hex::encode(h.finalize())
-}
-
-/// [`event_hash`] of [`event_object`]`(seq, ..)` whose `detail` is already in
-/// canonical form (`detail_canonical`, the text the trail row stores): the
-/// object's keys are fixed, so its canonical form is written field by field in
-/// their sorted order without building the object or canonicalizing `detail`
-/// a second time. The field list is the one [`event_object`] builds, in sorted
-/// key order; `row_hash_is_the_verifiers_hash` fails if the two ever differ.
-#[allow(clippy::too_many_arguments)]
-fn row_hash(
-    prev_hash: &str,
-    seq: i64,
-    at: i64,
-    message_id: Option<&str>,
-    delivery_id: Option<&str>,
-    kind: &str,
-    actor: &str,
-    detail_canonical: &str,
-    buf: &mut Vec<u8>,
-) -> String {
-    buf.clear();
-    buf.extend_from_slice(b"{\"actor\":");
-    write_scalar(actor, buf);
-    buf.extend_from_slice(b",\"at\":");
-    write_scalar(&Value::from(at), buf);
-    buf.extend_from_slice(b",\"delivery_id\":");
-    write_scalar(&delivery_id, buf);
-    buf.extend_from_slice(b",\"detail\":");
-    buf.extend_from_slice(detail_canonical.as_bytes());
-    buf.extend_from_slice(b",\"kind\":");
-    write_scalar(kind, buf);
-    buf.extend_from_slice(b",\"message_id\":");
-    write_scalar(&message_id, buf);
-    buf.extend_from_slice(b",\"seq\":");
-    write_scalar(&Value::from(seq), buf);
-    buf.push(b'}');
-    chain_hash(prev_hash, buf)
-}
-
-fn store_err(what: &str, e: sqlx::Error) -> Error {
-    Error::Store {
-        message: format!("trail append ({what}): {e}"),
-        retryable: true,
-        source: None,
-    }
-}
-
-/// Appends `events` in order, inside the caller's transaction (`conn` must be in one).
-pub async fn append(conn: &mut AnyConnection, events: &[TrailEvent]) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let now = events.last().map(|e| e.at).unwrap_or_default();
-    // Lock the head first (see module docs), then read it in the same statement.
-    let row = sqlx::query("UPDATE chain_head SET updated_at = $1 WHERE id = 1 RETURNING seq, hash")
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| store_err("lock chain head", e))?;
-    let mut seq: i64 = row
-        .try_get("seq")
-        .map_err(|e| store_err("read head seq", e))?;
-    let mut prev: String = row
-        .try_get("hash")
-        .map_err(|e| store_err("read head hash", e))?;
-    // Hash every row first, then insert them with multi-row statements.
-    let mut rows = Vec::with_capacity(events.len());
-    let mut buf = Vec::new();
-    for ev in events {
-        seq += 1;
-        let detail = canonical_json(&ev.detail);
-        let hash = row_hash(
-            &prev,
-            seq,
-            ev.at,
-            ev.message_id.as_deref(),
-            ev.delivery_id.as_deref(),
-            ev.kind,
-            &ev.actor,
-            &detail,
-            &mut buf,
-        );
-        rows.push((seq, ev, detail, prev, hash.clone()));
-        prev = hash;
-    }
-    for chunk in rows.chunks(crate::store::ROWS_PER_INSERT) {
-        let sql = format!(
-            "INSERT INTO trail (seq, at, message_id, delivery_id, kind, actor, detail, prev_hash, hash) VALUES {}",
-            crate::store::values_sql(chunk.len(), 9, "")
-        );
-        let mut q = sqlx::query(&sql);
-        for (seq, ev, detail, prev_hash, hash) in chunk {
-            q = q
-                .bind(*seq)
-                .bind(ev.at)
-                .bind(ev.message_id.clone())
-                .bind(ev.delivery_id.clone())
-                .bind(ev.kind)
-                .bind(ev.actor.clone())
-                .bind(detail.clone())
-                .bind(prev_hash.clone())
-                .bind(hash.clone());
-        }
-        q.execute(&mut *conn)
-            .await
-            .map_err(|e| store_err("insert trail rows", e))?;
-    }
-    sqlx::query("UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1")
-        .bind(seq)
-        .bind(prev)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| store_err("move chain head", e))?;
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::trail::row_hash;
 
     #[test]
     fn canonical_sorts_keys_recursively_and_keeps_numbers() {

@@ -39,6 +39,7 @@ use crate::mapping::{CompiledMapping, MappingSet};
 use crate::queue::DeliveryQueue;
 use crate::schema::SchemaRegistry;
 use crate::store::audit_ops::{DeliveryFull, MessageFull, WriteOp};
+use crate::store::deliveries::{insert_deliveries, DeliveryInsert};
 use crate::store::{now_ms, NewDelivery, Store};
 
 /// How to replay.
@@ -467,27 +468,19 @@ impl WriteOp for InsertReplays {
                 actor: self.actor.clone(),
                 detail,
             });
+            let rows: Vec<DeliveryInsert> = self
+                .items
+                .iter()
+                .map(|(d, original, corr)| DeliveryInsert {
+                    message_id: &self.message_id,
+                    correlation_id: corr,
+                    at: self.at,
+                    delivery: d,
+                    replay_of: Some(original),
+                })
+                .collect();
+            insert_deliveries(conn, &rows).await?;
             for (d, original, corr) in &self.items {
-                sqlx::query(
-                    "INSERT INTO deliveries (id, message_id, destination, message_type, route_id, mapping_id, mapping_version, \
-                     body, content_type, state, attempts, next_attempt_at, lease_until, correlation_id, created_at, updated_at, replay_of) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, NULL, $11, $10, $10, $12)",
-                )
-                .bind(&d.id)
-                .bind(&self.message_id)
-                .bind(&d.destination)
-                .bind(&d.message_type)
-                .bind(&d.route_id)
-                .bind(&d.mapping_id)
-                .bind(d.mapping_version)
-                .bind(d.body.to_vec())
-                .bind(&d.content_type)
-                .bind(self.at)
-                .bind(corr)
-                .bind(original)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| crate::store::db_err("inserting a replay delivery", e))?;
                 let mut ev = TrailEvent {
                     at: self.at,
                     message_id: Some(self.message_id.clone()),

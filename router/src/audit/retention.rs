@@ -27,7 +27,8 @@ use sqlx::AnyConnection;
 
 use super::TrailEvent;
 use crate::store::audit_ops::WriteOp;
-use crate::store::{db_err, now_ms, Store};
+use crate::store::prune::prune_payloads;
+use crate::store::{now_ms, Store};
 use crate::Result;
 
 /// The default age after which payloads may be pruned (`retention.payloads` in the config).
@@ -89,40 +90,8 @@ impl WriteOp for Prune {
         events: &'c mut Vec<TrailEvent>,
     ) -> BoxFuture<'c, Result<Value>> {
         Box::pin(async move {
-            let empty: Vec<u8> = Vec::new();
-            let m = sqlx::query(
-                "UPDATE messages SET raw = $1, parsed = NULL, pruned_at = $2 \
-                 WHERE received_at < $3 AND pruned_at IS NULL AND NOT EXISTS \
-                 (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id AND d.state IN ('pending', 'in_flight'))",
-            )
-            .bind(empty.clone())
-            .bind(self.at)
-            .bind(self.cutoff)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| db_err("pruning message payloads", e))?
-            .rows_affected();
-            let d = sqlx::query(
-                "UPDATE deliveries SET body = $1, pruned_at = $2 \
-                 WHERE created_at < $3 AND pruned_at IS NULL AND state IN ('delivered', 'dead')",
-            )
-            .bind(empty)
-            .bind(self.at)
-            .bind(self.cutoff)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| db_err("pruning delivery bodies", e))?
-            .rows_affected();
-            let a = sqlx::query(
-                "UPDATE attempts SET request_excerpt = NULL, response_excerpt = NULL, pruned_at = $1 \
-                 WHERE started_at < $2 AND pruned_at IS NULL",
-            )
-            .bind(self.at)
-            .bind(self.cutoff)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| db_err("pruning attempt excerpts", e))?
-            .rows_affected();
+            let pruned = prune_payloads(conn, self.cutoff, self.at).await?;
+            let (m, d, a) = (pruned.messages, pruned.deliveries, pruned.attempts);
             let out =
                 json!({ "older_than": self.cutoff, "messages": m, "deliveries": d, "attempts": a });
             events.push(TrailEvent {

@@ -213,6 +213,7 @@ pub fn message_query(
         mapping_version,
         before,
         limit,
+        ..MessageQuery::default()
     })
 }
 

@@ -8,7 +8,6 @@
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use sqlx::Row;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -25,9 +24,9 @@ struct PerSystem {
     failed_attempts_24h: i64,
 }
 
-async fn count(pool: &sqlx::AnyPool, sql: &str, since: i64) -> i64 {
-    match sqlx::query(sql).bind(since).fetch_one(pool).await {
-        Ok(r) => r.try_get::<i64, _>(0).unwrap_or(0),
+async fn count(store: &crate::store::Store, since: i64, state: &str) -> i64 {
+    match store.messages_since(since, state).await {
+        Ok(n) => n,
         Err(e) => {
             tracing::warn!(error = %e, "dashboard query failed");
             0
@@ -44,42 +43,18 @@ pub async fn page(
         Ok(c) => c,
         Err(r) => return *r,
     };
-    let pool = st.store.read_pool();
+    let store = &st.store;
     let now = now_ms();
-    let received_5m = count(
-        pool,
-        "SELECT COUNT(*) FROM messages WHERE received_at >= $1 AND state = 'accepted'",
-        now - 300_000,
-    )
-    .await;
-    let received_1h = count(
-        pool,
-        "SELECT COUNT(*) FROM messages WHERE received_at >= $1 AND state = 'accepted'",
-        now - 3_600_000,
-    )
-    .await;
-    let rejected_1h = count(
-        pool,
-        "SELECT COUNT(*) FROM messages WHERE received_at >= $1 AND state = 'rejected'",
-        now - 3_600_000,
-    )
-    .await;
+    let received_5m = count(store, now - 300_000, "accepted").await;
+    let received_1h = count(store, now - 3_600_000, "accepted").await;
+    let rejected_1h = count(store, now - 3_600_000, "rejected").await;
 
     let mut systems: BTreeMap<String, PerSystem> = BTreeMap::new();
-    if let Ok(rows) = sqlx::query(
-        "SELECT destination, state, COUNT(*) AS n FROM deliveries WHERE state IN ('pending', 'in_flight', 'dead') \
-         OR (state = 'delivered' AND updated_at >= $1) GROUP BY destination, state",
-    )
-    .bind(now - 3_600_000)
-    .fetch_all(pool)
-    .await
-    {
+    if let Ok(rows) = store.delivery_counts(now - 3_600_000).await {
         for r in rows {
-            let dest: String = r.try_get("destination").unwrap_or_default();
-            let state: String = r.try_get("state").unwrap_or_default();
-            let n: i64 = r.try_get("n").unwrap_or(0);
-            let s = systems.entry(dest).or_default();
-            match state.as_str() {
+            let n = r.n;
+            let s = systems.entry(r.destination).or_default();
+            match r.state.as_str() {
                 "pending" => s.pending = n,
                 "in_flight" => s.in_flight = n,
                 "dead" => s.dead = n,
@@ -88,23 +63,12 @@ pub async fn page(
             }
         }
     }
-    if let Ok(rows) = sqlx::query(
-        "SELECT d.destination, COUNT(*) AS n FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
-         WHERE a.started_at >= $1 AND a.outcome <> 'delivered' GROUP BY d.destination",
-    )
-    .bind(now - 86_400_000)
-    .fetch_all(pool)
-    .await
-    {
-        for r in rows {
-            let dest: String = r.try_get("destination").unwrap_or_default();
-            systems.entry(dest).or_default().failed_attempts_24h = r.try_get("n").unwrap_or(0);
+    if let Ok(rows) = store.failed_attempts_since(now - 86_400_000).await {
+        for (dest, n) in rows {
+            systems.entry(dest).or_default().failed_attempts_24h = n;
         }
     }
-    let head = sqlx::query("SELECT seq, hash, updated_at FROM chain_head WHERE id = 1")
-        .fetch_one(pool)
-        .await
-        .ok();
+    let head = store.chain_head_row().await.ok();
 
     let mut body = format!(
         "<h1>{}</h1><div class=\"cards\">",
@@ -161,9 +125,7 @@ pub async fn page(
     );
     match head {
         Some(h) => {
-            let seq: i64 = h.try_get("seq").unwrap_or(0);
-            let hash: String = h.try_get("hash").unwrap_or_default();
-            let at: i64 = h.try_get("updated_at").unwrap_or(0);
+            let (seq, hash, at) = (h.seq, h.hash, h.updated_at);
             let _ = write!(
                 body,
                 "{} <b>{seq}</b> · {} <code>{}</code> · {}",

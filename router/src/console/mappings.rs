@@ -551,12 +551,11 @@ fn status_of(e: &AdminError) -> StatusCode {
 /// The preview input: a stored message's parsed tree, or the mapping's first test input.
 async fn sample_input(st: &ConsoleState, id: &str, message_id: &str) -> Result<Value, String> {
     if !message_id.is_empty() {
-        let row = sqlx::query("SELECT parsed FROM messages WHERE id = $1")
-            .bind(message_id)
-            .fetch_optional(st.store.read_pool())
+        let parsed = st
+            .store
+            .message_parsed(message_id)
             .await
             .map_err(|e| e.to_string())?;
-        let parsed: Option<String> = row.and_then(|r| sqlx::Row::try_get(&r, "parsed").ok());
         return match parsed {
             Some(p) => serde_json::from_str(&p).map_err(|e| e.to_string()),
             None => Err(format!(

@@ -27,7 +27,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::Value;
-use sqlx::Row;
 
 use super::layout::{diff_html, esc, table_head, table_row, time, url};
 use super::{same_origin, signed_in, ConsoleState, Ctx, LangQuery};
@@ -36,7 +35,7 @@ use crate::audit::replay::{
     replay_dead_letters, replay_message, DeadLetterRequest, Mode, ReplayRequest,
 };
 use crate::audit::search::{parse_range, MAX_SEARCH_RANGE_DAYS};
-use crate::store::audit_ops::DeadFilter;
+use crate::store::audit_ops::{DeadFilter, DeliveryFull, MessageQuery as Search, Order};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct SearchQuery {
@@ -49,13 +48,6 @@ pub struct SearchQuery {
 pub struct MessageQuery {
     lang: Option<String>,
     replayed: Option<String>,
-}
-
-fn text(r: &sqlx::any::AnyRow, col: &str) -> String {
-    r.try_get::<Option<String>, _>(col)
-        .ok()
-        .flatten()
-        .unwrap_or_default()
 }
 
 pub async fn search(
@@ -83,19 +75,22 @@ pub async fn search(
         ctx.t("Tìm", "Search"),
     );
     let term = term.trim();
-    let rows = if term.is_empty() {
-        sqlx::query("SELECT id, received_at, source_system, message_type, correlation_id, state FROM messages ORDER BY received_at DESC LIMIT 50")
-            .fetch_all(st.store.read_pool())
-            .await
+    // No term: the latest 50 messages. A term: the dossier's (or station's)
+    // messages, or the one message with that id, as a timeline (oldest first).
+    let search = if term.is_empty() {
+        Search {
+            limit: 50,
+            ..Search::everything()
+        }
     } else {
-        sqlx::query(
-            "SELECT id, received_at, source_system, message_type, correlation_id, state FROM messages \
-             WHERE correlation_id = $1 OR id = $1 ORDER BY received_at LIMIT 500",
-        )
-        .bind(term)
-        .fetch_all(st.store.read_pool())
-        .await
+        Search {
+            dossier_or_id: Some(term.to_string()),
+            order: Order::OldestFirst,
+            limit: 500,
+            ..Search::everything()
+        }
     };
+    let rows = st.store.search_messages(&search).await;
     let rows = match rows {
         Ok(r) => r,
         Err(e) => {
@@ -125,17 +120,16 @@ pub async fn search(
         ],
     ));
     for r in &rows {
-        let id = text(r, "id");
         body.push_str(&table_row(&[
             format!(
                 "<a href=\"/console/messages/{}\">{}</a>",
-                url(&id),
-                time(r.try_get("received_at").unwrap_or(0))
+                url(&r.id),
+                time(r.received_at)
             ),
-            esc(&text(r, "source_system")),
-            esc(&text(r, "message_type")),
-            esc(&text(r, "correlation_id")),
-            esc(&text(r, "state")),
+            esc(&r.source_system),
+            esc(&r.message_type),
+            esc(r.correlation_id.as_deref().unwrap_or_default()),
+            esc(&r.state),
         ]));
     }
     body.push_str("</table>");
@@ -346,12 +340,7 @@ async fn message_page(
     extra: Option<String>,
     replayed: &[String],
 ) -> (Response, StatusCode) {
-    let pool = st.store.read_pool();
-    let row = sqlx::query("SELECT id, received_at, source_system, message_type, correlation_id, state, raw, parsed, reasons FROM messages WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await;
-    let row = match row {
+    let row = match st.store.message_full(id).await {
         Ok(Some(r)) => r,
         Ok(None) => {
             return (
@@ -373,38 +362,34 @@ async fn message_page(
             )
         }
     };
-    let raw: Vec<u8> = row.try_get("raw").unwrap_or_default();
-    let parsed = text(&row, "parsed");
+    let raw = &row.raw;
+    let parsed = row.parsed.clone().unwrap_or_default();
     let parsed_pretty = serde_json::from_str::<Value>(&parsed)
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .unwrap_or(parsed);
-    let corr = text(&row, "correlation_id");
+    let corr = row.correlation_id.clone().unwrap_or_default();
     let mut body = format!(
         "<h1>{} {}</h1><p>{} · {}/{} · <a href=\"/console/messages?q={}\">{}</a> · {}</p>",
         ctx.t("Thông điệp", "Message"),
         esc(id),
-        time(row.try_get("received_at").unwrap_or(0)),
-        esc(&text(&row, "source_system")),
-        esc(&text(&row, "message_type")),
+        time(row.received_at),
+        esc(&row.source_system),
+        esc(&row.message_type),
         url(&corr),
         esc(&corr),
-        esc(&text(&row, "state")),
+        esc(&row.state),
     );
     // The store's version (what the delivery records) and the file's own `version:` label.
-    let deliveries = sqlx::query(
-        "SELECT d.id, d.destination, d.message_type, d.mapping_id, d.mapping_version, d.body, d.state, d.attempts, \
-         d.last_error, d.replay_of, mv.file_version FROM deliveries d LEFT JOIN mapping_versions mv \
-         ON mv.mapping_id = d.mapping_id AND mv.version = d.mapping_version WHERE d.message_id = $1 ORDER BY d.seq",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .unwrap_or_default();
+    let deliveries = st
+        .store
+        .deliveries_with_file_version(id)
+        .await
+        .unwrap_or_default();
     if !replayed.is_empty() {
         body.push_str(&replay_outcome_html(st, ctx, &deliveries, replayed).await);
     }
-    let reasons = text(&row, "reasons");
+    let reasons = row.reasons.clone().unwrap_or_default();
     if !reasons.is_empty() {
         let _ = write!(body, "<pre class=\"bad\">{}</pre>", esc(&reasons));
     }
@@ -421,7 +406,7 @@ async fn message_page(
         body,
         "<h2>{}</h2><pre id=\"raw\">{}</pre><h2>{}</h2><pre id=\"parsed\">{}</pre>",
         ctx.t("Dữ liệu gốc", "Raw"),
-        esc(&String::from_utf8_lossy(&raw)),
+        esc(&String::from_utf8_lossy(raw)),
         ctx.t("Đã phân tích", "Parsed"),
         esc(&parsed_pretty)
     );
@@ -430,9 +415,9 @@ async fn message_page(
         "<h2>{}</h2>",
         ctx.t("Các lần chuyển đi", "Deliveries")
     );
-    for d in &deliveries {
-        let did = text(d, "id");
-        let replay_of = text(d, "replay_of");
+    for (d, file_version) in &deliveries {
+        let did = &d.id;
+        let replay_of = d.replay_of.clone().unwrap_or_default();
         let replay_note = if replay_of.is_empty() {
             String::new()
         } else {
@@ -446,31 +431,25 @@ async fn message_page(
             body,
             "<div class=\"box delivery\" id=\"delivery-{}\"><b>{}</b> {} · {} {} · <span class=\"state\">{}</span> · {} {}{replay_note}\
              <br><span class=\"muted\">{} {}</span><pre>{}</pre>",
-            esc(&did),
-            esc(&text(d, "destination")),
-            esc(&text(d, "message_type")),
-            esc(&text(d, "mapping_id")),
-            version_label(
-                ctx,
-                d.try_get::<i64, _>("mapping_version").unwrap_or(0),
-                d.try_get::<Option<i64>, _>("file_version").ok().flatten()
-            ),
-            esc(&text(d, "state")),
-            d.try_get::<i64, _>("attempts").unwrap_or(0),
+            esc(did),
+            esc(&d.destination),
+            esc(&d.message_type),
+            esc(&d.mapping_id),
+            version_label(ctx, d.mapping_version, *file_version),
+            esc(&d.state),
+            d.attempts,
             ctx.t("lần gửi", "attempts"),
             ctx.t("Mã lần chuyển", "Delivery id"),
-            esc(&did),
-            esc(&String::from_utf8_lossy(
-                &d.try_get::<Vec<u8>, _>("body").unwrap_or_default()
-            )),
+            esc(did),
+            esc(&String::from_utf8_lossy(&d.body)),
         );
-        let err = text(d, "last_error");
+        let err = d.last_error.clone().unwrap_or_default();
         if !err.is_empty() {
             let _ = write!(body, "<p class=\"bad\">{}</p>", esc(&err));
         }
-        let attempts = sqlx::query("SELECT n, started_at, latency_ms, status, error, outcome FROM attempts WHERE delivery_id = $1 ORDER BY n")
-            .bind(&did)
-            .fetch_all(pool)
+        let attempts = st
+            .store
+            .attempts_of(std::slice::from_ref(did))
             .await
             .unwrap_or_default();
         if !attempts.is_empty() {
@@ -487,16 +466,12 @@ async fn message_page(
             ));
             for a in attempts {
                 body.push_str(&table_row(&[
-                    a.try_get::<i64, _>("n").unwrap_or(0).to_string(),
-                    time(a.try_get("started_at").unwrap_or(0)),
-                    a.try_get::<i64, _>("latency_ms").unwrap_or(0).to_string(),
-                    a.try_get::<Option<i64>, _>("status")
-                        .ok()
-                        .flatten()
-                        .map(|s| s.to_string())
-                        .unwrap_or_default(),
-                    esc(&text(&a, "outcome")),
-                    esc(&text(&a, "error")),
+                    a.n.to_string(),
+                    time(a.started_at),
+                    a.latency_ms.to_string(),
+                    a.status.map(|s| s.to_string()).unwrap_or_default(),
+                    esc(&a.outcome),
+                    esc(a.error.as_deref().unwrap_or_default()),
                 ]));
             }
             body.push_str("</table>");
@@ -523,7 +498,7 @@ pub fn version_label(ctx: &Ctx, store: i64, file: Option<i64>) -> String {
 async fn replay_outcome_html(
     st: &ConsoleState,
     ctx: &Ctx,
-    deliveries: &[sqlx::any::AnyRow],
+    deliveries: &[(DeliveryFull, Option<i64>)],
     replayed: &[String],
 ) -> String {
     let mut out = format!(
@@ -531,7 +506,7 @@ async fn replay_outcome_html(
         ctx.t("Đã gửi lại", "Replayed")
     );
     for nid in replayed {
-        let Some(d) = deliveries.iter().find(|d| &text(d, "id") == nid) else {
+        let Some((d, _)) = deliveries.iter().find(|(d, _)| &d.id == nid) else {
             let _ = write!(
                 out,
                 "<li class=\"bad\">{} {}</li>",
@@ -543,20 +518,18 @@ async fn replay_outcome_html(
             );
             continue;
         };
-        let event = sqlx::query(
-            "SELECT seq, hash FROM trail WHERE delivery_id = $1 AND kind = 'replayed' ORDER BY seq LIMIT 1",
-        )
-        .bind(nid)
-        .fetch_optional(st.store.read_pool())
-        .await
-        .ok()
-        .flatten();
+        let event = st
+            .store
+            .first_delivery_event(nid, "replayed")
+            .await
+            .ok()
+            .flatten();
         let recorded = match event {
-            Some(e) => format!(
+            Some((seq, hash)) => format!(
                 "{} #{} ({}…)",
                 ctx.t("ghi vào nhật ký: sự kiện", "recorded in the trail: event"),
-                e.try_get::<i64, _>("seq").unwrap_or(0),
-                esc(&text(&e, "hash").chars().take(16).collect::<String>())
+                seq,
+                esc(&hash.chars().take(16).collect::<String>())
             ),
             None => ctx
                 .t("chưa thấy trong nhật ký", "not found in the trail")
@@ -565,10 +538,10 @@ async fn replay_outcome_html(
         let _ = write!(
             out,
             "<li class=\"replayed\">{} → {} · {} <b class=\"state\">{}</b> · {recorded}</li>",
-            esc(&text(d, "destination")),
+            esc(&d.destination),
             esc(nid),
             ctx.t("trạng thái", "state"),
-            esc(&text(d, "state")),
+            esc(&d.state),
         );
     }
     out.push_str("</ul></div>");
@@ -577,13 +550,11 @@ async fn replay_outcome_html(
 
 /// The message's trail events (received, routed, attempts, replays...), oldest first.
 async fn trail_html(st: &ConsoleState, ctx: &Ctx, id: &str) -> String {
-    let rows = sqlx::query(
-        "SELECT seq, at, kind, actor, delivery_id, hash FROM trail WHERE message_id = $1 ORDER BY seq LIMIT 500",
-    )
-    .bind(id)
-    .fetch_all(st.store.read_pool())
-    .await
-    .unwrap_or_default();
+    let rows = st
+        .store
+        .trail_for_message_first(id, 500)
+        .await
+        .unwrap_or_default();
     let mut out = format!("<h2>{}</h2>", ctx.t("Nhật ký", "Trail"));
     out.push_str(&table_head(
         "trail",
@@ -598,14 +569,14 @@ async fn trail_html(st: &ConsoleState, ctx: &Ctx, id: &str) -> String {
     ));
     for r in &rows {
         out.push_str(&table_row(&[
-            r.try_get::<i64, _>("seq").unwrap_or(0).to_string(),
-            time(r.try_get("at").unwrap_or(0)),
-            esc(&text(r, "kind")),
-            esc(&text(r, "actor")),
-            esc(&text(r, "delivery_id")),
+            r.seq.to_string(),
+            time(r.at),
+            esc(&r.kind),
+            esc(&r.actor),
+            esc(r.delivery_id.as_deref().unwrap_or_default()),
             format!(
                 "<code>{}…</code>",
-                esc(&text(r, "hash").chars().take(16).collect::<String>())
+                esc(&r.hash.chars().take(16).collect::<String>())
             ),
         ]));
     }
@@ -615,18 +586,13 @@ async fn trail_html(st: &ConsoleState, ctx: &Ctx, id: &str) -> String {
 
 /// Re-map the stored message with the active set and diff against what was sent.
 async fn dry_run_html(st: &ConsoleState, ctx: &Ctx, id: &str) -> String {
-    let pool = st.store.read_pool();
-    let row = sqlx::query("SELECT source_system, message_type, parsed FROM messages WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await;
-    let Ok(Some(row)) = row else {
+    let Ok(Some(row)) = st.store.message_full(id).await else {
         return format!(
             "<p class=\"bad\">{}</p>",
             ctx.t("Không đọc được thông điệp.", "Cannot read the message.")
         );
     };
-    let Ok(tree) = serde_json::from_str::<Value>(&text(&row, "parsed")) else {
+    let Ok(tree) = serde_json::from_str::<Value>(row.parsed.as_deref().unwrap_or_default()) else {
         return format!(
             "<p class=\"bad\">{}</p>",
             ctx.t(
@@ -635,14 +601,10 @@ async fn dry_run_html(st: &ConsoleState, ctx: &Ctx, id: &str) -> String {
             )
         );
     };
-    let (system, mtype) = (text(&row, "source_system"), text(&row, "message_type"));
+    let (system, mtype) = (row.source_system, row.message_type);
     let set = st.admin.admin.active().load();
     let schemas = st.admin.admin.schemas();
-    let sent = sqlx::query("SELECT destination, mapping_id, mapping_version, body FROM deliveries WHERE message_id = $1 ORDER BY seq")
-        .bind(id)
-        .fetch_all(pool)
-        .await
-        .unwrap_or_default();
+    let sent = st.store.deliveries_of(id).await.unwrap_or_default();
     let mut out = format!(
         "<div class=\"box\" id=\"dry-run-result\"><b>{}</b>",
         ctx.t(
@@ -664,7 +626,7 @@ async fn dry_run_html(st: &ConsoleState, ctx: &Ctx, id: &str) -> String {
     for t in targets {
         let m = &t.mapping;
         let now = map_checked(m, schemas, &tree);
-        let before = sent.iter().find(|d| text(d, "mapping_id") == m.id);
+        let before = sent.iter().find(|d| d.mapping_id == m.id);
         let _ = write!(
             out,
             "<h3>{} · {} v{}</h3>",
@@ -677,9 +639,8 @@ async fn dry_run_html(st: &ConsoleState, ctx: &Ctx, id: &str) -> String {
                 let _ = write!(out, "<pre class=\"bad\">{}</pre>", esc(&e));
             }
             (Ok(new), Some(d)) => {
-                let body: Vec<u8> = d.try_get("body").unwrap_or_default();
-                let old_v = d.try_get::<i64, _>("mapping_version").unwrap_or(0);
-                match schemas.decode(&m.target.schema, &body, None) {
+                let old_v = d.mapping_version;
+                match schemas.decode(&m.target.schema, &d.body, None) {
                     Ok(old) if old == new => {
                         let _ = write!(
                             out,

@@ -1,6 +1,6 @@
 //! The embedded queue: the store's `deliveries` table *is* the queue.
 //!
-//! Leasing is one `UPDATE ... RETURNING` (see `store::ops::lease`) that picks due,
+//! Leasing is one `UPDATE ... RETURNING` (see `store::deliveries::lease`) that picks due,
 //! head-of-line rows; retries are rows whose `next_attempt_at` is in the future.
 //! Workers sleep until the earliest due time or until woken: by new commits
 //! ([`DeliveryQueue::committed`]) or by a settle, which may unblock the next

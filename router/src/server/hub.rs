@@ -218,7 +218,7 @@ impl Hub {
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await
         });
-        tracing::info!(%addr, store = %redact(&config.store_url), "lienthong listening");
+        tracing::info!(%addr, store = %crate::redact::url(&config.store_url), "lienthong listening");
         Ok(RunningHub {
             addr,
             store,
@@ -230,17 +230,6 @@ impl Hub {
             server,
             drain_deadline: config.drain_deadline,
         })
-    }
-}
-
-/// A database URL without its password, for logs.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
-            Some(c) => format!("{}:***{}", &url[..s + 3 + c], &url[at..]),
-            None => url.to_string(),
-        },
-        _ => url.to_string(),
     }
 }
 

@@ -17,12 +17,14 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
+use super::error::{db_err, get};
+use super::records::{ColType, TableSpec};
+pub use super::trail::StoredTrailRow;
+use super::trail::TrailEvent;
 use super::writer::Job;
-use super::{db_err, Store};
-use crate::audit::digest::{ColType, TableSpec};
-use crate::audit::TrailEvent;
+use super::Store;
 use crate::{Error, Result};
 
 /// A write run by the store's writer task inside its transaction. It may push
@@ -36,28 +38,6 @@ pub trait WriteOp: Send + Sync {
     ) -> BoxFuture<'c, Result<Value>>;
 }
 
-fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
-    row: &'r AnyRow,
-    col: &str,
-) -> Result<T> {
-    row.try_get(col)
-        .map_err(|e| db_err(&format!("reading column {col}"), e))
-}
-
-/// A trail row exactly as stored (`detail` is the stored text, not re-parsed), for verification.
-#[derive(Debug, Clone, Serialize)]
-pub struct StoredTrailRow {
-    pub seq: i64,
-    pub at: i64,
-    pub message_id: Option<String>,
-    pub delivery_id: Option<String>,
-    pub kind: String,
-    pub actor: String,
-    pub detail: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
 /// One recorded row read back: its key, recorded columns (as JSON values, in the
 /// spec's order) and payload bytes.
 #[derive(Debug, Clone)]
@@ -68,22 +48,6 @@ pub struct StoredRecord {
     pub pruned_at: Option<i64>,
     /// `deliveries.state`, for the state-versus-trail check.
     pub state: Option<String>,
-}
-
-const TRAIL_COLS: &str = "seq, at, message_id, delivery_id, kind, actor, detail, prev_hash, hash";
-
-fn trail_row(r: &AnyRow) -> Result<StoredTrailRow> {
-    Ok(StoredTrailRow {
-        seq: get(r, "seq")?,
-        at: get(r, "at")?,
-        message_id: get(r, "message_id")?,
-        delivery_id: get(r, "delivery_id")?,
-        kind: get(r, "kind")?,
-        actor: get(r, "actor")?,
-        detail: get(r, "detail")?,
-        prev_hash: get(r, "prev_hash")?,
-        hash: get(r, "hash")?,
-    })
 }
 
 fn col_value(r: &AnyRow, name: &str, t: ColType) -> Result<Value> {
@@ -164,9 +128,16 @@ pub struct DeliverySummary {
 }
 
 /// Validated search filters (see `audit::search` for parsing and limits).
+///
+/// The audit API's search and the console's message search are this one
+/// search: the console looks a term up as a dossier (or station) code *or* a
+/// message id ([`MessageQuery::dossier_or_id`]), over all time, and lists a
+/// dossier as a timeline ([`Order::OldestFirst`]).
 #[derive(Debug, Clone, Default)]
 pub struct MessageQuery {
     pub dossier: Option<String>,
+    /// Messages of this dossier (`correlation_id`), or the message with this id.
+    pub dossier_or_id: Option<String>,
     pub system: Option<String>,
     pub message_type: Option<String>,
     /// `accepted`/`rejected` (message) or `pending`/`in_flight`/`delivered`/`dead` (any delivery).
@@ -175,9 +146,32 @@ pub struct MessageQuery {
     pub to: i64,
     pub mapping_id: Option<String>,
     pub mapping_version: Option<i64>,
-    /// Keyset cursor: only messages strictly older than `(received_at, id)`.
+    /// Keyset cursor: only messages strictly before `(received_at, id)` in
+    /// the listing's order (older when newest first, newer when oldest first).
     pub before: Option<(i64, String)>,
     pub limit: i64,
+    pub order: Order,
+}
+
+/// The order of a message search: by `(received_at, id)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Order {
+    /// Newest first (the audit search's pages).
+    #[default]
+    NewestFirst,
+    /// Oldest first (a dossier's timeline).
+    OldestFirst,
+}
+
+impl MessageQuery {
+    /// No filter and no time bounds; set `limit` (and any filter) on it.
+    pub fn everything() -> Self {
+        MessageQuery {
+            from: i64::MIN,
+            to: i64::MAX,
+            ..MessageQuery::default()
+        }
+    }
 }
 
 /// A delivery row with its body, as the API and replay need it.
@@ -237,10 +231,10 @@ pub struct MessageFull {
     pub parsed: Option<String>,
 }
 
-const DELIVERY_COLS: &str = "id, seq, message_id, destination, message_type, route_id, mapping_id, mapping_version, \
+pub(super) const DELIVERY_COLS: &str = "id, seq, message_id, destination, message_type, route_id, mapping_id, mapping_version, \
      content_type, correlation_id, state, attempts, last_error, error_class, replay_of, created_at, updated_at, pruned_at, body";
 
-fn delivery_full(r: &AnyRow) -> Result<DeliveryFull> {
+pub(super) fn delivery_full(r: &AnyRow) -> Result<DeliveryFull> {
     Ok(DeliveryFull {
         id: get(r, "id")?,
         seq: get(r, "seq")?,
@@ -284,114 +278,6 @@ impl Store {
             }
         }
         self.audit_write(Box::new(Append(events))).await.map(|_| ())
-    }
-
-    /// `(seq, hash)` of the chain head row.
-    pub async fn chain_head(&self) -> Result<(i64, String)> {
-        let r = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1")
-            .fetch_one(&self.read)
-            .await
-            .map_err(|e| db_err("reading the chain head", e))?;
-        Ok((get(&r, "seq")?, get(&r, "hash")?))
-    }
-
-    /// Up to `limit` trail rows with `seq >= from_seq` (and `<= to_seq`), in order.
-    pub async fn trail_page(
-        &self,
-        from_seq: i64,
-        to_seq: i64,
-        limit: i64,
-    ) -> Result<Vec<StoredTrailRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {TRAIL_COLS} FROM trail WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3"
-        ))
-        .bind(from_seq)
-        .bind(to_seq)
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await
-        .map_err(|e| db_err("reading the trail", e))?;
-        rows.iter().map(trail_row).collect()
-    }
-
-    /// The trail rows with these sequence numbers, in order.
-    pub async fn trail_rows(&self, seqs: &[i64]) -> Result<Vec<StoredTrailRow>> {
-        let mut out = Vec::new();
-        for chunk in seqs.chunks(500) {
-            let sql = format!(
-                "SELECT {TRAIL_COLS} FROM trail WHERE seq IN ({}) ORDER BY seq",
-                super::placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for s in chunk {
-                q = q.bind(*s);
-            }
-            let rows = q
-                .fetch_all(&self.read)
-                .await
-                .map_err(|e| db_err("reading trail rows", e))?;
-            for r in &rows {
-                out.push(trail_row(r)?);
-            }
-        }
-        out.sort_by_key(|r| r.seq);
-        Ok(out)
-    }
-
-    /// `(prev_hash, hash)` of every row in `[lo, hi]`: the "spine" a dossier bundle links through.
-    pub async fn trail_spine(&self, lo: i64, hi: i64) -> Result<Vec<(i64, String, String)>> {
-        let rows = sqlx::query(
-            "SELECT seq, prev_hash, hash FROM trail WHERE seq >= $1 AND seq <= $2 ORDER BY seq",
-        )
-        .bind(lo)
-        .bind(hi)
-        .fetch_all(&self.read)
-        .await
-        .map_err(|e| db_err("reading the trail spine", e))?;
-        rows.iter()
-            .map(|r| Ok((get(r, "seq")?, get(r, "prev_hash")?, get(r, "hash")?)))
-            .collect()
-    }
-
-    /// Smallest and largest `seq` of rows with `at` in `[from, to]`, if any.
-    pub async fn seq_bounds(&self, from: i64, to: i64) -> Result<Option<(i64, i64)>> {
-        let r = sqlx::query(
-            "SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM trail WHERE at >= $1 AND at <= $2",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_one(&self.read)
-        .await
-        .map_err(|e| db_err("finding the trail range", e))?;
-        let lo: Option<i64> = get(&r, "lo")?;
-        let hi: Option<i64> = get(&r, "hi")?;
-        Ok(lo.zip(hi))
-    }
-
-    /// Seqs of the trail rows about one dossier or station: rows of its messages and their deliveries.
-    pub async fn dossier_seqs(&self, code: &str, from: i64, to: i64) -> Result<Vec<i64>> {
-        let rows = sqlx::query(
-            "SELECT t.seq FROM trail t WHERE t.at >= $2 AND t.at <= $3 AND t.message_id IN \
-             (SELECT id FROM messages WHERE correlation_id = $1) ORDER BY t.seq",
-        )
-        .bind(code)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.read)
-        .await
-        .map_err(|e| db_err("finding a dossier's trail rows", e))?;
-        rows.iter().map(|r| get(r, "seq")).collect()
-    }
-
-    /// Seqs of the rows of one kind at or after `from_seq` (e.g. `retention.pruned`).
-    pub async fn trail_seqs_of_kind(&self, kind: &str, from_seq: i64) -> Result<Vec<i64>> {
-        let rows = sqlx::query("SELECT seq FROM trail WHERE kind = $1 AND seq >= $2 ORDER BY seq")
-            .bind(kind)
-            .bind(from_seq)
-            .fetch_all(&self.read)
-            .await
-            .map_err(|e| db_err("finding trail rows by kind", e))?;
-        rows.iter().map(|r| get(r, "seq")).collect()
     }
 
     /// Every key of a recorded table (for "row not covered by the trail").
@@ -617,6 +503,10 @@ impl Store {
             let p = next(Bind::S(d.clone()), &mut binds);
             sql += &format!(" AND m.correlation_id = {p}");
         }
+        if let Some(d) = &q.dossier_or_id {
+            let p = next(Bind::S(d.clone()), &mut binds);
+            sql += &format!(" AND (m.correlation_id = {p} OR m.id = {p})");
+        }
         if let Some(s) = &q.system {
             let p = next(Bind::S(s.clone()), &mut binds);
             sql += &format!(
@@ -649,13 +539,19 @@ impl Store {
             }
             sql += ")";
         }
+        let (past, dir) = match q.order {
+            Order::NewestFirst => ("<", "DESC"),
+            Order::OldestFirst => (">", "ASC"),
+        };
         if let Some((at, id)) = &q.before {
             let a = next(Bind::I(*at), &mut binds);
             let i = next(Bind::S(id.clone()), &mut binds);
-            sql += &format!(" AND (m.received_at < {a} OR (m.received_at = {a} AND m.id < {i}))");
+            sql += &format!(
+                " AND (m.received_at {past} {a} OR (m.received_at = {a} AND m.id {past} {i}))"
+            );
         }
         let l = next(Bind::I(q.limit), &mut binds);
-        sql += &format!(" ORDER BY m.received_at DESC, m.id DESC LIMIT {l}");
+        sql += &format!(" ORDER BY m.received_at {dir}, m.id {dir} LIMIT {l}");
         let mut query = sqlx::query(&sql);
         for b in binds {
             query = match b {
@@ -718,32 +614,6 @@ impl Store {
             m.deliveries = by_msg.remove(&m.id).unwrap_or_default();
         }
         Ok(out)
-    }
-
-    /// Every trail row about a dossier (its messages and their deliveries), in chain order,
-    /// with the message's source system for each row.
-    pub async fn dossier_trail(
-        &self,
-        code: &str,
-    ) -> Result<Vec<(StoredTrailRow, String, Option<String>)>> {
-        let rows = sqlx::query(
-            "SELECT t.seq, t.at, t.message_id, t.delivery_id, t.kind, t.actor, t.detail, t.prev_hash, t.hash, \
-             m.source_system, d.destination FROM trail t JOIN messages m ON m.id = t.message_id \
-             LEFT JOIN deliveries d ON d.id = t.delivery_id WHERE m.correlation_id = $1 ORDER BY t.seq",
-        )
-        .bind(code)
-        .fetch_all(&self.read)
-        .await
-        .map_err(|e| db_err("reading a dossier's trail", e))?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    trail_row(r)?,
-                    get(r, "source_system")?,
-                    get(r, "destination")?,
-                ))
-            })
-            .collect()
     }
 }
 

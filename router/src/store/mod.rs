@@ -7,12 +7,25 @@
 //!
 //! # Tables
 //!
-//! * `messages`: every inbound attempt with its exact bytes, accepted or rejected.
-//! * `deliveries`: one row per (message, target). It is the transactional outbox:
+//! The store owns every SQL statement of the hub; one file per table or read
+//! model, and nothing outside this module runs a query (the read pool is
+//! private: other modules ask typed questions).
+//!
+//! * `messages` ([`messages`]): every inbound attempt with its exact bytes, accepted or rejected.
+//! * `deliveries` ([`deliveries`]): one row per (message, target). It is the transactional outbox:
 //!   it is written in the same transaction that accepts the message, so nothing
-//!   accepted can be lost. For the embedded queue it is also the queue itself.
-//! * `attempts`: one row per delivery attempt.
-//! * `trail` + `chain_head`: the hash-chained trail ([`crate::audit::chain`]).
+//!   accepted can be lost. For the embedded queue it is also the queue itself;
+//!   the broker backend's claims and relay are in [`outbox`].
+//! * `attempts` ([`deliveries`]): one row per delivery attempt.
+//! * `trail` + `chain_head` ([`trail`]): the hash-chained trail (the rule is
+//!   [`crate::audit::chain`]); [`records`] says which columns of the other
+//!   tables each trail event records.
+//! * `mapping_versions`, `mapping_active`, `mapping_generation` ([`mapping_versions`]).
+//! * Read models: [`audit_ops`] (verify, export, search, replay) and `views`
+//!   (the console and the mapping gate); [`prune`] empties old payloads.
+//!
+//! Errors: every database error goes through one classifier (`error::db_err`),
+//! which keeps the driver's error as the `source` of [`Error::Store`].
 //!
 //! On PostgreSQL a task per store keeps the planner statistics of `deliveries`
 //! current while it grows in bursts ([`stats`]).
@@ -30,10 +43,18 @@
 //! its neighbours. Reads use a separate pool (WAL lets them run beside the writer).
 
 pub mod audit_ops;
-mod ops;
+pub mod deliveries;
+mod error;
+pub mod mapping_versions;
+mod messages;
 mod outage;
+pub mod outbox;
+pub mod prune;
+pub mod records;
 mod stats;
+pub mod trail;
 mod types;
+mod views;
 mod writer;
 
 use std::path::Path;
@@ -41,12 +62,14 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot};
 
-pub(crate) use ops::{leased_from_row, LEASED_COLUMNS};
+pub(crate) use error::db_err;
 pub use outage::Outage;
+pub use trail::{StoredTrailRow, TrailEvent};
 pub use types::*;
+pub use views::{ChainHead, DeliveryCount};
 use writer::Job;
 
 use crate::{Error, Result};
@@ -89,18 +112,6 @@ pub struct Store {
     read: AnyPool,
     jobs: mpsc::Sender<Job>,
     health: std::sync::Arc<writer::Health>,
-}
-
-pub(crate) fn db_err(context: &str, e: sqlx::Error) -> Error {
-    let retryable = !matches!(
-        e,
-        sqlx::Error::ColumnNotFound(_) | sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)
-    );
-    Error::Store {
-        message: format!("{context}: {e}"),
-        retryable,
-        source: Some(Box::new(e)),
-    }
 }
 
 /// Epoch milliseconds now.
@@ -174,7 +185,7 @@ impl Store {
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Store> {
         sqlx::any::install_default_drivers();
         // Errors name the database without its password.
-        let shown = crate::queue::rabbitmq::redact_url(url);
+        let shown = crate::redact::url(url);
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -334,92 +345,6 @@ impl Store {
         self.submit(|tx| Job::Settle(Box::new(s), true, tx)).await
     }
 
-    /// Pending + in-flight deliveries per destination.
-    pub async fn queue_depth(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query(
-            "SELECT destination, COUNT(*) AS n FROM deliveries WHERE state IN ('pending', 'in_flight') GROUP BY destination",
-        )
-        .fetch_all(&self.read)
-        .await
-        .map_err(|e| db_err("counting queued deliveries", e))?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("destination")
-                        .map_err(|e| db_err("queue depth", e))?,
-                    r.try_get("n").map_err(|e| db_err("queue depth", e))?,
-                ))
-            })
-            .collect()
-    }
-
-    /// Destinations that have pending or in-flight deliveries (so workers start for them after a restart).
-    pub async fn active_destinations(&self) -> Result<Vec<String>> {
-        Ok(self
-            .queue_depth()
-            .await?
-            .into_iter()
-            .map(|(d, _)| d)
-            .collect())
-    }
-
-    /// When the earliest pending delivery for `destination` becomes due (epoch ms).
-    pub async fn next_due(&self, destination: &str) -> Result<Option<i64>> {
-        let row = sqlx::query(
-            "SELECT MIN(CASE WHEN state = 'pending' THEN next_attempt_at ELSE lease_until END) AS due \
-             FROM deliveries WHERE destination = $1 AND state IN ('pending', 'in_flight')",
-        )
-        .bind(destination)
-        .fetch_one(&self.read)
-        .await
-        .map_err(|e| db_err("reading the next due delivery", e))?;
-        row.try_get::<Option<i64>, _>("due")
-            .map_err(|e| db_err("reading the next due delivery", e))
-    }
-
-    /// Gives back leases that were taken but never sent (a shutdown whose
-    /// drain deadline passed while they waited for the rate limiter): each
-    /// `(delivery id, lease_until)` still held under that very lease goes back
-    /// to pending, due now, with the attempt the lease counted taken back, so
-    /// another replica sends it at once instead of after the lease. A lease
-    /// that has meanwhile expired and been taken again is left alone.
-    pub async fn release_leases(&self, leases: &[(String, i64)]) -> Result<u64> {
-        let now = now_ms();
-        let mut released = 0;
-        for (id, lease_until) in leases {
-            let r = sqlx::query(
-                "UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = $1, updated_at = $1, \
-                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
-                 WHERE id = $2 AND state = 'in_flight' AND lease_until = $3",
-            )
-            .bind(now)
-            .bind(id)
-            .bind(*lease_until)
-            .execute(&self.read)
-            .await
-            .map_err(|e| db_err("releasing unsent leases", e))?;
-            released += r.rows_affected();
-        }
-        Ok(released)
-    }
-
-    /// Puts every in-flight delivery back to pending, due now. Only for a store
-    /// owned by one process (the embedded queue at start-up): whatever was in
-    /// flight when the previous process died is retried at once instead of
-    /// waiting for its lease to expire. Returns how many were released.
-    pub async fn release_all_leases(&self) -> Result<u64> {
-        let now = now_ms();
-        let r = sqlx::query(
-            "UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = $1, updated_at = $1 \
-             WHERE state = 'in_flight'",
-        )
-        .bind(now)
-        .execute(&self.read)
-        .await
-        .map_err(|e| db_err("releasing in-flight leases", e))?;
-        Ok(r.rows_affected())
-    }
-
     /// For `/readyz`: a round trip through the writer's own connection (which
     /// reconnects if it was lost) and one through the read pool. Either failing
     /// means the hub cannot take work; the error says why.
@@ -447,6 +372,15 @@ impl Store {
         Ok(())
     }
 
+    /// The read pool, for the router's own integration tests, which check
+    /// and alter rows directly (feature `test-support`, enabled only as a
+    /// dev-dependency). Everything else asks the store typed questions.
+    #[cfg(feature = "test-support")]
+    #[doc(hidden)]
+    pub fn pool_for_tests(&self) -> &AnyPool {
+        &self.read
+    }
+
     /// Why the store cannot be written right now, if it cannot (no round trip).
     pub fn unwritable_reason(&self) -> Option<String> {
         self.health.reason()
@@ -454,16 +388,6 @@ impl Store {
 
     /// One message with its deliveries, for the API.
     pub async fn message(&self, id: &str) -> Result<Option<MessageView>> {
-        ops::message_view(&self.read, id).await
-    }
-
-    /// The trail rows of one message (including its deliveries' rows), in chain order.
-    pub async fn trail_for_message(&self, id: &str) -> Result<Vec<TrailRow>> {
-        ops::trail_for_message(&self.read, id).await
-    }
-
-    /// The read pool, for modules that add read-only queries (audit search/export).
-    pub fn read_pool(&self) -> &AnyPool {
-        &self.read
+        messages::message_view(&self.read, id).await
     }
 }

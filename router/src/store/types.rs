@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::audit::TrailEvent;
+use super::trail::TrailEvent;
 
 /// A message that passed intake, with everything it fans out to.
 #[derive(Debug, Clone)]

@@ -9,10 +9,10 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::db_err;
-use super::ops;
+use super::error::{db_err, refuses_writes};
+use super::trail::{self, TrailEvent};
 use super::types::*;
-use crate::audit::{chain, TrailEvent};
+use super::{deliveries, messages};
 use crate::Result;
 
 /// One write request; the sender gets the result after the commit.
@@ -254,27 +254,6 @@ async fn run_on_live_connection(
     }
 }
 
-/// Does this failure say the store as a whole refuses writes for now (its
-/// disk is full, its file or filesystem is read-only, it cannot do I/O; on
-/// PostgreSQL, a server out of space or a read-only standby after a failover),
-/// rather than that one job was wrong? By sqlx's texts for SQLite's result
-/// codes (`SQLITE_FULL`, `SQLITE_READONLY*`, `SQLITE_IOERR*`, `SQLITE_CANTOPEN`)
-/// and PostgreSQL's messages, since the codes do not survive into
-/// [`crate::Error`].
-fn refuses_writes(e: &crate::Error) -> bool {
-    const SIGNS: &[&str] = &[
-        "database or disk is full",
-        "readonly database",
-        "disk I/O error",
-        "unable to open database file",
-        "No space left on device",
-        "could not extend file",
-        "read-only transaction",
-    ];
-    let text = e.to_string();
-    SIGNS.iter().any(|s| text.contains(s))
-}
-
 trait CloneStore {
     fn clone_store(&self) -> crate::Error;
 }
@@ -382,7 +361,7 @@ async fn write_batch(tx: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
             _ => None,
         })
         .collect();
-    let mut known = ops::known_keys(tx, &accepts).await?;
+    let mut known = messages::known_keys(tx, &accepts).await?;
     let mut gathered = Gathered::default();
     for job in jobs {
         // Acceptances and settlements touch different rows (a delivery is
@@ -399,14 +378,14 @@ async fn write_batch(tx: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
         }
         // Any error fails the whole batch; the writer then re-runs each job alone.
         done.push(match job {
-            Job::Accept(m, _) => Done::Accept(Ok(ops::accept(
+            Job::Accept(m, _) => Done::Accept(Ok(messages::accept(
                 m,
                 &mut known,
                 &mut gathered.accepted,
                 &mut events,
             ))),
-            Job::Reject(m, _) => Done::Reject(Ok(ops::reject(tx, m, &mut events).await?)),
-            Job::Lease(r, _) => Done::Lease(Ok(ops::lease(tx, r).await?)),
+            Job::Reject(m, _) => Done::Reject(Ok(messages::reject(tx, m, &mut events).await?)),
+            Job::Lease(r, _) => Done::Lease(Ok(deliveries::lease(tx, r).await?)),
             Job::Settle(s, want_next, _) => {
                 gathered.settled.push((&**s, *want_next));
                 gathered.settling.insert(s.delivery_id.as_str());
@@ -419,7 +398,7 @@ async fn write_batch(tx: &mut AnyConnection, jobs: &[Job]) -> Result<Vec<Done>> 
         });
     }
     gathered.flush(tx, &mut events).await?;
-    chain::append(tx, &events).await?;
+    trail::append(tx, &events).await?;
     if !gathered.next.is_empty() {
         for (job, d) in jobs.iter().zip(done.iter_mut()) {
             if let (Job::Settle(s, true, _), Done::Settle(r)) = (job, d) {
@@ -447,12 +426,12 @@ struct Gathered<'a> {
 impl Gathered<'_> {
     async fn flush(&mut self, tx: &mut AnyConnection, events: &mut Vec<TrailEvent>) -> Result<()> {
         if !self.accepted.is_empty() {
-            ops::insert_accepted(tx, &self.accepted).await?;
+            messages::insert_accepted(tx, &self.accepted).await?;
             self.accepted.clear();
         }
         if !self.settled.is_empty() {
             self.next
-                .extend(ops::settle_many(tx, &self.settled, events).await?);
+                .extend(deliveries::settle_many(tx, &self.settled, events).await?);
             self.settled.clear();
             self.settling.clear();
         }

@@ -10,29 +10,6 @@ use crate::{Error, Result};
 /// How long start-up waits for the broker before giving up with a clear error.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// `scheme://user:***@host/...`: a URL fit for logs and error messages.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_string()
-            };
-            format!("{scheme}://{masked}@{host}{path}")
-        }
-        None => url.to_string(),
-    }
-}
-
 /// Connects with lapin's automatic recovery on: after a network failure or a
 /// broker restart the connection, channels (with their QoS and confirm mode),
 /// the declared topology and the consumers are re-established by lapin itself,
@@ -46,7 +23,7 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection> {
                 .with_max_delay(Duration::from_secs(3))
                 .without_max_times()
         });
-    let shown = redact_url(url);
+    let shown = crate::redact::url(url);
     let connect = Connection::connect(url, props);
     match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Ok(Ok(c)) => Ok(c),
@@ -115,24 +92,5 @@ pub fn broker_err(context: &str, e: lapin::Error) -> Error {
     Error::Queue {
         message: format!("{context}: {e}"),
         retryable: true,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_never_show() {
-        assert_eq!(
-            redact_url("amqp://guest:secret@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(
-            redact_url("postgres://u:p@a@db/x?sslmode=disable"),
-            "postgres://u:***@db/x?sslmode=disable"
-        );
-        assert_eq!(redact_url("amqp://127.0.0.1"), "amqp://127.0.0.1");
-        assert_eq!(redact_url("amqp://user@host/v"), "amqp://user@host/v");
     }
 }

@@ -16,7 +16,7 @@
 //!   store until [`RabbitOptions::outbox_limit`] rows wait unrelayed; then
 //!   [`DeliveryQueue::admit`] refuses (503 with `Retry-After`) until the relay
 //!   catches up by itself.
-//! * **Claim = ordering gate** ([`outbox::claim_many`]). A consumer that receives a
+//! * **Claim = ordering gate** ([`Store::claim_many`]). A consumer that receives a
 //!   message claims its row with one atomic `UPDATE ... RETURNING` that only
 //!   succeeds when the row is due and head-of-line for its
 //!   `(correlation_id, destination)`. Otherwise the message is *parked* on a delay
@@ -108,7 +108,6 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-pub use connect::redact_url;
 use envelope::Envelope;
 use outbox::Verdict;
 pub use topology::{QueueType, Topology, DEFAULT_TIERS};
@@ -214,7 +213,7 @@ impl Link {
         opts: &RabbitOptions,
         topology: &Topology,
     ) -> Result<Channel> {
-        let shown = redact_url(&opts.url);
+        let shown = crate::redact::url(&opts.url);
         let publisher = conn
             .create_channel()
             .await
@@ -301,10 +300,8 @@ impl RabbitQueue {
             stop,
             opts,
         });
-        q.unrelayed.store(
-            outbox::unrelayed_count(q.store.read_pool()).await?,
-            Ordering::Relaxed,
-        );
+        q.unrelayed
+            .store(q.store.unrelayed_count().await?, Ordering::Relaxed);
         tokio::spawn(relay::run(Arc::downgrade(&q), q.stop.clone()));
         tokio::spawn(watchdog::run(Arc::downgrade(&q), q.stop.clone()));
         Ok(q)
@@ -519,9 +516,9 @@ impl RabbitQueue {
         }
         let lease_until = now_ms() + lease.as_millis() as i64;
         let ids: Vec<&str> = parsed.iter().map(|(_, e)| e.delivery_id.as_str()).collect();
-        let claimed = match outbox::claim_many(&self.store, &ids, dest, lease_until).await {
+        let claimed = match self.store.claim_many(&ids, dest, lease_until).await {
             Ok(c) => c,
-            Err(e) => match outbox::claimed_by(&self.store, &ids, dest, lease_until).await {
+            Err(e) => match self.store.claimed_by(&ids, dest, lease_until).await {
                 // The claim's commit went through before its connection was
                 // lost: the rows are ours; carry on as if it had answered.
                 Ok(c) if !c.is_empty() => {
@@ -577,8 +574,7 @@ impl RabbitQueue {
     /// parks it (not yet due, leased elsewhere, or blocked behind its dossier),
     /// or dead-letters it (no such delivery).
     async fn not_claimed(&self, dest: &str, d: Delivery, env: Envelope) -> Result<()> {
-        let pool = self.store.read_pool();
-        match outbox::verdict(pool, &env.delivery_id, dest).await {
+        match outbox::verdict(&self.store, &env.delivery_id, dest).await {
             Ok(Verdict::Finished) => ack(&d.acker).await,
             Ok(Verdict::WaitUntil(at)) => {
                 if self.park(&env, at).await {
@@ -1005,7 +1001,7 @@ impl DeliveryQueue for RabbitQueue {
             return Err(Error::Unavailable(format!(
                 "{n} accepted deliveries are waiting to be published to RabbitMQ at {} (limit {}, `queue.outbox_limit`): \
                  the broker is unreachable or slow; retry later",
-                redact_url(&self.opts.url),
+                crate::redact::url(&self.opts.url),
                 self.opts.outbox_limit
             )));
         }

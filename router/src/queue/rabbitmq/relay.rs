@@ -9,7 +9,7 @@
 //! itself when the connection recovers. Each pass also refreshes the unrelayed
 //! count that [`DeliveryQueue::admit`](super::DeliveryQueue::admit) compares to
 //! the outbox limit, and from time to time re-queues stale rows (see
-//! [`super::outbox::requeue_stale`]).
+//! [`crate::store::Store::requeue_stale`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
@@ -19,8 +19,8 @@ use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 
 use super::envelope::{Envelope, VERSION};
-use super::outbox::{self, Unrelayed};
 use super::{check_confirm, RabbitQueue};
+use crate::store::outbox::Unrelayed;
 
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// How often the relay looks for stale deliveries: every 30 s, or every half
@@ -39,8 +39,10 @@ pub(super) async fn run(q: Weak<RabbitQueue>, stop: CancellationToken) {
         let mut failed = false;
         loop {
             let limit = this.opts.relay_batch;
-            let relayed =
-                outbox::relay_batch(&this.store, limit, |rows| publish_rows(&this, rows)).await;
+            let relayed = this
+                .store
+                .relay_batch(limit, |rows| publish_rows(&this, rows))
+                .await;
             if relayed.is_ok() {
                 outage.recovered();
             }
@@ -63,7 +65,7 @@ pub(super) async fn run(q: Weak<RabbitQueue>, stop: CancellationToken) {
                 }
             }
         }
-        match outbox::unrelayed_count(this.store.read_pool()).await {
+        match this.store.unrelayed_count().await {
             Ok(n) => {
                 this.unrelayed.store(n, Ordering::Relaxed);
                 metrics::gauge!("lienthong_outbox_unrelayed").set(n as f64);
@@ -72,11 +74,10 @@ pub(super) async fn run(q: Weak<RabbitQueue>, stop: CancellationToken) {
         }
         if last_stale_check.elapsed() >= stale_check_every(this.opts.stale_after) {
             last_stale_check = Instant::now();
-            match outbox::requeue_stale(
-                this.store.read_pool(),
-                this.opts.stale_after.as_millis() as i64,
-            )
-            .await
+            match this
+                .store
+                .requeue_stale(this.opts.stale_after.as_millis() as i64)
+                .await
             {
                 Ok(destinations) if destinations.is_empty() => {}
                 Ok(destinations) => {

@@ -103,7 +103,7 @@ impl RabbitOptions {
         } else if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
             problems.push(format!(
                 "queue.rabbitmq.url `{}` must start with amqp:// or amqps://",
-                super::redact_url(&url)
+                crate::redact::url(&url)
             ));
         }
         let mut o = RabbitOptions::new(url);

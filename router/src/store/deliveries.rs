@@ -1,161 +1,55 @@
-//! The SQL behind each store operation. Portable between SQLite and PostgreSQL.
+//! The `deliveries` and `attempts` tables: the transactional outbox (for the
+//! embedded queue, the queue itself), leases, and settlements.
+//!
+//! A delivery is written in the same transaction that accepts its message, so
+//! nothing accepted can be lost; a replay adds new rows pointing at the
+//! delivery they replay (`replay_of`). The broker backend's statements on this
+//! table (claim, relay) are in [`super::outbox`].
 
 use bytes::Bytes;
 use serde_json::json;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::AnyConnection;
 
-use super::db_err;
+use super::error::{db_err, get};
+use super::records;
+use super::trail::TrailEvent;
 use super::types::*;
-use crate::audit::TrailEvent;
+use super::{now_ms, Store};
 use crate::Result;
 
-fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
-    row: &'r AnyRow,
-    col: &str,
-) -> Result<T> {
-    row.try_get(col)
-        .map_err(|e| db_err(&format!("reading column {col}"), e))
+/// One `deliveries` row to insert: a new message's delivery, or a replay of
+/// an earlier delivery (`replay_of`).
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryInsert<'a> {
+    pub message_id: &'a str,
+    pub correlation_id: &'a str,
+    /// When it was accepted (or replayed): created, updated and first due then.
+    pub at: i64,
+    pub delivery: &'a NewDelivery,
+    pub replay_of: Option<&'a str>,
 }
 
-/// Checks one acceptance and queues its rows in `pending`; the writer inserts
-/// every pending acceptance of the batch at once ([`insert_accepted`]) before
-/// anything else reads them. A repeated idempotency key is answered as a
-/// duplicate of the stored message ([`known_keys`]), or of an earlier
-/// acceptance in the same batch, which is added to `known` here.
-pub(super) fn accept<'a>(
-    m: &'a NewMessage,
-    known: &mut KnownKeys,
-    pending: &mut Vec<&'a NewMessage>,
-    events: &mut Vec<TrailEvent>,
-) -> AcceptOutcome {
-    if let Some(key) = &m.idempotency_key {
-        let k = (m.source_system.clone(), key.clone());
-        if let Some((id, correlation_id)) = known.get(&k) {
-            return AcceptOutcome::Duplicate {
-                id: id.clone(),
-                correlation_id: correlation_id.clone(),
-            };
-        }
-        known.insert(k, (m.id.clone(), m.correlation_id.clone()));
-    }
-    pending.push(m);
-    let start = events.len();
-    events.extend(m.trail.iter().cloned());
-    crate::audit::digest::seal_accept(m, events, start);
-    AcceptOutcome::Accepted {
-        id: m.id.clone(),
-        deliveries: m.deliveries.len(),
-    }
-}
-
-/// `(source_system, idempotency_key)` → `(id, correlation_id)` of stored messages.
-pub(super) type KnownKeys = std::collections::HashMap<(String, String), (String, String)>;
-
-/// Keys per idempotency lookup statement: one `UNION ALL` branch each, under
-/// SQLite's limit of 500 compound-select terms.
-const KEYS_PER_LOOKUP: usize = 250;
-
-/// Looks up which of the batch's idempotency keys are already stored, with one
-/// statement per [`KEYS_PER_LOOKUP`] keys instead of one query per message.
-///
-/// Each key is its own `UNION ALL` branch with equalities on both columns of
-/// the `(source_system, idempotency_key)` index, so every branch is a unique
-/// index seek whatever the planner's statistics say. The obvious
-/// `source_system = $1 AND idempotency_key IN (...)` is not: on a table filled
-/// by a burst and not yet analyzed, PostgreSQL seeks only the source system and
-/// filters the keys, reading every message of that source on every batch
-/// (3.5 ms per batch at 10,000 messages, measured with `EXPLAIN ANALYZE`
-/// mid-benchmark, and growing with the store; 0.8 ms for the same 61 keys as
-/// branches).
-pub(super) async fn known_keys(
+/// Inserts `rows` as pending deliveries, in order (so `seq` order is their
+/// order), with multi-row statements (see [`super::values_sql`]). The one
+/// statement that creates deliveries: acceptance and replay both use it.
+pub async fn insert_deliveries(
     conn: &mut AnyConnection,
-    msgs: &[&NewMessage],
-) -> Result<KnownKeys> {
-    let keys: Vec<(&str, &str)> = msgs
-        .iter()
-        .filter_map(|m| Some((m.source_system.as_str(), m.idempotency_key.as_deref()?)))
-        .collect();
-    let mut known = KnownKeys::new();
-    for chunk in keys.chunks(KEYS_PER_LOOKUP) {
-        let sql = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "SELECT id, correlation_id, source_system, idempotency_key FROM messages \
-                     WHERE state = 'accepted' AND source_system = ${} AND idempotency_key = ${}",
-                    2 * i + 1,
-                    2 * i + 2
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ");
-        let mut q = sqlx::query(&sql);
-        for (source, key) in chunk {
-            q = q.bind(*source).bind(*key);
-        }
-        for row in q
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| db_err("looking up idempotency keys", e))?
-        {
-            known.insert(
-                (get(&row, "source_system")?, get(&row, "idempotency_key")?),
-                (
-                    get(&row, "id")?,
-                    get::<Option<String>>(&row, "correlation_id")?.unwrap_or_default(),
-                ),
-            );
-        }
-    }
-    Ok(known)
-}
-
-/// Inserts the messages and deliveries of `accepted` with multi-row statements
-/// (see [`super::values_sql`]), in acceptance order, so `seq` order is
-/// acceptance order as before.
-pub(super) async fn insert_accepted(
-    conn: &mut AnyConnection,
-    accepted: &[&NewMessage],
+    rows: &[DeliveryInsert<'_>],
 ) -> Result<()> {
-    for chunk in accepted.chunks(super::ROWS_PER_INSERT) {
-        let sql = format!(
-            "INSERT INTO messages (id, received_at, source_system, message_type, correlation_id, idempotency_key, \
-             partner_message_id, content_type, raw, parsed, state, reasons) VALUES {}",
-            super::values_sql(chunk.len(), 10, ", 'accepted', NULL")
-        );
-        let mut q = sqlx::query(&sql);
-        for m in chunk {
-            q = q
-                .bind(&m.id)
-                .bind(m.received_at)
-                .bind(&m.source_system)
-                .bind(&m.message_type)
-                .bind(&m.correlation_id)
-                .bind(m.idempotency_key.clone())
-                .bind(m.partner_message_id.clone())
-                .bind(&m.content_type)
-                .bind(m.raw.to_vec())
-                .bind(&m.parsed);
-        }
-        q.execute(&mut *conn)
-            .await
-            .map_err(|e| db_err("inserting accepted messages", e))?;
-    }
-    let deliveries: Vec<(&NewMessage, &NewDelivery)> = accepted
-        .iter()
-        .flat_map(|m| m.deliveries.iter().map(move |d| (*m, d)))
-        .collect();
-    for chunk in deliveries.chunks(super::ROWS_PER_INSERT) {
+    for chunk in rows.chunks(super::ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO deliveries (id, message_id, destination, message_type, route_id, mapping_id, mapping_version, \
-             body, content_type, next_attempt_at, correlation_id, created_at, updated_at, state, attempts, lease_until) VALUES {}",
-            super::values_sql(chunk.len(), 13, ", 'pending', 0, NULL")
+             body, content_type, next_attempt_at, correlation_id, created_at, updated_at, replay_of, state, attempts, \
+             lease_until) VALUES {}",
+            super::values_sql(chunk.len(), 14, ", 'pending', 0, NULL")
         );
         let mut q = sqlx::query(&sql);
-        for (m, d) in chunk {
+        for r in chunk {
+            let d = r.delivery;
             q = q
                 .bind(&d.id)
-                .bind(&m.id)
+                .bind(r.message_id)
                 .bind(&d.destination)
                 .bind(&d.message_type)
                 .bind(&d.route_id)
@@ -163,57 +57,15 @@ pub(super) async fn insert_accepted(
                 .bind(d.mapping_version)
                 .bind(d.body.to_vec())
                 .bind(&d.content_type)
-                .bind(m.received_at)
-                .bind(&m.correlation_id)
-                .bind(m.received_at)
-                .bind(m.received_at);
+                .bind(r.at)
+                .bind(r.correlation_id)
+                .bind(r.at)
+                .bind(r.at)
+                .bind(r.replay_of);
         }
         q.execute(&mut *conn)
             .await
             .map_err(|e| db_err("inserting deliveries", e))?;
-    }
-    Ok(())
-}
-
-pub(super) async fn reject(
-    conn: &mut AnyConnection,
-    m: &RejectedMessage,
-    events: &mut Vec<TrailEvent>,
-) -> Result<()> {
-    let reasons = serde_json::to_string(&m.reasons).unwrap_or_else(|_| "[]".into());
-    sqlx::query(
-        "INSERT INTO messages (id, received_at, source_system, message_type, correlation_id, idempotency_key, \
-         partner_message_id, content_type, raw, parsed, state, reasons) \
-         VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6, $7, $8, 'rejected', $9)",
-    )
-    .bind(&m.id)
-    .bind(m.received_at)
-    .bind(&m.source_system)
-    .bind(&m.message_type)
-    .bind(m.correlation_id.clone())
-    .bind(&m.content_type)
-    .bind(m.raw.to_vec())
-    .bind(m.parsed.clone())
-    .bind(reasons.clone())
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| db_err("inserting the rejected message", e))?;
-    events.push(TrailEvent {
-        at: m.received_at,
-        message_id: Some(m.id.clone()),
-        delivery_id: None,
-        kind: "rejected",
-        actor: "intake".into(),
-        detail: json!({
-            "system": m.source_system, "message_type": m.message_type, "status": m.status,
-            "reasons": m.reasons, "bytes": m.raw.len(),
-        }),
-    });
-    if let Some(ev) = events.last_mut() {
-        crate::audit::digest::attach(
-            ev,
-            crate::audit::digest::rejected_message_record(m, &reasons),
-        );
     }
     Ok(())
 }
@@ -262,12 +114,12 @@ pub(super) async fn lease(
 }
 
 /// The columns [`leased_from_row`] reads, for a `RETURNING` or `SELECT` list.
-pub(crate) const LEASED_COLUMNS: &str =
+pub(super) const LEASED_COLUMNS: &str =
     "seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts, created_at";
 
 /// A leased delivery from a row with the [`LEASED_COLUMNS`] (the embedded
 /// lease, the RabbitMQ claim, and a claim recovered after a lost connection).
-pub(crate) fn leased_from_row(row: &AnyRow, lease_until: i64) -> Result<LeasedDelivery> {
+pub(super) fn leased_from_row(row: &AnyRow, lease_until: i64) -> Result<LeasedDelivery> {
     Ok(LeasedDelivery {
         seq: get(row, "seq")?,
         id: get(row, "id")?,
@@ -439,14 +291,14 @@ fn settle_events(s: &Settlement, events: &mut Vec<TrailEvent>) {
         "attempt",
         json!({
             "destination": s.destination, "n": s.attempt, "started_at": s.started_at, "latency_ms": s.latency_ms,
-            "request_sha256": crate::audit::digest::sha256_hex(s.request_excerpt.as_bytes()), "status": s.status,
-            "response_sha256": crate::audit::digest::sha256_hex(s.response_excerpt.as_bytes()),
+            "request_sha256": records::sha256_hex(s.request_excerpt.as_bytes()), "status": s.status,
+            "response_sha256": records::sha256_hex(s.response_excerpt.as_bytes()),
             "error": s.error, "error_class": s.error_class, "outcome": outcome,
             "retry_at": match s.outcome { SettleOutcome::Retry { at } => Some(at), _ => None },
         }),
     ));
     if let Some(ev) = events.last_mut() {
-        crate::audit::digest::attach(ev, crate::audit::digest::attempt_record(s, outcome));
+        records::attach(ev, records::attempt_record(s, outcome));
     }
     match s.outcome {
         SettleOutcome::Delivered => events.push(base(
@@ -461,79 +313,83 @@ fn settle_events(s: &Settlement, events: &mut Vec<TrailEvent>) {
     }
 }
 
-pub(super) async fn message_view(pool: &AnyPool, id: &str) -> Result<Option<MessageView>> {
-    let Some(row) = sqlx::query(
-        "SELECT id, received_at, source_system, message_type, correlation_id, state, reasons FROM messages WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await
-    .map_err(|e| db_err("reading a message", e))?
-    else {
-        return Ok(None);
-    };
-    let reasons: Option<String> = get(&row, "reasons")?;
-    let rows = sqlx::query(
-        "SELECT id, seq, destination, message_type, mapping_id, mapping_version, state, attempts, next_attempt_at, \
-         last_error, error_class FROM deliveries WHERE message_id = $1 ORDER BY seq",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .map_err(|e| db_err("reading deliveries", e))?;
-    let deliveries = rows
-        .iter()
-        .map(|r| {
-            Ok(DeliveryView {
-                id: get(r, "id")?,
-                seq: get(r, "seq")?,
-                destination: get(r, "destination")?,
-                message_type: get(r, "message_type")?,
-                mapping_id: get(r, "mapping_id")?,
-                mapping_version: get(r, "mapping_version")?,
-                state: get(r, "state")?,
-                attempts: get(r, "attempts")?,
-                next_attempt_at: get(r, "next_attempt_at")?,
-                last_error: get(r, "last_error")?,
-                error_class: get(r, "error_class")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Some(MessageView {
-        id: get(&row, "id")?,
-        received_at: get(&row, "received_at")?,
-        source_system: get(&row, "source_system")?,
-        message_type: get(&row, "message_type")?,
-        correlation_id: get(&row, "correlation_id")?,
-        state: get(&row, "state")?,
-        reasons: reasons.and_then(|r| serde_json::from_str(&r).ok()),
-        deliveries,
-    }))
-}
+impl Store {
+    /// Pending + in-flight deliveries per destination.
+    pub async fn queue_depth(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT destination, COUNT(*) AS n FROM deliveries WHERE state IN ('pending', 'in_flight') GROUP BY destination",
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(|e| db_err("counting queued deliveries", e))?;
+        rows.iter()
+            .map(|r| Ok((get(r, "destination")?, get(r, "n")?)))
+            .collect()
+    }
 
-pub(super) async fn trail_for_message(pool: &AnyPool, id: &str) -> Result<Vec<TrailRow>> {
-    let rows = sqlx::query(
-        "SELECT seq, at, message_id, delivery_id, kind, actor, detail, prev_hash, hash FROM trail \
-         WHERE message_id = $1 ORDER BY seq",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .map_err(|e| db_err("reading the trail", e))?;
-    rows.iter()
-        .map(|r| {
-            let detail: String = get(r, "detail")?;
-            Ok(TrailRow {
-                seq: get(r, "seq")?,
-                at: get(r, "at")?,
-                message_id: get(r, "message_id")?,
-                delivery_id: get(r, "delivery_id")?,
-                kind: get(r, "kind")?,
-                actor: get(r, "actor")?,
-                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
-                prev_hash: get(r, "prev_hash")?,
-                hash: get(r, "hash")?,
-            })
-        })
-        .collect()
+    /// Destinations that have pending or in-flight deliveries (so workers start for them after a restart).
+    pub async fn active_destinations(&self) -> Result<Vec<String>> {
+        Ok(self
+            .queue_depth()
+            .await?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect())
+    }
+
+    /// When the earliest pending delivery for `destination` becomes due (epoch ms).
+    pub async fn next_due(&self, destination: &str) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT MIN(CASE WHEN state = 'pending' THEN next_attempt_at ELSE lease_until END) AS due \
+             FROM deliveries WHERE destination = $1 AND state IN ('pending', 'in_flight')",
+        )
+        .bind(destination)
+        .fetch_one(&self.read)
+        .await
+        .map_err(|e| db_err("reading the next due delivery", e))?;
+        get::<Option<i64>>(&row, "due")
+    }
+
+    /// Gives back leases that were taken but never sent (a shutdown whose
+    /// drain deadline passed while they waited for the rate limiter): each
+    /// `(delivery id, lease_until)` still held under that very lease goes back
+    /// to pending, due now, with the attempt the lease counted taken back, so
+    /// another replica sends it at once instead of after the lease. A lease
+    /// that has meanwhile expired and been taken again is left alone.
+    pub async fn release_leases(&self, leases: &[(String, i64)]) -> Result<u64> {
+        let now = now_ms();
+        let mut released = 0;
+        for (id, lease_until) in leases {
+            let r = sqlx::query(
+                "UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = $1, updated_at = $1, \
+                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
+                 WHERE id = $2 AND state = 'in_flight' AND lease_until = $3",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(*lease_until)
+            .execute(&self.read)
+            .await
+            .map_err(|e| db_err("releasing unsent leases", e))?;
+            released += r.rows_affected();
+        }
+        Ok(released)
+    }
+
+    /// Puts every in-flight delivery back to pending, due now. Only for a store
+    /// owned by one process (the embedded queue at start-up): whatever was in
+    /// flight when the previous process died is retried at once instead of
+    /// waiting for its lease to expire. Returns how many were released.
+    pub async fn release_all_leases(&self) -> Result<u64> {
+        let now = now_ms();
+        let r = sqlx::query(
+            "UPDATE deliveries SET state = 'pending', lease_until = NULL, next_attempt_at = $1, updated_at = $1 \
+             WHERE state = 'in_flight'",
+        )
+        .bind(now)
+        .execute(&self.read)
+        .await
+        .map_err(|e| db_err("releasing in-flight leases", e))?;
+        Ok(r.rows_affected())
+    }
 }
