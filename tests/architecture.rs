@@ -2,10 +2,11 @@
 //! whom"), checked so that they stay up:
 //!
 //! * only the store speaks SQL: no statement and no `sqlx` call outside
-//!   `router/src/store/`;
+//!   `router/store/` (crate `lienthong_store`);
 //! * the core and the connectors build without a database, a broker or an HTTP
 //!   server: their normal dependencies name none of sqlx, lapin, axum, and
-//!   neither depends on a crate above it.
+//!   neither depends on a crate above it;
+//! * the store sits on the core alone: no broker, no HTTP, no router.
 //!
 //! Cargo already refuses a dependency cycle; these are the arrows it would
 //! allow but the design does not.
@@ -61,9 +62,15 @@ fn sql_lines(file: &Path) -> Vec<(usize, String)> {
 #[test]
 fn only_the_store_speaks_sql() {
     let root = root();
-    let store = root.join("router/src/store");
+    let store = root.join("router/store");
     let mut files = Vec::new();
-    for dir in ["src", "router/src", "router/core/src", "connectors"] {
+    for dir in [
+        "src",
+        "router/src",
+        "router/core/src",
+        "router/store/src",
+        "connectors",
+    ] {
         rust_files(&root.join(dir), &mut files);
     }
     let mut found = Vec::new();
@@ -77,7 +84,7 @@ fn only_the_store_speaks_sql() {
     }
     assert!(
         found.is_empty(),
-        "SQL outside router/src/store (move it into the store and ask the store a typed question):\n{}",
+        "SQL outside router/store (move it into the store and ask the store a typed question):\n{}",
         found.join("\n")
     );
 }
@@ -106,8 +113,11 @@ fn core_and_connectors_need_no_database_broker_or_server() {
     let root = root();
     let forbidden = ["sqlx", "lapin", "axum", "router", "lienthong-router", "sim"];
     for (manifest, also_forbidden) in [
-        ("router/core/Cargo.toml", &["connectors"][..]),
-        ("connectors/Cargo.toml", &[][..]),
+        (
+            "router/core/Cargo.toml",
+            &["connectors", "lienthong-store", "tokio"][..],
+        ),
+        ("connectors/Cargo.toml", &["lienthong-store"][..]),
     ] {
         let deps = normal_dependencies(&root.join(manifest));
         assert!(
@@ -123,4 +133,20 @@ fn core_and_connectors_need_no_database_broker_or_server() {
             "{manifest} depends on {bad:?}: the core and the connectors sit below the store, the queues and the server (ARCHITECTURE.md)"
         );
     }
+}
+
+#[test]
+fn the_store_sits_on_the_core_alone() {
+    let deps = normal_dependencies(&root().join("router/store/Cargo.toml"));
+    assert!(deps.iter().any(|d| d == "sqlx"), "{deps:?}");
+    let bad: Vec<&String> = deps
+        .iter()
+        .filter(|d| {
+            ["lapin", "axum", "reqwest", "router", "connectors", "sim"].contains(&d.as_str())
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "router/store/Cargo.toml depends on {bad:?}: the store sits on lienthong-core alone (ARCHITECTURE.md)"
+    );
 }

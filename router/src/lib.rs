@@ -41,11 +41,11 @@ pub mod console;
 pub mod delivery;
 pub mod intake;
 pub mod queue;
-pub mod redact;
 pub mod server;
-pub mod store;
 
 // The core crate's modules, under the names the rest of the hub has always
 // used: `router::codec` is `lienthong_core::codec`.
-pub use lienthong_core::{codec, error, limits, mapping, routes, schema};
+pub use lienthong_core::{codec, error, limits, mapping, redact, routes, schema};
+// The store is its own crate (the only one that speaks SQL), under its old name.
 pub use lienthong_core::{BoxError, Diagnostic, Diagnostics, Error, Result};
+pub use lienthong_store as store;

@@ -755,7 +755,7 @@ async fn postgres_startup_errors_name_the_database_without_the_password() {
 /// `deliveries` gets planner statistics while a burst fills it, without
 /// waiting for autovacuum (which is off on this machine, and at best runs once
 /// a minute): without them PostgreSQL reads the whole backlog for a lane
-/// lookup (see `router/src/store/stats.rs`). Analyzed once it has 1,000 rows,
+/// lookup (see `router/store/src/stats.rs`). Analyzed once it has 1,000 rows,
 /// and again once it has doubled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_deliveries_get_planner_statistics_as_they_grow() {

@@ -13,6 +13,7 @@
 //! * [`transport`]: the contract between the delivery layer and whatever puts
 //!   bytes on the wire (the partner connectors implement it).
 //! * [`limits`]: the size and depth limits every decoder enforces.
+//! * [`redact`]: connection URLs without their passwords, for logs and errors.
 //! * [`duration`]: how a duration is written in the files an administrator edits.
 //!
 //! Errors: one [`Error`] enum; each variant knows whether it is retryable.
@@ -31,6 +32,7 @@ pub mod duration;
 pub mod error;
 pub mod limits;
 pub mod mapping;
+pub mod redact;
 pub mod routes;
 pub mod schema;
 pub mod transport;

@@ -1,4 +1,4 @@
-//! How storage failures become [`crate::Error::Store`]: the one classifier.
+//! How storage failures become [`lienthong_core::Error::Store`]: the one classifier.
 //!
 //! Every error the store returns from a database call goes through [`db_err`]
 //! (or [`row_err`] for a column read), so each keeps the driver's error as its
@@ -33,7 +33,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::Error;
+use lienthong_core::Error;
 
 /// A failed database call: `context` says what the store was doing.
 pub(crate) fn db_err(context: &str, e: sqlx::Error) -> Error {
@@ -57,7 +57,7 @@ fn row_err(col: &str, e: sqlx::Error) -> Error {
 pub(crate) fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
     row: &'r AnyRow,
     col: &str,
-) -> crate::Result<T> {
+) -> lienthong_core::Result<T> {
     row.try_get(col).map_err(|e| row_err(col, e))
 }
 

@@ -13,7 +13,7 @@ use super::error::{db_err, refuses_writes};
 use super::trail::{self, TrailEvent};
 use super::types::*;
 use super::{deliveries, messages};
-use crate::Result;
+use lienthong_core::Result;
 
 /// One write request; the sender gets the result after the commit.
 pub(crate) enum Job {
@@ -118,7 +118,7 @@ impl Conn {
 
     /// After a failure: is the connection still alive? A dead one is dropped
     /// (detached, so the pool opens a new one) and the failure recorded.
-    async fn check_after(&mut self, e: &crate::Error) -> bool {
+    async fn check_after(&mut self, e: &lienthong_core::Error) -> bool {
         let alive = match self.conn.as_mut() {
             Some(c) => c.ping().await.is_ok(),
             None => false,
@@ -140,8 +140,8 @@ impl Conn {
 
 /// The retryable error every job gets while the connection is away; `reason`
 /// is a [`message_of`] text, so the `store:` prefix appears once.
-fn unavailable(reason: &str) -> crate::Error {
-    crate::Error::Store {
+fn unavailable(reason: &str) -> lienthong_core::Error {
+    lienthong_core::Error::Store {
         message: format!("unavailable, retry shortly ({reason})"),
         retryable: true,
         source: None,
@@ -150,9 +150,9 @@ fn unavailable(reason: &str) -> crate::Error {
 
 /// A store error's own message (its `Display` adds `store: `), or any other
 /// error's text: what [`Health`] keeps and what the errors derived from it carry.
-fn message_of(e: &crate::Error) -> String {
+fn message_of(e: &lienthong_core::Error) -> String {
     match e {
-        crate::Error::Store { message, .. } => message.clone(),
+        lienthong_core::Error::Store { message, .. } => message.clone(),
         other => other.to_string(),
     }
 }
@@ -206,8 +206,8 @@ pub(crate) async fn run(
 /// connection itself (every job fails alike; running them one by one would
 /// not help).
 enum Failure {
-    Job(crate::Error),
-    Connection(crate::Error),
+    Job(lienthong_core::Error),
+    Connection(lienthong_core::Error),
 }
 
 /// Runs the batch, and when it failed because the connection was found dead
@@ -255,11 +255,11 @@ async fn run_on_live_connection(
 }
 
 trait CloneStore {
-    fn clone_store(&self) -> crate::Error;
+    fn clone_store(&self) -> lienthong_core::Error;
 }
-impl CloneStore for crate::Error {
-    fn clone_store(&self) -> crate::Error {
-        crate::Error::Store {
+impl CloneStore for lienthong_core::Error {
+    fn clone_store(&self) -> lienthong_core::Error {
+        lienthong_core::Error::Store {
             message: message_of(self),
             retryable: self.is_retryable(),
             source: None,
@@ -267,7 +267,7 @@ impl CloneStore for crate::Error {
     }
 }
 
-fn failed(job: &Job, e: crate::Error) -> Done {
+fn failed(job: &Job, e: lienthong_core::Error) -> Done {
     match job {
         Job::Accept(..) => Done::Accept(Err(e)),
         Job::Reject(..) => Done::Reject(Err(e)),
@@ -301,7 +301,7 @@ async fn run_batch(
     conn: &mut AnyConnection,
     jobs: &[Job],
     probe_writes: bool,
-) -> std::result::Result<Vec<Done>, (crate::Error, bool)> {
+) -> std::result::Result<Vec<Done>, (lienthong_core::Error, bool)> {
     if jobs.iter().all(|j| matches!(j, Job::Ping(_))) {
         let done = || jobs.iter().map(|_| Done::Ping(Ok(()))).collect();
         if !probe_writes {

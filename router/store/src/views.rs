@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 use super::audit_ops::{delivery_full, DeliveryFull, DELIVERY_COLS};
 use super::error::{db_err, get};
 use super::Store;
-use crate::Result;
+use lienthong_core::Result;
 
 /// Deliveries of one destination in one state, for the dashboard.
 #[derive(Debug, Clone, PartialEq, Eq)]

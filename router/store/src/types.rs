@@ -122,7 +122,7 @@ pub struct Settlement {
 
 /// The delivery that became head of its lane `(correlation_id, destination)`
 /// when an earlier one was settled as delivered or dead, if it is due now and
-/// already relayed ([`crate::store::Store::settle_and_next`]).
+/// already relayed ([`crate::Store::settle_and_next`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NextInLane {
     pub id: String,

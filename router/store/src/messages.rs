@@ -14,7 +14,7 @@ use super::error::{db_err, get};
 use super::records;
 use super::trail::TrailEvent;
 use super::types::*;
-use crate::Result;
+use lienthong_core::Result;
 
 /// Checks one acceptance and queues its rows in `pending`; the writer inserts
 /// every pending acceptance of the batch at once ([`insert_accepted`]) before

@@ -16,7 +16,7 @@ use super::records;
 use super::trail::TrailEvent;
 use super::types::*;
 use super::{now_ms, Store};
-use crate::Result;
+use lienthong_core::Result;
 
 /// One `deliveries` row to insert: a new message's delivery, or a replay of
 /// an earlier delivery (`replay_of`).
@@ -221,7 +221,7 @@ pub(super) async fn settle_many(
                 .split_once(':')
                 .and_then(|(seq, id)| Some((seq.parse::<i64>().ok()?, id.to_string())));
             let Some((seq, id)) = parsed else {
-                return Err(crate::Error::Store {
+                return Err(lienthong_core::Error::Store {
                     message: format!(
                         "reading the next delivery of a lane: unexpected `{next_row}`"
                     ),

@@ -1,12 +1,12 @@
 //! Record digests: how the chain covers the rows of the other tables.
 //!
 //! They live with the tables they describe: the store seals each row it
-//! inserts, in the transaction that inserts it, and `crate::audit::verify`
-//! reads the same definitions back (as [`crate::audit::digest`]).
+//! inserts, in the transaction that inserts it, and `router::audit::verify`
+//! reads the same definitions back (as `router::audit::digest`).
 //!
 //! # Why
 //!
-//! The hash chain ([`crate::audit::chain`]) only protects the `trail` rows. A message's
+//! The hash chain (`router::audit::chain`) only protects the `trail` rows. A message's
 //! raw bytes, a delivery's body or an attempt's excerpts live in their own tables,
 //! so an edit there would go unnoticed unless some chained event pins them down.
 //! Each time the store inserts one of those rows it therefore adds a *record* to the

@@ -25,7 +25,7 @@ pub use super::trail::StoredTrailRow;
 use super::trail::TrailEvent;
 use super::writer::Job;
 use super::Store;
-use crate::{Error, Result};
+use lienthong_core::{Error, Result};
 
 /// A write run by the store's writer task inside its transaction. It may push
 /// trail events; they are chained when the batch commits. It may be run twice

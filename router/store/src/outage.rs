@@ -39,7 +39,7 @@ impl Outage {
     }
 
     /// `what` (an operation of this task) failed with a retryable store error.
-    pub fn failed(&self, what: &str, error: &crate::Error) {
+    pub fn failed(&self, what: &str, error: &lienthong_core::Error) {
         metrics::counter!("lienthong_store_outage_failures_total", "task" => self.task.clone())
             .increment(1);
         let task = &self.task;
@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn an_outage_is_counted_until_a_success_ends_it() {
         let o = Outage::new("delivery to tax");
-        let e = crate::Error::Store {
+        let e = lienthong_core::Error::Store {
             message: "down".into(),
             retryable: true,
             source: None,

@@ -2,7 +2,7 @@
 //! and `attempts`, and marking each pruned row (`pruned_at`).
 //!
 //! What is pruned and why the chain stays verifiable afterwards is told in
-//! [`crate::audit::retention`], which runs this as a write of the store's
+//! `router::audit::retention`, which runs this as a write of the store's
 //! writer and records the run in the trail. A message is only pruned when none
 //! of its deliveries is still pending or in flight, and a delivery's body only
 //! once it is delivered or dead, so a replay in progress never loses its bytes.
@@ -10,7 +10,7 @@
 use sqlx::AnyConnection;
 
 use super::error::db_err;
-use crate::Result;
+use lienthong_core::Result;
 
 /// How many rows of each table one run pruned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

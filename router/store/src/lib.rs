@@ -1,14 +1,19 @@
-//! The durable message store.
+//! # lienthong-store: the durable message store
+//!
+//! A crate of its own, on `lienthong-core` alone, because it is the one place
+//! that speaks SQL: the compiler, not a convention, keeps queries out of the
+//! queues, the audit code and the console (they depend on this crate; it
+//! depends on none of them). The router re-exports it as `router::store`.
 //!
 //! One code path serves SQLite (the embedded default) and PostgreSQL through
 //! `sqlx::Any` with portable SQL: `$1` placeholders, epoch-millisecond `BIGINT`
 //! timestamps, JSON as `TEXT`, bodies as `BLOB`/`BYTEA`. Migrations live per
-//! backend in `router/migrations/{sqlite,postgres}` and run on open.
+//! backend in `router/store/migrations/{sqlite,postgres}` and run on open.
 //!
 //! # Tables
 //!
 //! The store owns every SQL statement of the hub; one file per table or read
-//! model, and nothing outside this module runs a query (the read pool is
+//! model, and nothing outside this crate runs a query (the read pool is
 //! private: other modules ask typed questions).
 //!
 //! * `messages` ([`messages`]): every inbound attempt with its exact bytes, accepted or rejected.
@@ -18,7 +23,7 @@
 //!   the broker backend's claims and relay are in [`outbox`].
 //! * `attempts` ([`deliveries`]): one row per delivery attempt.
 //! * `trail` + `chain_head` ([`trail`]): the hash-chained trail (the rule is
-//!   [`crate::audit::chain`]); [`records`] says which columns of the other
+//!   `router::audit::chain`); [`records`] says which columns of the other
 //!   tables each trail event records.
 //! * `mapping_versions`, `mapping_active`, `mapping_generation` ([`mapping_versions`]).
 //! * Read models: [`audit_ops`] (verify, export, search, replay) and `views`
@@ -72,7 +77,7 @@ pub use types::*;
 pub use views::{ChainHead, DeliveryCount};
 use writer::Job;
 
-use crate::{Error, Result};
+use lienthong_core::{Error, Result};
 
 /// Which database is behind the `Any` driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,7 +190,7 @@ impl Store {
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Store> {
         sqlx::any::install_default_drivers();
         // Errors name the database without its password.
-        let shown = crate::redact::url(url);
+        let shown = lienthong_core::redact::url(url);
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {

@@ -4,7 +4,7 @@
 //!
 //! Why versions live in the database, and why the generation row is both the
 //! replicas' reload signal and the lock that serialises changes, is told in
-//! [`crate::admin::versions`], which decides what a change does; the
+//! `router::admin::versions`, which decides what a change does; the
 //! statements are here. The writes take the writer's connection: a change runs
 //! as one [`super::audit_ops::WriteOp`] in the store's single writer, so its
 //! rows and its trail event commit together.
@@ -15,7 +15,7 @@ use sqlx::AnyConnection;
 
 use super::error::db_err;
 use super::Store;
-use crate::Result;
+use lienthong_core::Result;
 
 /// One stored version, without its content.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub struct VersionRow<'a> {
 }
 
 /// The errors of this file say which tables they are about.
-fn db(context: &str, e: sqlx::Error) -> crate::Error {
+fn db(context: &str, e: sqlx::Error) -> lienthong_core::Error {
     db_err(&format!("mapping versions: {context}"), e)
 }
 
@@ -208,7 +208,7 @@ impl Store {
 }
 
 /// First statement of every change: bumps the generation and so takes the
-/// lock (see [`crate::admin::versions`]). Returns the new generation.
+/// lock (see `router::admin::versions`). Returns the new generation.
 pub async fn bump_generation(tx: &mut AnyConnection, now: i64) -> Result<i64> {
     let row = sqlx::query(
         "UPDATE mapping_generation SET generation = generation + 1, updated_at = $1 WHERE id = 1 RETURNING generation",

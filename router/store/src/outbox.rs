@@ -1,11 +1,11 @@
-//! The outbox: the statements the broker backend (`crate::queue::rabbitmq`)
+//! The outbox: the statements the broker backend (`router::queue::rabbitmq`)
 //! runs against the `deliveries` table. Publishing, consuming and parking stay
 //! in the queue; the rows are read and written here.
 //!
 //! These statements run on the store's read pool (not through the group-commit
 //! writer) because each is a single atomic statement, or (relay on PostgreSQL)
 //! a short transaction that must stay open while its rows are published.
-//! Settling still goes through [`crate::store::Store::settle`], so attempts and
+//! Settling still goes through [`crate::Store::settle`], so attempts and
 //! the trail are written exactly as with the embedded queue.
 //!
 //! # The claim is the ordering gate
@@ -22,7 +22,7 @@ use sqlx::AnyPool;
 use super::deliveries::{leased_from_row, LEASED_COLUMNS};
 use super::error::{db_err, get};
 use super::{now_ms, placeholders, Backend, LeasedDelivery, Store};
-use crate::Result;
+use lienthong_core::Result;
 
 /// `deliveries` is head-of-line in its lane: no earlier delivery of the same
 /// `(correlation_id, destination)` is pending or in flight.
@@ -228,7 +228,7 @@ impl Store {
         .map_err(|e| db_err(&format!("reading the predecessors of delivery {delivery_id}"), e))?;
         pos.head = head
             .map(|h| {
-                Ok::<_, crate::Error>((
+                Ok::<_, lienthong_core::Error>((
                     get(&h, "state")?,
                     get(&h, "next_attempt_at")?,
                     get(&h, "lease_until")?,

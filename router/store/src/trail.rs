@@ -2,7 +2,7 @@
 //! and reading it back.
 //!
 //! The rule a row's hash follows, and the verifier that recomputes it, are in
-//! [`crate::audit::chain`] and [`crate::audit::verify`]; the append here hashes
+//! `router::audit::chain` and `router::audit::verify`; the append here hashes
 //! each row as it writes it ([`row_hash`], checked against the rule by a test
 //! in `audit::chain`), and writes `detail` in its canonical form
 //! ([`canonical_json`]), the form it is hashed in.
@@ -25,7 +25,7 @@ use sqlx::AnyConnection;
 
 use super::error::{db_err, get};
 use super::{Store, TrailRow};
-use crate::Result;
+use lienthong_core::Result;
 
 /// One trail event before it has a place in the chain.
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ pub struct TrailEvent {
 }
 
 /// Writes `value` in canonical form (sorted keys, no whitespace): the form
-/// `detail` is stored in and hashed in (see `crate::audit::chain` for the rule).
+/// `detail` is stored in and hashed in (see `router::audit::chain` for the rule).
 pub fn canonical_json(value: &Value) -> String {
     let mut out = Vec::new();
     write_canonical(value, &mut out);
@@ -90,7 +90,7 @@ fn write_scalar<T: serde::Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
     serde_json::to_writer(&mut *out, v).expect("writing JSON into a Vec cannot fail");
 }
 
-/// `hex(SHA-256(prev_hash || canonical))`: the chain's rule (`crate::audit::chain`).
+/// `hex(SHA-256(prev_hash || canonical))`: the chain's rule (`router::audit::chain`).
 fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
@@ -98,14 +98,14 @@ fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
     hex::encode(h.finalize())
 }
 
-/// [`crate::audit::event_hash`] of [`crate::audit::chain::event_object`]`(seq, ..)` whose `detail` is already in
+/// `router::audit::event_hash` of `router::audit::chain::event_object(seq, ..)` whose `detail` is already in
 /// canonical form (`detail_canonical`, the text the trail row stores): the
 /// object's keys are fixed, so its canonical form is written field by field in
 /// their sorted order without building the object or canonicalizing `detail`
 /// a second time. The field list is the one `event_object` builds, in sorted
 /// key order; `row_hash_is_the_verifiers_hash` fails if the two ever differ.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn row_hash(
+pub fn row_hash(
     prev_hash: &str,
     seq: i64,
     at: i64,
