@@ -1,6 +1,6 @@
 //! The audit bundle: a self-contained, offline-checkable copy of part of the trail.
 //!
-//! # Layout (a directory, or the same files in a POSIX ustar `.tar`)
+//! # Layout (a directory, or the same files in a POSIX ustar `.tar`, see [`write_tar`])
 //!
 //! ```text
 //! manifest.json      scope, chain anchors, counts, SHA-256 of every other file
@@ -131,95 +131,97 @@ fn read_dir(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> Res
     Ok(())
 }
 
-/// Writes a POSIX ustar archive (regular files only; names ≤ 100 bytes).
+/// Writes a POSIX ustar archive, with the `tar` crate but header for header as
+/// bundles have always been written (`tests/audit_bundle.rs` pins the bytes):
+/// regular files only, mode 0644, uid and gid 0, mtime 0, no user or group names,
+/// the whole name in the 100-byte name field (no prefix, no extension headers),
+/// and the checksum in the traditional `NNNNNN\0 ` form. A name that is longer,
+/// absolute, has `..` or is not written as given is refused.
 pub fn write_tar(w: &mut impl Write, files: &BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
+    let mut archive = tar::Builder::new(w);
     for (name, bytes) in files {
-        if name.len() > 100 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("file name too long for ustar: {name}"),
-            ));
-        }
-        let mut h = [0u8; 512];
-        h[..name.len()].copy_from_slice(name.as_bytes());
-        h[100..108].copy_from_slice(b"0000644\0");
-        h[108..116].copy_from_slice(b"0000000\0");
-        h[116..124].copy_from_slice(b"0000000\0");
-        h[124..136].copy_from_slice(format!("{:011o}\0", bytes.len()).as_bytes());
-        h[136..148].copy_from_slice(b"00000000000\0");
-        h[156] = b'0';
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
-        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        w.write_all(&h)?;
-        w.write_all(bytes)?;
-        let pad = (512 - bytes.len() % 512) % 512;
-        w.write_all(&vec![0u8; pad])?;
+        archive.append(&ustar_header(name, bytes.len())?, bytes.as_slice())?;
     }
-    w.write_all(&[0u8; 1024])
+    archive.finish()
 }
 
-/// Reads the regular files of a ustar archive.
+fn ustar_header(name: &str, size: usize) -> std::io::Result<tar::Header> {
+    let refuse =
+        |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{why}: {name}"));
+    if name.len() > 100 {
+        return Err(refuse("file name too long for ustar"));
+    }
+    let mut h = tar::Header::new_ustar();
+    h.set_path(name)?;
+    if h.path_bytes().as_ref() != name.as_bytes() {
+        return Err(refuse("not a plain relative file name"));
+    }
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(size as u64);
+    h.set_cksum();
+    // The crate writes `0NNNNNN\0`; bundles carry `NNNNNN\0 ` (the same number).
+    let sum = h.cksum()?;
+    h.as_mut_bytes()[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    Ok(h)
+}
+
+/// Reads the regular files of a ustar archive, strictly: every header's checksum,
+/// every file whole, the end-of-archive block present (a cut archive is refused,
+/// not read short), no name that is absolute or climbs out with `..`, and nothing
+/// but regular files (directories are skipped). Extension headers (pax, GNU long
+/// names) and links are refused rather than interpreted, so this reader and
+/// `tar -xf` always see the same files.
 pub fn read_tar(bytes: &[u8]) -> std::result::Result<BTreeMap<String, Vec<u8>>, String> {
     let mut out = BTreeMap::new();
-    let mut pos = 0;
-    let field = |h: &[u8], a: usize, b: usize| {
-        String::from_utf8_lossy(&h[a..b])
-            .trim_end_matches('\0')
-            .to_string()
-    };
-    let octal = |h: &[u8], a: usize, b: usize| -> Option<usize> {
-        let t: String = String::from_utf8_lossy(&h[a..b])
-            .trim_start()
-            .chars()
-            .take_while(|c| c.is_digit(8))
-            .collect();
-        usize::from_str_radix(&t, 8).ok()
-    };
-    while pos + 512 <= bytes.len() {
-        let h = &bytes[pos..pos + 512];
-        if h.iter().all(|b| *b == 0) {
-            return Ok(out);
+    let mut archive = tar::Archive::new(bytes);
+    // Where the next header starts.
+    let mut next: u64 = 0;
+    let entries = archive.entries().map_err(|e| e.to_string())?.raw(true);
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("{e} (the header at byte {next})"))?;
+        let name = entry_name(&entry.path_bytes())?;
+        let size = entry.size();
+        next = entry.raw_file_position() + size.div_ceil(512) * 512;
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            continue;
         }
-        let stored =
-            octal(h, 148, 156).ok_or_else(|| format!("bad header checksum at byte {pos}"))? as u32;
-        let sum: u32 = h
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u32::from(*b)
-                }
-            })
-            .sum();
-        if sum != stored {
-            return Err(format!("header checksum mismatch at byte {pos}"));
+        if !kind.is_file() {
+            return Err(format!(
+                "{name} is not a regular file (type {:?})",
+                char::from(kind.as_byte())
+            ));
         }
-        let name = {
-            let prefix = field(h, 345, 500);
-            let n = field(h, 0, 100);
-            if prefix.is_empty() {
-                n
-            } else {
-                format!("{prefix}/{n}")
-            }
-        };
-        let size = octal(h, 124, 136).ok_or_else(|| format!("bad size for {name}"))?;
-        let start = pos + 512;
-        let end = start
-            .checked_add(size)
-            .filter(|e| *e <= bytes.len())
-            .ok_or_else(|| format!("{name} is truncated"))?;
-        if h[156] == b'0' || h[156] == 0 {
-            out.insert(name, bytes[start..end].to_vec());
+        let mut data = Vec::new();
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| format!("reading {name}: {e}"))?;
+        if data.len() as u64 != size {
+            return Err(format!("{name} is truncated"));
         }
-        pos = start + size.div_ceil(512) * 512;
+        out.insert(name, data);
     }
-    Err("the archive ends without its end-of-archive blocks (truncated)".into())
+    let end = usize::try_from(next)
+        .ok()
+        .and_then(|n| bytes.get(n..n.checked_add(512)?));
+    match end {
+        Some(block) if block.iter().all(|b| *b == 0) => Ok(out),
+        _ => Err("the archive ends without its end-of-archive blocks (truncated)".into()),
+    }
+}
+
+/// An entry's name, unless it could point outside the bundle.
+fn entry_name(path: &[u8]) -> std::result::Result<String, String> {
+    let name = std::str::from_utf8(path)
+        .map_err(|_| format!("the name {} is not UTF-8", String::from_utf8_lossy(path)))?;
+    if name.is_empty() || name.starts_with('/') || name.split(['/', '\\']).any(|c| c == "..") {
+        return Err(format!("`{name}` is not a relative name inside the bundle"));
+    }
+    Ok(name.to_string())
 }
 
 fn problem(table: &str, key: impl ToString, field: &str, what: impl Into<String>) -> Problem {
@@ -653,6 +655,30 @@ pub fn assemble(
 mod tests {
     use super::*;
 
+    fn one_file() -> BTreeMap<String, Vec<u8>> {
+        BTreeMap::from([("x".to_string(), b"data".to_vec())])
+    }
+
+    /// A one-file archive whose first header `edit` changes (its checksum redone),
+    /// as someone building an archive by hand would.
+    fn patched(edit: impl FnOnce(&mut [u8])) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_tar(&mut out, &one_file()).unwrap();
+        let h = &mut out[..512];
+        edit(h);
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        out
+    }
+
+    fn named(name: &'static str) -> impl FnOnce(&mut [u8]) {
+        move |h| {
+            h[..100].fill(0);
+            h[..name.len()].copy_from_slice(name.as_bytes());
+        }
+    }
+
     #[test]
     fn tar_round_trip_and_checksum() {
         let mut files = BTreeMap::new();
@@ -666,5 +692,52 @@ mod tests {
         bad[3] ^= 1;
         assert!(read_tar(&bad).unwrap_err().contains("checksum"));
         assert!(read_tar(&out[..600]).is_err());
+    }
+
+    #[test]
+    fn a_cut_archive_is_refused_not_read_short() {
+        let mut out = Vec::new();
+        write_tar(&mut out, &one_file()).unwrap();
+        assert_eq!(read_tar(&out).unwrap(), one_file());
+        // Without the end-of-archive blocks, and cut inside the data.
+        assert!(read_tar(&out[..1024])
+            .unwrap_err()
+            .contains("end-of-archive"));
+        assert!(read_tar(&out[..514]).unwrap_err().contains("truncated"));
+        assert!(read_tar(&[]).unwrap_err().contains("end-of-archive"));
+    }
+
+    #[test]
+    fn names_outside_the_bundle_are_refused() {
+        for name in ["../x", "/etc/x", "payloads/../../x", "..", "a\\..\\x"] {
+            let err = read_tar(&patched(named(name))).unwrap_err();
+            assert!(err.contains("not a relative name"), "{name}: {err}");
+        }
+        // Through the ustar prefix field too.
+        let err = read_tar(&patched(|h| h[345..347].copy_from_slice(b".."))).unwrap_err();
+        assert!(err.contains("`../x`"), "{err}");
+        // And the writer never writes one.
+        for name in ["../x", "/x", "a/../x", "./x", "a//x"] {
+            let files = BTreeMap::from([(name.to_string(), Vec::new())]);
+            assert!(write_tar(&mut Vec::new(), &files).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        // A symlink, a hard link and a pax extension header are refused.
+        for kind in [b'2', b'1', b'x'] {
+            let err = read_tar(&patched(|h| h[156] = kind)).unwrap_err();
+            assert!(err.contains("not a regular file"), "{err}");
+        }
+        // A directory entry is skipped.
+        let dir = patched(|h| {
+            named("payloads/")(h);
+            h[156] = b'5';
+            h[124..136].copy_from_slice(b"00000000000\0");
+        });
+        let mut dir = dir[..512].to_vec();
+        dir.extend_from_slice(&[0u8; 1024]);
+        assert_eq!(read_tar(&dir).unwrap(), BTreeMap::new());
     }
 }
