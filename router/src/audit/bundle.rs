@@ -38,8 +38,8 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::chain::{canonical_json, event_hash};
-use super::digest::{sha256_hex, TABLES};
-use super::verify::{ChainChecker, Problem, RecordChecker, Report};
+use super::digest::{sha256_hex, TableSpec, TABLES};
+use super::verify::{ChainChecker, Expected, Problem, RecordChecker, Report};
 use crate::store::audit_ops::{StoredRecord, StoredTrailRow};
 use crate::{Error, Result};
 
@@ -233,30 +233,67 @@ fn problem(table: &str, key: impl ToString, field: &str, what: impl Into<String>
     }
 }
 
-/// Verifies a bundle offline. See the module docs for what each file proves.
+/// Verifies a bundle offline: the checks below, in this order. See the module
+/// docs for what each file proves.
 pub fn verify(b: &Bundle) -> Report {
     let mut report = Report::default();
-    // 1. Every file against SHA256SUMS, and nothing unlisted.
+    if !check_sums(b, &mut report) {
+        return report;
+    }
+    let Some(manifest) = check_manifest(b, &mut report) else {
+        return report;
+    };
+    let spine = jsonl(b, "spine.jsonl");
+    let links = check_spine(&spine, &mut report);
+    check_anchors(&spine, &manifest["anchors"], &mut report);
+    let mut chain = check_trail(b, &links, &mut report);
+    report.first_seq = spine.first().and_then(|s| s["seq"].as_i64());
+    report.last_seq = spine.last().and_then(|s| s["seq"].as_i64());
+    report.first_prev_hash = spine
+        .first()
+        .and_then(|s| s["prev_hash"].as_str())
+        .map(String::from);
+    report.last_hash = spine
+        .last()
+        .and_then(|s| s["hash"].as_str())
+        .map(String::from);
+    check_records(b, &mut chain, &mut report);
+    // The checker's own findings about records and outcomes; its linking findings do
+    // not apply (the exported rows are not adjacent: the spine links them).
+    report.problems.extend(
+        chain
+            .report
+            .problems
+            .into_iter()
+            .filter(|p| p.field != "seq" && p.field != "prev_hash"),
+    );
+    report
+}
+
+/// The lines of a `.jsonl` file of the bundle (a line that is not JSON is `null`).
+fn jsonl(b: &Bundle, name: &str) -> Vec<Value> {
+    b.files
+        .get(name)
+        .map(|x| {
+            String::from_utf8_lossy(x)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Check 1: every file against SHA256SUMS, and nothing unlisted. `false` when there is
+/// no SHA256SUMS at all (nothing else can be trusted then).
+fn check_sums(b: &Bundle, report: &mut Report) -> bool {
     let Some(sums) = b.files.get("SHA256SUMS") else {
         report
             .problems
             .push(problem("bundle", "SHA256SUMS", "file", "is missing"));
-        return report;
+        return false;
     };
-    let mut listed = HashMap::new();
-    for (i, line) in String::from_utf8_lossy(sums).lines().enumerate() {
-        match line.split_once("  ") {
-            Some((h, name)) => {
-                listed.insert(name.to_string(), h.to_string());
-            }
-            None => report.problems.push(problem(
-                "bundle",
-                format!("SHA256SUMS:{}", i + 1),
-                "line",
-                "is not `<sha256>  <file>`",
-            )),
-        }
-    }
+    let mut listed = parse_sums(sums, report);
     for (name, bytes) in &b.files {
         if name == "SHA256SUMS" {
             continue;
@@ -285,7 +322,31 @@ pub fn verify(b: &Bundle) -> Report {
             "is listed in SHA256SUMS but missing (deleted)",
         ));
     }
-    // 2. The manifest's own list and anchors.
+    true
+}
+
+/// SHA256SUMS as file name → digest; a line not in `sha256sum` form is a problem.
+fn parse_sums(sums: &[u8], report: &mut Report) -> HashMap<String, String> {
+    let mut listed = HashMap::new();
+    for (i, line) in String::from_utf8_lossy(sums).lines().enumerate() {
+        match line.split_once("  ") {
+            Some((h, name)) => {
+                listed.insert(name.to_string(), h.to_string());
+            }
+            None => report.problems.push(problem(
+                "bundle",
+                format!("SHA256SUMS:{}", i + 1),
+                "line",
+                "is not `<sha256>  <file>`",
+            )),
+        }
+    }
+    listed
+}
+
+/// Check 2: the manifest: its format, and its own list of file digests. `None` when it is
+/// missing or not JSON (the anchors are in it).
+fn check_manifest(b: &Bundle, report: &mut Report) -> Option<Value> {
     let manifest: Value = match b
         .files
         .get("manifest.json")
@@ -299,7 +360,7 @@ pub fn verify(b: &Bundle) -> Report {
                 "file",
                 "is missing or not JSON",
             ));
-            return report;
+            return None;
         }
     };
     if manifest["format"] != FORMAT {
@@ -323,21 +384,16 @@ pub fn verify(b: &Bundle) -> Report {
             }
         }
     }
-    // 3. The spine: one unbroken chain between the anchors.
-    let lines = |name: &str| -> Vec<Value> {
-        b.files
-            .get(name)
-            .map(|x| {
-                String::from_utf8_lossy(x)
-                    .lines()
-                    .filter(|l| !l.is_empty())
-                    .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let spine = lines("spine.jsonl");
-    let mut spine_by_seq: HashMap<i64, (String, String)> = HashMap::new();
+    Some(manifest)
+}
+
+/// The spine by seq: `(prev_hash, hash)`.
+type Links = HashMap<i64, (String, String)>;
+
+/// Check 3: the spine: one unbroken chain, every seq from the first to the last, each
+/// row's `prev_hash` the hash of the row before.
+fn check_spine(spine: &[Value], report: &mut Report) -> Links {
+    let mut links = Links::new();
     let mut prev: Option<(i64, String)> = None;
     for (i, s) in spine.iter().enumerate() {
         let (Some(seq), Some(p), Some(h)) = (
@@ -371,9 +427,13 @@ pub fn verify(b: &Bundle) -> Report {
             }
         }
         prev = Some((seq, h.to_string()));
-        spine_by_seq.insert(seq, (p.to_string(), h.to_string()));
+        links.insert(seq, (p.to_string(), h.to_string()));
     }
-    let anchors = &manifest["anchors"];
+    links
+}
+
+/// The manifest's anchors are the spine's ends.
+fn check_anchors(spine: &[Value], anchors: &Value, report: &mut Report) {
     if let Some(first) = spine.first() {
         if first["prev_hash"] != anchors["first_prev_hash"] {
             report.problems.push(problem(
@@ -394,148 +454,112 @@ pub fn verify(b: &Bundle) -> Report {
             ));
         }
     }
-    // 4. Each exported row: canonical, hashes to its spine entry.
+}
+
+/// Check 4: each exported row: canonical, hashes to its spine entry. The rows are fed to
+/// a [`ChainChecker`] (without re-linking: the spine did that), which collects
+/// what they say the records, outcomes and prune cut-offs must be.
+fn check_trail(b: &Bundle, links: &Links, report: &mut Report) -> ChainChecker {
     let mut chain = ChainChecker::new(None);
-    for (i, t) in lines("trail.jsonl").iter().enumerate() {
-        let (Some(seq), Some(p), Some(h), Some(canon)) = (
-            t["seq"].as_i64(),
-            t["prev_hash"].as_str(),
-            t["hash"].as_str(),
-            t["canonical"].as_str(),
-        ) else {
-            report.problems.push(problem(
-                "trail.jsonl",
-                i + 1,
-                "line",
-                "is not {seq, prev_hash, hash, canonical}",
-            ));
-            continue;
-        };
-        let ev: Value = match serde_json::from_str(canon) {
-            Ok(v) => v,
-            Err(e) => {
-                report.problems.push(problem(
-                    "trail",
-                    seq,
-                    "canonical",
-                    format!("is not JSON: {e}"),
-                ));
-                continue;
-            }
-        };
-        if canonical_json(&ev) != canon || ev["seq"].as_i64() != Some(seq) {
+    for (i, t) in jsonl(b, "trail.jsonl").iter().enumerate() {
+        if let Some(row) = check_trail_row(i, t, links, report) {
+            chain.unlink();
+            chain.push(&row);
+            report.trail_rows += 1;
+        }
+    }
+    chain
+}
+
+/// One line of `trail.jsonl`; the row as stored, unless the line cannot be read.
+fn check_trail_row(
+    i: usize,
+    t: &Value,
+    links: &Links,
+    report: &mut Report,
+) -> Option<StoredTrailRow> {
+    let (Some(seq), Some(p), Some(h), Some(canon)) = (
+        t["seq"].as_i64(),
+        t["prev_hash"].as_str(),
+        t["hash"].as_str(),
+        t["canonical"].as_str(),
+    ) else {
+        report.problems.push(problem(
+            "trail.jsonl",
+            i + 1,
+            "line",
+            "is not {seq, prev_hash, hash, canonical}",
+        ));
+        return None;
+    };
+    let ev: Value = match serde_json::from_str(canon) {
+        Ok(v) => v,
+        Err(e) => {
             report.problems.push(problem(
                 "trail",
                 seq,
                 "canonical",
-                "is not the canonical text of this row (edited)",
+                format!("is not JSON: {e}"),
             ));
+            return None;
         }
-        if event_hash(p, &ev) != h {
-            report.problems.push(problem(
-                "trail",
-                seq,
-                "content",
-                "hash mismatch: the row was changed",
-            ));
-        }
-        match spine_by_seq.get(&seq) {
-            Some((sp, sh)) if sp == p && sh == h => {}
-            _ => report.problems.push(problem(
-                "trail",
-                seq,
-                "hash",
-                "does not match its spine entry",
-            )),
-        }
-        // Feed the checker (for records, outcomes and prune cut-offs) without re-linking.
-        let row = StoredTrailRow {
+    };
+    check_row(seq, (p, h), canon, &ev, links, report);
+    Some(StoredTrailRow {
+        seq,
+        at: ev["at"].as_i64().unwrap_or_default(),
+        message_id: ev["message_id"].as_str().map(String::from),
+        delivery_id: ev["delivery_id"].as_str().map(String::from),
+        kind: ev["kind"].as_str().unwrap_or_default().to_string(),
+        actor: ev["actor"].as_str().unwrap_or_default().to_string(),
+        detail: canonical_json(&ev["detail"]),
+        prev_hash: p.to_string(),
+        hash: h.to_string(),
+    })
+}
+
+/// A row's text is canonical, its hash recomputes, and it is the row the spine links.
+fn check_row(
+    seq: i64,
+    (p, h): (&str, &str),
+    canon: &str,
+    ev: &Value,
+    links: &Links,
+    report: &mut Report,
+) {
+    if canonical_json(ev) != canon || ev["seq"].as_i64() != Some(seq) {
+        report.problems.push(problem(
+            "trail",
             seq,
-            at: ev["at"].as_i64().unwrap_or_default(),
-            message_id: ev["message_id"].as_str().map(String::from),
-            delivery_id: ev["delivery_id"].as_str().map(String::from),
-            kind: ev["kind"].as_str().unwrap_or_default().to_string(),
-            actor: ev["actor"].as_str().unwrap_or_default().to_string(),
-            detail: canonical_json(&ev["detail"]),
-            prev_hash: p.to_string(),
-            hash: h.to_string(),
-        };
-        chain.unlink();
-        chain.push(&row);
-        report.trail_rows += 1;
+            "canonical",
+            "is not the canonical text of this row (edited)",
+        ));
     }
-    report.first_seq = spine.first().and_then(|s| s["seq"].as_i64());
-    report.last_seq = spine.last().and_then(|s| s["seq"].as_i64());
-    report.first_prev_hash = spine
-        .first()
-        .and_then(|s| s["prev_hash"].as_str())
-        .map(String::from);
-    report.last_hash = spine
-        .last()
-        .and_then(|s| s["hash"].as_str())
-        .map(String::from);
-    // 5. Records against what the rows recorded.
+    if event_hash(p, ev) != h {
+        report.problems.push(problem(
+            "trail",
+            seq,
+            "content",
+            "hash mismatch: the row was changed",
+        ));
+    }
+    match links.get(&seq) {
+        Some((sp, sh)) if sp == p && sh == h => {}
+        _ => report.problems.push(problem(
+            "trail",
+            seq,
+            "hash",
+            "does not match its spine entry",
+        )),
+    }
+}
+
+/// Check 5: records against what the rows recorded: each record pinned down by a row and
+/// matching it, and every record a row pins down present.
+fn check_records(b: &Bundle, chain: &mut ChainChecker, report: &mut Report) {
     let mut expected = std::mem::take(&mut chain.expected);
-    for (i, r) in lines("records.jsonl").iter().enumerate() {
-        let table = r["table"].as_str().unwrap_or_default();
-        let key = r["key"].as_str().unwrap_or_default().to_string();
-        let Some(spec) = TABLES.iter().find(|s| s.table == table) else {
-            report.problems.push(problem(
-                "records.jsonl",
-                i + 1,
-                "table",
-                format!("unknown table `{table}`"),
-            ));
-            continue;
-        };
-        let Some(exp) = expected.remove(&(table.to_string(), key.clone())) else {
-            report.problems.push(problem(
-                table,
-                &key,
-                "row",
-                "is in the bundle but no exported trail row records it",
-            ));
-            continue;
-        };
-        let mut missing_payload = false;
-        let payloads = spec
-            .payloads
-            .iter()
-            .map(|(n, _)| match r["payloads"][*n].as_str() {
-                None => None,
-                Some(f) => match b.files.get(f) {
-                    Some(bytes) => Some(bytes.clone()),
-                    None => {
-                        missing_payload = true;
-                        None
-                    }
-                },
-            })
-            .collect();
-        if missing_payload {
-            report.problems.push(problem(
-                table,
-                &key,
-                "payloads",
-                "names a payload file that is not in the bundle",
-            ));
-        }
-        let stored = StoredRecord {
-            key: key.clone(),
-            cols: spec
-                .cols
-                .iter()
-                .map(|(n, _)| r["cols"][*n].clone())
-                .collect(),
-            payloads,
-            pruned_at: r["pruned_at"].as_i64(),
-            state: None,
-        };
-        RecordChecker {
-            spec,
-            prune_cutoff: chain.prune_cutoff,
-        }
-        .check(&exp, &stored, &mut report);
+    for (i, r) in jsonl(b, "records.jsonl").iter().enumerate() {
+        check_record(b, i, r, &mut expected, chain.prune_cutoff, report);
     }
     for ((table, key), e) in expected {
         report.problems.push(problem(
@@ -548,14 +572,70 @@ pub fn verify(b: &Bundle) -> Report {
             ),
         ));
     }
-    report.problems.extend(
-        chain
-            .report
-            .problems
-            .into_iter()
-            .filter(|p| p.field != "seq" && p.field != "prev_hash"),
-    );
-    report
+}
+
+/// One line of `records.jsonl`, checked against (and removed from) `expected`.
+fn check_record(
+    b: &Bundle,
+    i: usize,
+    r: &Value,
+    expected: &mut HashMap<(String, String), Expected>,
+    prune_cutoff: Option<i64>,
+    report: &mut Report,
+) {
+    let table = r["table"].as_str().unwrap_or_default();
+    let key = r["key"].as_str().unwrap_or_default().to_string();
+    let Some(spec) = TABLES.iter().find(|s| s.table == table) else {
+        report.problems.push(problem(
+            "records.jsonl",
+            i + 1,
+            "table",
+            format!("unknown table `{table}`"),
+        ));
+        return;
+    };
+    let Some(exp) = expected.remove(&(table.to_string(), key.clone())) else {
+        report.problems.push(problem(
+            table,
+            &key,
+            "row",
+            "is in the bundle but no exported trail row records it",
+        ));
+        return;
+    };
+    let payloads = record_payloads(b, spec, r);
+    if payloads.iter().any(|p| p.is_err()) {
+        report.problems.push(problem(
+            table,
+            &key,
+            "payloads",
+            "names a payload file that is not in the bundle",
+        ));
+    }
+    let stored = StoredRecord {
+        key: key.clone(),
+        cols: spec
+            .cols
+            .iter()
+            .map(|(n, _)| r["cols"][*n].clone())
+            .collect(),
+        payloads: payloads.into_iter().map(|p| p.ok().flatten()).collect(),
+        pruned_at: r["pruned_at"].as_i64(),
+        state: None,
+    };
+    RecordChecker { spec, prune_cutoff }.check(&exp, &stored, report);
+}
+
+/// A record's payloads, read from the files they name: `Ok(None)` for none (SQL NULL
+/// or pruned), `Err` for a file that is not in the bundle.
+fn record_payloads(b: &Bundle, spec: &TableSpec, r: &Value) -> Vec<Result<Option<Vec<u8>>, ()>> {
+    spec.payloads
+        .iter()
+        .map(|(n, _)| match r["payloads"][*n].as_str() {
+            None => Ok(None),
+            Some(f) => b.files.get(f).map(|bytes| Some(bytes.clone())).ok_or(()),
+        })
+        .collect()
 }
 
 /// Builds a bundle from rows and records already read (see `export`).
