@@ -3,8 +3,11 @@
 //! Schemas, mappings (with their lookups and schema checks) and routes are
 //! loaded exactly as the hub loads them, and every problem of every file is
 //! printed at once as `file:line:column: context: message`. With `--config`, the
-//! hub configuration is validated too (`router::config::Config::load`). The exit code is
-//! non-zero on any problem, so `check` can gate a deployment.
+//! hub configuration is validated too (`router::config::Config::load`), and so is
+//! what needs both the config and the routes: every system a route delivers to has
+//! a URL or a connector (`Config::check_targets`, the check `serve` makes before it
+//! opens anything). The exit code is non-zero on any problem, so `check` can gate
+//! a deployment.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,6 +85,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if let (Some(config), Some(set), Some(routes)) = (&config, &set, &routes) {
+        if let Err(d) = check_targets(config, set, routes) {
+            problems.extend(d);
+        }
+    }
     if !problems.is_empty() {
         for d in &problems.0 {
             eprintln!("{d}");
@@ -106,4 +114,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every system the routes deliver to has a `destinations.<id>.url` or a connector
+/// under `connectors:` (the check `serve` makes with the transports it built).
+fn check_targets(config: &Config, set: &MappingSet, routes: &Routes) -> Result<(), Diagnostics> {
+    let targets = router::config::route_targets(routes, set);
+    config.check_targets(&targets, |t| {
+        config.destinations.get(t).is_some_and(|d| d.url.is_some())
+            || (t != crate::wiring::settings::STATIONS_KEY && config.connectors.contains_key(t))
+    })
 }

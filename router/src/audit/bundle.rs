@@ -1,6 +1,6 @@
 //! The audit bundle: a self-contained, offline-checkable copy of part of the trail.
 //!
-//! # Layout (a directory, or the same files in a POSIX ustar `.tar`)
+//! # Layout (a directory, or the same files in a POSIX ustar `.tar`, see [`write_tar`])
 //!
 //! ```text
 //! manifest.json      scope, chain anchors, counts, SHA-256 of every other file
@@ -38,8 +38,8 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::chain::{canonical_json, event_hash};
-use super::digest::{sha256_hex, TABLES};
-use super::verify::{ChainChecker, Problem, RecordChecker, Report};
+use super::digest::{sha256_hex, TableSpec, TABLES};
+use super::verify::{ChainChecker, Expected, Problem, RecordChecker, Report};
 use crate::store::audit_ops::{StoredRecord, StoredTrailRow};
 use crate::{Error, Result};
 
@@ -131,95 +131,97 @@ fn read_dir(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> Res
     Ok(())
 }
 
-/// Writes a POSIX ustar archive (regular files only; names ≤ 100 bytes).
+/// Writes a POSIX ustar archive, with the `tar` crate but header for header as
+/// bundles have always been written (`tests/audit_bundle.rs` pins the bytes):
+/// regular files only, mode 0644, uid and gid 0, mtime 0, no user or group names,
+/// the whole name in the 100-byte name field (no prefix, no extension headers),
+/// and the checksum in the traditional `NNNNNN\0 ` form. A name that is longer,
+/// absolute, has `..` or is not written as given is refused.
 pub fn write_tar(w: &mut impl Write, files: &BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
+    let mut archive = tar::Builder::new(w);
     for (name, bytes) in files {
-        if name.len() > 100 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("file name too long for ustar: {name}"),
-            ));
-        }
-        let mut h = [0u8; 512];
-        h[..name.len()].copy_from_slice(name.as_bytes());
-        h[100..108].copy_from_slice(b"0000644\0");
-        h[108..116].copy_from_slice(b"0000000\0");
-        h[116..124].copy_from_slice(b"0000000\0");
-        h[124..136].copy_from_slice(format!("{:011o}\0", bytes.len()).as_bytes());
-        h[136..148].copy_from_slice(b"00000000000\0");
-        h[156] = b'0';
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
-        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        w.write_all(&h)?;
-        w.write_all(bytes)?;
-        let pad = (512 - bytes.len() % 512) % 512;
-        w.write_all(&vec![0u8; pad])?;
+        archive.append(&ustar_header(name, bytes.len())?, bytes.as_slice())?;
     }
-    w.write_all(&[0u8; 1024])
+    archive.finish()
 }
 
-/// Reads the regular files of a ustar archive.
+fn ustar_header(name: &str, size: usize) -> std::io::Result<tar::Header> {
+    let refuse =
+        |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{why}: {name}"));
+    if name.len() > 100 {
+        return Err(refuse("file name too long for ustar"));
+    }
+    let mut h = tar::Header::new_ustar();
+    h.set_path(name)?;
+    if h.path_bytes().as_ref() != name.as_bytes() {
+        return Err(refuse("not a plain relative file name"));
+    }
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(size as u64);
+    h.set_cksum();
+    // The crate writes `0NNNNNN\0`; bundles carry `NNNNNN\0 ` (the same number).
+    let sum = h.cksum()?;
+    h.as_mut_bytes()[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    Ok(h)
+}
+
+/// Reads the regular files of a ustar archive, strictly: every header's checksum,
+/// every file whole, the end-of-archive block present (a cut archive is refused,
+/// not read short), no name that is absolute or climbs out with `..`, and nothing
+/// but regular files (directories are skipped). Extension headers (pax, GNU long
+/// names) and links are refused rather than interpreted, so this reader and
+/// `tar -xf` always see the same files.
 pub fn read_tar(bytes: &[u8]) -> std::result::Result<BTreeMap<String, Vec<u8>>, String> {
     let mut out = BTreeMap::new();
-    let mut pos = 0;
-    let field = |h: &[u8], a: usize, b: usize| {
-        String::from_utf8_lossy(&h[a..b])
-            .trim_end_matches('\0')
-            .to_string()
-    };
-    let octal = |h: &[u8], a: usize, b: usize| -> Option<usize> {
-        let t: String = String::from_utf8_lossy(&h[a..b])
-            .trim_start()
-            .chars()
-            .take_while(|c| c.is_digit(8))
-            .collect();
-        usize::from_str_radix(&t, 8).ok()
-    };
-    while pos + 512 <= bytes.len() {
-        let h = &bytes[pos..pos + 512];
-        if h.iter().all(|b| *b == 0) {
-            return Ok(out);
+    let mut archive = tar::Archive::new(bytes);
+    // Where the next header starts.
+    let mut next: u64 = 0;
+    let entries = archive.entries().map_err(|e| e.to_string())?.raw(true);
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("{e} (the header at byte {next})"))?;
+        let name = entry_name(&entry.path_bytes())?;
+        let size = entry.size();
+        next = entry.raw_file_position() + size.div_ceil(512) * 512;
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            continue;
         }
-        let stored =
-            octal(h, 148, 156).ok_or_else(|| format!("bad header checksum at byte {pos}"))? as u32;
-        let sum: u32 = h
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u32::from(*b)
-                }
-            })
-            .sum();
-        if sum != stored {
-            return Err(format!("header checksum mismatch at byte {pos}"));
+        if !kind.is_file() {
+            return Err(format!(
+                "{name} is not a regular file (type {:?})",
+                char::from(kind.as_byte())
+            ));
         }
-        let name = {
-            let prefix = field(h, 345, 500);
-            let n = field(h, 0, 100);
-            if prefix.is_empty() {
-                n
-            } else {
-                format!("{prefix}/{n}")
-            }
-        };
-        let size = octal(h, 124, 136).ok_or_else(|| format!("bad size for {name}"))?;
-        let start = pos + 512;
-        let end = start
-            .checked_add(size)
-            .filter(|e| *e <= bytes.len())
-            .ok_or_else(|| format!("{name} is truncated"))?;
-        if h[156] == b'0' || h[156] == 0 {
-            out.insert(name, bytes[start..end].to_vec());
+        let mut data = Vec::new();
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| format!("reading {name}: {e}"))?;
+        if data.len() as u64 != size {
+            return Err(format!("{name} is truncated"));
         }
-        pos = start + size.div_ceil(512) * 512;
+        out.insert(name, data);
     }
-    Err("the archive ends without its end-of-archive blocks (truncated)".into())
+    let end = usize::try_from(next)
+        .ok()
+        .and_then(|n| bytes.get(n..n.checked_add(512)?));
+    match end {
+        Some(block) if block.iter().all(|b| *b == 0) => Ok(out),
+        _ => Err("the archive ends without its end-of-archive blocks (truncated)".into()),
+    }
+}
+
+/// An entry's name, unless it could point outside the bundle.
+fn entry_name(path: &[u8]) -> std::result::Result<String, String> {
+    let name = std::str::from_utf8(path)
+        .map_err(|_| format!("the name {} is not UTF-8", String::from_utf8_lossy(path)))?;
+    if name.is_empty() || name.starts_with('/') || name.split(['/', '\\']).any(|c| c == "..") {
+        return Err(format!("`{name}` is not a relative name inside the bundle"));
+    }
+    Ok(name.to_string())
 }
 
 fn problem(table: &str, key: impl ToString, field: &str, what: impl Into<String>) -> Problem {
@@ -231,30 +233,67 @@ fn problem(table: &str, key: impl ToString, field: &str, what: impl Into<String>
     }
 }
 
-/// Verifies a bundle offline. See the module docs for what each file proves.
+/// Verifies a bundle offline: the checks below, in this order. See the module
+/// docs for what each file proves.
 pub fn verify(b: &Bundle) -> Report {
     let mut report = Report::default();
-    // 1. Every file against SHA256SUMS, and nothing unlisted.
+    if !check_sums(b, &mut report) {
+        return report;
+    }
+    let Some(manifest) = check_manifest(b, &mut report) else {
+        return report;
+    };
+    let spine = jsonl(b, "spine.jsonl");
+    let links = check_spine(&spine, &mut report);
+    check_anchors(&spine, &manifest["anchors"], &mut report);
+    let mut chain = check_trail(b, &links, &mut report);
+    report.first_seq = spine.first().and_then(|s| s["seq"].as_i64());
+    report.last_seq = spine.last().and_then(|s| s["seq"].as_i64());
+    report.first_prev_hash = spine
+        .first()
+        .and_then(|s| s["prev_hash"].as_str())
+        .map(String::from);
+    report.last_hash = spine
+        .last()
+        .and_then(|s| s["hash"].as_str())
+        .map(String::from);
+    check_records(b, &mut chain, &mut report);
+    // The checker's own findings about records and outcomes; its linking findings do
+    // not apply (the exported rows are not adjacent: the spine links them).
+    report.problems.extend(
+        chain
+            .report
+            .problems
+            .into_iter()
+            .filter(|p| p.field != "seq" && p.field != "prev_hash"),
+    );
+    report
+}
+
+/// The lines of a `.jsonl` file of the bundle (a line that is not JSON is `null`).
+fn jsonl(b: &Bundle, name: &str) -> Vec<Value> {
+    b.files
+        .get(name)
+        .map(|x| {
+            String::from_utf8_lossy(x)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Check 1: every file against SHA256SUMS, and nothing unlisted. `false` when there is
+/// no SHA256SUMS at all (nothing else can be trusted then).
+fn check_sums(b: &Bundle, report: &mut Report) -> bool {
     let Some(sums) = b.files.get("SHA256SUMS") else {
         report
             .problems
             .push(problem("bundle", "SHA256SUMS", "file", "is missing"));
-        return report;
+        return false;
     };
-    let mut listed = HashMap::new();
-    for (i, line) in String::from_utf8_lossy(sums).lines().enumerate() {
-        match line.split_once("  ") {
-            Some((h, name)) => {
-                listed.insert(name.to_string(), h.to_string());
-            }
-            None => report.problems.push(problem(
-                "bundle",
-                format!("SHA256SUMS:{}", i + 1),
-                "line",
-                "is not `<sha256>  <file>`",
-            )),
-        }
-    }
+    let mut listed = parse_sums(sums, report);
     for (name, bytes) in &b.files {
         if name == "SHA256SUMS" {
             continue;
@@ -283,7 +322,31 @@ pub fn verify(b: &Bundle) -> Report {
             "is listed in SHA256SUMS but missing (deleted)",
         ));
     }
-    // 2. The manifest's own list and anchors.
+    true
+}
+
+/// SHA256SUMS as file name → digest; a line not in `sha256sum` form is a problem.
+fn parse_sums(sums: &[u8], report: &mut Report) -> HashMap<String, String> {
+    let mut listed = HashMap::new();
+    for (i, line) in String::from_utf8_lossy(sums).lines().enumerate() {
+        match line.split_once("  ") {
+            Some((h, name)) => {
+                listed.insert(name.to_string(), h.to_string());
+            }
+            None => report.problems.push(problem(
+                "bundle",
+                format!("SHA256SUMS:{}", i + 1),
+                "line",
+                "is not `<sha256>  <file>`",
+            )),
+        }
+    }
+    listed
+}
+
+/// Check 2: the manifest: its format, and its own list of file digests. `None` when it is
+/// missing or not JSON (the anchors are in it).
+fn check_manifest(b: &Bundle, report: &mut Report) -> Option<Value> {
     let manifest: Value = match b
         .files
         .get("manifest.json")
@@ -297,7 +360,7 @@ pub fn verify(b: &Bundle) -> Report {
                 "file",
                 "is missing or not JSON",
             ));
-            return report;
+            return None;
         }
     };
     if manifest["format"] != FORMAT {
@@ -321,21 +384,16 @@ pub fn verify(b: &Bundle) -> Report {
             }
         }
     }
-    // 3. The spine: one unbroken chain between the anchors.
-    let lines = |name: &str| -> Vec<Value> {
-        b.files
-            .get(name)
-            .map(|x| {
-                String::from_utf8_lossy(x)
-                    .lines()
-                    .filter(|l| !l.is_empty())
-                    .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let spine = lines("spine.jsonl");
-    let mut spine_by_seq: HashMap<i64, (String, String)> = HashMap::new();
+    Some(manifest)
+}
+
+/// The spine by seq: `(prev_hash, hash)`.
+type Links = HashMap<i64, (String, String)>;
+
+/// Check 3: the spine: one unbroken chain, every seq from the first to the last, each
+/// row's `prev_hash` the hash of the row before.
+fn check_spine(spine: &[Value], report: &mut Report) -> Links {
+    let mut links = Links::new();
     let mut prev: Option<(i64, String)> = None;
     for (i, s) in spine.iter().enumerate() {
         let (Some(seq), Some(p), Some(h)) = (
@@ -369,9 +427,13 @@ pub fn verify(b: &Bundle) -> Report {
             }
         }
         prev = Some((seq, h.to_string()));
-        spine_by_seq.insert(seq, (p.to_string(), h.to_string()));
+        links.insert(seq, (p.to_string(), h.to_string()));
     }
-    let anchors = &manifest["anchors"];
+    links
+}
+
+/// The manifest's anchors are the spine's ends.
+fn check_anchors(spine: &[Value], anchors: &Value, report: &mut Report) {
     if let Some(first) = spine.first() {
         if first["prev_hash"] != anchors["first_prev_hash"] {
             report.problems.push(problem(
@@ -392,148 +454,112 @@ pub fn verify(b: &Bundle) -> Report {
             ));
         }
     }
-    // 4. Each exported row: canonical, hashes to its spine entry.
+}
+
+/// Check 4: each exported row: canonical, hashes to its spine entry. The rows are fed to
+/// a [`ChainChecker`] (without re-linking: the spine did that), which collects
+/// what they say the records, outcomes and prune cut-offs must be.
+fn check_trail(b: &Bundle, links: &Links, report: &mut Report) -> ChainChecker {
     let mut chain = ChainChecker::new(None);
-    for (i, t) in lines("trail.jsonl").iter().enumerate() {
-        let (Some(seq), Some(p), Some(h), Some(canon)) = (
-            t["seq"].as_i64(),
-            t["prev_hash"].as_str(),
-            t["hash"].as_str(),
-            t["canonical"].as_str(),
-        ) else {
-            report.problems.push(problem(
-                "trail.jsonl",
-                i + 1,
-                "line",
-                "is not {seq, prev_hash, hash, canonical}",
-            ));
-            continue;
-        };
-        let ev: Value = match serde_json::from_str(canon) {
-            Ok(v) => v,
-            Err(e) => {
-                report.problems.push(problem(
-                    "trail",
-                    seq,
-                    "canonical",
-                    format!("is not JSON: {e}"),
-                ));
-                continue;
-            }
-        };
-        if canonical_json(&ev) != canon || ev["seq"].as_i64() != Some(seq) {
+    for (i, t) in jsonl(b, "trail.jsonl").iter().enumerate() {
+        if let Some(row) = check_trail_row(i, t, links, report) {
+            chain.unlink();
+            chain.push(&row);
+            report.trail_rows += 1;
+        }
+    }
+    chain
+}
+
+/// One line of `trail.jsonl`; the row as stored, unless the line cannot be read.
+fn check_trail_row(
+    i: usize,
+    t: &Value,
+    links: &Links,
+    report: &mut Report,
+) -> Option<StoredTrailRow> {
+    let (Some(seq), Some(p), Some(h), Some(canon)) = (
+        t["seq"].as_i64(),
+        t["prev_hash"].as_str(),
+        t["hash"].as_str(),
+        t["canonical"].as_str(),
+    ) else {
+        report.problems.push(problem(
+            "trail.jsonl",
+            i + 1,
+            "line",
+            "is not {seq, prev_hash, hash, canonical}",
+        ));
+        return None;
+    };
+    let ev: Value = match serde_json::from_str(canon) {
+        Ok(v) => v,
+        Err(e) => {
             report.problems.push(problem(
                 "trail",
                 seq,
                 "canonical",
-                "is not the canonical text of this row (edited)",
+                format!("is not JSON: {e}"),
             ));
+            return None;
         }
-        if event_hash(p, &ev) != h {
-            report.problems.push(problem(
-                "trail",
-                seq,
-                "content",
-                "hash mismatch: the row was changed",
-            ));
-        }
-        match spine_by_seq.get(&seq) {
-            Some((sp, sh)) if sp == p && sh == h => {}
-            _ => report.problems.push(problem(
-                "trail",
-                seq,
-                "hash",
-                "does not match its spine entry",
-            )),
-        }
-        // Feed the checker (for records, outcomes and prune cut-offs) without re-linking.
-        let row = StoredTrailRow {
+    };
+    check_row(seq, (p, h), canon, &ev, links, report);
+    Some(StoredTrailRow {
+        seq,
+        at: ev["at"].as_i64().unwrap_or_default(),
+        message_id: ev["message_id"].as_str().map(String::from),
+        delivery_id: ev["delivery_id"].as_str().map(String::from),
+        kind: ev["kind"].as_str().unwrap_or_default().to_string(),
+        actor: ev["actor"].as_str().unwrap_or_default().to_string(),
+        detail: canonical_json(&ev["detail"]),
+        prev_hash: p.to_string(),
+        hash: h.to_string(),
+    })
+}
+
+/// A row's text is canonical, its hash recomputes, and it is the row the spine links.
+fn check_row(
+    seq: i64,
+    (p, h): (&str, &str),
+    canon: &str,
+    ev: &Value,
+    links: &Links,
+    report: &mut Report,
+) {
+    if canonical_json(ev) != canon || ev["seq"].as_i64() != Some(seq) {
+        report.problems.push(problem(
+            "trail",
             seq,
-            at: ev["at"].as_i64().unwrap_or_default(),
-            message_id: ev["message_id"].as_str().map(String::from),
-            delivery_id: ev["delivery_id"].as_str().map(String::from),
-            kind: ev["kind"].as_str().unwrap_or_default().to_string(),
-            actor: ev["actor"].as_str().unwrap_or_default().to_string(),
-            detail: canonical_json(&ev["detail"]),
-            prev_hash: p.to_string(),
-            hash: h.to_string(),
-        };
-        chain.unlink();
-        chain.push(&row);
-        report.trail_rows += 1;
+            "canonical",
+            "is not the canonical text of this row (edited)",
+        ));
     }
-    report.first_seq = spine.first().and_then(|s| s["seq"].as_i64());
-    report.last_seq = spine.last().and_then(|s| s["seq"].as_i64());
-    report.first_prev_hash = spine
-        .first()
-        .and_then(|s| s["prev_hash"].as_str())
-        .map(String::from);
-    report.last_hash = spine
-        .last()
-        .and_then(|s| s["hash"].as_str())
-        .map(String::from);
-    // 5. Records against what the rows recorded.
+    if event_hash(p, ev) != h {
+        report.problems.push(problem(
+            "trail",
+            seq,
+            "content",
+            "hash mismatch: the row was changed",
+        ));
+    }
+    match links.get(&seq) {
+        Some((sp, sh)) if sp == p && sh == h => {}
+        _ => report.problems.push(problem(
+            "trail",
+            seq,
+            "hash",
+            "does not match its spine entry",
+        )),
+    }
+}
+
+/// Check 5: records against what the rows recorded: each record pinned down by a row and
+/// matching it, and every record a row pins down present.
+fn check_records(b: &Bundle, chain: &mut ChainChecker, report: &mut Report) {
     let mut expected = std::mem::take(&mut chain.expected);
-    for (i, r) in lines("records.jsonl").iter().enumerate() {
-        let table = r["table"].as_str().unwrap_or_default();
-        let key = r["key"].as_str().unwrap_or_default().to_string();
-        let Some(spec) = TABLES.iter().find(|s| s.table == table) else {
-            report.problems.push(problem(
-                "records.jsonl",
-                i + 1,
-                "table",
-                format!("unknown table `{table}`"),
-            ));
-            continue;
-        };
-        let Some(exp) = expected.remove(&(table.to_string(), key.clone())) else {
-            report.problems.push(problem(
-                table,
-                &key,
-                "row",
-                "is in the bundle but no exported trail row records it",
-            ));
-            continue;
-        };
-        let mut missing_payload = false;
-        let payloads = spec
-            .payloads
-            .iter()
-            .map(|(n, _)| match r["payloads"][*n].as_str() {
-                None => None,
-                Some(f) => match b.files.get(f) {
-                    Some(bytes) => Some(bytes.clone()),
-                    None => {
-                        missing_payload = true;
-                        None
-                    }
-                },
-            })
-            .collect();
-        if missing_payload {
-            report.problems.push(problem(
-                table,
-                &key,
-                "payloads",
-                "names a payload file that is not in the bundle",
-            ));
-        }
-        let stored = StoredRecord {
-            key: key.clone(),
-            cols: spec
-                .cols
-                .iter()
-                .map(|(n, _)| r["cols"][*n].clone())
-                .collect(),
-            payloads,
-            pruned_at: r["pruned_at"].as_i64(),
-            state: None,
-        };
-        RecordChecker {
-            spec,
-            prune_cutoff: chain.prune_cutoff,
-        }
-        .check(&exp, &stored, &mut report);
+    for (i, r) in jsonl(b, "records.jsonl").iter().enumerate() {
+        check_record(b, i, r, &mut expected, chain.prune_cutoff, report);
     }
     for ((table, key), e) in expected {
         report.problems.push(problem(
@@ -546,14 +572,70 @@ pub fn verify(b: &Bundle) -> Report {
             ),
         ));
     }
-    report.problems.extend(
-        chain
-            .report
-            .problems
-            .into_iter()
-            .filter(|p| p.field != "seq" && p.field != "prev_hash"),
-    );
-    report
+}
+
+/// One line of `records.jsonl`, checked against (and removed from) `expected`.
+fn check_record(
+    b: &Bundle,
+    i: usize,
+    r: &Value,
+    expected: &mut HashMap<(String, String), Expected>,
+    prune_cutoff: Option<i64>,
+    report: &mut Report,
+) {
+    let table = r["table"].as_str().unwrap_or_default();
+    let key = r["key"].as_str().unwrap_or_default().to_string();
+    let Some(spec) = TABLES.iter().find(|s| s.table == table) else {
+        report.problems.push(problem(
+            "records.jsonl",
+            i + 1,
+            "table",
+            format!("unknown table `{table}`"),
+        ));
+        return;
+    };
+    let Some(exp) = expected.remove(&(table.to_string(), key.clone())) else {
+        report.problems.push(problem(
+            table,
+            &key,
+            "row",
+            "is in the bundle but no exported trail row records it",
+        ));
+        return;
+    };
+    let payloads = record_payloads(b, spec, r);
+    if payloads.iter().any(|p| p.is_err()) {
+        report.problems.push(problem(
+            table,
+            &key,
+            "payloads",
+            "names a payload file that is not in the bundle",
+        ));
+    }
+    let stored = StoredRecord {
+        key: key.clone(),
+        cols: spec
+            .cols
+            .iter()
+            .map(|(n, _)| r["cols"][*n].clone())
+            .collect(),
+        payloads: payloads.into_iter().map(|p| p.ok().flatten()).collect(),
+        pruned_at: r["pruned_at"].as_i64(),
+        state: None,
+    };
+    RecordChecker { spec, prune_cutoff }.check(&exp, &stored, report);
+}
+
+/// A record's payloads, read from the files they name: `Ok(None)` for none (SQL NULL
+/// or pruned), `Err` for a file that is not in the bundle.
+fn record_payloads(b: &Bundle, spec: &TableSpec, r: &Value) -> Vec<Result<Option<Vec<u8>>, ()>> {
+    spec.payloads
+        .iter()
+        .map(|(n, _)| match r["payloads"][*n].as_str() {
+            None => Ok(None),
+            Some(f) => b.files.get(f).map(|bytes| Some(bytes.clone())).ok_or(()),
+        })
+        .collect()
 }
 
 /// Builds a bundle from rows and records already read (see `export`).
@@ -653,6 +735,30 @@ pub fn assemble(
 mod tests {
     use super::*;
 
+    fn one_file() -> BTreeMap<String, Vec<u8>> {
+        BTreeMap::from([("x".to_string(), b"data".to_vec())])
+    }
+
+    /// A one-file archive whose first header `edit` changes (its checksum redone),
+    /// as someone building an archive by hand would.
+    fn patched(edit: impl FnOnce(&mut [u8])) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_tar(&mut out, &one_file()).unwrap();
+        let h = &mut out[..512];
+        edit(h);
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        out
+    }
+
+    fn named(name: &'static str) -> impl FnOnce(&mut [u8]) {
+        move |h| {
+            h[..100].fill(0);
+            h[..name.len()].copy_from_slice(name.as_bytes());
+        }
+    }
+
     #[test]
     fn tar_round_trip_and_checksum() {
         let mut files = BTreeMap::new();
@@ -666,5 +772,52 @@ mod tests {
         bad[3] ^= 1;
         assert!(read_tar(&bad).unwrap_err().contains("checksum"));
         assert!(read_tar(&out[..600]).is_err());
+    }
+
+    #[test]
+    fn a_cut_archive_is_refused_not_read_short() {
+        let mut out = Vec::new();
+        write_tar(&mut out, &one_file()).unwrap();
+        assert_eq!(read_tar(&out).unwrap(), one_file());
+        // Without the end-of-archive blocks, and cut inside the data.
+        assert!(read_tar(&out[..1024])
+            .unwrap_err()
+            .contains("end-of-archive"));
+        assert!(read_tar(&out[..514]).unwrap_err().contains("truncated"));
+        assert!(read_tar(&[]).unwrap_err().contains("end-of-archive"));
+    }
+
+    #[test]
+    fn names_outside_the_bundle_are_refused() {
+        for name in ["../x", "/etc/x", "payloads/../../x", "..", "a\\..\\x"] {
+            let err = read_tar(&patched(named(name))).unwrap_err();
+            assert!(err.contains("not a relative name"), "{name}: {err}");
+        }
+        // Through the ustar prefix field too.
+        let err = read_tar(&patched(|h| h[345..347].copy_from_slice(b".."))).unwrap_err();
+        assert!(err.contains("`../x`"), "{err}");
+        // And the writer never writes one.
+        for name in ["../x", "/x", "a/../x", "./x", "a//x"] {
+            let files = BTreeMap::from([(name.to_string(), Vec::new())]);
+            assert!(write_tar(&mut Vec::new(), &files).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        // A symlink, a hard link and a pax extension header are refused.
+        for kind in [b'2', b'1', b'x'] {
+            let err = read_tar(&patched(|h| h[156] = kind)).unwrap_err();
+            assert!(err.contains("not a regular file"), "{err}");
+        }
+        // A directory entry is skipped.
+        let dir = patched(|h| {
+            named("payloads/")(h);
+            h[156] = b'5';
+            h[124..136].copy_from_slice(b"00000000000\0");
+        });
+        let mut dir = dir[..512].to_vec();
+        dir.extend_from_slice(&[0u8; 1024]);
+        assert_eq!(read_tar(&dir).unwrap(), BTreeMap::new());
     }
 }

@@ -3,8 +3,9 @@
 //! Two phases, so that `lienthong check` can report problems without touching
 //! anything: [`Config::load`] parses the YAML (unknown keys are errors), applies
 //! environment overrides ([`env`]) and runs a pure validation that collects
-//! *every* problem with its file:line before failing; the I/O (opening the
-//! database, binding the socket, reading schemas and mappings) happens later, in
+//! *every* problem with its file:line before failing (one function per section,
+//! in `config/validate.rs`); the I/O (opening the database, binding
+//! the socket, reading schemas and mappings) happens later, in
 //! [`crate::server::Hub::start`].
 //!
 //! With no file at all the hub runs on the *embedded default*: SQLite store and
@@ -17,18 +18,20 @@
 pub use lienthong_core::duration;
 pub mod env;
 pub mod model;
+mod validate;
+mod values;
+
+pub use validate::route_targets;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_saphyr::Spanned;
-
 use crate::delivery::DestinationPolicy;
 use crate::{Diagnostic, Diagnostics};
-use duration::parse_duration;
 use model::*;
+use validate::validate;
 
 /// Default listen address of the embedded default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -217,524 +220,6 @@ fn parse_file(p: &Path) -> Result<RawConfig, Diagnostics> {
             ),
         )
     })
-}
-
-/// The `queue.rabbitmq` keys, checked here in the pure phase with the same
-/// rules the queue applies when it starts (`RabbitOptions::problems`), so
-/// `lienthong check` reports a bad prefetch or an unknown key (every problem,
-/// one diagnostic each) before any connection is tried. A missing URL is left
-/// to the start: deployments often give it only through the environment of the
-/// running hub (a Secret), not to `check`. The section keeps no line numbers of
-/// its own, so the diagnostic points at `queue.backend` when it is in the file.
-fn check_rabbit_section(
-    c: &mut Ctx<'_>,
-    section: &serde_json::Value,
-    backend: Option<&Spanned<String>>,
-) {
-    for problem in crate::queue::rabbitmq::RabbitOptions::problems(section) {
-        c.err("queue.rabbitmq", backend, problem);
-    }
-}
-
-/// Collects diagnostics with the position of a value (file line, or the env var that set it).
-struct Ctx<'a> {
-    file: &'a str,
-    raw: &'a RawConfig,
-    diags: &'a mut Diagnostics,
-}
-
-impl Ctx<'_> {
-    fn err<T>(&mut self, key: &str, at: Option<&Spanned<T>>, message: String) {
-        let (file, line, column) = match (self.raw.env_sources.get(key), at) {
-            (Some(var), _) => (format!("environment {var}"), 0, 0),
-            (None, Some(s)) => (
-                self.file.to_string(),
-                s.referenced.line() as usize,
-                s.referenced.column() as usize,
-            ),
-            (None, None) => (self.file.to_string(), 0, 0),
-        };
-        self.diags.push(Diagnostic {
-            file,
-            line,
-            column,
-            context: key.to_string(),
-            message,
-        });
-    }
-
-    fn duration(&mut self, key: &str, v: &Option<Spanned<String>>, default: Duration) -> Duration {
-        match v {
-            None => default,
-            Some(s) => match parse_duration(&s.value) {
-                Ok(d) => d,
-                Err(e) => {
-                    self.err(key, Some(s), e);
-                    default
-                }
-            },
-        }
-    }
-
-    fn positive(&mut self, key: &str, v: &Option<Spanned<u32>>, default: u32) -> u32 {
-        match v {
-            Some(s) if s.value == 0 => {
-                self.err(key, Some(s), "must be at least 1".into());
-                default
-            }
-            Some(s) => s.value,
-            None => default,
-        }
-    }
-
-    /// A duration that must lie within `range` (inclusive); out of range reports and uses `default`.
-    fn duration_in(
-        &mut self,
-        key: &str,
-        v: &Option<Spanned<String>>,
-        default: Duration,
-        (min, max): (Duration, Duration),
-    ) -> Duration {
-        let d = self.duration(key, v, default);
-        if d < min || d > max {
-            self.err(
-                key,
-                v.as_ref(),
-                format!("{d:?} is out of range: use {min:?} to {max:?}"),
-            );
-            return default;
-        }
-        d
-    }
-
-    fn rate(&mut self, key: &str, r: &Option<RawRate>, default: (u32, u32)) -> (u32, u32) {
-        match r {
-            None => default,
-            Some(r) => {
-                let per = self.positive(&format!("{key}.per_second"), &r.per_second, default.0);
-                let burst = self.positive(
-                    &format!("{key}.burst"),
-                    &r.burst,
-                    per.max(default.1.min(per)),
-                );
-                (per, burst)
-            }
-        }
-    }
-
-    fn policy(
-        &mut self,
-        key: &str,
-        d: &RawDestination,
-        base: &DestinationPolicy,
-    ) -> DestinationPolicy {
-        let timeout = self.duration(&format!("{key}.timeout"), &d.timeout, base.timeout);
-        if timeout.is_zero() {
-            self.err(
-                &format!("{key}.timeout"),
-                d.timeout.as_ref(),
-                "must be more than zero".into(),
-            );
-        }
-        let (rate_per_second, burst) = self.rate(
-            &format!("{key}.rate_limit"),
-            &d.rate_limit,
-            (base.rate_per_second, base.burst),
-        );
-        let concurrency = self.positive(
-            &format!("{key}.concurrency"),
-            &d.concurrency,
-            base.concurrency,
-        );
-        let max_attempts = self.positive(
-            &format!("{key}.max_attempts"),
-            &d.max_attempts,
-            base.max_attempts,
-        );
-        let mut backoff = base.backoff.clone();
-        if let Some(b) = &d.backoff {
-            backoff.initial = self.duration(
-                &format!("{key}.backoff.initial"),
-                &b.initial,
-                backoff.initial,
-            );
-            backoff.max = self.duration(&format!("{key}.backoff.max"), &b.max, backoff.max);
-            if let Some(m) = &b.multiplier {
-                if !(1.0..=10.0).contains(&m.value) {
-                    self.err(
-                        &format!("{key}.backoff.multiplier"),
-                        Some(m),
-                        format!("{} is out of range: use 1.0 to 10.0", m.value),
-                    );
-                } else {
-                    backoff.multiplier = m.value;
-                }
-            }
-            if let Some(j) = &b.jitter {
-                if !(0.0..=1.0).contains(&j.value) {
-                    self.err(
-                        &format!("{key}.backoff.jitter"),
-                        Some(j),
-                        format!("{} is out of range: use 0.0 to 1.0", j.value),
-                    );
-                } else {
-                    backoff.jitter = j.value;
-                }
-            }
-            if backoff.initial > backoff.max {
-                self.err(
-                    &format!("{key}.backoff.initial"),
-                    b.initial.as_ref(),
-                    format!(
-                        "initial delay {:?} is longer than max {:?}",
-                        backoff.initial, backoff.max
-                    ),
-                );
-            }
-        }
-        DestinationPolicy {
-            timeout,
-            rate_per_second,
-            burst,
-            concurrency,
-            max_attempts,
-            backoff,
-        }
-    }
-}
-
-fn validate(raw: &RawConfig, file: &str, embedded: bool, diags: &mut Diagnostics) -> Config {
-    let mut c = Ctx { file, raw, diags };
-    let listen_text = raw
-        .server
-        .listen
-        .as_ref()
-        .map_or(DEFAULT_LISTEN, |s| s.value.as_str());
-    let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
-        c.err(
-            "server.listen",
-            raw.server.listen.as_ref(),
-            format!("`{listen_text}` is not an address: write host:port, e.g. 127.0.0.1:8080"),
-        );
-        DEFAULT_LISTEN.parse().expect("valid default")
-    });
-    let drain_deadline = c.duration(
-        "server.drain_deadline",
-        &raw.server.drain_deadline,
-        Duration::from_secs(20),
-    );
-    let data_dir = PathBuf::from(
-        raw.store
-            .data_dir
-            .as_ref()
-            .map_or("data", |s| s.value.as_str()),
-    );
-    // `database_url` is the shorthand the scale-out docs use for `store.url`.
-    let store_url_raw = match (&raw.database_url, &raw.store.url) {
-        (Some(d), Some(_)) => {
-            c.err(
-                "database_url",
-                Some(d),
-                "both `database_url` and `store.url` are set: keep one (they mean the same)".into(),
-            );
-            &raw.store.url
-        }
-        (Some(_), None) => &raw.database_url,
-        (None, u) => u,
-    };
-    let store_url = match store_url_raw {
-        Some(u)
-            if u.value.starts_with("sqlite:")
-                || u.value.starts_with("postgres:")
-                || u.value.starts_with("postgresql:") =>
-        {
-            u.value.clone()
-        }
-        Some(u) => {
-            c.err("store.url", Some(u), format!("`{}` is not supported: use sqlite://<file>?mode=rwc or postgres://user@host/db", u.value));
-            String::new()
-        }
-        None => format!(
-            "sqlite://{}?mode=rwc",
-            data_dir.join("lienthong.db").display()
-        ),
-    };
-    let store_max_batch = c.positive("store.max_batch", &raw.store.max_batch, 512) as usize;
-    // `amqp_url` is the shorthand for `queue.backend: rabbitmq` + `queue.rabbitmq.url`.
-    let mut rabbit_section = raw.queue.rabbitmq.clone();
-    let mut backend = raw.queue.backend.as_ref().map(|s| s.value.as_str());
-    if let Some(u) = &raw.amqp_url {
-        let section = rabbit_section.get_or_insert_with(|| serde_json::json!({}));
-        match section.as_object_mut() {
-            Some(o) if o.contains_key("url") => c.err(
-                "amqp_url",
-                Some(u),
-                "both `amqp_url` and `queue.rabbitmq.url` are set: keep one (they mean the same)"
-                    .into(),
-            ),
-            Some(o) => drop(o.insert("url".into(), u.value.clone().into())),
-            None => {}
-        }
-        match backend {
-            Some("embedded") => c.err(
-                "amqp_url",
-                Some(u),
-                "`amqp_url` is set but `queue.backend` is `embedded`: remove one of them".into(),
-            ),
-            _ => backend = Some("rabbitmq"),
-        }
-    }
-    let queue = match backend {
-        None | Some("embedded") => {
-            if raw.queue.rabbitmq.is_some() {
-                c.err::<()>(
-                    "queue.rabbitmq",
-                    None,
-                    "rabbitmq settings are given but queue.backend is not `rabbitmq`".into(),
-                );
-            }
-            QueueBackend::Embedded
-        }
-        Some("rabbitmq") => {
-            let section = rabbit_section.unwrap_or(serde_json::Value::Null);
-            check_rabbit_section(&mut c, &section, raw.queue.backend.as_ref());
-            QueueBackend::RabbitMq(section)
-        }
-        Some(other) => {
-            c.err(
-                "queue.backend",
-                raw.queue.backend.as_ref(),
-                format!("unknown queue backend `{other}`: use embedded or rabbitmq"),
-            );
-            QueueBackend::Embedded
-        }
-    };
-    let path = |v: &Option<Spanned<String>>, d: &str| {
-        PathBuf::from(v.as_ref().map_or(d, |s| s.value.as_str()))
-    };
-    let mappings_dir = path(&raw.paths.mappings, "mappings");
-    let schemas_dir = path(&raw.paths.schemas, "schemas");
-    let routes_file = raw.paths.routes.as_ref().map_or_else(
-        || mappings_dir.join("routes.yaml"),
-        |s| PathBuf::from(&s.value),
-    );
-    let allow_unauthenticated = raw
-        .intake
-        .allow_unauthenticated
-        .as_ref()
-        .map_or(embedded, |s| s.value);
-    let max_clock_skew = c.duration(
-        "intake.max_clock_skew",
-        &raw.intake.max_clock_skew,
-        Duration::from_secs(300),
-    );
-    let intake_rate = c.rate("intake.rate_limit", &raw.intake.rate_limit, (200, 400));
-    let destination_defaults = c.policy(
-        "destination_defaults",
-        &raw.destination_defaults,
-        &DestinationPolicy::default(),
-    );
-    let mut destinations = BTreeMap::new();
-    for (id, d) in &raw.destinations {
-        let key = format!("destinations.{id}");
-        check_id(&mut c, &key, id);
-        let policy = c.policy(&key, d, &destination_defaults);
-        let url = d.url.as_ref().map(|u| {
-            if !(u.value.starts_with("http://") || u.value.starts_with("https://")) {
-                c.err(
-                    &format!("{key}.url"),
-                    Some(u),
-                    format!("`{}` is not an http(s) URL", u.value),
-                );
-            }
-            u.value.clone()
-        });
-        destinations.insert(id.clone(), Destination { url, policy });
-    }
-    let mut partners = BTreeMap::new();
-    for (id, p) in &raw.partners {
-        let key = format!("partners.{id}");
-        check_id(&mut c, &key, id);
-        let mut auth = PartnerAuth::default();
-        if let Some(h) = &p.api_key_sha256 {
-            match hex::decode(h.value.trim()) {
-                Ok(b) if b.len() == 32 => auth.api_key_sha256 = Some(b.try_into().expect("32 bytes")),
-                _ => c.err(
-                    &format!("{key}.api_key_sha256"),
-                    Some(h),
-                    "must be the 64-character hex SHA-256 of the key (e.g. `printf %s \"$KEY\" | sha256sum`), never the key itself".into(),
-                ),
-            }
-        }
-        match (&p.hmac_secret_env, &p.hmac_secret_file) {
-            (Some(_), Some(f)) => c.err(
-                &format!("{key}.hmac_secret_file"),
-                Some(f),
-                "set hmac_secret_env or hmac_secret_file, not both".into(),
-            ),
-            (Some(e), None) => match std::env::var(&e.value) {
-                Ok(v) if !v.is_empty() => auth.hmac_secret = Some(v.into_bytes()),
-                _ => c.err(
-                    &format!("{key}.hmac_secret_env"),
-                    Some(e),
-                    format!("environment variable {} is not set or empty", e.value),
-                ),
-            },
-            (None, Some(f)) => match std::fs::read(&f.value) {
-                Ok(mut v) if !v.is_empty() => {
-                    while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                        v.pop();
-                    }
-                    auth.hmac_secret = Some(v)
-                }
-                Ok(_) => c.err(
-                    &format!("{key}.hmac_secret_file"),
-                    Some(f),
-                    format!("{} is empty", f.value),
-                ),
-                Err(e) => c.err(
-                    &format!("{key}.hmac_secret_file"),
-                    Some(f),
-                    format!("cannot read {}: {e}", f.value),
-                ),
-            },
-            (None, None) => {}
-        }
-        if auth.api_key_sha256.is_none()
-            && auth.hmac_secret.is_none()
-            && p.hmac_secret_env.is_none()
-            && p.hmac_secret_file.is_none()
-            && p.api_key_sha256.is_none()
-        {
-            c.err::<()>(&key, None, "a partner needs api_key_sha256 or an HMAC secret (hmac_secret_env / hmac_secret_file)".into());
-        }
-        if p.rate_limit.is_some() {
-            auth.rate = Some(c.rate(&format!("{key}.rate_limit"), &p.rate_limit, intake_rate));
-        }
-        partners.insert(id.clone(), auth);
-    }
-    let log_level = raw
-        .logging
-        .level
-        .as_ref()
-        .map_or("info", |s| s.value.as_str())
-        .to_string();
-    if !["trace", "debug", "info", "warn", "error"].contains(&log_level.as_str())
-        && !log_level.contains('=')
-    {
-        c.err(
-            "logging.level",
-            raw.logging.level.as_ref(),
-            format!(
-                "`{log_level}`: use trace, debug, info, warn, error or an env-filter directive"
-            ),
-        );
-    }
-    let log_json = match raw.logging.format.as_ref().map(|s| s.value.as_str()) {
-        None | Some("text") => false,
-        Some("json") => true,
-        Some(other) => {
-            c.err(
-                "logging.format",
-                raw.logging.format.as_ref(),
-                format!("`{other}`: use text or json"),
-            );
-            false
-        }
-    };
-    let tokens = std::sync::Arc::new(
-        crate::auth::config::build(file, &raw.tokens).unwrap_or_else(|d| {
-            c.diags.extend(d);
-            Default::default()
-        }),
-    );
-    let retention_payloads = match raw
-        .retention
-        .payloads
-        .as_deref()
-        .map(crate::audit::retention::parse_age)
-    {
-        None => None,
-        Some(Ok(d)) => Some(d),
-        Some(Err(e)) => {
-            c.err::<()>("retention.payloads", None, e);
-            None
-        }
-    };
-    let admin = {
-        let d = AdminSettings::default();
-        let r = &raw.admin;
-        let dry_run_sample = match &r.dry_run_sample {
-            Some(n) if !AdminSettings::DRY_RUN_SAMPLE.contains(&n.value) => {
-                c.err(
-                    "admin.dry_run_sample",
-                    Some(n),
-                    format!(
-                        "{} is out of range: use {} to {} (messages mapped by the gate's dry run)",
-                        n.value,
-                        AdminSettings::DRY_RUN_SAMPLE.start(),
-                        AdminSettings::DRY_RUN_SAMPLE.end()
-                    ),
-                );
-                d.dry_run_sample
-            }
-            Some(n) => n.value as usize,
-            None => d.dry_run_sample,
-        };
-        AdminSettings {
-            dry_run_sample,
-            watch_debounce: c.duration_in(
-                "admin.watch_debounce",
-                &r.watch_debounce,
-                d.watch_debounce,
-                AdminSettings::WATCH_DEBOUNCE,
-            ),
-            poll_interval: c.duration_in(
-                "admin.poll_interval",
-                &r.poll_interval,
-                d.poll_interval,
-                AdminSettings::POLL_INTERVAL,
-            ),
-        }
-    };
-    Config {
-        file: None,
-        listen,
-        drain_deadline,
-        store_url,
-        data_dir,
-        store_max_batch,
-        queue,
-        mappings_dir,
-        schemas_dir,
-        routes_file,
-        allow_unauthenticated,
-        max_clock_skew,
-        intake_rate,
-        destination_defaults,
-        destinations,
-        partners,
-        connectors: raw.connectors.clone(),
-        log_level,
-        log_json,
-        tokens,
-        retention_payloads,
-        admin,
-    }
-}
-
-fn check_id(c: &mut Ctx<'_>, key: &str, id: &str) {
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
-    {
-        c.err::<()>(
-            key,
-            None,
-            format!("system id `{id}` must be lowercase letters, digits and `-`"),
-        );
-    }
 }
 
 #[cfg(test)]
@@ -928,6 +413,30 @@ mod tests {
             d.to_string().contains("LIENTHONG_ADMIN__POLL_INTERVAL"),
             "{d}"
         );
+    }
+
+    #[test]
+    fn route_targets_without_a_transport_are_reported() {
+        let c = load(
+            "destinations:\n  lis:\n    url: http://127.0.0.1:9/x\n",
+            &[],
+        )
+        .unwrap();
+        let targets = vec!["lis".to_string(), "national-portal".to_string()];
+        let d = c
+            .check_targets(&targets, |t| {
+                c.destinations.get(t).is_some_and(|d| d.url.is_some())
+            })
+            .unwrap_err();
+        assert_eq!(d.len(), 1, "{d}");
+        assert_eq!(d.0[0].context, "destinations.national-portal");
+        assert!(
+            d.0[0]
+                .message
+                .contains("LIENTHONG_DESTINATIONS__NATIONAL_PORTAL__URL"),
+            "{d}"
+        );
+        assert!(c.check_targets(&targets, |_| true).is_ok());
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!    (body over [`crate::limits::MAX_BODY_BYTES`] → 413, checked by the server);
 //! 3. decode → 400 when malformed; validate against the schema → 422 with every violation;
 //! 4. enrichment ([`Enricher`]), routes, then for each target: map, validate the
-//!    output against the target schema, encode → 422 listing every failure;
+//!    output against the target schema, encode → 422 listing every failure
+//!    (the route-and-map plan, in `intake/plan.rs`);
 //! 5. one transaction: raw body + parsed tree + every delivery + trail events,
 //!    then `202 {"id", "correlation_id"}`.
 //!
@@ -26,6 +27,7 @@
 
 pub mod auth;
 mod enrich;
+mod plan;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -39,6 +41,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::{json, Value};
 
 pub use enrich::{Enriched, Enricher, Enrichers, ExtraMessage};
+use plan::Plan;
 
 use crate::audit::TrailEvent;
 use crate::codec::Format;
@@ -46,7 +49,7 @@ use crate::config::{Config, PartnerAuth};
 use crate::queue::DeliveryQueue;
 use crate::routes::Routes;
 use crate::schema::{MessageSchema, SchemaRegistry};
-use crate::store::{now_ms, AcceptOutcome, NewDelivery, NewMessage, RejectedMessage, Store};
+use crate::store::{now_ms, AcceptOutcome, NewMessage, RejectedMessage, Store};
 use crate::Error;
 
 /// One inbound HTTP request, already read.
@@ -107,15 +110,6 @@ pub fn content_types(format: Format) -> &'static [&'static str] {
         Format::Json => &["application/json"],
         Format::Xml | Format::TaxGip => &["application/xml", "text/xml", "application/soap+xml"],
         Format::StationFile => &["text/plain", "application/octet-stream"],
-    }
-}
-
-/// Content type of an encoded delivery body.
-fn content_type_of(format: Format) -> &'static str {
-    match format {
-        Format::Json => "application/json",
-        Format::Xml | Format::TaxGip => "application/xml; charset=utf-8",
-        Format::StationFile => "text/plain; charset=utf-8",
     }
 }
 
@@ -337,14 +331,49 @@ impl Intake {
         Ok(())
     }
 
+    /// Steps 2 to 5 of the module docs, for a caller already let in.
     async fn process(
         &self,
         id: &str,
         received_at: i64,
         req: &InboundRequest,
     ) -> Result<IntakeResponse, Rejection> {
-        let schema = self
-            .schemas
+        let schema = self.message_schema(req)?;
+        check_content_type(&schema, &req.headers)?;
+        let tree = decode(&schema, req)?;
+        let unprocessable = Unprocessable::of(&schema, &tree);
+        schema
+            .validate(&tree)
+            .map_err(|e| unprocessable.reject("schema validation failed", reasons_of(&e)))?;
+        let Enriched { tree, extra } = self
+            .enrich(req, tree)
+            .map_err(|e| unprocessable.reject("enrichment failed", reasons_of(&e)))?;
+        let keys = Keys::of(&schema, &tree, id, &req.headers);
+        let plan = self
+            .plan(id, received_at, &req.system, &req.message_type, &tree)
+            .map_err(|reasons| unprocessable.reject("mapping failed", reasons))?;
+        let destinations: Vec<String> = plan
+            .deliveries
+            .iter()
+            .map(|d| d.destination.clone())
+            .collect();
+        let correlation_id = keys.correlation_id.clone();
+        let msg = accepted_message(id, received_at, req, &tree, keys, plan);
+        let outcome = self.store.accept(msg).await.map_err(|e| {
+            Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store unavailable",
+                vec![e.to_string()],
+            )
+        })?;
+        Ok(self
+            .answer(id, req, &correlation_id, outcome, &destinations, extra)
+            .await)
+    }
+
+    /// The schema of the message type (404 when the system has no such type).
+    fn message_schema(&self, req: &InboundRequest) -> Result<Arc<MessageSchema>, Rejection> {
+        self.schemas
             .find(&req.system, &req.message_type)
             .ok_or_else(|| {
                 Rejection::new(
@@ -355,114 +384,45 @@ impl Intake {
                         req.system, req.message_type
                     )],
                 )
-            })?;
-        check_content_type(&schema, &req.headers)?;
-        let file_name = req.headers.get("x-file-name").and_then(|v| v.to_str().ok());
-        let tree = schema.decode_with(&req.body, file_name).map_err(|e| {
-            Rejection::new(StatusCode::BAD_REQUEST, "malformed body", reasons_of(&e))
-        })?;
-        let parsed_text = tree.to_string();
-        let correlation0 = schema.correlation_id(&tree);
-        let invalid = |status, error, reasons| Rejection {
-            status,
-            error,
-            reasons,
-            correlation_id: correlation0.clone(),
-            parsed: Some(parsed_text.clone()),
-        };
-        schema.validate(&tree).map_err(|e| {
-            invalid(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "schema validation failed",
-                reasons_of(&e),
-            )
-        })?;
-        let Enriched { tree, extra } = match self.enrichers.get(&req.system, &req.message_type) {
-            Some(e) => e
-                .enrich(&req.system, &req.message_type, tree.clone())
-                .map_err(|e| {
-                    invalid(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "enrichment failed",
-                        reasons_of(&e),
-                    )
-                })?,
-            None => Enriched {
+            })
+    }
+
+    /// The message type's enricher, if one is registered.
+    fn enrich(&self, req: &InboundRequest, tree: Value) -> crate::Result<Enriched> {
+        match self.enrichers.get(&req.system, &req.message_type) {
+            Some(e) => e.enrich(&req.system, &req.message_type, tree),
+            None => Ok(Enriched {
                 tree,
                 extra: Vec::new(),
-            },
-        };
-        let correlation_id = schema
-            .correlation_id(&tree)
-            .unwrap_or_else(|| id.to_string());
-        let partner_message_id = schema.message_id_of(&tree);
-        // A declared natural key identifies the message whatever header came with
-        // it (a resend with no key, or a new one, is still the same filing).
-        let idempotency_key = schema.dedupe_key_of(&tree).or_else(|| {
-            req.headers
-                .get("idempotency-key")
-                .and_then(|v| v.to_str().ok())
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .or_else(|| partner_message_id.clone())
-        });
-        let (deliveries, mut trail) = self
-            .plan(id, received_at, &req.system, &req.message_type, &tree)
-            .map_err(|reasons| {
-                invalid(StatusCode::UNPROCESSABLE_ENTITY, "mapping failed", reasons)
-            })?;
-        trail.insert(
-            0,
-            TrailEvent {
-                at: received_at,
-                message_id: Some(id.to_string()),
-                delivery_id: None,
-                kind: "received",
-                actor: format!("partner:{}", req.system),
-                detail: json!({
-                    "system": req.system, "message_type": req.message_type, "bytes": req.body.len(),
-                    "content_type": header(&req.headers, "content-type"), "correlation_id": correlation_id,
-                    "idempotency_key": idempotency_key, "partner_message_id": partner_message_id,
-                    "raw_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&req.body)),
-                }),
-            },
-        );
-        let destinations: Vec<String> = deliveries.iter().map(|d| d.destination.clone()).collect();
-        let msg = NewMessage {
-            id: id.to_string(),
-            received_at,
-            source_system: req.system.clone(),
-            message_type: req.message_type.clone(),
-            correlation_id: correlation_id.clone(),
-            idempotency_key,
-            partner_message_id,
-            content_type: header(&req.headers, "content-type").unwrap_or_default(),
-            raw: req.body.clone(),
-            parsed: tree.to_string(),
-            deliveries,
-            trail,
-        };
-        let outcome = self.store.accept(msg).await.map_err(|e| {
-            Rejection::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store unavailable",
-                vec![e.to_string()],
-            )
-        })?;
+            }),
+        }
+    }
+
+    /// The answer to a committed message: the original id for a duplicate; for a new
+    /// one, the queue is told and enrichment's extra messages are accepted in turn.
+    async fn answer(
+        &self,
+        id: &str,
+        req: &InboundRequest,
+        correlation_id: &str,
+        outcome: AcceptOutcome,
+        destinations: &[String],
+        extra: Vec<ExtraMessage>,
+    ) -> IntakeResponse {
         match outcome {
             AcceptOutcome::Duplicate {
                 id: original,
                 correlation_id,
             } => {
                 tracing::info!(message_id = %original, correlation_id = %correlation_id, "duplicate; original id returned");
-                Ok(IntakeResponse {
+                IntakeResponse {
                     status: StatusCode::ACCEPTED,
                     body: json!({ "id": original, "correlation_id": correlation_id, "duplicate": true }),
                     retry_after: None,
-                })
+                }
             }
             AcceptOutcome::Accepted { deliveries, .. } => {
-                if let Err(e) = self.queue.committed(&destinations).await {
+                if let Err(e) = self.queue.committed(destinations).await {
                     // Committed already; the queue relays from the outbox later.
                     tracing::warn!(message_id = %id, error = %e, "queue notification failed");
                 }
@@ -471,100 +431,12 @@ impl Intake {
                 for x in extra {
                     self.accept_extra(id, &req.system, x).await;
                 }
-                Ok(IntakeResponse {
+                IntakeResponse {
                     status: StatusCode::ACCEPTED,
                     body: json!({ "id": id, "correlation_id": correlation_id }),
                     retry_after: None,
-                })
-            }
-        }
-    }
-
-    /// Routes and maps one tree: the deliveries and the `routed` + `mapped` trail events,
-    /// or every reason it cannot be delivered.
-    fn plan(
-        &self,
-        id: &str,
-        at: i64,
-        system: &str,
-        message_type: &str,
-        tree: &Value,
-    ) -> Result<(Vec<NewDelivery>, Vec<TrailEvent>), Vec<String>> {
-        // One snapshot for the whole message: every delivery of it uses one mapping generation.
-        let snapshot = self.active.as_ref().map(|a| a.load());
-        let targets = match &snapshot {
-            Some(set) => set.routes.resolve(system, message_type, tree),
-            None => self.routes.resolve(system, message_type, tree),
-        };
-        let mut reasons = Vec::new();
-        let mut deliveries = Vec::new();
-        let mut trail = vec![TrailEvent {
-            at,
-            message_id: Some(id.to_string()),
-            delivery_id: None,
-            kind: "routed",
-            actor: "intake".into(),
-            detail: json!({ "targets": targets.iter().map(|t| json!({"route": t.route_id, "system": t.system, "mapping": t.mapping.id})).collect::<Vec<_>>() }),
-        }];
-        for t in &targets {
-            let m = &t.mapping;
-            let mapped = match m.apply(tree) {
-                Ok(v) => v,
-                Err(e) => {
-                    reasons.push(format!("route {} → {}: {e}", t.route_id, t.system));
-                    continue;
                 }
-            };
-            let Some(target_schema) = self.schemas.get(&m.target.schema) else {
-                reasons.push(format!(
-                    "route {} → {}: target schema `{}` is not loaded",
-                    t.route_id, t.system, m.target.schema
-                ));
-                continue;
-            };
-            if let Err(e) = target_schema.validate(&mapped) {
-                reasons.extend(
-                    reasons_of(&e)
-                        .into_iter()
-                        .map(|r| format!("mapping {} produced invalid output: {r}", m.id)),
-                );
-                continue;
             }
-            let body = match target_schema.encode(&mapped) {
-                Ok(b) => b,
-                Err(e) => {
-                    reasons.push(format!("mapping {}: encoding the output failed: {e}", m.id));
-                    continue;
-                }
-            };
-            let delivery_id = uuid::Uuid::now_v7().to_string();
-            trail.push(TrailEvent {
-                at,
-                message_id: Some(id.to_string()),
-                delivery_id: Some(delivery_id.clone()),
-                kind: "mapped",
-                actor: "intake".into(),
-                detail: json!({
-                    "route": t.route_id, "destination": t.system, "mapping_id": m.id, "mapping_version": m.version,
-                    "mapping_hash": m.content_hash, "message_type": m.target.message_type, "bytes": body.len(),
-                    "body_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)),
-                }),
-            });
-            deliveries.push(NewDelivery {
-                id: delivery_id,
-                destination: t.system.clone(),
-                message_type: m.target.message_type.clone(),
-                route_id: t.route_id.clone(),
-                mapping_id: m.id.clone(),
-                mapping_version: i64::from(m.version),
-                body: Bytes::from(body),
-                content_type: content_type_of(target_schema.format).to_string(),
-            });
-        }
-        if reasons.is_empty() {
-            Ok((deliveries, trail))
-        } else {
-            Err(reasons)
         }
     }
 
@@ -578,7 +450,10 @@ impl Intake {
             .find(system, &x.message_type)
             .and_then(|s| s.correlation_id(&x.tree))
             .unwrap_or_else(|| parent.to_string());
-        let (deliveries, mut trail) = match self.plan(&id, at, system, &x.message_type, &x.tree) {
+        let Plan {
+            deliveries,
+            mut trail,
+        } = match self.plan(&id, at, system, &x.message_type, &x.tree) {
             Ok(p) => p,
             Err(reasons) => {
                 tracing::error!(parent = %parent, message_type = %x.message_type, ?reasons, "an enrichment message could not be mapped; dropped");
@@ -712,5 +587,112 @@ fn check_content_type(schema: &MessageSchema, headers: &HeaderMap) -> Result<(),
                 if given.is_empty() { "(none)" } else { &given }
             )],
         ))
+    }
+}
+
+/// The body decoded into the tree (400 when malformed).
+fn decode(schema: &MessageSchema, req: &InboundRequest) -> Result<Value, Rejection> {
+    let file_name = req.headers.get("x-file-name").and_then(|v| v.to_str().ok());
+    schema
+        .decode_with(&req.body, file_name)
+        .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, "malformed body", reasons_of(&e)))
+}
+
+/// A 422 about a decoded message: the rejection keeps the tree as parsed (before
+/// enrichment) and its correlation id, so the trail can find it.
+struct Unprocessable {
+    correlation_id: Option<String>,
+    parsed: String,
+}
+
+impl Unprocessable {
+    fn of(schema: &MessageSchema, tree: &Value) -> Self {
+        Self {
+            correlation_id: schema.correlation_id(tree),
+            parsed: tree.to_string(),
+        }
+    }
+
+    fn reject(&self, error: &'static str, reasons: Vec<String>) -> Rejection {
+        Rejection {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            error,
+            reasons,
+            correlation_id: self.correlation_id.clone(),
+            parsed: Some(self.parsed.clone()),
+        }
+    }
+}
+
+/// What identifies an accepted message (see "Idempotency" in the module docs).
+struct Keys {
+    correlation_id: String,
+    partner_message_id: Option<String>,
+    idempotency_key: Option<String>,
+}
+
+impl Keys {
+    fn of(schema: &MessageSchema, tree: &Value, id: &str, headers: &HeaderMap) -> Self {
+        let correlation_id = schema
+            .correlation_id(tree)
+            .unwrap_or_else(|| id.to_string());
+        let partner_message_id = schema.message_id_of(tree);
+        // A declared natural key identifies the message whatever header came with
+        // it (a resend with no key, or a new one, is still the same filing).
+        let idempotency_key = schema.dedupe_key_of(tree).or_else(|| {
+            headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .or_else(|| partner_message_id.clone())
+        });
+        Self {
+            correlation_id,
+            partner_message_id,
+            idempotency_key,
+        }
+    }
+}
+
+/// The message as committed: raw body, parsed (enriched) tree, the plan's
+/// deliveries, and the trail opening with `received`.
+fn accepted_message(
+    id: &str,
+    received_at: i64,
+    req: &InboundRequest,
+    tree: &Value,
+    keys: Keys,
+    plan: Plan,
+) -> NewMessage {
+    let content_type = header(&req.headers, "content-type");
+    let received = TrailEvent {
+        at: received_at,
+        message_id: Some(id.to_string()),
+        delivery_id: None,
+        kind: "received",
+        actor: format!("partner:{}", req.system),
+        detail: json!({
+            "system": req.system, "message_type": req.message_type, "bytes": req.body.len(),
+            "content_type": content_type, "correlation_id": keys.correlation_id,
+            "idempotency_key": keys.idempotency_key, "partner_message_id": keys.partner_message_id,
+            "raw_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&req.body)),
+        }),
+    };
+    let mut trail = plan.trail;
+    trail.insert(0, received);
+    NewMessage {
+        id: id.to_string(),
+        received_at,
+        source_system: req.system.clone(),
+        message_type: req.message_type.clone(),
+        correlation_id: keys.correlation_id,
+        idempotency_key: keys.idempotency_key,
+        partner_message_id: keys.partner_message_id,
+        content_type: content_type.unwrap_or_default(),
+        raw: req.body.clone(),
+        parsed: tree.to_string(),
+        deliveries: plan.deliveries,
+        trail,
     }
 }

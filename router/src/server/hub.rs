@@ -1,11 +1,15 @@
 //! Starting and stopping a whole hub.
 //!
-//! [`Hub::start`] is the I/O half of the config's two phases: it loads schemas,
-//! mappings and routes (failing with every diagnostic), opens the store (running
-//! migrations), releases leases a crashed predecessor left, registers an HTTP
-//! transport for each destination with a URL (connector transports passed in
-//! [`HubOptions`] win), checks that every route target can be delivered, starts
-//! the delivery workers and binds the socket.
+//! [`Hub::start`] is the I/O half of the config's two phases (the pure half is
+//! `config::validate`, run by `Config::load` for both `lienthong check` and
+//! `serve`). It is a list of named steps: load schemas, mappings and routes
+//! (failing with every diagnostic), register an HTTP transport for each
+//! destination with a URL (connector transports passed in [`HubOptions`] win),
+//! check that every route target can be delivered ([`Config::check_targets`], the
+//! pure check `lienthong check` runs too, here with the real transports), open
+//! the store (running migrations), start the queue (which releases leases a
+//! crashed predecessor left), the delivery workers and the mapping admin, and
+//! bind the socket.
 //!
 //! [`RunningHub::shutdown`] stops in the order that loses nothing: intake answers
 //! 503 first, then in-flight deliveries get until the drain deadline, then the
@@ -20,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::http::{router, AppState};
-use crate::config::{Config, QueueBackend};
+use crate::config::{route_targets, Config, QueueBackend};
 use crate::delivery::{worker::register_http_transports, Dispatcher, Running, TransportRegistry};
 use crate::intake::{Enrichers, Intake};
 use crate::mapping::MappingSet;
@@ -28,7 +32,7 @@ use crate::queue::{DeliveryQueue, EmbeddedQueue};
 use crate::routes::Routes;
 use crate::schema::SchemaRegistry;
 use crate::store::{Store, StoreOptions};
-use crate::{Diagnostic, Diagnostics, Error, Result};
+use crate::{Error, Result};
 
 /// What the binary plugs in: connector transports, enrichers, extra HTTP routes.
 #[derive(Default)]
@@ -51,133 +55,37 @@ pub struct RunningHub {
     pub admin: Arc<crate::admin::MappingAdmin>,
     admin_stop: CancellationToken,
     server_stop: CancellationToken,
-    server: JoinHandle<std::io::Result<()>>,
+    server: Server,
     drain_deadline: std::time::Duration,
 }
 
 impl Hub {
+    /// Starts a hub on a validated config: the named steps below, in this order.
+    /// Nothing is opened until everything read from files has loaded and every
+    /// route target has a transport.
     pub async fn start(config: &Config, opts: HubOptions) -> Result<RunningHub> {
-        let schemas = Arc::new(SchemaRegistry::load(&config.schemas_dir).map_err(Error::Invalid)?);
-        let mappings =
-            MappingSet::load(&config.mappings_dir, schemas.as_ref()).map_err(Error::Invalid)?;
-        let routes = Arc::new(
-            Routes::load(&config.routes_file, &mappings, schemas.as_ref())
-                .map_err(Error::Invalid)?,
-        );
-
+        let files = load_files(config)?;
         let mut transports = opts.transports;
-        let urls: HashMap<String, (String, crate::delivery::DestinationPolicy)> = config
-            .destinations
-            .iter()
-            .filter_map(|(id, d)| d.url.clone().map(|u| (id.clone(), (u, d.policy.clone()))))
-            .collect();
-        register_http_transports(&mut transports, &urls).map_err(|e| Error::Delivery {
-            destination: "-".into(),
-            message: format!("building HTTP clients: {e}"),
-            retryable: false,
-        })?;
-        let mut missing = Diagnostics::default();
-        let mut targets: Vec<String> = Vec::new();
-        for id in routes.mapping_ids() {
-            if let Some(m) = mappings.get(&id) {
-                targets.push(m.target.system.clone());
-            }
-        }
-        targets.sort();
-        targets.dedup();
-        for t in &targets {
-            if transports.get(t).is_none() {
-                missing.push(Diagnostic {
-                    file: config.file.as_ref().map_or("(embedded default)".into(), |p| p.display().to_string()),
-                    line: 0,
-                    column: 0,
-                    context: format!("destinations.{t}"),
-                    message: format!("routes deliver to `{t}` but it has no url and no connector: add destinations.{t}.url (or LIENTHONG_DESTINATIONS__{}__URL)", t.to_uppercase().replace('-', "_")),
-                });
-            }
-        }
-        if !missing.is_empty() {
-            return Err(Error::Invalid(missing));
-        }
-
-        if config.store_url.starts_with("sqlite:") {
-            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-                Error::io(
-                    format!("creating data directory {}", config.data_dir.display()),
-                    e,
-                )
-            })?;
-        }
-        let store = Store::open(
-            &config.store_url,
-            StoreOptions {
-                max_batch: config.store_max_batch,
-                ..Default::default()
-            },
-        )
-        .await?;
-        // With RabbitMQ several replicas share the partners: each takes 1/N of their limits.
-        let mut replicas = 1;
-        let queue: Arc<dyn DeliveryQueue> = match &config.queue {
-            QueueBackend::Embedded => EmbeddedQueue::start(store.clone()).await?,
-            QueueBackend::RabbitMq(section) => {
-                let o =
-                    crate::queue::rabbitmq::RabbitOptions::from_config(section, targets.clone())?;
-                replicas = o.replicas;
-                crate::queue::rabbitmq::RabbitQueue::start(store.clone(), o).await?
-            }
-        };
-        let share = |p: &crate::delivery::DestinationPolicy| p.replica_share(replicas);
-        let policies: BTreeMap<_, _> = config
-            .destinations
-            .iter()
-            .map(|(k, d)| (k.clone(), share(&d.policy)))
-            .collect();
-        let workers = Dispatcher {
-            queue: queue.clone(),
-            transports,
-            policies,
-            default_policy: share(&config.destination_defaults),
-        }
-        .start()
-        .await?;
-
-        // Versioned mappings: the store's active versions (files reconciled at start), hot
-        // swapped on every activation; replicas poll the generation, files are watched.
-        let admin = crate::admin::MappingAdmin::bootstrap(
-            &store,
-            schemas.clone(),
-            &config.mappings_dir,
-            &config.routes_file,
-            crate::admin::AdminOptions::from_settings(&config.admin),
-        )
-        .await?;
-        let admin_stop = CancellationToken::new();
-        admin.spawn_poller(admin_stop.clone());
-        if let Err(e) =
-            crate::admin::watch::spawn(admin.clone(), &config.mappings_dir, admin_stop.clone())
-        {
-            tracing::warn!(error = %e, "mapping files are not watched; changes go through the API or the console");
-        }
+        register_http(config, &mut transports)?;
+        let targets = route_targets(&files.routes, &files.mappings);
+        config
+            .check_targets(&targets, |t| transports.get(t).is_some())
+            .map_err(Error::Invalid)?;
+        let store = open_store(config).await?;
+        let (queue, replicas) = start_queue(config, &store, targets).await?;
+        let workers = start_workers(config, queue.clone(), transports, replicas).await?;
+        let (admin, admin_stop) = start_admin(config, &store, &files.schemas).await?;
+        // The admin's active set serves from here on; the set loaded above was only the check.
+        let Files {
+            schemas,
+            mappings,
+            routes,
+        } = files;
         drop(mappings);
-        let api_state = super::api::ApiState::for_hub(
-            config,
-            &store,
-            &queue,
-            crate::audit::replay::VersionedMappings {
-                admin: admin.clone(),
-                mappings_dir: config.mappings_dir.clone(),
-            },
-            &schemas,
-        );
-        // The console replays through the same context as the audit API.
-        let replay = api_state.replay.clone();
-        let audit_api = super::api::routes(api_state);
-        let _ = super::metrics::handle();
         let intake = Arc::new(
             Intake::new(
                 config,
-                schemas,
+                schemas.clone(),
                 routes,
                 store.clone(),
                 queue.clone(),
@@ -185,39 +93,16 @@ impl Hub {
             )
             .with_active_mappings(admin.active().clone()),
         );
-        let mut app = router(AppState {
-            intake: intake.clone(),
-            store: store.clone(),
+        let app = http_app(
+            config,
+            &store,
             queue,
-        });
-        if let Some(extra) = opts.extra_routes {
-            app = app.merge(extra);
-        }
-        app = app.merge(audit_api);
-        let admin_state = crate::admin::api::AdminState {
-            admin: admin.clone(),
-            auth: config.tokens.clone(),
-        };
-        app = app
-            .merge(crate::admin::api::routes(admin_state.clone()))
-            .merge(crate::console::routes(crate::console::ConsoleState {
-                admin: admin_state,
-                store: store.clone(),
-                replay,
-            }));
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| Error::io(format!("binding {} (server.listen)", config.listen), e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("reading the bound address", e))?;
-        let server_stop = CancellationToken::new();
-        let stop = server_stop.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        });
+            &schemas,
+            &admin,
+            &intake,
+            opts.extra_routes,
+        );
+        let (addr, server_stop, server) = serve_http(config, app).await?;
         tracing::info!(%addr, store = %crate::redact::url(&config.store_url), "lienthong listening");
         Ok(RunningHub {
             addr,
@@ -231,6 +116,200 @@ impl Hub {
             drain_deadline: config.drain_deadline,
         })
     }
+}
+
+/// What the hub reads from files before it opens anything.
+struct Files {
+    schemas: Arc<SchemaRegistry>,
+    mappings: MappingSet,
+    routes: Arc<Routes>,
+}
+
+/// Schemas, mappings and routes, each failing with every diagnostic of its files.
+fn load_files(config: &Config) -> Result<Files> {
+    let schemas = Arc::new(SchemaRegistry::load(&config.schemas_dir).map_err(Error::Invalid)?);
+    let mappings =
+        MappingSet::load(&config.mappings_dir, schemas.as_ref()).map_err(Error::Invalid)?;
+    let routes = Arc::new(
+        Routes::load(&config.routes_file, &mappings, schemas.as_ref()).map_err(Error::Invalid)?,
+    );
+    Ok(Files {
+        schemas,
+        mappings,
+        routes,
+    })
+}
+
+/// An HTTP transport for each destination with a URL (a connector passed in wins).
+fn register_http(config: &Config, transports: &mut TransportRegistry) -> Result<()> {
+    let urls: HashMap<String, (String, crate::delivery::DestinationPolicy)> = config
+        .destinations
+        .iter()
+        .filter_map(|(id, d)| d.url.clone().map(|u| (id.clone(), (u, d.policy.clone()))))
+        .collect();
+    register_http_transports(transports, &urls).map_err(|e| Error::Delivery {
+        destination: "-".into(),
+        message: format!("building HTTP clients: {e}"),
+        retryable: false,
+    })
+}
+
+/// The store (its migrations run), creating the data directory for SQLite.
+async fn open_store(config: &Config) -> Result<Store> {
+    if config.store_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::io(
+                format!("creating data directory {}", config.data_dir.display()),
+                e,
+            )
+        })?;
+    }
+    Store::open(
+        &config.store_url,
+        StoreOptions {
+            max_batch: config.store_max_batch,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// The delivery queue, and how many replicas share the partners (1 but with RabbitMQ).
+async fn start_queue(
+    config: &Config,
+    store: &Store,
+    targets: Vec<String>,
+) -> Result<(Arc<dyn DeliveryQueue>, u32)> {
+    Ok(match &config.queue {
+        QueueBackend::Embedded => (EmbeddedQueue::start(store.clone()).await?, 1),
+        QueueBackend::RabbitMq(section) => {
+            let o = crate::queue::rabbitmq::RabbitOptions::from_config(section, targets)?;
+            let replicas = o.replicas;
+            (
+                crate::queue::rabbitmq::RabbitQueue::start(store.clone(), o).await?,
+                replicas,
+            )
+        }
+    })
+}
+
+/// The delivery workers. With RabbitMQ several replicas share the partners: each
+/// takes 1/N of their limits.
+async fn start_workers(
+    config: &Config,
+    queue: Arc<dyn DeliveryQueue>,
+    transports: TransportRegistry,
+    replicas: u32,
+) -> Result<Running> {
+    let share = |p: &crate::delivery::DestinationPolicy| p.replica_share(replicas);
+    let policies: BTreeMap<_, _> = config
+        .destinations
+        .iter()
+        .map(|(k, d)| (k.clone(), share(&d.policy)))
+        .collect();
+    Dispatcher {
+        queue,
+        transports,
+        policies,
+        default_policy: share(&config.destination_defaults),
+    }
+    .start()
+    .await
+}
+
+/// Versioned mappings: the store's active versions (files reconciled at start), hot
+/// swapped on every activation; replicas poll the generation, files are watched.
+/// The token stops the poller and the watcher.
+async fn start_admin(
+    config: &Config,
+    store: &Store,
+    schemas: &Arc<SchemaRegistry>,
+) -> Result<(Arc<crate::admin::MappingAdmin>, CancellationToken)> {
+    let admin = crate::admin::MappingAdmin::bootstrap(
+        store,
+        schemas.clone(),
+        &config.mappings_dir,
+        &config.routes_file,
+        crate::admin::AdminOptions::from_settings(&config.admin),
+    )
+    .await?;
+    let admin_stop = CancellationToken::new();
+    admin.spawn_poller(admin_stop.clone());
+    if let Err(e) =
+        crate::admin::watch::spawn(admin.clone(), &config.mappings_dir, admin_stop.clone())
+    {
+        tracing::warn!(error = %e, "mapping files are not watched; changes go through the API or the console");
+    }
+    Ok((admin, admin_stop))
+}
+
+/// Every HTTP route: intake and health, the binary's extra routes, the audit API,
+/// the admin API and the console.
+fn http_app(
+    config: &Config,
+    store: &Store,
+    queue: Arc<dyn DeliveryQueue>,
+    schemas: &Arc<SchemaRegistry>,
+    admin: &Arc<crate::admin::MappingAdmin>,
+    intake: &Arc<Intake>,
+    extra_routes: Option<Router>,
+) -> Router {
+    let api_state = super::api::ApiState::for_hub(
+        config,
+        store,
+        &queue,
+        crate::audit::replay::VersionedMappings {
+            admin: admin.clone(),
+            mappings_dir: config.mappings_dir.clone(),
+        },
+        schemas,
+    );
+    // The console replays through the same context as the audit API.
+    let replay = api_state.replay.clone();
+    let audit_api = super::api::routes(api_state);
+    let _ = super::metrics::handle();
+    let mut app = router(AppState {
+        intake: intake.clone(),
+        store: store.clone(),
+        queue,
+    });
+    if let Some(extra) = extra_routes {
+        app = app.merge(extra);
+    }
+    let admin_state = crate::admin::api::AdminState {
+        admin: admin.clone(),
+        auth: config.tokens.clone(),
+    };
+    app.merge(audit_api)
+        .merge(crate::admin::api::routes(admin_state.clone()))
+        .merge(crate::console::routes(crate::console::ConsoleState {
+            admin: admin_state,
+            store: store.clone(),
+            replay,
+        }))
+}
+
+type Server = JoinHandle<std::io::Result<()>>;
+
+/// Binds `server.listen` and serves `app` until the token is cancelled.
+async fn serve_http(
+    config: &Config,
+    app: Router,
+) -> Result<(SocketAddr, CancellationToken, Server)> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::io(format!("binding {} (server.listen)", config.listen), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the bound address", e))?;
+    let server_stop = CancellationToken::new();
+    let stop = server_stop.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    });
+    Ok((addr, server_stop, server))
 }
 
 impl RunningHub {

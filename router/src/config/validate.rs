@@ -1,0 +1,549 @@
+//! The pure validation phase: from the file as written ([`RawConfig`], with the
+//! environment applied) to a [`Config`], reporting every problem at once.
+//!
+//! One function per section, called in a fixed order, which is the order the
+//! diagnostics come out in (tests and operators compare them). A value that is
+//! wrong is reported at its file:line:column (or at the environment variable
+//! that set it) and replaced by its default, so that the sections after it are
+//! still checked: one `lienthong check` shows everything to fix.
+//!
+//! Nothing here opens the store, a socket or the broker. The one check that
+//! needs the routes as well as the config (every route target can be
+//! delivered) is [`Config::check_targets`], run by `lienthong check` once it has
+//! loaded the routes and by `Hub::start` before it opens anything.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_saphyr::Spanned;
+
+use super::model::*;
+use super::values::Ctx;
+use super::{AdminSettings, Config, Destination, PartnerAuth, QueueBackend, DEFAULT_LISTEN};
+use crate::delivery::DestinationPolicy;
+use crate::mapping::MappingSet;
+use crate::routes::Routes;
+use crate::{Diagnostic, Diagnostics};
+
+pub(super) fn validate(
+    raw: &RawConfig,
+    file: &str,
+    embedded: bool,
+    diags: &mut Diagnostics,
+) -> Config {
+    let mut c = Ctx { file, raw, diags };
+    let (listen, drain_deadline) = server(&mut c);
+    let store = store(&mut c);
+    let queue = queue(&mut c);
+    let paths = paths(raw);
+    let intake = intake(&mut c, embedded);
+    let destination_defaults = c.policy(
+        "destination_defaults",
+        &raw.destination_defaults,
+        &DestinationPolicy::default(),
+    );
+    let destinations = destinations(&mut c, &destination_defaults);
+    let partners = partners(&mut c, intake.rate);
+    let (log_level, log_json) = logging(&mut c);
+    let tokens = tokens(&mut c);
+    let retention_payloads = retention(&mut c);
+    let admin = admin(&mut c);
+    Config {
+        file: None,
+        listen,
+        drain_deadline,
+        store_url: store.url,
+        data_dir: store.data_dir,
+        store_max_batch: store.max_batch,
+        queue,
+        mappings_dir: paths.mappings_dir,
+        schemas_dir: paths.schemas_dir,
+        routes_file: paths.routes_file,
+        allow_unauthenticated: intake.allow_unauthenticated,
+        max_clock_skew: intake.max_clock_skew,
+        intake_rate: intake.rate,
+        destination_defaults,
+        destinations,
+        partners,
+        connectors: raw.connectors.clone(),
+        log_level,
+        log_json,
+        tokens,
+        retention_payloads,
+        admin,
+    }
+}
+
+/// `server.listen` and `server.drain_deadline`.
+fn server(c: &mut Ctx<'_>) -> (SocketAddr, Duration) {
+    let raw = c.raw;
+    let listen_text = raw
+        .server
+        .listen
+        .as_ref()
+        .map_or(DEFAULT_LISTEN, |s| s.value.as_str());
+    let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+        c.err(
+            "server.listen",
+            raw.server.listen.as_ref(),
+            format!("`{listen_text}` is not an address: write host:port, e.g. 127.0.0.1:8080"),
+        );
+        DEFAULT_LISTEN.parse().expect("valid default")
+    });
+    let drain_deadline = c.duration(
+        "server.drain_deadline",
+        &raw.server.drain_deadline,
+        Duration::from_secs(20),
+    );
+    (listen, drain_deadline)
+}
+
+struct StoreSection {
+    url: String,
+    data_dir: PathBuf,
+    max_batch: usize,
+}
+
+/// `store:` (and its shorthand `database_url`).
+fn store(c: &mut Ctx<'_>) -> StoreSection {
+    let raw = c.raw;
+    let data_dir = PathBuf::from(
+        raw.store
+            .data_dir
+            .as_ref()
+            .map_or("data", |s| s.value.as_str()),
+    );
+    let url = store_url(c, &data_dir);
+    let max_batch = c.positive("store.max_batch", &raw.store.max_batch, 512) as usize;
+    StoreSection {
+        url,
+        data_dir,
+        max_batch,
+    }
+}
+
+/// The database URL: `store.url` or `database_url`, else SQLite under the data directory.
+fn store_url(c: &mut Ctx<'_>, data_dir: &std::path::Path) -> String {
+    let raw = c.raw;
+    // `database_url` is the shorthand the scale-out docs use for `store.url`.
+    let given = match (&raw.database_url, &raw.store.url) {
+        (Some(d), Some(_)) => {
+            c.err(
+                "database_url",
+                Some(d),
+                "both `database_url` and `store.url` are set: keep one (they mean the same)".into(),
+            );
+            &raw.store.url
+        }
+        (Some(_), None) => &raw.database_url,
+        (None, u) => u,
+    };
+    match given {
+        Some(u)
+            if u.value.starts_with("sqlite:")
+                || u.value.starts_with("postgres:")
+                || u.value.starts_with("postgresql:") =>
+        {
+            u.value.clone()
+        }
+        Some(u) => {
+            c.err("store.url", Some(u), format!("`{}` is not supported: use sqlite://<file>?mode=rwc or postgres://user@host/db", u.value));
+            String::new()
+        }
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("lienthong.db").display()
+        ),
+    }
+}
+
+/// `queue:` (and its shorthand `amqp_url`).
+fn queue(c: &mut Ctx<'_>) -> QueueBackend {
+    let raw = c.raw;
+    let (rabbit_section, backend) = amqp_shorthand(c);
+    match backend {
+        None | Some("embedded") => {
+            if raw.queue.rabbitmq.is_some() {
+                c.err::<()>(
+                    "queue.rabbitmq",
+                    None,
+                    "rabbitmq settings are given but queue.backend is not `rabbitmq`".into(),
+                );
+            }
+            QueueBackend::Embedded
+        }
+        Some("rabbitmq") => {
+            let section = rabbit_section.unwrap_or(serde_json::Value::Null);
+            check_rabbit_section(c, &section, raw.queue.backend.as_ref());
+            QueueBackend::RabbitMq(section)
+        }
+        Some(other) => {
+            c.err(
+                "queue.backend",
+                raw.queue.backend.as_ref(),
+                format!("unknown queue backend `{other}`: use embedded or rabbitmq"),
+            );
+            QueueBackend::Embedded
+        }
+    }
+}
+
+/// `amqp_url` is the shorthand for `queue.backend: rabbitmq` + `queue.rabbitmq.url`:
+/// the `queue.rabbitmq` section and the backend with it applied.
+fn amqp_shorthand<'a>(c: &mut Ctx<'a>) -> (Option<serde_json::Value>, Option<&'a str>) {
+    let raw = c.raw;
+    let mut rabbit_section = raw.queue.rabbitmq.clone();
+    let mut backend = raw.queue.backend.as_ref().map(|s| s.value.as_str());
+    if let Some(u) = &raw.amqp_url {
+        let section = rabbit_section.get_or_insert_with(|| serde_json::json!({}));
+        match section.as_object_mut() {
+            Some(o) if o.contains_key("url") => c.err(
+                "amqp_url",
+                Some(u),
+                "both `amqp_url` and `queue.rabbitmq.url` are set: keep one (they mean the same)"
+                    .into(),
+            ),
+            Some(o) => drop(o.insert("url".into(), u.value.clone().into())),
+            None => {}
+        }
+        match backend {
+            Some("embedded") => c.err(
+                "amqp_url",
+                Some(u),
+                "`amqp_url` is set but `queue.backend` is `embedded`: remove one of them".into(),
+            ),
+            _ => backend = Some("rabbitmq"),
+        }
+    }
+    (rabbit_section, backend)
+}
+
+/// The `queue.rabbitmq` keys, checked here in the pure phase with the same
+/// rules the queue applies when it starts (`RabbitOptions::problems`), so
+/// `lienthong check` reports a bad prefetch or an unknown key (every problem,
+/// one diagnostic each) before any connection is tried. A missing URL is left
+/// to the start: deployments often give it only through the environment of the
+/// running hub (a Secret), not to `check`. The section keeps no line numbers of
+/// its own, so the diagnostic points at `queue.backend` when it is in the file.
+fn check_rabbit_section(
+    c: &mut Ctx<'_>,
+    section: &serde_json::Value,
+    backend: Option<&Spanned<String>>,
+) {
+    for problem in crate::queue::rabbitmq::RabbitOptions::problems(section) {
+        c.err("queue.rabbitmq", backend, problem);
+    }
+}
+
+struct Paths {
+    mappings_dir: PathBuf,
+    schemas_dir: PathBuf,
+    routes_file: PathBuf,
+}
+
+/// `paths:`; nothing to check before they are read.
+fn paths(raw: &RawConfig) -> Paths {
+    let path = |v: &Option<Spanned<String>>, d: &str| {
+        PathBuf::from(v.as_ref().map_or(d, |s| s.value.as_str()))
+    };
+    let mappings_dir = path(&raw.paths.mappings, "mappings");
+    let schemas_dir = path(&raw.paths.schemas, "schemas");
+    let routes_file = raw.paths.routes.as_ref().map_or_else(
+        || mappings_dir.join("routes.yaml"),
+        |s| PathBuf::from(&s.value),
+    );
+    Paths {
+        mappings_dir,
+        schemas_dir,
+        routes_file,
+    }
+}
+
+struct IntakeSection {
+    allow_unauthenticated: bool,
+    max_clock_skew: Duration,
+    rate: (u32, u32),
+}
+
+/// `intake:`; unauthenticated intake defaults to on only for the embedded default.
+fn intake(c: &mut Ctx<'_>, embedded: bool) -> IntakeSection {
+    let raw = c.raw;
+    let allow_unauthenticated = raw
+        .intake
+        .allow_unauthenticated
+        .as_ref()
+        .map_or(embedded, |s| s.value);
+    let max_clock_skew = c.duration(
+        "intake.max_clock_skew",
+        &raw.intake.max_clock_skew,
+        Duration::from_secs(300),
+    );
+    let rate = c.rate("intake.rate_limit", &raw.intake.rate_limit, (200, 400));
+    IntakeSection {
+        allow_unauthenticated,
+        max_clock_skew,
+        rate,
+    }
+}
+
+/// `destinations.<id>`: an http(s) URL (optional: a connector may deliver) and a
+/// policy inheriting `destination_defaults`.
+fn destinations(c: &mut Ctx<'_>, defaults: &DestinationPolicy) -> BTreeMap<String, Destination> {
+    let raw = c.raw;
+    let mut out = BTreeMap::new();
+    for (id, d) in &raw.destinations {
+        let key = format!("destinations.{id}");
+        check_id(c, &key, id);
+        let policy = c.policy(&key, d, defaults);
+        let url = d.url.as_ref().map(|u| {
+            if !(u.value.starts_with("http://") || u.value.starts_with("https://")) {
+                c.err(
+                    &format!("{key}.url"),
+                    Some(u),
+                    format!("`{}` is not an http(s) URL", u.value),
+                );
+            }
+            u.value.clone()
+        });
+        out.insert(id.clone(), Destination { url, policy });
+    }
+    out
+}
+
+/// `partners.<id>`: how each partner proves who it is, and its own intake rate.
+fn partners(c: &mut Ctx<'_>, intake_rate: (u32, u32)) -> BTreeMap<String, PartnerAuth> {
+    let raw = c.raw;
+    let mut out = BTreeMap::new();
+    for (id, p) in &raw.partners {
+        let key = format!("partners.{id}");
+        check_id(c, &key, id);
+        let mut auth = PartnerAuth {
+            api_key_sha256: api_key_sha256(c, &key, p),
+            hmac_secret: hmac_secret(c, &key, p),
+            rate: None,
+        };
+        if p.api_key_sha256.is_none() && p.hmac_secret_env.is_none() && p.hmac_secret_file.is_none()
+        {
+            c.err::<()>(&key, None, "a partner needs api_key_sha256 or an HMAC secret (hmac_secret_env / hmac_secret_file)".into());
+        }
+        if p.rate_limit.is_some() {
+            auth.rate = Some(c.rate(&format!("{key}.rate_limit"), &p.rate_limit, intake_rate));
+        }
+        out.insert(id.clone(), auth);
+    }
+    out
+}
+
+/// `partners.<id>.api_key_sha256`: the hex SHA-256 of the key, never the key.
+fn api_key_sha256(c: &mut Ctx<'_>, key: &str, p: &RawPartner) -> Option<[u8; 32]> {
+    let h = p.api_key_sha256.as_ref()?;
+    match hex::decode(h.value.trim()) {
+        Ok(b) if b.len() == 32 => Some(b.try_into().expect("32 bytes")),
+        _ => {
+            c.err(
+                &format!("{key}.api_key_sha256"),
+                Some(h),
+                "must be the 64-character hex SHA-256 of the key (e.g. `printf %s \"$KEY\" | sha256sum`), never the key itself".into(),
+            );
+            None
+        }
+    }
+}
+
+/// `partners.<id>.hmac_secret_env` or `hmac_secret_file` (one of them): the secret,
+/// read now so that a missing one is reported with the rest.
+fn hmac_secret(c: &mut Ctx<'_>, key: &str, p: &RawPartner) -> Option<Vec<u8>> {
+    match (&p.hmac_secret_env, &p.hmac_secret_file) {
+        (Some(_), Some(f)) => c.err(
+            &format!("{key}.hmac_secret_file"),
+            Some(f),
+            "set hmac_secret_env or hmac_secret_file, not both".into(),
+        ),
+        (Some(e), None) => match std::env::var(&e.value) {
+            Ok(v) if !v.is_empty() => return Some(v.into_bytes()),
+            _ => c.err(
+                &format!("{key}.hmac_secret_env"),
+                Some(e),
+                format!("environment variable {} is not set or empty", e.value),
+            ),
+        },
+        (None, Some(f)) => match std::fs::read(&f.value) {
+            Ok(mut v) if !v.is_empty() => {
+                while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    v.pop();
+                }
+                return Some(v);
+            }
+            Ok(_) => c.err(
+                &format!("{key}.hmac_secret_file"),
+                Some(f),
+                format!("{} is empty", f.value),
+            ),
+            Err(e) => c.err(
+                &format!("{key}.hmac_secret_file"),
+                Some(f),
+                format!("cannot read {}: {e}", f.value),
+            ),
+        },
+        (None, None) => {}
+    }
+    None
+}
+
+/// `logging.level` (a level or an env-filter directive) and `logging.format`.
+fn logging(c: &mut Ctx<'_>) -> (String, bool) {
+    let raw = c.raw;
+    let level = raw
+        .logging
+        .level
+        .as_ref()
+        .map_or("info", |s| s.value.as_str())
+        .to_string();
+    if !["trace", "debug", "info", "warn", "error"].contains(&level.as_str())
+        && !level.contains('=')
+    {
+        c.err(
+            "logging.level",
+            raw.logging.level.as_ref(),
+            format!("`{level}`: use trace, debug, info, warn, error or an env-filter directive"),
+        );
+    }
+    let json = match raw.logging.format.as_ref().map(|s| s.value.as_str()) {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => {
+            c.err(
+                "logging.format",
+                raw.logging.format.as_ref(),
+                format!("`{other}`: use text or json"),
+            );
+            false
+        }
+    };
+    (level, json)
+}
+
+/// `tokens:`, checked by `router::auth::config`.
+fn tokens(c: &mut Ctx<'_>) -> std::sync::Arc<crate::auth::TokenStore> {
+    let raw = c.raw;
+    std::sync::Arc::new(
+        crate::auth::config::build(c.file, &raw.tokens).unwrap_or_else(|d| {
+            c.diags.extend(d);
+            Default::default()
+        }),
+    )
+}
+
+/// `retention.payloads`: an age, or absent (keep for ever).
+fn retention(c: &mut Ctx<'_>) -> Option<Duration> {
+    let raw = c.raw;
+    match raw
+        .retention
+        .payloads
+        .as_deref()
+        .map(crate::audit::retention::parse_age)
+    {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => {
+            c.err::<()>("retention.payloads", None, e);
+            None
+        }
+    }
+}
+
+/// `admin:`: each setting within its range.
+fn admin(c: &mut Ctx<'_>) -> AdminSettings {
+    let d = AdminSettings::default();
+    let raw = c.raw;
+    let r = &raw.admin;
+    let dry_run_sample = match &r.dry_run_sample {
+        Some(n) if !AdminSettings::DRY_RUN_SAMPLE.contains(&n.value) => {
+            c.err(
+                "admin.dry_run_sample",
+                Some(n),
+                format!(
+                    "{} is out of range: use {} to {} (messages mapped by the gate's dry run)",
+                    n.value,
+                    AdminSettings::DRY_RUN_SAMPLE.start(),
+                    AdminSettings::DRY_RUN_SAMPLE.end()
+                ),
+            );
+            d.dry_run_sample
+        }
+        Some(n) => n.value as usize,
+        None => d.dry_run_sample,
+    };
+    AdminSettings {
+        dry_run_sample,
+        watch_debounce: c.duration_in(
+            "admin.watch_debounce",
+            &r.watch_debounce,
+            d.watch_debounce,
+            AdminSettings::WATCH_DEBOUNCE,
+        ),
+        poll_interval: c.duration_in(
+            "admin.poll_interval",
+            &r.poll_interval,
+            d.poll_interval,
+            AdminSettings::POLL_INTERVAL,
+        ),
+    }
+}
+
+fn check_id(c: &mut Ctx<'_>, key: &str, id: &str) {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+    {
+        c.err::<()>(
+            key,
+            None,
+            format!("system id `{id}` must be lowercase letters, digits and `-`"),
+        );
+    }
+}
+
+/// The systems the routes deliver to, sorted, each once.
+pub fn route_targets(routes: &Routes, mappings: &MappingSet) -> Vec<String> {
+    let mut targets: Vec<String> = routes
+        .mapping_ids()
+        .iter()
+        .filter_map(|id| mappings.get(id).map(|m| m.target.system.clone()))
+        .collect();
+    targets.sort();
+    targets.dedup();
+    targets
+}
+
+impl Config {
+    /// Every system the routes deliver to (`targets`, see [`route_targets`]) needs a
+    /// way to be delivered to: `can_deliver(system)` says whether it has one (a
+    /// `destinations.<id>.url`, or a connector). One diagnostic per system that has
+    /// none. Pure: `lienthong check` asks it with the config's URLs and connectors,
+    /// `Hub::start` with the transports it was given, before opening anything.
+    pub fn check_targets(
+        &self,
+        targets: &[String],
+        can_deliver: impl Fn(&str) -> bool,
+    ) -> Result<(), Diagnostics> {
+        let file = self
+            .file
+            .as_ref()
+            .map_or("(embedded default)".into(), |p| p.display().to_string());
+        let mut missing = Diagnostics::default();
+        for t in targets.iter().filter(|t| !can_deliver(t)) {
+            missing.push(Diagnostic {
+                file: file.clone(),
+                line: 0,
+                column: 0,
+                context: format!("destinations.{t}"),
+                message: format!("routes deliver to `{t}` but it has no url and no connector: add destinations.{t}.url (or LIENTHONG_DESTINATIONS__{}__URL)", t.to_uppercase().replace('-', "_")),
+            });
+        }
+        missing.into_result()
+    }
+}
