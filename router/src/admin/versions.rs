@@ -29,10 +29,10 @@ use serde_json::{json, Value};
 use sqlx::AnyConnection;
 
 use super::AdminError;
-use crate::audit::TrailEvent;
 use crate::store::audit_ops::WriteOp;
 use crate::store::mapping_versions::{self as table, VersionRow};
 pub use crate::store::mapping_versions::{ActiveRow, MappingVersion, VersionMeta};
+use crate::store::TrailEvent;
 use crate::store::{now_ms, Store};
 use crate::{Error, Result};
 
