@@ -13,7 +13,7 @@ use super::codec::{self, MsgIds};
 use super::{classify, TaxConfig, SYSTEM};
 use crate::error::ConnectorError;
 use crate::secret::Secret;
-use lienthong_core::codec::soap;
+use lienthong_core::codec::{soap, tax_gip};
 
 use crate::wire;
 
@@ -68,7 +68,7 @@ impl TaxClient {
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
         Ok((
-            codec::data_document(&header, &parts.body, &parts.security),
+            tax_gip::data_document(&header, &parts.body, &parts.security),
             msg_id,
         ))
     }
@@ -137,7 +137,7 @@ impl TaxClient {
                 ))
             }
         };
-        let header = codec::reply_header(&body).map_err(|e| {
+        let header = tax_gip::reply_header(&body).map_err(|e| {
             wire::failure(
                 FailureClass::Permanent,
                 "unexpected-reply",

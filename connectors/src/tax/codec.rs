@@ -180,6 +180,7 @@ pub fn envelope(data: &str, security_header: &str, config: &TaxConfig) -> (Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lienthong_core::codec::tax_gip::{data_document, reply_header};
 
     fn cfg() -> TaxConfig {
         TaxConfig::new("http://x", "u", "STNMT_QNAM", "Sở TN&MT Quảng Nam")

@@ -474,14 +474,7 @@ impl Store {
         }
         let p = next(Bind::I(f.limit), &mut binds);
         sql += &format!(" ORDER BY d.seq LIMIT {p}");
-        let mut query = sqlx::query(&sql);
-        for b in binds {
-            query = match b {
-                Bind::I(i) => query.bind(i),
-                Bind::S(s) => query.bind(s),
-            };
-        }
-        let rows = query
+        let rows = bound(sqlx::query(&sql), binds)
             .fetch_all(&self.read)
             .await
             .map_err(|e| db_err("finding dead deliveries", e))?;
@@ -552,14 +545,7 @@ impl Store {
         }
         let l = next(Bind::I(q.limit), &mut binds);
         sql += &format!(" ORDER BY m.received_at {dir}, m.id {dir} LIMIT {l}");
-        let mut query = sqlx::query(&sql);
-        for b in binds {
-            query = match b {
-                Bind::I(i) => query.bind(i),
-                Bind::S(s) => query.bind(s),
-            };
-        }
-        let rows = query
+        let rows = bound(sqlx::query(&sql), binds)
             .fetch_all(&self.read)
             .await
             .map_err(|e| db_err("searching messages", e))?;
@@ -637,4 +623,19 @@ pub struct DeadFilter {
 enum Bind {
     I(i64),
     S(String),
+}
+
+/// `query` with `binds` bound in order (the searches build their SQL and
+/// their parameters side by side).
+fn bound<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    binds: Vec<Bind>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for b in binds {
+        query = match b {
+            Bind::I(i) => query.bind(i),
+            Bind::S(s) => query.bind(s),
+        };
+    }
+    query
 }
