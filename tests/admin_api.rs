@@ -79,10 +79,15 @@ async fn mapping_api_end_to_end() {
             },
         ),
     ]));
-    let app = router::admin::api::routes(AdminState {
-        admin: admin.clone(),
-        auth,
-    });
+    let guards = router::console::guards(auth.clone());
+    let (app, _) = router::admin::api::routes(
+        AdminState {
+            admin: admin.clone(),
+            auth,
+        },
+        guards,
+    )
+    .into_parts();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}/api/v1/mappings");

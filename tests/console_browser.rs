@@ -345,12 +345,17 @@ async fn console_sign_in_edit_validate_preview_activate_search_and_dry_run() {
         schemas: schemas.clone(),
         queue: None,
     };
-    let app = router::console::routes(ConsoleState {
-        admin: state.clone(),
-        store: store.clone(),
-        replay,
-    })
-    .merge(router::admin::api::routes(state));
+    let guards = router::console::guards(state.auth.clone());
+    let (app, _) = router::console::routes(
+        ConsoleState {
+            admin: state.clone(),
+            store: store.clone(),
+            replay,
+        },
+        guards.clone(),
+    )
+    .merge(router::admin::api::routes(state, guards))
+    .into_parts();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -75,7 +75,10 @@ async fn send(
 }
 
 async fn message(base: &str, id: &str) -> Value {
-    reqwest::get(format!("{base}/api/messages/{id}"))
+    reqwest::Client::new()
+        .get(format!("{base}/api/messages/{id}"))
+        .bearer_auth(AUDIT_TOKEN)
+        .send()
         .await
         .unwrap()
         .json()

@@ -98,6 +98,7 @@ async fn a_retrying_dossier_holds_back_only_its_own_messages() {
     // The trail and the delivery record show the retries.
     let m: serde_json::Value = client
         .get(format!("{}/api/messages/{first_slow_id}", hub.base))
+        .bearer_auth(AUDIT_TOKEN)
         .send()
         .await
         .unwrap()
@@ -111,6 +112,7 @@ async fn a_retrying_dossier_holds_back_only_its_own_messages() {
     assert_eq!(m["deliveries"][0]["mapping_version"], 1, "{m}");
     let trail: serde_json::Value = client
         .get(format!("{}/api/messages/{first_slow_id}/trail", hub.base))
+        .bearer_auth(AUDIT_TOKEN)
         .send()
         .await
         .unwrap()
@@ -133,7 +135,9 @@ async fn a_retrying_dossier_holds_back_only_its_own_messages() {
             "attempt",
             "attempt",
             "attempt",
-            "delivered"
+            "delivered",
+            // The read of the message just above, by the test's auditor token.
+            "audit.read"
         ],
         "{trail}"
     );

@@ -164,6 +164,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         crate::wiring::settings::STATIONS_KEY.into(),
         stations_section(&limits, &drop_folder),
     );
+    // The demo's data can only be read with a token: one auditor and one admin
+    // token for this run, printed below, unless the config brings its own.
+    let demo_tokens = config.tokens.is_empty().then(|| {
+        let (auditor, admin) = (router::auth::random_token(), router::auth::random_token());
+        config.tokens = std::sync::Arc::new(router::auth::TokenStore::new(vec![
+            router::auth::TokenEntry::for_secret(
+                "demo-auditor",
+                router::auth::Role::Auditor,
+                &auditor,
+            ),
+            router::auth::TokenEntry::for_secret("demo-admin", router::auth::Role::Admin, &admin),
+        ]));
+        (auditor, admin)
+    });
     init_logging(&router::config::Config {
         log_level: "warn".into(),
         ..config.clone()
@@ -184,7 +198,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let base = format!("http://{}", hub.addr);
         println!("lienthong demo");
         println!("  hub          {base}   (metrics {base}/metrics)");
-        println!("  message API  {base}/api/messages/<id>  and  {base}/api/messages/<id>/trail");
+        println!("  console      {base}/console   (sign in with a token below)");
+        println!("  message API  {base}/api/v1/messages/<id>  with  Authorization: Bearer <auditor token>");
+        if let Some((auditor, admin)) = &demo_tokens {
+            println!("  tokens       auditor {auditor}");
+            println!("               admin   {admin}   (valid for this run only)");
+        }
         println!("  data dir     {}   drop folder {}", args.data_dir.display(), drop_folder.display());
         println!("  partners     LGSP {}  DVCQG {}  LIS {}  tax {}  IOC {}", partners.province_portal.url(), partners.national_portal.url(), partners.lis.url(), partners.tax.url(), partners.ioc.url());
         println!("               each has GET /_sim/log (what it received) and POST /_sim/faults (inject faults)");
@@ -226,8 +245,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         println!("  flow 2 stations/observation.file: {dropped} files dropped into {}, {refused} malformed posted", drop_folder.display());
-        if let Some(id) = &first_id {
-            println!("  try: curl {base}/api/messages/{id}/trail");
+        if let (Some(id), Some((auditor, _))) = (&first_id, &demo_tokens) {
+            println!("  try: curl -H 'Authorization: Bearer {auditor}' {base}/api/v1/messages/{id}");
         }
 
         let deadline = Instant::now() + Duration::from_secs(180);

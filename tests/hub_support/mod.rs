@@ -114,12 +114,18 @@ fn repo() -> PathBuf {
 pub const OPEN_INTAKE: &str =
     "intake:\n  allow_unauthenticated: true\n  rate_limit: { per_second: 100000, burst: 100000 }\n";
 
+/// An auditor token every test hub accepts: reading messages needs one.
+pub const AUDIT_TOKEN: &str = "test-auditor-read-token";
+/// `tokens:` with [`AUDIT_TOKEN`] (its SHA-256), added unless a test configures its own.
+pub const AUDIT_TOKENS_YAML: &str = "tokens:\n  - { name: test-auditor, role: auditor, sha256: fae9a907ebbd0dd69adcf6d3446a8fd891cb2df385629d2dc290280198e9685c }\n";
+
 /// Writes a config for the hub fixtures (`tests/fixtures/hub`) into `dir`.
 pub fn write_config(dir: &Path, port: u16, sink_url: &str, extra: &str) -> PathBuf {
     let fx = repo().join("tests/fixtures/hub");
     let yaml = format!(
         "server:\n  listen: 127.0.0.1:{port}\n  drain_deadline: 2s\nstore:\n  data_dir: {data}\npaths:\n  mappings: {m}\n  schemas: {s}\n\
-         destinations:\n  sink:\n    url: \"{sink_url}\"\n    timeout: 2s\n    rate_limit: {{ per_second: 5000, burst: 5000 }}\n    concurrency: 32\n    max_attempts: 20\n    backoff: {{ initial: 100ms, max: 400ms, multiplier: 2.0, jitter: 0.0 }}\n{extra}",
+         destinations:\n  sink:\n    url: \"{sink_url}\"\n    timeout: 2s\n    rate_limit: {{ per_second: 5000, burst: 5000 }}\n    concurrency: 32\n    max_attempts: 20\n    backoff: {{ initial: 100ms, max: 400ms, multiplier: 2.0, jitter: 0.0 }}\n{extra}{tokens}",
+        tokens = if extra.contains("tokens:") { "" } else { AUDIT_TOKENS_YAML },
         data = dir.join("data").display(),
         m = fx.join("mappings").display(),
         s = fx.join("schemas").display(),

@@ -159,6 +159,11 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// An auditor token every test hub accepts: reading messages needs one.
+pub const AUDIT_TOKEN: &str = "test-auditor-read-token";
+/// `tokens:` with [`AUDIT_TOKEN`] (its SHA-256), added unless a test configures its own.
+pub const AUDIT_TOKENS_YAML: &str = "tokens:\n  - { name: test-auditor, role: auditor, sha256: fae9a907ebbd0dd69adcf6d3446a8fd891cb2df385629d2dc290280198e9685c }\n";
+
 impl Hub {
     /// Writes the config (backend + `connectors:` from the partners + `extra` YAML) and starts the hub.
     pub async fn start(dir: &Path, backend: &Backend, connectors_yaml: &str, extra: &str) -> Hub {
@@ -167,7 +172,8 @@ impl Hub {
             "server:\n  listen: 127.0.0.1:0\n  drain_deadline: 2s\n{backend}paths:\n  mappings: {m}\n  schemas: {s}\n\
              intake:\n  allow_unauthenticated: true\n  rate_limit: {{ per_second: 5000, burst: 5000 }}\n\
              destination_defaults:\n  timeout: 5s\n  max_attempts: 100\n  backoff: {{ initial: 50ms, max: 400ms, multiplier: 2.0, jitter: 0.1 }}\n\
-             {extra}connectors:\n{connectors_yaml}logging:\n  level: info\n",
+             {extra}{tokens}connectors:\n{connectors_yaml}logging:\n  level: info\n",
+            tokens = if extra.contains("tokens:") { "" } else { AUDIT_TOKENS_YAML },
             backend = backend.yaml(dir),
             m = root.join("mappings").display(),
             s = root.join("schemas").display(),
@@ -298,6 +304,7 @@ impl Hub {
     pub async fn trail(&self, id: &str) -> Value {
         self.client
             .get(format!("{}/api/messages/{id}/trail", self.base))
+            .bearer_auth(AUDIT_TOKEN)
             .send()
             .await
             .expect("trail")

@@ -25,11 +25,10 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -37,6 +36,8 @@ use super::access::{Authenticate, Principal};
 use super::service::{check_id, MappingAdmin, Proposal};
 use super::versions::{unified_diff, Origin};
 use super::AdminError;
+use crate::auth::routes::{Access, Guards, Registry};
+use crate::auth::Need;
 use crate::Error;
 
 /// Shared state of the admin API and the console.
@@ -46,18 +47,22 @@ pub struct AdminState {
     pub auth: Arc<dyn Authenticate>,
 }
 
-/// The `/api/v1/mappings` routes.
-pub fn routes(state: AdminState) -> Router {
-    Router::new()
-        .route("/api/v1/mappings", get(list))
-        .route(
+/// The `/api/v1/mappings` routes. `POST .../{*rest}` is registered for
+/// auditors (validate, preview); its rollback target is admin-only in the handler.
+pub fn routes(state: AdminState, guards: Guards) -> Registry {
+    let reader = Access::Api(Need::Auditor);
+    Registry::new(guards)
+        .add(Method::GET, "/api/v1/mappings", reader, list)
+        .add(Method::GET, "/api/v1/mappings/{*rest}", reader, get_any)
+        .add(
+            Method::PUT,
             "/api/v1/mappings/{*rest}",
-            get(get_any).put(put_mapping).post(post_any),
+            Access::Api(Need::Admin),
+            put_mapping,
         )
+        .add(Method::POST, "/api/v1/mappings/{*rest}", reader, post_any)
         // A mapping is at most 1 MiB; JSON wrapping and a preview input add a little.
-        .layer(DefaultBodyLimit::max(
-            crate::limits::MAX_MAPPING_FILE_BYTES + 256 * 1024,
-        ))
+        .body_limit(Some(crate::limits::MAX_MAPPING_FILE_BYTES + 256 * 1024))
         .with_state(state)
 }
 
@@ -65,8 +70,14 @@ pub fn routes(state: AdminState) -> Router {
 pub struct ApiError(StatusCode, Value);
 
 impl IntoResponse for ApiError {
+    /// Every error body has the documented `{"error", "reasons"}` keys (plus
+    /// `report`, `diagnostics` or `active_version` where they say more).
     fn into_response(self) -> Response {
-        (self.0, Json(self.1)).into_response()
+        let mut body = self.1;
+        if let Some(o) = body.as_object_mut() {
+            o.entry("reasons").or_insert_with(|| json!([]));
+        }
+        (self.0, Json(body)).into_response()
     }
 }
 
@@ -113,12 +124,7 @@ fn err(status: StatusCode, msg: impl Into<String>) -> ApiError {
 
 /// The bearer token's principal, or 401.
 pub fn principal(auth: &dyn Authenticate, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(token) = token else {
+    let Some(token) = crate::auth::bearer(headers) else {
         return Err(err(
             StatusCode::UNAUTHORIZED,
             "missing `Authorization: Bearer <token>`; ask an administrator for an API token",

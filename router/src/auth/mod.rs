@@ -26,6 +26,7 @@
 //! existed, which helps when reading old trail rows that name it as the actor.
 
 pub mod config;
+pub mod routes;
 
 use axum::http::HeaderMap;
 use serde::Serialize;
@@ -101,6 +102,29 @@ pub struct TokenEntry {
     /// Epoch ms after which the token is refused.
     pub expires_at: Option<i64>,
     pub revoked: bool,
+}
+
+impl TokenEntry {
+    /// An entry for a token known in clear (the demo's one-run tokens); only its
+    /// SHA-256 is kept, as for configured tokens.
+    pub fn for_secret(name: &str, role: Role, secret: &str) -> TokenEntry {
+        TokenEntry {
+            name: name.into(),
+            role,
+            sha256: Sha256::digest(secret.as_bytes()).into(),
+            expires_at: None,
+            revoked: false,
+        }
+    }
+}
+
+/// A fresh random token: two v4 UUIDs from the OS's random source (244 random bits).
+pub fn random_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// An authenticated caller.

@@ -32,15 +32,16 @@ pub mod mappings;
 pub mod messages;
 
 use axum::extract::{Form, Query, State};
+use axum::http::Method;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 
 use crate::admin::access::Principal;
 use crate::admin::api::AdminState;
 use crate::audit::replay::ReplayContext;
+use crate::auth::routes::{Access, Guards, Registry, SessionAuth};
+use crate::auth::Need;
 use crate::store::Store;
 use layout::{esc, page, Lang};
 
@@ -58,32 +59,84 @@ const TOKEN_COOKIE: &str = "lt_token";
 const LANG_COOKIE: &str = "lt_lang";
 const CSS: &str = include_str!("templates/console.css");
 
-/// The `/console` routes.
-pub fn routes(state: ConsoleState) -> Router {
-    Router::new()
-        .route("/console", get(dashboard::page))
-        .route("/console/", get(dashboard::page))
-        .route(
+/// The `/console` routes. Every page needs a signed-in reader; the pages that
+/// change something check for an administrator themselves ([`admin_only`]).
+pub fn routes(state: ConsoleState, guards: Guards) -> Registry {
+    let reader = Access::Console(Need::Auditor);
+    Registry::new(guards)
+        .add(Method::GET, "/console", reader, dashboard::page)
+        .add(Method::GET, "/console/", reader, dashboard::page)
+        .add(
+            Method::GET,
             "/console/style.css",
-            get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }),
+            Access::Public,
+            || async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) },
         )
-        .route("/console/login", get(login_form).post(login))
-        .route("/console/logout", post(logout))
-        .route("/console/mappings", get(mappings::list))
-        .route(
+        .add(Method::GET, "/console/login", Access::Public, login_form)
+        .add(Method::POST, "/console/login", Access::Public, login)
+        .add(Method::POST, "/console/logout", reader, logout)
+        .add(Method::GET, "/console/mappings", reader, mappings::list)
+        .add(
+            Method::GET,
             "/console/mappings/{*rest}",
-            get(mappings::get_any).post(mappings::post_any),
+            reader,
+            mappings::get_any,
         )
-        .route("/console/messages", get(messages::search))
-        .route("/console/messages/{id}", get(messages::message))
-        .route("/console/messages/{id}/dry-run", post(messages::dry_run))
-        .route("/console/messages/{id}/replay", post(messages::replay))
-        .route("/console/dead", get(messages::dead_letters))
-        .route("/console/dead/replay", post(messages::bulk_replay))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            crate::limits::MAX_MAPPING_FILE_BYTES + 256 * 1024,
-        ))
+        .add(
+            Method::POST,
+            "/console/mappings/{*rest}",
+            reader,
+            mappings::post_any,
+        )
+        .add(Method::GET, "/console/messages", reader, messages::search)
+        .add(
+            Method::GET,
+            "/console/messages/{id}",
+            reader,
+            messages::message,
+        )
+        .add(
+            Method::POST,
+            "/console/messages/{id}/dry-run",
+            reader,
+            messages::dry_run,
+        )
+        .add(
+            Method::POST,
+            "/console/messages/{id}/replay",
+            reader,
+            messages::replay,
+        )
+        .add(Method::GET, "/console/dead", reader, messages::dead_letters)
+        .add(
+            Method::POST,
+            "/console/dead/replay",
+            reader,
+            messages::bulk_replay,
+        )
+        .body_limit(Some(crate::limits::MAX_MAPPING_FILE_BYTES + 256 * 1024))
         .with_state(state)
+}
+
+/// The route guards for a hub whose callers are `auth`'s tokens: bearer tokens
+/// for the API, the console's sessions for its pages.
+pub fn guards(auth: std::sync::Arc<dyn crate::admin::access::Authenticate>) -> Guards {
+    Guards {
+        tokens: auth.clone(),
+        sessions: Some(std::sync::Arc::new(CookieSessions { auth })),
+    }
+}
+
+/// The console's sessions as the route guard sees them: the signed-in
+/// principal of a request, from its cookie.
+pub struct CookieSessions {
+    pub auth: std::sync::Arc<dyn crate::admin::access::Authenticate>,
+}
+
+impl SessionAuth for CookieSessions {
+    fn principal(&self, parts: &axum::http::request::Parts) -> Option<Principal> {
+        cookie(&parts.headers, TOKEN_COOKIE).and_then(|t| self.auth.authenticate(t))
+    }
 }
 
 /// A cookie's value from the request.

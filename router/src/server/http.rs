@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
+use axum::http::Method;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json};
 use serde_json::json;
 
+use crate::auth::routes::{Access, Guards, Registry};
+use crate::auth::{Need, Principal};
 use crate::intake::{InboundRequest, Intake, IntakeResponse};
 use crate::limits::MAX_BODY_BYTES;
 use crate::queue::DeliveryQueue;
@@ -26,15 +28,31 @@ pub struct AppState {
     pub queue: Arc<dyn DeliveryQueue>,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/inbound/{system}/{message_type}", post(inbound))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/api/messages/{id}", get(message))
-        .route("/api/messages/{id}/trail", get(trail))
-        .layer(axum::extract::DefaultBodyLimit::disable())
+/// Intake, health, metrics and the plain message API, each with its access.
+pub fn routes(state: AppState, guards: Guards) -> Registry {
+    Registry::new(guards)
+        .add(
+            Method::POST,
+            "/inbound/{system}/{message_type}",
+            Access::Partner,
+            inbound,
+        )
+        .add(Method::GET, "/healthz", Access::Public, || async { "ok\n" })
+        .add(Method::GET, "/readyz", Access::Public, readyz)
+        .add(Method::GET, "/metrics", Access::Public, metrics)
+        .add(
+            Method::GET,
+            "/api/messages/{id}",
+            Access::Api(Need::Auditor),
+            message,
+        )
+        .add(
+            Method::GET,
+            "/api/messages/{id}/trail",
+            Access::Api(Need::Auditor),
+            trail,
+        )
+        .body_limit(None)
         .with_state(state)
 }
 
@@ -146,8 +164,38 @@ async fn metrics(State(s): State<AppState>) -> Response {
     }
 }
 
-async fn message(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    match s.store.message(&id).await {
+/// Records that `who` read message content (`audit.read`), as the `/api/v1` reads do.
+/// A read that cannot be recorded is not answered.
+async fn record_read(s: &AppState, who: &Principal, id: &str, what: &str) -> Result<(), Response> {
+    let ev = crate::audit::TrailEvent {
+        at: crate::store::now_ms(),
+        message_id: Some(id.to_string()),
+        delivery_id: None,
+        kind: "audit.read",
+        actor: who.actor(),
+        detail: json!({ "route": what }),
+    };
+    s.store.record_events(vec![ev]).await.map_err(|e| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "store unavailable", "reasons": [e.to_string()]})),
+        )
+            .into_response()
+    })
+}
+
+async fn message(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    let found = s.store.message(&id).await;
+    if let Ok(Some(_)) = &found {
+        if let Err(r) = record_read(&s, &who, &id, "GET /api/messages/{id}").await {
+            return r;
+        }
+    }
+    match found {
         Ok(Some(m)) => Json(m).into_response(),
         Ok(None) => (
             StatusCode::NOT_FOUND,
@@ -162,9 +210,20 @@ async fn message(State(s): State<AppState>, Path(id): Path<String>) -> Response 
     }
 }
 
-async fn trail(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+async fn trail(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
     match s.store.trail_for_message(&id).await {
-        Ok(rows) => Json(rows).into_response(),
+        Ok(rows) => {
+            if !rows.is_empty() {
+                if let Err(r) = record_read(&s, &who, &id, "GET /api/messages/{id}/trail").await {
+                    return r;
+                }
+            }
+            Json(rows).into_response()
+        }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"error": "store unavailable", "reasons": [e.to_string()]})),

@@ -23,7 +23,8 @@ use axum::Router;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::http::{router, AppState};
+use super::http::AppState;
+use crate::auth::routes::{Guards, Registry, RouteEntry};
 use crate::config::{route_targets, Config, QueueBackend};
 use crate::delivery::{worker::register_http_transports, Dispatcher, Running, TransportRegistry};
 use crate::intake::{Enrichers, Intake};
@@ -34,13 +35,13 @@ use crate::schema::SchemaRegistry;
 use crate::store::{Store, StoreOptions};
 use crate::{Error, Result};
 
-/// What the binary plugs in: connector transports, enrichers, extra HTTP routes.
+/// What the binary plugs in: connector transports and enrichers. (HTTP routes
+/// are not pluggable: every route is registered with its access in
+/// [`http_app`], see [`crate::auth::routes`].)
 #[derive(Default)]
 pub struct HubOptions {
     pub transports: TransportRegistry,
     pub enrichers: Enrichers,
-    /// Merged into the hub's router (e.g. the admin API).
-    pub extra_routes: Option<Router>,
 }
 
 pub struct Hub;
@@ -93,15 +94,7 @@ impl Hub {
             )
             .with_active_mappings(admin.active().clone()),
         );
-        let app = http_app(
-            config,
-            &store,
-            queue,
-            &schemas,
-            &admin,
-            &intake,
-            opts.extra_routes,
-        );
+        let app = http_app(config, &store, queue, &schemas, &admin, &intake);
         let (addr, server_stop, server) = serve_http(config, app).await?;
         tracing::info!(%addr, store = %crate::redact::url(&config.store_url), "lienthong listening");
         Ok(RunningHub {
@@ -243,8 +236,9 @@ async fn start_admin(
     Ok((admin, admin_stop))
 }
 
-/// Every HTTP route: intake and health, the binary's extra routes, the audit API,
-/// the admin API and the console.
+/// Every HTTP route: intake and health, the audit API, the admin API and the
+/// console, each registered with its access; then `/api/v1/routes` (the table
+/// itself), the JSON 404/405 and the error-body layer.
 fn http_app(
     config: &Config,
     store: &Store,
@@ -252,7 +246,6 @@ fn http_app(
     schemas: &Arc<SchemaRegistry>,
     admin: &Arc<crate::admin::MappingAdmin>,
     intake: &Arc<Intake>,
-    extra_routes: Option<Router>,
 ) -> Router {
     let api_state = super::api::ApiState::for_hub(
         config,
@@ -266,27 +259,55 @@ fn http_app(
     );
     // The console replays through the same context as the audit API.
     let replay = api_state.replay.clone();
-    let audit_api = super::api::routes(api_state);
     let _ = super::metrics::handle();
-    let mut app = router(AppState {
-        intake: intake.clone(),
-        store: store.clone(),
-        queue,
-    });
-    if let Some(extra) = extra_routes {
-        app = app.merge(extra);
-    }
+    let tokens: Arc<dyn crate::admin::access::Authenticate> = config.tokens.clone();
+    let guards = crate::console::guards(tokens.clone());
     let admin_state = crate::admin::api::AdminState {
         admin: admin.clone(),
-        auth: config.tokens.clone(),
+        auth: tokens,
     };
-    app.merge(audit_api)
-        .merge(crate::admin::api::routes(admin_state.clone()))
-        .merge(crate::console::routes(crate::console::ConsoleState {
+    let hub = super::http::routes(
+        AppState {
+            intake: intake.clone(),
+            store: store.clone(),
+            queue,
+        },
+        guards.clone(),
+    )
+    .merge(super::api::routes(api_state, guards.clone()))
+    .merge(crate::admin::api::routes(
+        admin_state.clone(),
+        guards.clone(),
+    ))
+    .merge(crate::console::routes(
+        crate::console::ConsoleState {
             admin: admin_state,
             store: store.clone(),
             replay,
-        }))
+        },
+        guards.clone(),
+    ));
+    with_route_table(hub, guards)
+}
+
+/// Adds `GET /api/v1/routes` (auditor): the table the router was built from,
+/// itself included, so an operator (and the role test) sees every route the
+/// hub serves and who may call it.
+fn with_route_table(hub: Registry, guards: Guards) -> Router {
+    let table: Arc<std::sync::OnceLock<Vec<RouteEntry>>> = Arc::default();
+    let served = table.clone();
+    let hub = hub.merge(Registry::new(guards).add(
+        axum::http::Method::GET,
+        "/api/v1/routes",
+        crate::auth::routes::Access::Api(crate::auth::Need::Auditor),
+        move || {
+            let served = served.clone();
+            async move { axum::Json(served.get().cloned().unwrap_or_default()) }
+        },
+    ));
+    let (router, entries) = hub.into_parts();
+    let _ = table.set(entries);
+    super::errors::uniform(router)
 }
 
 type Server = JoinHandle<std::io::Result<()>>;

@@ -8,6 +8,7 @@
 //! * [`metrics`]: the Prometheus recorder, installed once per process.
 
 pub mod api;
+pub mod errors;
 pub mod http;
 pub mod hub;
 pub mod metrics;

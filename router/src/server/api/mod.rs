@@ -16,8 +16,9 @@
 //! (`audit.search`, `audit.read`, `audit.timeline`, `audit.verify`,
 //! `replay.requested`/`replay.previewed`, `retention.pruned`...).
 //!
-//! [`ROUTES`] lists every route with its role; the role test walks it, so a route
-//! added without an entry there fails the build's tests.
+//! [`routes`] registers every route with its role through
+//! [`crate::auth::routes::Registry`], which checks the caller before the handler
+//! runs; the role test walks the hub's table of every route.
 
 mod handlers;
 
@@ -25,11 +26,11 @@ use std::sync::Arc;
 
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 
 use crate::audit::replay::{ReplayContext, ReplayError};
+use crate::auth::routes::{Access, Guards, Registry};
 use crate::auth::{AuthError, Need, TokenStore};
 
 /// Shared state of the `/api/v1` routes.
@@ -62,32 +63,48 @@ impl ApiState {
     }
 }
 
-/// Every route: method, path (axum syntax), the role it needs.
-pub const ROUTES: &[(Method, &str, Need)] = &[
-    (Method::GET, "/api/v1/messages", Need::Auditor),
-    (Method::GET, "/api/v1/messages/{id}", Need::Auditor),
-    (Method::POST, "/api/v1/messages/{id}/replay", Need::Auditor),
-    (
-        Method::GET,
-        "/api/v1/dossiers/{code}/timeline",
-        Need::Auditor,
-    ),
-    (Method::POST, "/api/v1/dead-letters/replay", Need::Auditor),
-    (Method::GET, "/api/v1/audit/verify", Need::Auditor),
-    (Method::POST, "/api/v1/audit/prune", Need::Admin),
-];
-
-/// The `/api/v1` audit routes (merge them into the hub's router).
-pub fn routes(state: ApiState) -> Router {
-    Router::new()
-        .route("/api/v1/messages", get(handlers::search))
-        .route("/api/v1/messages/{id}", get(handlers::show))
-        .route("/api/v1/messages/{id}/replay", post(handlers::replay))
-        .route("/api/v1/dossiers/{code}/timeline", get(handlers::timeline))
-        .route("/api/v1/dead-letters/replay", post(handlers::replay_dead))
-        .route("/api/v1/audit/verify", get(handlers::verify))
-        .route("/api/v1/audit/prune", post(handlers::prune))
-        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+/// The `/api/v1` audit routes, each with the role it needs.
+pub fn routes(state: ApiState, guards: Guards) -> Registry {
+    let auditor = Access::Api(Need::Auditor);
+    Registry::new(guards)
+        .add(Method::GET, "/api/v1/messages", auditor, handlers::search)
+        .add(
+            Method::GET,
+            "/api/v1/messages/{id}",
+            auditor,
+            handlers::show,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/messages/{id}/replay",
+            auditor,
+            handlers::replay,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/dossiers/{code}/timeline",
+            auditor,
+            handlers::timeline,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/dead-letters/replay",
+            auditor,
+            handlers::replay_dead,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/audit/verify",
+            auditor,
+            handlers::verify,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/audit/prune",
+            Access::Api(Need::Admin),
+            handlers::prune,
+        )
+        .body_limit(Some(64 * 1024))
         .with_state(state)
 }
 
