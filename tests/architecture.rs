@@ -150,3 +150,40 @@ fn the_store_sits_on_the_core_alone() {
         "router/store/Cargo.toml depends on {bad:?}: the store sits on lienthong-core alone (ARCHITECTURE.md)"
     );
 }
+
+/// Every route the hub serves goes through `auth::routes::Registry::add`, which
+/// takes the access the route needs (issue 13): no other code in the hub or the
+/// binary calls axum's `Router::route`, `route_service`, `nest` or `nest_service`,
+/// so a route cannot be added without an access, and the table the role test
+/// walks (`GET /api/v1/routes`) is every route there is. Test code may build its
+/// own routers (fake partners).
+#[test]
+fn every_route_is_registered_with_its_access() {
+    let mut files = Vec::new();
+    for dir in ["router/src", "router/core/src", "router/store/src", "connectors/src", "src"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let registry = root().join("router/src/auth/routes.rs");
+    let mut found = Vec::new();
+    for f in files.iter().filter(|f| **f != registry) {
+        let text = std::fs::read_to_string(f).unwrap();
+        // Unit tests inside a file may build throwaway routers.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            let l = line.trim_start();
+            if l.starts_with("//") {
+                continue;
+            }
+            for call in [".route(", ".route_service(", ".nest(", ".nest_service("] {
+                if l.contains(call) {
+                    found.push(format!("{}:{}: {}", f.display(), n + 1, l));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "routes added outside auth::routes::Registry::add (register them with their access):\n{}",
+        found.join("\n")
+    );
+}
