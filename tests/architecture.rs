@@ -160,7 +160,13 @@ fn the_store_sits_on_the_core_alone() {
 #[test]
 fn every_route_is_registered_with_its_access() {
     let mut files = Vec::new();
-    for dir in ["router/src", "router/core/src", "router/store/src", "connectors/src", "src"] {
+    for dir in [
+        "router/src",
+        "router/core/src",
+        "router/store/src",
+        "connectors/src",
+        "src",
+    ] {
         rust_files(&root().join(dir), &mut files);
     }
     let registry = root().join("router/src/auth/routes.rs");

@@ -98,6 +98,14 @@ fn one(c: &mut RawConfig, var: &str, v: &str) -> Result<(), String> {
         [a] if a == "amqp_url" => c.amqp_url = s(v),
         [a, b] if a == "server" && b == "listen" => c.server.listen = s(v),
         [a, b] if a == "server" && b == "drain_deadline" => c.server.drain_deadline = s(v),
+        [a, b] if a == "server" && b == "header_read_timeout" => {
+            c.server.header_read_timeout = s(v)
+        }
+        [a, b] if a == "server" && b == "body_read_timeout" => c.server.body_read_timeout = s(v),
+        [a, b] if a == "server" && b == "request_timeout" => c.server.request_timeout = s(v),
+        [a, b] if a == "server" && b == "max_concurrent_requests" => {
+            c.server.max_concurrent_requests = Some(parse(var, v, "a whole number")?)
+        }
         [a, b] if a == "store" && b == "url" => c.store.url = s(v),
         [a, b] if a == "store" && b == "data_dir" => c.store.data_dir = s(v),
         [a, b] if a == "store" && b == "max_batch" => {
@@ -137,6 +145,9 @@ fn one(c: &mut RawConfig, var: &str, v: &str) -> Result<(), String> {
             c.intake.allow_unauthenticated = Some(parse(var, v, "true or false")?)
         }
         [a, b] if a == "intake" && b == "max_clock_skew" => c.intake.max_clock_skew = s(v),
+        [a, b] if a == "intake" && b == "max_inflight_body_mib" => {
+            c.intake.max_inflight_body_mib = Some(parse(var, v, "a whole number")?)
+        }
         [a, b, tail @ ..] if a == "intake" && b == "rate_limit" => {
             rate(&mut c.intake.rate_limit, tail, var, v)?
         }

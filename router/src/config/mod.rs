@@ -109,6 +109,34 @@ impl Default for AdminSettings {
     }
 }
 
+/// The HTTP listener's limits and timeouts (`server.*`); see SECURITY.md.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// `server.max_concurrent_requests`: requests in flight at once; more are
+    /// shed with 503 and `Retry-After`.
+    pub max_concurrent_requests: usize,
+    /// `server.header_read_timeout`: to send the headers of a request, and to
+    /// start the next request on a kept-alive connection (hyper's header timer
+    /// also runs while a connection is idle); the connection is then closed.
+    pub header_read_timeout: Duration,
+    /// `server.body_read_timeout`: the longest pause between two pieces of a
+    /// request body (a body that stops arriving is answered 408).
+    pub body_read_timeout: Duration,
+    /// `server.request_timeout`: from the headers to the answer (408).
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_concurrent_requests: 256,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -116,6 +144,8 @@ pub struct Config {
     pub file: Option<PathBuf>,
     pub listen: SocketAddr,
     pub drain_deadline: Duration,
+    /// `server.*` limits and timeouts of the HTTP listener.
+    pub http: HttpLimits,
     /// Database URL (`sqlite://...` or `postgres://...`).
     pub store_url: String,
     pub data_dir: PathBuf,
@@ -126,6 +156,9 @@ pub struct Config {
     pub routes_file: PathBuf,
     pub allow_unauthenticated: bool,
     pub max_clock_skew: Duration,
+    /// `intake.max_inflight_body_mib` in bytes: the declared sizes of the inbound
+    /// bodies being read and processed at once (default 24 MiB, three 8 MiB bodies).
+    pub max_inflight_body_bytes: usize,
     /// Intake rate per partner unless the partner sets its own (per second, burst).
     pub intake_rate: (u32, u32),
     pub destination_defaults: DestinationPolicy,

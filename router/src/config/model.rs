@@ -59,6 +59,15 @@ pub struct RawConfig {
 pub struct RawServer {
     pub listen: Option<S<String>>,
     pub drain_deadline: Option<S<String>>,
+    /// Requests handled at once; more are answered 503 with `Retry-After`.
+    pub max_concurrent_requests: Option<S<u32>>,
+    /// Time a client has to send a request's headers, and that a kept-alive
+    /// connection may sit idle before its next request.
+    pub header_read_timeout: Option<S<String>>,
+    /// Longest wait between two pieces of a request body.
+    pub body_read_timeout: Option<S<String>>,
+    /// Longest time from a request's headers to its answer.
+    pub request_timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,6 +99,8 @@ pub struct RawPaths {
 pub struct RawIntake {
     pub allow_unauthenticated: Option<S<bool>>,
     pub max_clock_skew: Option<S<String>>,
+    /// Memory for inbound bodies being read and processed at once, in MiB.
+    pub max_inflight_body_mib: Option<S<u32>>,
     pub rate_limit: Option<RawRate>,
 }
 

@@ -34,7 +34,7 @@ pub(super) fn validate(
     diags: &mut Diagnostics,
 ) -> Config {
     let mut c = Ctx { file, raw, diags };
-    let (listen, drain_deadline) = server(&mut c);
+    let (listen, drain_deadline, http) = server(&mut c);
     let store = store(&mut c);
     let queue = queue(&mut c);
     let paths = paths(raw);
@@ -54,6 +54,7 @@ pub(super) fn validate(
         file: None,
         listen,
         drain_deadline,
+        http,
         store_url: store.url,
         data_dir: store.data_dir,
         store_max_batch: store.max_batch,
@@ -63,6 +64,7 @@ pub(super) fn validate(
         routes_file: paths.routes_file,
         allow_unauthenticated: intake.allow_unauthenticated,
         max_clock_skew: intake.max_clock_skew,
+        max_inflight_body_bytes: intake.max_inflight_body_bytes,
         intake_rate: intake.rate,
         destination_defaults,
         destinations,
@@ -77,7 +79,7 @@ pub(super) fn validate(
 }
 
 /// `server.listen` and `server.drain_deadline`.
-fn server(c: &mut Ctx<'_>) -> (SocketAddr, Duration) {
+fn server(c: &mut Ctx<'_>) -> (SocketAddr, Duration, super::HttpLimits) {
     let raw = c.raw;
     let listen_text = raw
         .server
@@ -97,7 +99,55 @@ fn server(c: &mut Ctx<'_>) -> (SocketAddr, Duration) {
         &raw.server.drain_deadline,
         Duration::from_secs(20),
     );
-    (listen, drain_deadline)
+    let d = super::HttpLimits::default();
+    let http = super::HttpLimits {
+        max_concurrent_requests: c.positive(
+            "server.max_concurrent_requests",
+            &raw.server.max_concurrent_requests,
+            d.max_concurrent_requests as u32,
+        ) as usize,
+        header_read_timeout: c.duration(
+            "server.header_read_timeout",
+            &raw.server.header_read_timeout,
+            d.header_read_timeout,
+        ),
+        body_read_timeout: c.duration(
+            "server.body_read_timeout",
+            &raw.server.body_read_timeout,
+            d.body_read_timeout,
+        ),
+        request_timeout: c.duration(
+            "server.request_timeout",
+            &raw.server.request_timeout,
+            d.request_timeout,
+        ),
+    };
+    for (key, v, raw_v) in [
+        (
+            "server.header_read_timeout",
+            http.header_read_timeout,
+            &raw.server.header_read_timeout,
+        ),
+        (
+            "server.body_read_timeout",
+            http.body_read_timeout,
+            &raw.server.body_read_timeout,
+        ),
+        (
+            "server.request_timeout",
+            http.request_timeout,
+            &raw.server.request_timeout,
+        ),
+    ] {
+        if v.is_zero() {
+            c.err(
+                key,
+                raw_v.as_ref(),
+                "must be more than 0s: a timeout of 0 would refuse every request".into(),
+            );
+        }
+    }
+    (listen, drain_deadline, http)
 }
 
 struct StoreSection {
@@ -264,6 +314,7 @@ fn paths(raw: &RawConfig) -> Paths {
 struct IntakeSection {
     allow_unauthenticated: bool,
     max_clock_skew: Duration,
+    max_inflight_body_bytes: usize,
     rate: (u32, u32),
 }
 
@@ -281,9 +332,24 @@ fn intake(c: &mut Ctx<'_>, embedded: bool) -> IntakeSection {
         Duration::from_secs(300),
     );
     let rate = c.rate("intake.rate_limit", &raw.intake.rate_limit, (200, 400));
+    let mib = c.positive(
+        "intake.max_inflight_body_mib",
+        &raw.intake.max_inflight_body_mib,
+        24,
+    );
+    // At least one body of the largest size must fit, or large messages could never be read.
+    let min_mib = crate::limits::MAX_BODY_BYTES.div_ceil(1024 * 1024) as u32;
+    if mib < min_mib {
+        c.err(
+            "intake.max_inflight_body_mib",
+            raw.intake.max_inflight_body_mib.as_ref(),
+            format!("must be at least {min_mib} (one body of the largest accepted size)"),
+        );
+    }
     IntakeSection {
         allow_unauthenticated,
         max_clock_skew,
+        max_inflight_body_bytes: mib.max(min_mib) as usize * 1024 * 1024,
         rate,
     }
 }

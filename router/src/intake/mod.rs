@@ -67,15 +67,36 @@ pub struct IntakeResponse {
     pub status: StatusCode,
     pub body: Value,
     pub retry_after: Option<u64>,
+    /// Answer with `Connection: close` (the hub is draining: a keep-alive client
+    /// must open its next connection elsewhere rather than meet an EOF here).
+    pub close: bool,
 }
 
 impl IntakeResponse {
-    fn error(status: StatusCode, error: &str, reasons: Vec<String>) -> Self {
+    pub fn error(status: StatusCode, error: &str, reasons: Vec<String>) -> Self {
         Self {
             status,
             body: json!({ "error": error, "reasons": reasons }),
             retry_after: None,
+            close: false,
         }
+    }
+}
+
+/// What the headers alone established (step 1), before a byte of the body is read.
+#[derive(Debug, Clone, Copy)]
+pub struct Admitted {
+    /// The partner proves itself with an HMAC signature over the body, which can
+    /// only be checked once the body is read ([`Intake::handle_admitted`]).
+    signature_pending: bool,
+}
+
+impl Admitted {
+    /// Authenticated from the headers (a token or an API key), or let in by open
+    /// intake: such a caller's rejections are recorded. A signature not yet checked
+    /// is not: an unauthenticated caller must not be able to write to the store.
+    pub fn is_authenticated(&self) -> bool {
+        !self.signature_pending
     }
 }
 
@@ -97,7 +118,14 @@ pub struct Intake {
     partner_limiters: HashMap<String, governor::DefaultDirectRateLimiter>,
     enrichers: Enrichers,
     accepting: AtomicBool,
+    /// The in-flight body budget in KiB (`intake.max_inflight_body_mib`): one
+    /// permit per KiB of a body being read or handled.
+    body_budget: Arc<tokio::sync::Semaphore>,
+    body_budget_kib: usize,
 }
+
+/// How long a request waits for room in the body budget before it is shed.
+const BODY_BUDGET_WAIT: Duration = Duration::from_secs(5);
 
 fn quota((per, burst): (u32, u32)) -> Quota {
     Quota::per_second(NonZeroU32::new(per.max(1)).expect("max 1"))
@@ -182,6 +210,10 @@ impl Intake {
             enrichers,
             accepting: AtomicBool::new(true),
             active: None,
+            body_budget: Arc::new(tokio::sync::Semaphore::new(
+                (config.max_inflight_body_bytes / 1024).max(1),
+            )),
+            body_budget_kib: (config.max_inflight_body_bytes / 1024).max(1),
         }
     }
 
@@ -200,12 +232,19 @@ impl Intake {
         self.accepting.load(Ordering::SeqCst)
     }
 
-    /// Handles one request end to end.
+    /// Handles one request end to end (the drop folders and the hub's own
+    /// reports; HTTP intake calls [`Intake::admit`] before it reads the body).
     pub async fn handle(&self, req: InboundRequest) -> IntakeResponse {
-        let t0 = Instant::now();
-        let received_at = now_ms();
-        let id = uuid::Uuid::now_v7().to_string();
-        let system = req.system.clone();
+        match self.admit(&req.system, &req.headers) {
+            Ok(admitted) => self.handle_admitted(req, admitted).await,
+            Err(resp) => resp,
+        }
+    }
+
+    /// Step 1 of the module docs, on the headers alone: shutting down, unknown
+    /// system, authentication, the partner's rate, the queue's backlog. Nothing
+    /// is stored for a request refused here.
+    pub fn admit(&self, system: &str, headers: &HeaderMap) -> Result<Admitted, IntakeResponse> {
         if !self.is_accepting() {
             let mut r = IntakeResponse::error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -213,11 +252,45 @@ impl Intake {
                 vec!["the hub is shutting down; retry shortly".into()],
             );
             r.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
-            return r;
+            r.close = true;
+            return Err(r);
         }
-        if let Err(resp) = self.flow_control(&req) {
-            metrics::counter!("lienthong_throttled_total", "system" => system).increment(1);
-            return resp;
+        self.flow_control(system, headers).map_err(|resp| {
+            metrics::counter!("lienthong_throttled_total", "system" => self.metric_label(system))
+                .increment(1);
+            resp
+        })
+    }
+
+    /// The `system` label of a metric: a configured system, or `unknown`, so that
+    /// requests to made-up paths cannot create new series without end.
+    pub fn metric_label(&self, system: &str) -> String {
+        if self.schemas.iter().any(|s| s.system == system) {
+            system.to_string()
+        } else {
+            "unknown".to_string()
+        }
+    }
+
+    /// Steps 2 to 5 for a request [`Intake::admit`] let in, its body now read.
+    pub async fn handle_admitted(&self, req: InboundRequest, admitted: Admitted) -> IntakeResponse {
+        let t0 = Instant::now();
+        let received_at = now_ms();
+        let id = uuid::Uuid::now_v7().to_string();
+        let system = self.metric_label(&req.system);
+        if admitted.signature_pending {
+            if let Some(p) = self.partners.get(&req.system) {
+                if let Err(why) =
+                    auth::check(p, &req.headers, &req.body, self.max_skew, now_ms() / 1000)
+                {
+                    metrics::counter!("lienthong_throttled_total", "system" => system).increment(1);
+                    return IntakeResponse::error(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        vec![why],
+                    );
+                }
+            }
         }
         let result = self.process(&id, received_at, &req).await;
         let resp = match result {
@@ -233,31 +306,55 @@ impl Intake {
                 self.record_rejection(&id, received_at, &req, &rej).await
             }
         };
-        metrics::histogram!("lienthong_accept_latency_seconds", "system" => req.system.clone())
+        metrics::histogram!("lienthong_accept_latency_seconds", "system" => system)
             .record(t0.elapsed().as_secs_f64());
         resp
     }
 
-    /// Unknown system (404), authentication (401) and the partner's rate (429).
-    /// These are answered before anything is stored: an unauthenticated flood must not fill the store.
-    fn flow_control(&self, req: &InboundRequest) -> Result<(), IntakeResponse> {
-        if !self.schemas.iter().any(|s| s.system == req.system) {
+    /// Reserves `bytes` of the in-flight body budget (`intake.max_inflight_body_mib`)
+    /// for a body about to be read; the permit is held until the answer is sent.
+    /// A hub busy with large bodies makes the caller wait briefly, then sheds it
+    /// with 503 and `Retry-After` rather than read more than the budget.
+    pub async fn reserve_body(
+        &self,
+        bytes: usize,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, IntakeResponse> {
+        let want = bytes.div_ceil(1024).clamp(1, self.body_budget_kib) as u32;
+        let acquire = self.body_budget.clone().acquire_many_owned(want);
+        match tokio::time::timeout(BODY_BUDGET_WAIT, acquire).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                let mut r = IntakeResponse::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    vec![format!(
+                        "the hub is reading as many large bodies as its memory budget allows \
+                         (intake.max_inflight_body_mib = {} MiB); retry shortly",
+                        self.body_budget_kib / 1024
+                    )],
+                );
+                r.retry_after = Some(1);
+                Err(r)
+            }
+        }
+    }
+
+    /// Unknown system (404), authentication (401) and the partner's rate (429),
+    /// from the headers alone. These are answered before anything is stored and
+    /// before the body is read: an unauthenticated flood must neither fill the
+    /// store nor the hub's memory.
+    fn flow_control(&self, system: &str, headers: &HeaderMap) -> Result<Admitted, IntakeResponse> {
+        if !self.schemas.iter().any(|s| s.system == system) {
             return Err(IntakeResponse::error(
                 StatusCode::NOT_FOUND,
                 "unknown system",
-                vec![format!(
-                    "no schemas are registered for system `{}`",
-                    req.system
-                )],
+                vec![format!("no schemas are registered for system `{system}`")],
             ));
         }
         // A configured token (router::auth) with role `partner:<system>` or `admin` is enough;
         // a valid token of another partner is refused with 403. Otherwise the partner's own
-        // credentials (`partners.<system>`) are checked as before.
-        let by_token = match self
-            .tokens
-            .authorize_submit(&req.headers, &req.system, now_ms())
-        {
+        // credentials (`partners.<system>`) are checked.
+        let by_token = match self.tokens.authorize_submit(headers, system, now_ms()) {
             Ok(_) => true,
             Err(e @ crate::auth::AuthError::Forbidden { .. }) => {
                 return Err(IntakeResponse::error(
@@ -268,38 +365,40 @@ impl Intake {
             }
             Err(_) => false,
         };
-        match self.partners.get(&req.system) {
+        let mut admitted = Admitted {
+            signature_pending: false,
+        };
+        match self.partners.get(system) {
             _ if by_token => {}
-            Some(p) => {
-                if let Err(why) =
-                    auth::check(p, &req.headers, &req.body, self.max_skew, now_ms() / 1000)
-                {
+            Some(p) => match auth::check_headers(p, headers, self.max_skew, now_ms() / 1000) {
+                Ok(auth::HeaderCheck::Authenticated) => {}
+                Ok(auth::HeaderCheck::SignatureToVerify) => admitted.signature_pending = true,
+                Err(why) => {
                     return Err(IntakeResponse::error(
                         StatusCode::UNAUTHORIZED,
                         "unauthorized",
                         vec![why],
-                    ));
+                    ))
                 }
-            }
+            },
             None if self.allow_unauthenticated => {}
             None => {
                 return Err(IntakeResponse::error(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
                     vec![format!(
-                    "no credentials are configured for partner `{}`: add partners.{} to the config",
-                    req.system, req.system
-                )],
+                        "no credentials are configured for partner `{system}`: add partners.{system} to the config"
+                    )],
                 ))
             }
         }
-        let limited = match self.partner_limiters.get(&req.system) {
+        let limited = match self.partner_limiters.get(system) {
             Some(l) => l.check().map_err(|n| {
                 n.wait_time_from(governor::clock::Clock::now(
                     &governor::clock::DefaultClock::default(),
                 ))
             }),
-            None => self.limiter.check_key(&req.system).map_err(|n| {
+            None => self.limiter.check_key(&system.to_string()).map_err(|n| {
                 n.wait_time_from(governor::clock::Clock::now(
                     &governor::clock::DefaultClock::default(),
                 ))
@@ -312,7 +411,7 @@ impl Intake {
                 "rate limited",
                 vec![format!(
                     "partner `{}` is over its intake rate; retry after {secs}s",
-                    req.system
+                    system
                 )],
             );
             r.retry_after = Some(secs);
@@ -328,7 +427,7 @@ impl Intake {
             r.retry_after = Some(5);
             return Err(r);
         }
-        Ok(())
+        Ok(admitted)
     }
 
     /// Steps 2 to 5 of the module docs, for a caller already let in.
@@ -419,6 +518,7 @@ impl Intake {
                     status: StatusCode::ACCEPTED,
                     body: json!({ "id": original, "correlation_id": correlation_id, "duplicate": true }),
                     retry_after: None,
+                    close: false,
                 }
             }
             AcceptOutcome::Accepted { deliveries, .. } => {
@@ -435,6 +535,7 @@ impl Intake {
                     status: StatusCode::ACCEPTED,
                     body: json!({ "id": id, "correlation_id": correlation_id }),
                     retry_after: None,
+                    close: false,
                 }
             }
         }
@@ -528,23 +629,30 @@ impl Intake {
         resp
     }
 
-    /// Records a rejection decided outside [`Intake::handle`] (e.g. 413 by the server).
+    /// A rejection decided outside [`Intake::handle`] (413 by the server).
+    /// It is recorded only for a caller that authenticated from its headers:
+    /// an unauthenticated caller must not be able to write to the store.
+    #[allow(clippy::too_many_arguments)]
     pub async fn reject_early(
         &self,
         system: &str,
         message_type: &str,
         headers: &HeaderMap,
+        admitted: Admitted,
         status: StatusCode,
         error: &'static str,
         reason: String,
     ) -> IntakeResponse {
+        metrics::counter!("lienthong_rejected_total", "system" => self.metric_label(system), "status" => status.as_u16().to_string()).increment(1);
+        if !admitted.is_authenticated() {
+            return IntakeResponse::error(status, error, vec![reason]);
+        }
         let req = InboundRequest {
             system: system.into(),
             message_type: message_type.into(),
             headers: headers.clone(),
             body: Bytes::new(),
         };
-        metrics::counter!("lienthong_rejected_total", "system" => system.to_string(), "status" => status.as_u16().to_string()).increment(1);
         self.record_rejection(
             &uuid::Uuid::now_v7().to_string(),
             now_ms(),

@@ -28,7 +28,18 @@ pub struct AppState {
     pub queue: Arc<dyn DeliveryQueue>,
 }
 
-/// Intake, health, metrics and the plain message API, each with its access.
+/// The probes, public: health, readiness and metrics. They are served outside
+/// the concurrency limit ([`super::listener::limit`]), so a busy hub still
+/// answers its load balancer.
+pub fn probes(state: AppState, guards: Guards) -> Registry {
+    Registry::new(guards)
+        .add(Method::GET, "/healthz", Access::Public, || async { "ok\n" })
+        .add(Method::GET, "/readyz", Access::Public, readyz)
+        .add(Method::GET, "/metrics", Access::Public, metrics)
+        .with_state(state)
+}
+
+/// Intake and the plain message API, each with its access.
 pub fn routes(state: AppState, guards: Guards) -> Registry {
     Registry::new(guards)
         .add(
@@ -37,9 +48,6 @@ pub fn routes(state: AppState, guards: Guards) -> Registry {
             Access::Partner,
             inbound,
         )
-        .add(Method::GET, "/healthz", Access::Public, || async { "ok\n" })
-        .add(Method::GET, "/readyz", Access::Public, readyz)
-        .add(Method::GET, "/metrics", Access::Public, metrics)
         .add(
             Method::GET,
             "/api/messages/{id}",
@@ -62,45 +70,64 @@ fn to_response(r: IntakeResponse) -> Response {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
+    if r.close {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     resp
 }
 
+/// Intake in the order that keeps an unauthenticated caller cheap: the headers
+/// are checked first ([`Intake::admit`]: system, credentials, rate, backlog),
+/// then the declared size, then room in the in-flight body budget is reserved,
+/// and only then is the body read. A caller refused on its headers costs no
+/// body buffer and writes nothing to the store.
 async fn inbound(
     State(s): State<AppState>,
     Path((system, message_type)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let admitted = match s.intake.admit(&system, &headers) {
+        Ok(a) => a,
+        Err(r) => return to_response(r),
+    };
     let too_big = |n: String| format!("the body is {n} bytes; the limit is {MAX_BODY_BYTES} bytes");
-    if let Some(len) = headers
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > MAX_BODY_BYTES {
-            let r = s
-                .intake
-                .reject_early(
-                    &system,
-                    &message_type,
-                    &headers,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body too large",
-                    too_big(len.to_string()),
-                )
-                .await;
-            return to_response(r);
-        }
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(len) = declared.filter(|&n| n > MAX_BODY_BYTES as u64) {
+        let r = s
+            .intake
+            .reject_early(
+                &system,
+                &message_type,
+                &headers,
+                admitted,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body too large",
+                too_big(len.to_string()),
+            )
+            .await;
+        return to_response(r);
     }
+    // A chunked body of unknown length reserves the most it may grow to.
+    let reserve = declared.map_or(MAX_BODY_BYTES, |n| n as usize);
+    let _permit = match s.intake.reserve_body(reserve).await {
+        Ok(p) => p,
+        Err(r) => return to_response(r),
+    };
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(_) => {
+        Err(e) if body_failure(&e) == BodyFailure::TooLarge => {
             let r = s
                 .intake
                 .reject_early(
                     &system,
                     &message_type,
                     &headers,
+                    admitted,
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "body too large",
                     too_big("more than".into()),
@@ -108,17 +135,61 @@ async fn inbound(
                 .await;
             return to_response(r);
         }
+        Err(e) if body_failure(&e) == BodyFailure::Stalled => {
+            return to_response(IntakeResponse::error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body too slow",
+                vec![format!(
+                    "no part of the body arrived for longer than server.body_read_timeout ({e}); send it again"
+                )],
+            ))
+        }
+        Err(e) => {
+            return to_response(IntakeResponse::error(
+                StatusCode::BAD_REQUEST,
+                "body not read",
+                vec![format!(
+                    "the request body could not be read to its end ({e}); send it again"
+                )],
+            ))
+        }
     };
     to_response(
         s.intake
-            .handle(InboundRequest {
-                system,
-                message_type,
-                headers,
-                body,
-            })
+            .handle_admitted(
+                InboundRequest {
+                    system,
+                    message_type,
+                    headers,
+                    body,
+                },
+                admitted,
+            )
             .await,
     )
+}
+
+/// Why reading a body failed: over [`MAX_BODY_BYTES`], or stalled past
+/// `server.body_read_timeout`, or the connection went away.
+#[derive(PartialEq)]
+enum BodyFailure {
+    TooLarge,
+    Stalled,
+    Broken,
+}
+
+fn body_failure(e: &axum::Error) -> BodyFailure {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return BodyFailure::TooLarge;
+        }
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return BodyFailure::Stalled;
+        }
+        source = err.source();
+    }
+    BodyFailure::Broken
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {

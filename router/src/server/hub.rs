@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::http::AppState;
 use crate::auth::routes::{Guards, Registry, RouteEntry};
-use crate::config::{route_targets, Config, QueueBackend};
+use crate::config::{route_targets, Config, HttpLimits, QueueBackend};
 use crate::delivery::{worker::register_http_transports, Dispatcher, Running, TransportRegistry};
 use crate::intake::{Enrichers, Intake};
 use crate::mapping::MappingSet;
@@ -266,34 +266,38 @@ fn http_app(
         admin: admin.clone(),
         auth: tokens,
     };
-    let hub = super::http::routes(
-        AppState {
-            intake: intake.clone(),
-            store: store.clone(),
-            queue,
-        },
-        guards.clone(),
-    )
-    .merge(super::api::routes(api_state, guards.clone()))
-    .merge(crate::admin::api::routes(
-        admin_state.clone(),
-        guards.clone(),
-    ))
-    .merge(crate::console::routes(
-        crate::console::ConsoleState {
-            admin: admin_state,
-            store: store.clone(),
-            replay,
-        },
-        guards.clone(),
-    ));
-    with_route_table(hub, guards)
+    let app_state = AppState {
+        intake: intake.clone(),
+        store: store.clone(),
+        queue,
+    };
+    let probes = super::http::probes(app_state.clone(), guards.clone());
+    let hub = super::http::routes(app_state, guards.clone())
+        .merge(super::api::routes(api_state, guards.clone()))
+        .merge(crate::admin::api::routes(
+            admin_state.clone(),
+            guards.clone(),
+        ))
+        .merge(crate::console::routes(
+            crate::console::ConsoleState {
+                admin: admin_state,
+                store: store.clone(),
+                replay,
+            },
+            guards.clone(),
+        ));
+    with_route_table(hub, probes, guards, &config.http)
 }
 
 /// Adds `GET /api/v1/routes` (auditor): the table the router was built from,
 /// itself included, so an operator (and the role test) sees every route the
 /// hub serves and who may call it.
-fn with_route_table(hub: Registry, guards: Guards) -> Router {
+fn with_route_table(
+    hub: Registry,
+    probes: Registry,
+    guards: Guards,
+    limits: &HttpLimits,
+) -> Router {
     let table: Arc<std::sync::OnceLock<Vec<RouteEntry>>> = Arc::default();
     let served = table.clone();
     let hub = hub.merge(Registry::new(guards).add(
@@ -305,9 +309,11 @@ fn with_route_table(hub: Registry, guards: Guards) -> Router {
             async move { axum::Json(served.get().cloned().unwrap_or_default()) }
         },
     ));
-    let (router, entries) = hub.into_parts();
+    let (router, mut entries) = hub.into_parts();
+    let (probes, probe_entries) = probes.into_parts();
+    entries.extend(probe_entries);
     let _ = table.set(entries);
-    super::errors::uniform(router)
+    super::errors::uniform(super::listener::limit(router, limits).merge(probes))
 }
 
 type Server = JoinHandle<std::io::Result<()>>;
@@ -325,11 +331,9 @@ async fn serve_http(
         .map_err(|e| Error::io("reading the bound address", e))?;
     let server_stop = CancellationToken::new();
     let stop = server_stop.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-    });
+    let limits = config.http.clone();
+    let drain = config.drain_deadline;
+    let server = tokio::spawn(super::listener::serve(listener, app, limits, stop, drain));
     Ok((addr, server_stop, server))
 }
 

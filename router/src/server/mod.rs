@@ -11,6 +11,7 @@ pub mod api;
 pub mod errors;
 pub mod http;
 pub mod hub;
+pub mod listener;
 pub mod metrics;
 
 pub use hub::{Hub, HubOptions, RunningHub};
