@@ -454,3 +454,51 @@ async fn the_draining_answer_closes_the_connection_and_says_when_to_retry() {
     assert!(lower.contains("retry-after: 2"), "{answer}");
     assert!(lower.contains("connection: close"), "{answer}");
 }
+
+/// Logs: a `%0A` in a path cannot forge a log line, a `%00` cannot write a NUL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_path_cannot_forge_a_log_line() {
+    let sink = Sink::start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, &sink.url, OPEN_INTAKE);
+    let log_path = dir.path().join("hub.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until("the hub to listen", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(addr(&base)).is_ok()
+    })
+    .await;
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{base}/inbound/portal/x%0A2026-12-04T00:00:00Z%20INFO%20forged%20admin%20login%00end"
+        ))
+        .header("content-type", "application/json")
+        .body(dossier("LOG-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read(&log_path).unwrap();
+    assert!(!text.contains(&0), "a NUL byte reached the log");
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("forged"), "the request was logged:\n{text}");
+    for line in text.lines() {
+        assert!(
+            !line.starts_with("2026-12-04T00:00:00Z"),
+            "a forged log line:\n{text}"
+        );
+    }
+}

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod check;
 pub mod demo;
 pub mod dossier;
+pub mod logging;
 pub mod map;
 pub mod messages;
 pub mod replay;

@@ -25,7 +25,8 @@ pub fn init_logging(config: &Config) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(false)
+        .with_writer(super::logging::EscapingStderr);
     let _ = if config.log_json {
         builder.json().try_init()
     } else {

@@ -26,8 +26,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("`{text}` is not a valid duration"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    if secs > MAX_DURATION_SECS {
+        return Err(format!(
+            "`{text}` is longer than any setting needs (the most is {}h, one year)",
+            MAX_DURATION_SECS as u64 / 3600
+        ));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{text}` is not a valid duration"))
 }
+
+/// The longest duration a setting may have: one year. Anything longer is a typo
+/// (or an attack on arithmetic that would wrap), never an intent.
+pub const MAX_DURATION_SECS: f64 = 365.0 * 86_400.0;
 
 #[cfg(test)]
 mod tests {
@@ -41,5 +51,21 @@ mod tests {
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert!(parse_duration("5 days").unwrap_err().contains("unit"));
         assert!(parse_duration("abc").is_err());
+    }
+
+    #[test]
+    fn huge_values_are_refused_not_wrapped_or_panicking() {
+        for t in [
+            "9300000000000000s",
+            "99999999999999999999999h",
+            "1e400s",
+            "8761h",
+        ] {
+            assert!(parse_duration(t).is_err(), "{t}");
+        }
+        assert_eq!(
+            parse_duration("8760h").unwrap(),
+            Duration::from_secs(365 * 86_400)
+        );
     }
 }

@@ -52,20 +52,35 @@ pub fn parse_age(s: &str) -> std::result::Result<std::time::Duration, String> {
     let t = s.trim();
     let bad = || format!("`{s}` is not an age: write e.g. `365d`, `26w`, `48h`");
     let i = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let n: u64 = t[..i].parse().map_err(|_| bad())?;
-    let secs = match &t[i..] {
-        "w" => n * 7 * 86_400,
-        "d" => n * 86_400,
-        "h" => n * 3_600,
-        "m" => n * 60,
-        "s" => n,
+    let too_old = || {
+        format!(
+            "`{s}` is older than anything the hub can hold (the most is {}d, 100 years): \
+             to keep payloads for ever, leave the age out",
+            MAX_AGE_SECS / 86_400
+        )
+    };
+    let n: u64 = t[..i].parse().map_err(|_| too_old())?;
+    let unit: u64 = match &t[i..] {
+        "w" => 7 * 86_400,
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
         _ => return Err(bad()),
     };
+    let secs = n.checked_mul(unit).ok_or_else(too_old)?;
     if secs == 0 {
         return Err(format!("`{s}`: the age must be more than zero"));
     }
+    if secs > MAX_AGE_SECS {
+        return Err(too_old());
+    }
     Ok(std::time::Duration::from_secs(secs))
 }
+
+/// The oldest age a prune may name: 100 years. Older than the hub, and far from
+/// the edge of the epoch-millisecond arithmetic that turns an age into a cut-off.
+pub const MAX_AGE_SECS: u64 = 100 * 365 * 86_400;
 
 /// What a prune run did.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -114,7 +129,11 @@ pub async fn prune(
     actor: &str,
 ) -> Result<PruneOutcome> {
     let at = now_ms();
-    prune_before(store, at - older_than.as_millis() as i64, actor).await
+    // Ages come from `parse_age`, which refuses anything over MAX_AGE_SECS; the
+    // clamp keeps a caller that built a Duration itself from wrapping the cut-off.
+    let age_ms = older_than.as_secs().min(MAX_AGE_SECS) as i64 * 1000;
+    let cutoff = at.saturating_sub(age_ms);
+    prune_before(store, cutoff, actor).await
 }
 
 /// Prunes payloads of records dated strictly before `cutoff` (epoch ms).
@@ -146,5 +165,19 @@ mod tests {
         assert!(parse_age("1y").is_err());
         assert!(parse_age("0d").is_err());
         assert!(parse_age("d").is_err());
+    }
+
+    #[test]
+    fn huge_ages_are_refused_not_wrapped() {
+        for t in [
+            "9300000000000000s",
+            "99999999999999999d",
+            "18446744073709551616s",
+            "36501d",
+        ] {
+            let e = parse_age(t).unwrap_err();
+            assert!(e.contains("100 years"), "{t}: {e}");
+        }
+        assert!(parse_age("36500d").is_ok());
     }
 }

@@ -7,8 +7,13 @@
 //! column. A UTF-8 byte-order mark is tolerated (some .NET partners send one).
 //!
 //! Numbers keep their exact decimal text (`arbitrary_precision`), so `1500000000` VND
-//! or `7.210` never pass through a float. Duplicate keys follow `serde_json`: the last
-//! one wins.
+//! or `7.210` never pass through a float.
+//!
+//! **Duplicate keys are refused**, naming the key and its position. `serde_json`
+//! would keep the last one silently, while the stored raw body holds both: the
+//! hub would act on one value and an auditor reading the raw body might see the
+//! other. A second pass over the text ([`NoDuplicateKeys`], which builds nothing)
+//! finds them.
 //!
 //! Encoding is compact UTF-8 JSON, with the same depth limit.
 
@@ -24,7 +29,16 @@ pub fn decode(bytes: &[u8]) -> Result<Value, CodecError> {
     text::check_size(FORMAT, bytes, limits::MAX_BODY_BYTES)?;
     let text = text::utf8(FORMAT, bytes)?;
     check_depth(text)?;
-    serde_json::from_str(text).map_err(|e| {
+    let tree = serde_json::from_str(text).map_err(|e| parse_error(&e))?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde::Deserialize::deserialize(&mut de)
+        .map(|NoDuplicateKeys| ())
+        .map_err(|e| parse_error(&e))?;
+    Ok(tree)
+}
+
+fn parse_error(e: &serde_json::Error) -> CodecError {
+    {
         let position = if e.line() == 0 {
             "-".to_string()
         } else {
@@ -37,7 +51,61 @@ pub fn decode(bytes: &[u8]) -> Result<Value, CodecError> {
             None => message,
         };
         CodecError::at(FORMAT, position, format!("malformed JSON: {message}"))
-    })
+    }
+}
+
+/// Walks a JSON document and fails on the first object with a repeated key.
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key `{key}`: each key may appear once in an object"
+                )));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(NoDuplicateKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(NoDuplicateKeys)
+    }
 }
 
 /// Encodes a tree as compact JSON.
@@ -136,6 +204,17 @@ mod tests {
             out,
             r#"{"SoTien":1500000000.10,"CCCD":"049090000123","pH":7.210}"#
         );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_with_the_key_and_position() {
+        let err = decode(b"{\"code\": \"A\",\n \"fee\": {\"x\": 1, \"x\": 2}}").unwrap_err();
+        assert!(err.message.contains("duplicate key `x`"), "{}", err.message);
+        assert_eq!(err.position, "line 2, column 20");
+        // An escape is the same key.
+        assert!(decode(br#"{"a": 1, "\u0061": 2}"#).is_err());
+        // The same key in sibling objects or in an array is fine.
+        assert!(decode(br#"[{"a": 1}, {"a": 2, "b": {"a": 3}}]"#).is_ok());
     }
 
     #[test]
