@@ -157,7 +157,7 @@ pub struct Config {
     pub allow_unauthenticated: bool,
     pub max_clock_skew: Duration,
     /// `intake.max_inflight_body_mib` in bytes: the declared sizes of the inbound
-    /// bodies being read and processed at once (default 24 MiB, three 8 MiB bodies).
+    /// bodies being read and processed at once (default 16 MiB, two bodies of the largest size).
     pub max_inflight_body_bytes: usize,
     /// Intake rate per partner unless the partner sets its own (per second, burst).
     pub intake_rate: (u32, u32),

@@ -335,7 +335,7 @@ fn intake(c: &mut Ctx<'_>, embedded: bool) -> IntakeSection {
     let mib = c.positive(
         "intake.max_inflight_body_mib",
         &raw.intake.max_inflight_body_mib,
-        24,
+        16,
     );
     // At least one body of the largest size must fit, or large messages could never be read.
     let min_mib = crate::limits::MAX_BODY_BYTES.div_ceil(1024 * 1024) as u32;

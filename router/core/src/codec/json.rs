@@ -28,7 +28,7 @@ const FORMAT: &str = "json";
 pub fn decode(bytes: &[u8]) -> Result<Value, CodecError> {
     text::check_size(FORMAT, bytes, limits::MAX_BODY_BYTES)?;
     let text = text::utf8(FORMAT, bytes)?;
-    check_depth(text)?;
+    check_shape(text)?;
     let tree = serde_json::from_str(text).map_err(|e| parse_error(&e))?;
     let mut de = serde_json::Deserializer::from_str(text);
     serde::Deserialize::deserialize(&mut de)
@@ -123,9 +123,14 @@ pub fn encode(tree: &Value) -> Result<Vec<u8>, CodecError> {
     serde_json::to_vec(tree).map_err(|e| CodecError::general(FORMAT, format!("cannot encode: {e}")))
 }
 
-/// Rejects nesting deeper than the limit, without recursion.
-fn check_depth(text: &str) -> Result<(), CodecError> {
+/// Rejects nesting deeper than [`limits::MAX_DEPTH`] and more values than
+/// [`limits::MAX_NODES`], without recursion and before a tree is built. Values
+/// are counted from the text: each container and each `,` outside strings
+/// starts one (an object's entry counts once), so the count is exact for
+/// arrays and objects alike, give or take one.
+fn check_shape(text: &str) -> Result<(), CodecError> {
     let mut depth = 0usize;
+    let mut nodes = 1usize;
     let mut in_string = false;
     let mut escaped = false;
     for (i, b) in text.bytes().enumerate() {
@@ -155,6 +160,20 @@ fn check_depth(text: &str) -> Result<(), CodecError> {
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
+        }
+        if matches!(b, b',' | b'[' | b'{') {
+            nodes += 1;
+            if nodes > limits::MAX_NODES {
+                return Err(CodecError::at(
+                    FORMAT,
+                    text::position(text, i),
+                    format!(
+                        "more than {} values in one document (router::limits::MAX_NODES): \
+                         split it into several messages",
+                        limits::MAX_NODES
+                    ),
+                ));
+            }
         }
     }
     Ok(())
@@ -204,6 +223,15 @@ mod tests {
             out,
             r#"{"SoTien":1500000000.10,"CCCD":"049090000123","pH":7.210}"#
         );
+    }
+
+    #[test]
+    fn a_document_of_millions_of_values_is_refused_before_a_tree_is_built() {
+        let many = format!("[{}1]", "1,".repeat(limits::MAX_NODES));
+        let err = decode(many.as_bytes()).unwrap_err();
+        assert!(err.message.contains("MAX_NODES"), "{}", err.message);
+        let fine = format!("[{}1]", "1,".repeat(limits::MAX_NODES - 10));
+        assert!(decode(fine.as_bytes()).is_ok());
     }
 
     #[test]

@@ -112,6 +112,16 @@ pub(crate) fn parse(
     let err = |offset: usize, message: String| {
         CodecError::at(format, text::position(text, offset), message)
     };
+    let too_many = |offset: usize| {
+        err(
+            offset,
+            format!(
+                "more than {} elements and attributes in one document (router::limits::MAX_NODES): \
+                 split it into several messages",
+                limits::MAX_NODES
+            ),
+        )
+    };
     if let Some((offset, c)) = text.char_indices().find(|&(_, c)| !is_xml_char(c)) {
         return Err(err(
             offset,
@@ -125,6 +135,8 @@ pub(crate) fn parse(
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Document> = None;
     let mut root_namespaces = IndexMap::new();
+    // Elements and attributes so far: the tree's size, bounded like JSON's.
+    let mut nodes = 0usize;
 
     loop {
         let before = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
@@ -160,6 +172,10 @@ pub(crate) fn parse(
             }
             Event::PI(_) | Event::Comment(_) => {}
             Event::Start(start) => {
+                nodes += 1 + start.attributes().count();
+                if nodes > limits::MAX_NODES {
+                    return Err(too_many(before));
+                }
                 let frame = open(
                     format,
                     text,
@@ -172,6 +188,10 @@ pub(crate) fn parse(
                 stack.push(frame);
             }
             Event::Empty(start) => {
+                nodes += 1 + start.attributes().count();
+                if nodes > limits::MAX_NODES {
+                    return Err(too_many(before));
+                }
                 let frame = open(
                     format,
                     text,
@@ -909,6 +929,9 @@ mod tests {
         let e = decode(b"<a>\xC0</a>", &DecodeOptions::default()).unwrap_err();
         assert_eq!(e.position, "byte 3 (line 1, column 4)");
 
+        let many = format!("<r>{}</r>", "<a/>".repeat(limits::MAX_NODES));
+        let e = decode(many.as_bytes(), &DecodeOptions::default()).unwrap_err();
+        assert!(e.message.contains("MAX_NODES"), "{e}");
         let deep = "<a>".repeat(limits::MAX_DEPTH + 1);
         let e = dec_err(&deep);
         assert!(e.message.contains("MAX_DEPTH"), "{e}");

@@ -17,6 +17,26 @@ use crate::{Diagnostic, Error};
 /// At most this many violations are listed for one message (the rest are counted).
 pub const MAX_VIOLATIONS: usize = 100;
 
+/// Longest violation text kept, in bytes. A validator's message quotes the
+/// failing value (`"xxxx…" is longer than 100 characters`); for an 8 MiB string
+/// that would be an 8 MiB reason, stored with the rejection and sent back.
+pub const MAX_VIOLATION_BYTES: usize = 300;
+
+/// `line` cut to [`MAX_VIOLATION_BYTES`] on a character boundary, saying so.
+fn shorten(mut line: String) -> String {
+    if line.len() <= MAX_VIOLATION_BYTES {
+        return line;
+    }
+    let total = line.len();
+    let mut cut = MAX_VIOLATION_BYTES;
+    while !line.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    line.truncate(cut);
+    line.push_str(&format!("… ({total} bytes in all)"));
+    line
+}
+
 /// A compiled message schema.
 pub struct MessageSchema {
     /// `<system>/<message_type>`.
@@ -169,7 +189,7 @@ impl MessageSchema {
                 }
                 _ => format!("{}: {error}", if path.is_empty() { "/" } else { &path }),
             };
-            violations.push(line);
+            violations.push(shorten(line));
         }
         if total > violations.len() {
             violations.push(format!("... and {} more", total - violations.len()));
@@ -356,6 +376,26 @@ mod tests {
         );
         assert_eq!(s.correlation_id(&json!({"data": [{"MaHoSo": ""}]})), None);
         assert_eq!(s.correlation_id(&json!({"data": []})), None);
+    }
+
+    #[test]
+    fn a_violation_does_not_quote_a_huge_value_whole() {
+        let s = schema(json!({"x-lienthong": {"format": "json"}, "type": "object",
+            "properties": {"note": {"type": "string", "maxLength": 10}}}));
+        let note = "ệ".repeat(1_000_000);
+        let Err(Error::Schema { violations, .. }) = s.validate(&json!({ "note": note })) else {
+            panic!()
+        };
+        assert!(
+            violations[0].len() < MAX_VIOLATION_BYTES + 40,
+            "{}",
+            violations[0].len()
+        );
+        assert!(
+            violations[0].contains("bytes in all"),
+            "{}",
+            &violations[0][..60]
+        );
     }
 
     #[test]
