@@ -75,7 +75,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = self.1;
         if let Some(o) = body.as_object_mut() {
-            o.entry("reasons").or_insert_with(|| json!([]));
+            // Without more detail, the error's own text is the reason.
+            let reason = o.get("error").cloned().unwrap_or_else(|| json!("error"));
+            o.entry("reasons").or_insert_with(|| json!([reason]));
         }
         (self.0, Json(body)).into_response()
     }
@@ -91,7 +93,7 @@ impl From<AdminError> for ApiError {
             ),
             AdminError::Rejected(report) => ApiError(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"error": msg, "report": report}),
+                json!({"error": msg, "reasons": gate_reasons(&report), "report": report}),
             ),
             AdminError::BadRequest(_) => ApiError(StatusCode::BAD_REQUEST, json!({"error": msg})),
             AdminError::Router(Error::NotFound(_)) => {
@@ -116,6 +118,25 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         AdminError::Router(e).into()
     }
+}
+
+/// The failed step and its diagnostics, one line each (the `reasons` of a 422).
+fn gate_reasons(report: &crate::admin::gate::GateReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for step in &report.steps {
+        if step.status == crate::admin::gate::StepStatus::Failed {
+            out.push(format!("{}: {}", step.name, step.message));
+            out.extend(step.diagnostics.iter().take(20).map(|d| d.to_string()));
+        }
+    }
+    out.extend(
+        report
+            .test_failures
+            .iter()
+            .take(20)
+            .map(|t| format!("test {} ({})", t.case, t.origin)),
+    );
+    out
 }
 
 fn err(status: StatusCode, msg: impl Into<String>) -> ApiError {
@@ -477,7 +498,16 @@ async fn post_any(
             } else {
                 StatusCode::UNPROCESSABLE_ENTITY
             };
-            Ok((status, Json(json!({"report": report}))).into_response())
+            let body = if report.passed {
+                json!({ "report": report })
+            } else {
+                json!({
+                    "error": "the mapping does not pass the gate",
+                    "reasons": gate_reasons(&report),
+                    "report": report,
+                })
+            };
+            Ok((status, Json(body)).into_response())
         }
         Target::Preview(id) => {
             reader(&st, &headers)?;

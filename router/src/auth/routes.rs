@@ -170,12 +170,21 @@ impl<S: Clone + Send + Sync + 'static> Registry<S> {
     }
 
     /// Limits the request body of every route added so far (`None`: no limit,
-    /// for intake, which reads and limits its body itself).
+    /// for intake, which reads and limits its body itself). A declared
+    /// `Content-Length` over the limit is answered 413 at once
+    /// (tower-http's `RequestBodyLimitLayer`), before the guard and without
+    /// waiting for a body that will never be read; a chunked body is cut off at
+    /// the limit by the extractors (`DefaultBodyLimit`).
     pub fn body_limit(mut self, bytes: Option<usize>) -> Self {
-        self.router = self.router.layer(match bytes {
-            Some(n) => axum::extract::DefaultBodyLimit::max(n),
-            None => axum::extract::DefaultBodyLimit::disable(),
-        });
+        self.router = match bytes {
+            Some(n) => self
+                .router
+                .layer(axum::extract::DefaultBodyLimit::max(n))
+                .layer(tower_http::limit::RequestBodyLimitLayer::new(n)),
+            None => self
+                .router
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        };
         self
     }
 

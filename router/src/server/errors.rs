@@ -76,6 +76,18 @@ async fn to_json(resp: Response<Body>) -> Response<Body> {
         Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
         Err(_) => String::new(),
     };
+    let text = match status {
+        // tower-http's and axum's words for it say neither which limit nor what to do.
+        StatusCode::PAYLOAD_TOO_LARGE if text.is_empty() || text == "length limit exceeded" => {
+            "the request body is larger than this route accepts (SECURITY.md lists the limits): \
+             send less"
+                .to_string()
+        }
+        StatusCode::REQUEST_TIMEOUT if text.is_empty() => {
+            "the request was not completed within server.request_timeout: send it again".to_string()
+        }
+        _ => text,
+    };
     let reasons: Vec<String> = if text.is_empty() {
         Vec::new()
     } else {
