@@ -95,7 +95,8 @@ pub fn compile_mapping(
     >,
 ) -> Result<CompiledMapping, Diagnostics> {
     let path = src.path_for(id);
-    let file = path.display().to_string();
+    // Messages name the file relative to the mappings folder, never the server's path.
+    let file = lienthong_core::mapping::paths::shown(&src.mappings_dir, &path);
     if content.len() > crate::limits::MAX_MAPPING_FILE_BYTES {
         return Err(one(
             &file,
@@ -111,14 +112,15 @@ pub fn compile_mapping(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| src.mappings_dir.clone());
     let sibling = path.with_extension("tests.yaml");
-    let sibling_tests = std::fs::read_to_string(&sibling)
-        .ok()
-        .map(|t| (sibling.display().to_string(), t));
-    let mut lookup_dirs = vec![src.mappings_dir.clone(), base_dir.clone()];
-    if let Some(parent) = src.mappings_dir.parent() {
-        lookup_dirs.push(parent.to_path_buf());
-    }
+    let sibling_tests = std::fs::read_to_string(&sibling).ok().map(|t| {
+        (
+            lienthong_core::mapping::paths::shown(&src.mappings_dir, &sibling),
+            t,
+        )
+    });
+    let lookup_dirs = vec![src.mappings_dir.clone(), base_dir.clone()];
     let ctx = Context {
+        root: src.mappings_dir.clone(),
         file: &file,
         default_id: Some(id.to_owned()),
         lookup_dirs,

@@ -255,10 +255,9 @@ impl Intake {
             r.close = true;
             return Err(r);
         }
-        self.flow_control(system, headers).map_err(|resp| {
+        self.flow_control(system, headers).inspect_err(|_| {
             metrics::counter!("lienthong_throttled_total", "system" => self.metric_label(system))
                 .increment(1);
-            resp
         })
     }
 

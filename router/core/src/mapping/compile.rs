@@ -63,7 +63,10 @@ pub struct Context<'a> {
     pub file: &'a str,
     /// Id to use when the file has none (path under `mappings/` without `.yaml`).
     pub default_id: Option<String>,
-    /// Directories in which `lookups: {x: {file: ...}}` paths are resolved, in order.
+    /// The mappings folder: every path a mapping names must stay inside it
+    /// ([`super::paths::confine`]), and messages show paths relative to it.
+    pub root: PathBuf,
+    /// Directories (inside `root`) in which `lookups: {x: {file: ...}}` paths are resolved, in order.
     pub lookup_dirs: Vec<PathBuf>,
     /// Directory that `input_file` of tests is relative to.
     pub base_dir: PathBuf,
@@ -247,7 +250,7 @@ pub fn compile(ctx: Context<'_>, text: &str) -> Result<CompiledMapping, Diagnost
         .and_then(|n| endpoint(&mut cx, n, "target"));
 
     if let Some(n) = root.get("lookups") {
-        lookups(&mut cx, n, &ctx.lookup_dirs, ctx.lookup_cache);
+        lookups(&mut cx, n, &ctx.root, &ctx.lookup_dirs, ctx.lookup_cache);
     }
     let rules = match cx.required(&root, "rules", top) {
         Some(n) => rule_list(&mut cx, n, ""),
@@ -256,7 +259,7 @@ pub fn compile(ctx: Context<'_>, text: &str) -> Result<CompiledMapping, Diagnost
 
     let mut tests = Vec::new();
     if let Some(n) = root.get("tests") {
-        tests.extend(test_list(&mut cx, n, &ctx.base_dir));
+        tests.extend(test_list(&mut cx, n, &ctx.root, &ctx.base_dir));
     }
     if let Some((tfile, ttext)) = &ctx.sibling_tests {
         match yaml::parse(tfile, ttext) {
@@ -265,7 +268,7 @@ pub fn compile(ctx: Context<'_>, text: &str) -> Result<CompiledMapping, Diagnost
                 let mut tcx = Cx::new(tfile);
                 if tcx.fields(&tnode, "tests file", &["tests"]).is_some() {
                     if let Some(list) = tcx.required(&tnode, "tests", "tests file") {
-                        tests.extend(test_list(&mut tcx, list, &ctx.base_dir));
+                        tests.extend(test_list(&mut tcx, list, &ctx.root, &ctx.base_dir));
                     }
                 }
                 cx.diags.extend(tcx.diags);
@@ -375,6 +378,7 @@ fn xml_spec(cx: &mut Cx, node: &Node) -> Option<XmlSpec> {
 fn lookups(
     cx: &mut Cx,
     node: &Node,
+    root: &FsPath,
     dirs: &[PathBuf],
     cache: &mut HashMap<PathBuf, Result<Arc<LookupTable>, Diagnostics>>,
 ) {
@@ -406,11 +410,29 @@ fn lookups(
                 let Some(rel) = cx.string(f, &context, "file") else {
                     continue;
                 };
-                let found = dirs.iter().map(|d| d.join(&rel)).find(|p| p.is_file());
+                let mut found = None;
+                let mut refused = None;
+                for d in dirs {
+                    match super::paths::confine(root, d, &rel) {
+                        Ok(Some(p)) => {
+                            found = Some(p);
+                            break;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            refused = Some(e);
+                            break;
+                        }
+                    }
+                }
+                if let Some(why) = refused {
+                    cx.err(f, &context, format!("lookup file {why}"));
+                    continue;
+                }
                 let Some(path) = found else {
                     let tried: Vec<String> = dirs
                         .iter()
-                        .map(|d| d.join(&rel).display().to_string())
+                        .map(|d| super::paths::shown(root, &d.join(&rel)))
                         .collect();
                     cx.err(
                         f,
@@ -424,7 +446,7 @@ fn lookups(
                 };
                 let loaded = cache
                     .entry(path.clone())
-                    .or_insert_with(|| load_lookup_file(&name, &path))
+                    .or_insert_with(|| load_lookup_file(&name, &path, root))
                     .clone();
                 match loaded {
                     Ok(t) => {
@@ -503,8 +525,12 @@ fn table_from_map(
 
 /// A lookup file: a plain `code: value` map (a `fallback` key is the fallback),
 /// or `{map: {...}, fallback: ..., description: ...}`.
-fn load_lookup_file(name: &str, path: &FsPath) -> Result<Arc<LookupTable>, Diagnostics> {
-    let file = path.display().to_string();
+fn load_lookup_file(
+    name: &str,
+    path: &FsPath,
+    root: &FsPath,
+) -> Result<Arc<LookupTable>, Diagnostics> {
+    let file = super::paths::shown(root, path);
     let text = std::fs::read_to_string(path).map_err(|e| {
         Diagnostics(vec![Diagnostic {
             file: file.clone(),
@@ -1016,7 +1042,7 @@ fn date_op(cx: &mut Cx, arg: &Node, ctx: &str) -> Option<Op> {
     }))
 }
 
-fn test_list(cx: &mut Cx, node: &Node, base_dir: &FsPath) -> Vec<TestCase> {
+fn test_list(cx: &mut Cx, node: &Node, root: &FsPath, base_dir: &FsPath) -> Vec<TestCase> {
     let Kind::Seq(items) = &node.kind else {
         cx.err(node, "tests", "tests must be a list of cases");
         return Vec::new();
@@ -1052,13 +1078,30 @@ fn test_list(cx: &mut Cx, node: &Node, base_dir: &FsPath) -> Vec<TestCase> {
         let input = match (item.get("input"), item.get("input_file")) {
             (Some(i), None) => Some(TestInput::Tree(i.to_json())),
             (None, Some(f)) => cx.string(f, l, "input_file").and_then(|rel| {
-                let path = base_dir.join(&rel);
+                let path = match super::paths::confine(root, base_dir, &rel) {
+                    Ok(Some(p)) => p,
+                    Ok(None) => {
+                        cx.err(
+                            f,
+                            l,
+                            format!("input_file `{rel}` not found next to the mapping file"),
+                        );
+                        return None;
+                    }
+                    Err(why) => {
+                        cx.err(f, l, format!("input_file {why}"));
+                        return None;
+                    }
+                };
                 match std::fs::read(&path) {
                     Err(e) => {
                         cx.err(
                             f,
                             l,
-                            format!("cannot read input_file {}: {e}", path.display()),
+                            format!(
+                                "cannot read input_file {}: {e}",
+                                super::paths::shown(root, &path)
+                            ),
                         );
                         None
                     }
@@ -1070,7 +1113,7 @@ fn test_list(cx: &mut Cx, node: &Node, base_dir: &FsPath) -> Vec<TestCase> {
                                 l,
                                 format!(
                                     "input_file {} is not valid JSON: line {}, column {}: {e}",
-                                    path.display(),
+                                    super::paths::shown(root, &path),
                                     e.line(),
                                     e.column()
                                 ),

@@ -36,6 +36,7 @@ pub mod jq;
 pub mod model;
 pub mod ops;
 pub mod path;
+pub mod paths;
 pub mod schema_check;
 pub mod set;
 pub mod testing;

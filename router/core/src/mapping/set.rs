@@ -99,6 +99,7 @@ impl MappingSet {
                     .unwrap_or(file_name)
                     .to_owned(),
             ),
+            root: mappings_dir.to_path_buf(),
             lookup_dirs: vec![mappings_dir.to_path_buf()],
             base_dir: mappings_dir.to_path_buf(),
             sibling_tests: None,
@@ -158,7 +159,8 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>, diags: &mut Diagnost
             continue;
         }
         if path.is_dir() {
-            if !(dir == root && name == "lookups") {
+            // lookups/ holds tables, testdata/ the inputs of test cases: no mappings.
+            if !(dir == root && (name == "lookups" || name == "testdata")) {
                 collect(root, &path, out, diags, depth + 1);
             }
         } else if name.ends_with(".yaml")
@@ -217,11 +219,9 @@ fn load_file(
     } else {
         None
     };
-    let mut lookup_dirs = vec![root.to_path_buf(), base_dir.clone()];
-    if let Some(parent) = root.parent() {
-        lookup_dirs.push(parent.to_path_buf());
-    }
+    let lookup_dirs = vec![root.to_path_buf(), base_dir.clone()];
     let ctx = Context {
+        root: root.to_path_buf(),
         file: &file,
         default_id,
         lookup_dirs,
