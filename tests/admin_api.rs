@@ -79,7 +79,7 @@ async fn mapping_api_end_to_end() {
             },
         ),
     ]));
-    let guards = router::console::guards(auth.clone());
+    let guards = router::console::guards(auth.clone(), None);
     let (app, _) = router::admin::api::routes(
         AdminState {
             admin: admin.clone(),

@@ -345,12 +345,18 @@ async fn console_sign_in_edit_validate_preview_activate_search_and_dry_run() {
         schemas: schemas.clone(),
         queue: None,
     };
-    let guards = router::console::guards(state.auth.clone());
+    let sessions = Arc::new(router::console::sessions::Sessions {
+        store: store.clone(),
+        auth: state.auth.clone(),
+        edge: router::config::EdgeTrust::default(),
+    });
+    let guards = router::console::guards(state.auth.clone(), Some(sessions.clone()));
     let (app, _) = router::console::routes(
         ConsoleState {
             admin: state.clone(),
             store: store.clone(),
             replay,
+            sessions,
         },
         guards.clone(),
     )

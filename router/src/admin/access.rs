@@ -17,6 +17,10 @@ pub use crate::auth::{Principal, Role};
 /// Resolves a bearer token to a principal.
 pub trait Authenticate: Send + Sync {
     fn authenticate(&self, token: &str) -> Option<Principal>;
+    /// Who the token with this SHA-256 is, if it is still valid: a console
+    /// session keeps the token's hash, never the token, and is checked against
+    /// the tokens on every request, so revoking a token ends its sessions.
+    fn authenticate_sha256(&self, sha256: &[u8; 32]) -> Option<Principal>;
 }
 
 /// A fixed token table (tests, and `serve` before a token store is configured).
@@ -45,6 +49,19 @@ impl Authenticate for StaticTokens {
         }
         found
     }
+
+    fn authenticate_sha256(&self, sha256: &[u8; 32]) -> Option<Principal> {
+        use sha2::Digest;
+        use subtle::ConstantTimeEq;
+        let mut found = None;
+        for (t, p) in &self.tokens {
+            let d = sha2::Sha256::digest(t.as_bytes());
+            if bool::from(d.as_slice().ct_eq(sha256)) {
+                found = Some(p.clone());
+            }
+        }
+        found
+    }
 }
 
 /// The API's configured tokens (`router::auth`). A partner token authenticates
@@ -52,5 +69,9 @@ impl Authenticate for StaticTokens {
 impl Authenticate for crate::auth::TokenStore {
     fn authenticate(&self, token: &str) -> Option<Principal> {
         crate::auth::TokenStore::authenticate(self, token, crate::store::now_ms()).ok()
+    }
+
+    fn authenticate_sha256(&self, sha256: &[u8; 32]) -> Option<Principal> {
+        crate::auth::TokenStore::authenticate_digest(self, sha256, crate::store::now_ms()).ok()
     }
 }

@@ -214,7 +214,17 @@ impl TokenStore {
 
     /// Who `token` is, at `now_ms`. Every entry is compared (no early exit).
     pub fn authenticate(&self, token: &str, now_ms: i64) -> Result<Principal, AuthError> {
-        let digest = Sha256::digest(token.as_bytes());
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.authenticate_digest(&digest, now_ms)
+    }
+
+    /// Who the token with SHA-256 `digest` is, at `now_ms` (a console session
+    /// keeps only the hash). Every entry is compared (no early exit).
+    pub fn authenticate_digest(
+        &self,
+        digest: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<Principal, AuthError> {
         let mut found: Option<&TokenEntry> = None;
         for e in &self.entries {
             if bool::from(e.sha256.as_slice().ct_eq(digest.as_slice())) {

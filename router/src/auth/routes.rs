@@ -72,8 +72,13 @@ fn method_str<S: serde::Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error>
 
 /// Resolves a console request to its signed-in principal (the console's session
 /// store implements it). `None`: not signed in.
+/// It is asynchronous because sessions are rows in the store. `Err`: the
+/// sessions cannot be read now (the store is away); the text says why.
 pub trait SessionAuth: Send + Sync {
-    fn principal(&self, parts: &axum::http::request::Parts) -> Option<Principal>;
+    fn principal<'a>(
+        &'a self,
+        parts: &'a axum::http::request::Parts,
+    ) -> futures::future::BoxFuture<'a, Result<Option<Principal>, String>>;
 }
 
 /// How the guards authenticate: bearer tokens for the API, sessions for the console.
@@ -188,6 +193,19 @@ impl<S: Clone + Send + Sync + 'static> Registry<S> {
         self
     }
 
+    /// Wraps every route added so far in `layer` (the console's edge checks).
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower::Service<Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<Request>>::Response: IntoResponse + 'static,
+        <L::Service as tower::Service<Request>>::Error: Into<std::convert::Infallible> + 'static,
+        <L::Service as tower::Service<Request>>::Future: Send + 'static,
+    {
+        self.router = self.router.layer(layer);
+        self
+    }
+
     /// Gives the routes their state: the result can be merged with routes of another state.
     pub fn with_state<S2>(self, state: S) -> Registry<S2> {
         Registry {
@@ -273,7 +291,18 @@ async fn console_guard(
     next: Next,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let who = sessions.and_then(|s| s.principal(&parts));
+    let who = match sessions {
+        Some(s) => match s.principal(&parts).await {
+            Ok(who) => who,
+            Err(why) => {
+                let mut r = refusal(StatusCode::SERVICE_UNAVAILABLE, "store unavailable", why);
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                return r;
+            }
+        },
+        None => None,
+    };
     match who {
         Some(p) if allows(need, &p) => {
             let mut req = Request::from_parts(parts, body);

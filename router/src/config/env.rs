@@ -106,6 +106,20 @@ fn one(c: &mut RawConfig, var: &str, v: &str) -> Result<(), String> {
         [a, b] if a == "server" && b == "max_concurrent_requests" => {
             c.server.max_concurrent_requests = Some(parse(var, v, "a whole number")?)
         }
+        [a, b] if a == "server" && b == "behind_tls_proxy" => {
+            c.server.behind_tls_proxy = Some(parse(var, v, "true or false")?)
+        }
+        [a, b] if a == "server" && b == "trusted_proxies" => {
+            c.server.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| sp(p.to_string()))
+                .collect()
+        }
+        [a, b] if a == "server" && b == "console_session_ttl" => {
+            c.server.console_session_ttl = s(v)
+        }
         [a, b] if a == "store" && b == "url" => c.store.url = s(v),
         [a, b] if a == "store" && b == "data_dir" => c.store.data_dir = s(v),
         [a, b] if a == "store" && b == "max_batch" => {

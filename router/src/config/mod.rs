@@ -137,6 +137,35 @@ impl Default for HttpLimits {
     }
 }
 
+/// Who the HTTP edge believes (`server.behind_tls_proxy`, `server.trusted_proxies`)
+/// and how long a console sign-in lasts (`server.console_session_ttl`); see SECURITY.md.
+#[derive(Debug, Clone)]
+pub struct EdgeTrust {
+    /// Console cookies carry `Secure` (a TLS proxy is in front of the hub).
+    pub behind_tls_proxy: bool,
+    /// Peers whose `X-Forwarded-Host` and `X-Forwarded-Proto` are used; from
+    /// anyone else those headers are ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub console_session_ttl: Duration,
+}
+
+impl Default for EdgeTrust {
+    fn default() -> Self {
+        EdgeTrust {
+            behind_tls_proxy: false,
+            trusted_proxies: Vec::new(),
+            console_session_ttl: Duration::from_secs(8 * 3600),
+        }
+    }
+}
+
+impl EdgeTrust {
+    /// Is `peer` one of the trusted proxies?
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|n| n.contains(&peer))
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -146,6 +175,8 @@ pub struct Config {
     pub drain_deadline: Duration,
     /// `server.*` limits and timeouts of the HTTP listener.
     pub http: HttpLimits,
+    /// `server.*` proxies, TLS and console sessions.
+    pub edge: EdgeTrust,
     /// Database URL (`sqlite://...` or `postgres://...`).
     pub store_url: String,
     pub data_dir: PathBuf,

@@ -68,6 +68,14 @@ pub struct RawServer {
     pub body_read_timeout: Option<S<String>>,
     /// Longest time from a request's headers to its answer.
     pub request_timeout: Option<S<String>>,
+    /// A TLS-terminating proxy is in front: console cookies get `Secure`.
+    pub behind_tls_proxy: Option<S<bool>>,
+    /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`) of the proxies whose
+    /// `X-Forwarded-Host` / `X-Forwarded-Proto` are believed. Empty: none are.
+    #[serde(default)]
+    pub trusted_proxies: Vec<S<String>>,
+    /// How long a console sign-in lasts (default 8h).
+    pub console_session_ttl: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

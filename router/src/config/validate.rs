@@ -35,6 +35,7 @@ pub(super) fn validate(
 ) -> Config {
     let mut c = Ctx { file, raw, diags };
     let (listen, drain_deadline, http) = server(&mut c);
+    let edge = edge(&mut c);
     let store = store(&mut c);
     let queue = queue(&mut c);
     let paths = paths(raw);
@@ -55,6 +56,7 @@ pub(super) fn validate(
         listen,
         drain_deadline,
         http,
+        edge,
         store_url: store.url,
         data_dir: store.data_dir,
         store_max_batch: store.max_batch,
@@ -148,6 +150,41 @@ fn server(c: &mut Ctx<'_>) -> (SocketAddr, Duration, super::HttpLimits) {
         }
     }
     (listen, drain_deadline, http)
+}
+
+/// `server.behind_tls_proxy`, `server.trusted_proxies`, `server.console_session_ttl`.
+fn edge(c: &mut Ctx<'_>) -> super::EdgeTrust {
+    let d = super::EdgeTrust::default();
+    let raw = &c.raw.server;
+    let behind_tls_proxy = raw.behind_tls_proxy.as_ref().is_some_and(|b| b.value);
+    let mut trusted_proxies = Vec::new();
+    for (i, p) in raw.trusted_proxies.iter().enumerate() {
+        let v = p.value.trim();
+        let net = v
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| v.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match net {
+            Ok(n) => trusted_proxies.push(n),
+            Err(_) => c.err(
+                &format!("server.trusted_proxies[{i}]"),
+                Some(p),
+                format!(
+                    "`{v}` is not an IP address or network: write e.g. `10.0.0.5` or `10.0.0.0/8`"
+                ),
+            ),
+        }
+    }
+    let console_session_ttl = c.duration_in(
+        "server.console_session_ttl",
+        &raw.console_session_ttl,
+        d.console_session_ttl,
+        (Duration::from_secs(60), Duration::from_secs(30 * 24 * 3600)),
+    );
+    super::EdgeTrust {
+        behind_tls_proxy,
+        trusted_proxies,
+        console_session_ttl,
+    }
 }
 
 struct StoreSection {

@@ -39,7 +39,7 @@ pub async fn page(
     headers: HeaderMap,
     Query(q): Query<LangQuery>,
 ) -> Response {
-    let ctx = match signed_in(&st, &headers, &q) {
+    let ctx = match signed_in(&st, &headers, &q).await {
         Ok(c) => c,
         Err(r) => return *r,
     };

@@ -28,7 +28,7 @@ pub async fn list(
     headers: HeaderMap,
     Query(q): Query<LangQuery>,
 ) -> Response {
-    let ctx = match signed_in(&st, &headers, &q) {
+    let ctx = match signed_in(&st, &headers, &q).await {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -105,7 +105,7 @@ pub async fn get_any(
     headers: HeaderMap,
     Query(q): Query<EditorQuery>,
 ) -> Response {
-    let ctx = match signed_in(&st, &headers, &q.lang()) {
+    let ctx = match signed_in(&st, &headers, &q.lang()).await {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -431,12 +431,9 @@ pub async fn post_any(
     Query(q): Query<LangQuery>,
     Form(f): Form<EditorForm>,
 ) -> Response {
-    if let Err(r) = super::same_origin(&headers, super::lang_of(&headers, q.lang.as_deref()).0) {
-        return *r;
-    }
     let admin = &st.admin.admin;
     if let Some(id) = rest.strip_suffix("/rollback") {
-        let ctx = match admin_only(&st, &headers, &q) {
+        let ctx = match admin_only(&st, &headers, &q).await {
             Ok(c) => c,
             Err(r) => return *r,
         };
@@ -473,9 +470,9 @@ pub async fn post_any(
     }
     let id = rest.as_str();
     let ctx = match if f.action == "activate" {
-        admin_only(&st, &headers, &q)
+        admin_only(&st, &headers, &q).await
     } else {
-        signed_in(&st, &headers, &q)
+        signed_in(&st, &headers, &q).await
     } {
         Ok(c) => c,
         Err(r) => return *r,

@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::layout::{diff_html, esc, table_head, table_row, time, url};
-use super::{same_origin, signed_in, ConsoleState, Ctx, LangQuery};
+use super::{signed_in, ConsoleState, Ctx, LangQuery};
 use crate::admin::gate::{map_checked, tree_diff};
 use crate::audit::replay::{
     replay_dead_letters, replay_message, DeadLetterRequest, Mode, ReplayRequest,
@@ -61,7 +61,9 @@ pub async fn search(
         &LangQuery {
             lang: q.lang.clone(),
         },
-    ) {
+    )
+    .await
+    {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -155,7 +157,9 @@ pub async fn message(
         &LangQuery {
             lang: q.lang.clone(),
         },
-    ) {
+    )
+    .await
+    {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -179,13 +183,10 @@ pub async fn dry_run(
     headers: HeaderMap,
     Query(q): Query<LangQuery>,
 ) -> Response {
-    let ctx = match signed_in(&st, &headers, &q) {
+    let ctx = match signed_in(&st, &headers, &q).await {
         Ok(c) => c,
         Err(r) => return *r,
     };
-    if let Err(r) = same_origin(&headers, ctx.lang) {
-        return *r;
-    }
     let mut section = dry_run_html(&st, &ctx, &id).await;
     section.push_str(&replay_form_html(&st, &ctx, &id, None).await);
     let (page, status) = message_page(&st, &ctx, &id, Some(section), &[]).await;
@@ -201,13 +202,10 @@ pub async fn replay(
     Query(q): Query<LangQuery>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    let ctx = match signed_in(&st, &headers, &q) {
+    let ctx = match signed_in(&st, &headers, &q).await {
         Ok(c) => c,
         Err(r) => return *r,
     };
-    if let Err(r) = same_origin(&headers, ctx.lang) {
-        return *r;
-    }
     let field = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let req = ReplayRequest {
         targets: fields
@@ -782,7 +780,9 @@ pub async fn dead_letters(
         &LangQuery {
             lang: q.lang.clone(),
         },
-    ) {
+    )
+    .await
+    {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -966,13 +966,10 @@ pub async fn bulk_replay(
     Query(q): Query<LangQuery>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    let ctx = match signed_in(&st, &headers, &q) {
+    let ctx = match signed_in(&st, &headers, &q).await {
         Ok(c) => c,
         Err(r) => return *r,
     };
-    if let Err(r) = same_origin(&headers, ctx.lang) {
-        return *r;
-    }
     let field = |k: &str| {
         fields
             .iter()

@@ -11,18 +11,20 @@
 //! action, and a real browser test can drive it without waiting on client code.
 //!
 //! Sign-in takes an API token (the roles are the API's: admin may change,
-//! auditor may read). The token is kept in an `HttpOnly; SameSite=Strict`
-//! cookie scoped to `/console`, which also stops cross-site form posts; it is
-//! checked on every request, so revoking a token signs its sessions out.
+//! auditor may read) and opens a server-side session ([`sessions`]): the
+//! browser holds only a random session id, the store its hash, an expiry and
+//! its sign-out. Every request looks the session up and re-checks its token,
+//! so signing out, or revoking the token, ends it at once.
 //!
 //! Cross-site request forgery: the cookie's `SameSite=Strict` means a browser
 //! never sends it with a form posted from another site, so such a post arrives
-//! signed out. Every state-changing post also passes [`same_origin`], which
-//! refuses a post the browser labels as coming from elsewhere (`Sec-Fetch-Site`)
-//! or whose `Origin` names another host: defence in depth for older browsers
-//! and for actions (replays) that send data to partners.
+//! signed out. Every post to a console route (sign-in and sign-out included)
+//! also passes [`sessions::edge_layer`], which refuses a post the browser
+//! labels as coming from elsewhere (`Sec-Fetch-Site`) or whose `Origin` names
+//! another host (believing `X-Forwarded-Host` only from `server.trusted_proxies`),
+//! and puts the security headers (CSP, frame and sniffing) on every answer.
 //!
-//! Files: [`layout`] (shell, escaping, languages, tables), [`dashboard`], [`mappings`],
+//! Files: [`sessions`] (sign-in sessions, origins, security headers), [`layout`] (shell, escaping, languages, tables), [`dashboard`], [`mappings`],
 //! [`messages`] (search, message page, dry-run replay then replay, dead letters with
 //! filters and bulk replay).
 
@@ -30,6 +32,7 @@ pub mod dashboard;
 pub mod layout;
 pub mod mappings;
 pub mod messages;
+pub mod sessions;
 
 use axum::extract::{Form, Query, State};
 use axum::http::Method;
@@ -40,7 +43,7 @@ use serde::Deserialize;
 use crate::admin::access::Principal;
 use crate::admin::api::AdminState;
 use crate::audit::replay::ReplayContext;
-use crate::auth::routes::{Access, Guards, Registry, SessionAuth};
+use crate::auth::routes::{Access, Guards, Registry};
 use crate::auth::Need;
 use crate::store::Store;
 use layout::{esc, page, Lang};
@@ -53,9 +56,13 @@ pub struct ConsoleState {
     /// What replays need: the same context the audit API's replay routes use, so a
     /// replay from the console is exactly [`crate::audit::replay`]'s.
     pub replay: ReplayContext,
+    /// Console sign-in sessions ([`sessions`]).
+    pub sessions: std::sync::Arc<sessions::Sessions>,
 }
 
-const TOKEN_COOKIE: &str = "lt_token";
+/// The cookie of an older hub, which held the raw token: cleared on sign-in and
+/// sign-out, never read.
+const OLD_TOKEN_COOKIE: &str = "lt_token";
 const LANG_COOKIE: &str = "lt_lang";
 const CSS: &str = include_str!("templates/console.css");
 
@@ -115,41 +122,27 @@ pub fn routes(state: ConsoleState, guards: Guards) -> Registry {
             messages::bulk_replay,
         )
         .body_limit(Some(crate::limits::MAX_MAPPING_FILE_BYTES + 256 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            state.sessions.clone(),
+            sessions::edge_layer,
+        ))
         .with_state(state)
 }
 
 /// The route guards for a hub whose callers are `auth`'s tokens: bearer tokens
-/// for the API, the console's sessions for its pages.
-pub fn guards(auth: std::sync::Arc<dyn crate::admin::access::Authenticate>) -> Guards {
+/// for the API, the console's sessions ([`sessions::Sessions`]) for its pages
+/// (`None`: a router without the console, whose console routes nobody passes).
+pub fn guards(
+    auth: std::sync::Arc<dyn crate::admin::access::Authenticate>,
+    sessions: Option<std::sync::Arc<sessions::Sessions>>,
+) -> Guards {
     Guards {
-        tokens: auth.clone(),
-        sessions: Some(std::sync::Arc::new(CookieSessions { auth })),
+        tokens: auth,
+        sessions: sessions.map(|s| s as std::sync::Arc<dyn crate::auth::routes::SessionAuth>),
     }
 }
 
-/// The console's sessions as the route guard sees them: the signed-in
-/// principal of a request, from its cookie.
-pub struct CookieSessions {
-    pub auth: std::sync::Arc<dyn crate::admin::access::Authenticate>,
-}
-
-impl SessionAuth for CookieSessions {
-    fn principal(&self, parts: &axum::http::request::Parts) -> Option<Principal> {
-        cookie(&parts.headers, TOKEN_COOKIE).and_then(|t| self.auth.authenticate(t))
-    }
-}
-
-/// A cookie's value from the request.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
+pub use sessions::cookie;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct LangQuery {
@@ -164,7 +157,7 @@ pub struct Ctx {
     pub who: Principal,
 }
 
-fn lang_of(headers: &HeaderMap, q: Option<&str>) -> (Lang, bool) {
+pub(crate) fn lang_of(headers: &HeaderMap, q: Option<&str>) -> (Lang, bool) {
     match q {
         Some("en") => (Lang::En, true),
         Some("vi") => (Lang::Vi, true),
@@ -180,9 +173,25 @@ fn lang_of(headers: &HeaderMap, q: Option<&str>) -> (Lang, bool) {
 pub type Refusal = Box<Response>;
 
 /// Signed in (any role that may read), or a redirect to the sign-in form.
-pub fn signed_in(st: &ConsoleState, headers: &HeaderMap, q: &LangQuery) -> Result<Ctx, Refusal> {
+pub async fn signed_in(
+    st: &ConsoleState,
+    headers: &HeaderMap,
+    q: &LangQuery,
+) -> Result<Ctx, Refusal> {
     let (lang, set_lang) = lang_of(headers, q.lang.as_deref());
-    let who = cookie(headers, TOKEN_COOKIE).and_then(|t| st.admin.auth.authenticate(t));
+    let who = match st.sessions.resolve(headers).await {
+        Ok(who) => who,
+        Err(why) => {
+            return Err(Box::new(
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "5")],
+                    why,
+                )
+                    .into_response(),
+            ))
+        }
+    };
     match who {
         Some(who) if who.can_read() => Ok(Ctx {
             lang,
@@ -205,8 +214,12 @@ pub fn signed_in(st: &ConsoleState, headers: &HeaderMap, q: &LangQuery) -> Resul
 }
 
 /// Signed in as admin (changes), or 403.
-pub fn admin_only(st: &ConsoleState, headers: &HeaderMap, q: &LangQuery) -> Result<Ctx, Refusal> {
-    let ctx = signed_in(st, headers, q)?;
+pub async fn admin_only(
+    st: &ConsoleState,
+    headers: &HeaderMap,
+    q: &LangQuery,
+) -> Result<Ctx, Refusal> {
+    let ctx = signed_in(st, headers, q).await?;
     if !ctx.who.can_change() {
         return Err(Box::new(forbidden(
             ctx.lang,
@@ -219,35 +232,7 @@ pub fn admin_only(st: &ConsoleState, headers: &HeaderMap, q: &LangQuery) -> Resu
     Ok(ctx)
 }
 
-/// Refuses (403) a state-changing post that a browser says came from another site, or
-/// whose `Origin` is not this host (see the module docs). A request without these
-/// headers (an old browser, a script with the cookie) relies on `SameSite=Strict`.
-pub fn same_origin(headers: &HeaderMap, lang: Lang) -> Result<(), Refusal> {
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    let refuse = |why: &str| {
-        tracing::warn!(reason = why, "console: cross-site post refused");
-        Err(Box::new(forbidden(
-            lang,
-            lang.t(
-                "Yêu cầu đến từ một trang khác, đã bị từ chối. Hãy thao tác từ chính bảng điều khiển.",
-                "This request came from another site and was refused. Use the console's own pages.",
-            ),
-        )))
-    };
-    if matches!(h("sec-fetch-site"), Some("cross-site" | "same-site")) {
-        return refuse("sec-fetch-site");
-    }
-    if let Some(origin) = h("origin") {
-        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-        let hosts = [h("x-forwarded-host"), h("host")];
-        if !hosts.iter().flatten().any(|host| *host == origin_host) {
-            return refuse("origin");
-        }
-    }
-    Ok(())
-}
-
-fn forbidden(lang: Lang, why: &str) -> Response {
+pub(crate) fn forbidden(lang: Lang, why: &str) -> Response {
     let body = format!("<h1>403</h1><p class=\"bad\">{}</p>", esc(why));
     (StatusCode::FORBIDDEN, Html(page(lang, "403", None, &body))).into_response()
 }
@@ -310,7 +295,12 @@ struct LoginForm {
     lang: Option<String>,
 }
 
-async fn login(State(st): State<ConsoleState>, Form(f): Form<LoginForm>) -> Response {
+async fn login(
+    State(st): State<ConsoleState>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let lang = if f.lang.as_deref() == Some("en") {
         Lang::En
     } else {
@@ -318,16 +308,37 @@ async fn login(State(st): State<ConsoleState>, Form(f): Form<LoginForm>) -> Resp
     };
     let token = f.token.trim();
     match st.admin.auth.authenticate(token) {
-        Some(p)
-            if p.can_read()
-                && token
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b';' && b != b',') =>
-        {
-            let secure = "";
-            let c =
-                format!("{TOKEN_COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict{secure}");
-            ([(header::SET_COOKIE, c)], Redirect::to("/console")).into_response()
+        Some(p) if p.can_read() => {
+            match st.sessions.open(token, p, &headers, &ext).await {
+                Ok(opened) => {
+                    tracing::info!(who = %opened.who.actor(), "console: signed in");
+                    let mut r = Redirect::to("/console").into_response();
+                    let h = r.headers_mut();
+                    for c in [
+                    opened.set_cookie,
+                    format!("{OLD_TOKEN_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0"),
+                ] {
+                    if let Ok(v) = header::HeaderValue::from_str(&c) {
+                        h.append(header::SET_COOKIE, v);
+                    }
+                }
+                    r
+                }
+                Err(e) => {
+                    let mut r = login_page(
+                        lang,
+                        Some(&format!(
+                            "{} ({e})",
+                            lang.t(
+                                "Không ghi được phiên đăng nhập; hãy thử lại sau ít phút.",
+                                "The sign-in could not be recorded; try again in a few minutes.",
+                            )
+                        )),
+                    );
+                    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                    r
+                }
+            }
         }
         Some(_) => login_page(
             lang,
@@ -346,46 +357,27 @@ async fn login(State(st): State<ConsoleState>, Form(f): Form<LoginForm>) -> Resp
     }
 }
 
-async fn logout() -> Response {
-    let c = format!("{TOKEN_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0");
-    ([(header::SET_COOKIE, c)], Redirect::to("/console/login")).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, v.parse().unwrap());
+/// Ends the session in the store (not only in the browser): the same cookie
+/// no longer signs anyone in.
+async fn logout(
+    State(st): State<ConsoleState>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+) -> Response {
+    let who = ext.get::<Principal>().cloned();
+    match st.sessions.close(&headers, &ext, who.as_ref()).await {
+        Ok(clear) => {
+            let mut r = Redirect::to("/console/login").into_response();
+            if let Ok(v) = header::HeaderValue::from_str(&clear) {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+            r
         }
-        h
-    }
-
-    #[test]
-    fn same_origin_refuses_cross_site_posts() {
-        let ok = |p: &[(&'static str, &'static str)]| same_origin(&headers(p), Lang::En).is_ok();
-        assert!(ok(&[]), "no headers: SameSite=Strict is the protection");
-        assert!(ok(&[
-            ("host", "127.0.0.1:8080"),
-            ("origin", "http://127.0.0.1:8080"),
-            ("sec-fetch-site", "same-origin"),
-        ]));
-        assert!(ok(&[
-            ("host", "10.0.0.5:8080"),
-            ("x-forwarded-host", "hub.stnmt.quangnam.gov.vn"),
-            ("origin", "https://hub.stnmt.quangnam.gov.vn"),
-        ]));
-        assert!(!ok(&[
-            ("host", "127.0.0.1:8080"),
-            ("origin", "http://evil.example"),
-        ]));
-        assert!(!ok(&[("host", "127.0.0.1:8080"), ("origin", "null")]));
-        assert!(!ok(&[("sec-fetch-site", "cross-site")]));
-        assert!(!ok(&[("sec-fetch-site", "same-site")]));
-        let refused =
-            same_origin(&headers(&[("sec-fetch-site", "cross-site")]), Lang::En).unwrap_err();
-        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            format!("signing out could not be recorded: {e}; try again shortly"),
+        )
+            .into_response(),
     }
 }

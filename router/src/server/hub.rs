@@ -261,7 +261,12 @@ fn http_app(
     let replay = api_state.replay.clone();
     let _ = super::metrics::handle();
     let tokens: Arc<dyn crate::admin::access::Authenticate> = config.tokens.clone();
-    let guards = crate::console::guards(tokens.clone());
+    let sessions = Arc::new(crate::console::sessions::Sessions {
+        store: store.clone(),
+        auth: tokens.clone(),
+        edge: config.edge.clone(),
+    });
+    let guards = crate::console::guards(tokens.clone(), Some(sessions.clone()));
     let admin_state = crate::admin::api::AdminState {
         admin: admin.clone(),
         auth: tokens,
@@ -283,6 +288,7 @@ fn http_app(
                 admin: admin_state,
                 store: store.clone(),
                 replay,
+                sessions,
             },
             guards.clone(),
         ));

@@ -26,6 +26,7 @@
 //!   `router::audit::chain`); [`records`] says which columns of the other
 //!   tables each trail event records.
 //! * `mapping_versions`, `mapping_active`, `mapping_generation` ([`mapping_versions`]).
+//! * `console_sessions` ([`sessions`]): console sign-ins, by the hash of their id.
 //! * Read models: [`audit_ops`] (verify, export, search, replay) and `views`
 //!   (the console and the mapping gate); [`prune`] empties old payloads.
 //!
@@ -56,6 +57,7 @@ mod outage;
 pub mod outbox;
 pub mod prune;
 pub mod records;
+pub mod sessions;
 mod stats;
 pub mod trail;
 mod types;

@@ -1,0 +1,327 @@
+//! The console as an attacker meets it (issue 13, "Sessions" and "Auditor reads
+//! are audited everywhere"): against the running binary, over plain HTTP with
+//! no cookie jar, so every cookie the hub sets is looked at.
+//!
+//! Each of these failed on the main of 2026-12-03:
+//! * the console cookie held the raw API token (`lt_token=<token>`);
+//! * signing out only cleared the cookie: the same value still signed in;
+//! * a sign-in or sign-out posted from another site was accepted;
+//! * `X-Forwarded-Host` from any peer was believed by the origin check;
+//! * `Secure` was never set, even with a TLS proxy in front;
+//! * console pages had no CSP, `X-Frame-Options` or `X-Content-Type-Options`;
+//! * the console's search, message page and dead-letter page wrote no
+//!   `audit.read` trail event.
+
+// A test crate: a panic is how a test fails (see [workspace.lints]).
+#![allow(clippy::unwrap_used)]
+
+mod hub_support;
+
+use std::path::Path;
+
+use hub_support::*;
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use reqwest::redirect::Policy;
+use serde_json::json;
+
+/// A client that shows redirects and keeps no cookies: the test carries them.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn start_hub(server_lines: &str) -> (HubProcess, Sink, tempfile::TempDir) {
+    let sink = Sink::start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, &sink.url, OPEN_INTAKE);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen("server:\n", &format!("server:\n{server_lines}"), 1),
+    )
+    .unwrap();
+    let hub = HubProcess::spawn(&config, port, &[]).await;
+    (hub, sink, dir)
+}
+
+fn set_cookies(h: &HeaderMap) -> Vec<String> {
+    h.get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+/// The `lt_session=` cookie the answer sets, whole (`name=value; attributes`).
+fn session_cookie(h: &HeaderMap) -> Option<String> {
+    set_cookies(h)
+        .into_iter()
+        .find(|c| c.starts_with("lt_session=") && !c.starts_with("lt_session=;"))
+}
+
+async fn sign_in(http: &reqwest::Client, base: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+    let mut rb = http
+        .post(format!("{base}/console/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={AUDIT_TOKEN}&lang=en"));
+    for (k, v) in extra {
+        rb = rb.header(*k, *v);
+    }
+    rb.send().await.unwrap()
+}
+
+/// The `name=value` part of a Set-Cookie, to send back.
+fn pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_string()
+}
+
+async fn console_status(http: &reqwest::Client, base: &str, cookie: &str) -> u16 {
+    http.get(format!("{base}/console"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_is_a_random_id_that_sign_out_ends() {
+    let (hub, _sink, dir) = start_hub("").await;
+    let http = client();
+
+    let r = sign_in(&http, &hub.base, &[]).await;
+    assert_eq!(
+        r.status().as_u16(),
+        303,
+        "sign-in redirects to the dashboard"
+    );
+    let c = session_cookie(r.headers()).expect("a session cookie");
+    assert!(!c.contains(AUDIT_TOKEN), "the token is in the cookie: {c}");
+    let id = pair(&c)["lt_session=".len()..].to_string();
+    assert_eq!(id.len(), 64, "{c}");
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/console", "Max-Age="] {
+        assert!(c.contains(attr), "{attr} missing: {c}");
+    }
+    assert!(!c.contains("Secure"), "no TLS proxy configured: {c}");
+
+    // Signed in, and every console page carries the security headers.
+    let page = http
+        .get(format!("{}/console", hub.base))
+        .header("cookie", pair(&c))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let h = page.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["cache-control"], "no-store");
+    let login = http
+        .get(format!("{}/console/login", hub.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(login.headers().contains_key("content-security-policy"));
+
+    // The old cookie, holding the token itself, signs nobody in.
+    assert_eq!(
+        console_status(&http, &hub.base, &format!("lt_token={AUDIT_TOKEN}")).await,
+        303
+    );
+    // A made-up session id neither.
+    assert_eq!(
+        console_status(&http, &hub.base, &format!("lt_session={}", "a".repeat(64))).await,
+        303
+    );
+
+    // Sign-out from another site is refused and the session lives on.
+    let r = http
+        .post(format!("{}/console/logout", hub.base))
+        .header("cookie", pair(&c))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(console_status(&http, &hub.base, &pair(&c)).await, 200);
+
+    // Sign-out ends the session in the hub, not only in the browser.
+    let r = http
+        .post(format!("{}/console/logout", hub.base))
+        .header("cookie", pair(&c))
+        .header("origin", &hub.base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert!(
+        set_cookies(r.headers())
+            .iter()
+            .any(|s| s.starts_with("lt_session=;") && s.contains("Max-Age=0")),
+        "{:?}",
+        set_cookies(r.headers())
+    );
+    assert_eq!(
+        console_status(&http, &hub.base, &pair(&c)).await,
+        303,
+        "the same cookie still signs in after sign-out"
+    );
+
+    // Both are in the trail, with who did it.
+    let trail = export_trail(dir.path(), &hub).await;
+    assert!(trail.contains("console.sign_in"), "{trail}");
+    assert!(trail.contains("console.sign_out"), "{trail}");
+    assert!(trail.contains("auditor:test-auditor"), "{trail}");
+    assert!(!trail.contains(&id), "the session id is in the trail");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_from_another_site_is_refused_and_forwarded_host_needs_a_trusted_proxy() {
+    let (hub, _sink, _dir) = start_hub("").await;
+    let http = client();
+    for headers in [
+        vec![("origin", "http://evil.example")],
+        vec![("sec-fetch-site", "cross-site")],
+        // 127.0.0.1 is not a listed proxy: its X-Forwarded-Host is not believed.
+        vec![
+            ("origin", "http://evil.example"),
+            ("x-forwarded-host", "evil.example"),
+        ],
+    ] {
+        let r = sign_in(&http, &hub.base, &headers).await;
+        assert_eq!(r.status().as_u16(), 403, "{headers:?}");
+        assert!(session_cookie(r.headers()).is_none(), "{headers:?}");
+    }
+    // From the hub's own page it works.
+    let r = sign_in(&http, &hub.base, &[("origin", &hub.base)]).await;
+    assert_eq!(r.status().as_u16(), 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_tls_proxy_cookies_are_secure() {
+    let (hub, _sink, _dir) = start_hub("  trusted_proxies: [127.0.0.1]\n").await;
+    let http = client();
+    // The proxy says the browser spoke HTTPS to hub.example, and forwards its Origin.
+    let r = sign_in(
+        &http,
+        &hub.base,
+        &[
+            ("x-forwarded-host", "hub.example"),
+            ("x-forwarded-proto", "https"),
+            ("origin", "https://hub.example"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 303);
+    let c = session_cookie(r.headers()).unwrap();
+    assert!(c.contains("; Secure"), "{c}");
+    drop(hub);
+
+    let (hub, _sink, _dir) = start_hub("  behind_tls_proxy: true\n").await;
+    let r = sign_in(&http, &hub.base, &[]).await;
+    let c = session_cookie(r.headers()).unwrap();
+    assert!(c.contains("; Secure"), "{c}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_reads_of_message_content_are_in_the_trail() {
+    let (hub, sink, dir) = start_hub("").await;
+    let http = client();
+    let (status, accepted) = post_json(
+        &http,
+        &hub.base,
+        "/inbound/portal/dossier.event",
+        &json!({ "code": "D-CONSOLE-READ-1", "seq": 1, "msg_id": "m-console-read-1" }),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_string();
+    wait_until("delivered", std::time::Duration::from_secs(20), || {
+        !sink.delivered().is_empty()
+    })
+    .await;
+
+    let c = pair(&session_cookie(sign_in(&http, &hub.base, &[]).await.headers()).unwrap());
+    for path in [
+        "/console/messages?q=D-CONSOLE-READ-1".to_string(),
+        format!("/console/messages/{id}"),
+        "/console/dead".to_string(),
+    ] {
+        let r = http
+            .get(format!("{}{path}", hub.base))
+            .header("cookie", &c)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+    }
+    let trail = export_trail(dir.path(), &hub).await;
+    let reads: Vec<&str> = trail
+        .lines()
+        .filter(|l| l.contains("audit.read") || l.contains("audit.search"))
+        .collect();
+    for route in [
+        "/console/messages",
+        "/console/messages/{id}",
+        "/console/dead",
+    ] {
+        assert!(
+            reads
+                .iter()
+                .any(|l| l.contains(&format!("\"{route}\"")) && l.contains("auditor:test-auditor")),
+            "no trail event for {route}: {reads:#?}"
+        );
+    }
+}
+
+/// The trail rows in the store, as `lienthong audit export` writes them.
+async fn export_trail(dir: &Path, hub: &HubProcess) -> String {
+    let _ = hub;
+    let out = dir.join(format!("export-{}", uuid_like()));
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
+        .args(["audit", "export", "--config"])
+        .arg(dir.join("lienthong.yaml"))
+        .args(["--from", "2000-01-01", "--to", "2100-01-01", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "audit export: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let mut text = String::new();
+    for e in walk(&out) {
+        if let Ok(t) = std::fs::read_to_string(&e) {
+            text.push_str(&t);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+fn uuid_like() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn walk(p: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if p.is_dir() {
+        for e in std::fs::read_dir(p).unwrap() {
+            out.extend(walk(&e.unwrap().path()));
+        }
+    } else {
+        out.push(p.to_path_buf());
+    }
+    out
+}
