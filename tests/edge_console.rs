@@ -263,20 +263,28 @@ async fn console_reads_of_message_content_are_in_the_trail() {
         assert_eq!(r.status().as_u16(), 200, "{path}");
     }
     let trail = export_trail(dir.path(), &hub).await;
-    let reads: Vec<&str> = trail
+    // Each exported trail row carries its event as canonical JSON.
+    let reads: Vec<serde_json::Value> = trail
         .lines()
-        .filter(|l| l.contains("audit.read") || l.contains("audit.search"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|row| {
+            row["canonical"]
+                .as_str()
+                .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+        })
+        .filter(|ev| matches!(ev["kind"].as_str(), Some("audit.read" | "audit.search")))
         .collect();
-    for route in [
-        "/console/messages",
-        "/console/messages/{id}",
-        "/console/dead",
+    for (route, kind, message) in [
+        ("/console/messages", "audit.search", None),
+        ("/console/messages/{id}", "audit.read", Some(id.as_str())),
+        ("/console/dead", "audit.read", None),
     ] {
         assert!(
-            reads
-                .iter()
-                .any(|l| l.contains(&format!("\"{route}\"")) && l.contains("auditor:test-auditor")),
-            "no trail event for {route}: {reads:#?}"
+            reads.iter().any(|ev| ev["detail"]["route"] == route
+                && ev["kind"] == kind
+                && ev["actor"] == "auditor:test-auditor"
+                && ev["message_id"].as_str() == message),
+            "no {kind} trail event for {route}: {reads:#?}"
         );
     }
 }

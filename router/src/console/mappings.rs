@@ -269,7 +269,7 @@ async fn editor(
             if ctx.who.can_change() {
                 let _ = write!(
                     actions,
-                    " <form method=\"post\" action=\"{action}/rollback\" style=\"display:inline\"><input type=\"hidden\" name=\"to_version\" value=\"{}\">\
+                    " <form method=\"post\" action=\"{action}/rollback\" class=\"inline\"><input type=\"hidden\" name=\"to_version\" value=\"{}\">\
                      <input type=\"hidden\" name=\"expected\" value=\"{}\"><button type=\"submit\" class=\"secondary\" id=\"rollback-{}\">{}</button></form>",
                     v.version,
                     active.version,

@@ -68,6 +68,18 @@ pub async fn search(
         Err(r) => return *r,
     };
     let term = q.q.clone().unwrap_or_default();
+    if let Err(r) = super::record_read(
+        &st,
+        &ctx,
+        "audit.search",
+        None,
+        "/console/messages",
+        serde_json::json!({ "q": term.trim() }),
+    )
+    .await
+    {
+        return *r;
+    }
     let mut body = format!(
         "<h1>{}</h1><form method=\"get\" action=\"/console/messages\" class=\"box\"><label>{} \
          <input name=\"q\" id=\"q\" size=\"40\" value=\"{}\"></label> <button type=\"submit\" id=\"search\">{}</button></form>",
@@ -163,6 +175,22 @@ pub async fn message(
         Ok(c) => c,
         Err(r) => return *r,
     };
+    // Only a message that exists is recorded as read (as the API does), so
+    // made-up ids cannot fill the trail.
+    if let Ok(Some(_)) = st.store.message(&id).await {
+        if let Err(r) = super::record_read(
+            &st,
+            &ctx,
+            "audit.read",
+            Some(&id),
+            "/console/messages/{id}",
+            serde_json::json!({}),
+        )
+        .await
+        {
+            return *r;
+        }
+    }
     let replayed: Vec<String> = q
         .replayed
         .as_deref()
@@ -187,6 +215,20 @@ pub async fn dry_run(
         Ok(c) => c,
         Err(r) => return *r,
     };
+    if let Ok(Some(_)) = st.store.message(&id).await {
+        if let Err(r) = super::record_read(
+            &st,
+            &ctx,
+            "audit.read",
+            Some(&id),
+            "/console/messages/{id}/dry-run",
+            serde_json::json!({}),
+        )
+        .await
+        {
+            return *r;
+        }
+    }
     let mut section = dry_run_html(&st, &ctx, &id).await;
     section.push_str(&replay_form_html(&st, &ctx, &id, None).await);
     let (page, status) = message_page(&st, &ctx, &id, Some(section), &[]).await;
@@ -786,6 +828,18 @@ pub async fn dead_letters(
         Ok(c) => c,
         Err(r) => return *r,
     };
+    if let Err(r) = super::record_read(
+        &st,
+        &ctx,
+        "audit.read",
+        None,
+        "/console/dead",
+        serde_json::json!({}),
+    )
+    .await
+    {
+        return *r;
+    }
     let mut body = format!("<h1>{}</h1>", ctx.t("Thư chết", "Dead letters"));
     body.push_str(&dead_filter_form(&ctx, &q));
     let req = q.request(Vec::new(), None, true);

@@ -213,6 +213,44 @@ pub async fn signed_in(
     }
 }
 
+/// Records that the signed-in reader read message content from the console
+/// (`kind` is `audit.read` or `audit.search`, as the API writes them; `route`
+/// is the console route). A read that cannot be recorded is not shown: the
+/// answer is 503, as for the API.
+pub async fn record_read(
+    st: &ConsoleState,
+    ctx: &Ctx,
+    kind: &'static str,
+    message_id: Option<&str>,
+    route: &str,
+    detail: serde_json::Value,
+) -> Result<(), Refusal> {
+    let mut d = serde_json::json!({ "route": route, "surface": "console" });
+    if let (Some(o), serde_json::Value::Object(extra)) = (d.as_object_mut(), detail) {
+        o.extend(extra);
+    }
+    let ev = crate::audit::TrailEvent {
+        at: crate::store::now_ms(),
+        message_id: message_id.map(String::from),
+        delivery_id: None,
+        kind,
+        actor: ctx.who.actor(),
+        detail: d,
+    };
+    st.store.record_events(vec![ev]).await.map_err(|e| {
+        Box::new(
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5")],
+                format!(
+                    "this read could not be recorded in the trail ({e}); reload the page shortly"
+                ),
+            )
+                .into_response(),
+        )
+    })
+}
+
 /// Signed in as admin (changes), or 403.
 pub async fn admin_only(
     st: &ConsoleState,
