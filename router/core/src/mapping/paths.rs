@@ -50,9 +50,11 @@ pub fn confine(root: &Path, dir: &Path, rel: &str) -> Result<Option<PathBuf>, St
     for c in given.components() {
         match c {
             Component::ParentDir => {
-                if !lexical.pop() {
+                // Climbing above `/` would leave the folder in any case.
+                if lexical.parent().is_none() {
                     return Err(refused());
                 }
+                lexical.pop();
             }
             Component::Normal(n) => lexical.push(n),
             _ => {}
