@@ -49,7 +49,7 @@ fn copy_dir(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
         let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
+        if e.path().is_dir() {
             copy_dir(&e.path(), &dst);
         } else {
             std::fs::copy(e.path(), dst).unwrap();
@@ -159,7 +159,15 @@ async fn text_of(c: &Client, css: &str) -> String {
         };
         match attempt.await {
             Ok(text) => return text,
-            Err(e) if std::time::Instant::now() >= deadline => panic!("element {css}: {e}"),
+            Err(e) if std::time::Instant::now() >= deadline => {
+                let url = c
+                    .current_url()
+                    .await
+                    .map(|u| u.to_string())
+                    .unwrap_or_default();
+                let page = c.source().await.unwrap_or_default();
+                panic!("element {css}: {e}\nat {url}:\n{page}")
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }

@@ -28,7 +28,9 @@
 //! browser in or out), and it adds the security headers to every answer:
 //! a strict `Content-Security-Policy` (no scripts at all, styles and forms from
 //! the hub only, `frame-ancestors 'none'`), `X-Frame-Options: DENY`,
-//! `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer` and
+//! `X-Content-Type-Options: nosniff`, `Referrer-Policy: same-origin` (not
+//! `no-referrer`: under it Chromium sends `Origin: null` with the console's own
+//! form posts, which the origin check must refuse) and
 //! `Cache-Control: no-store` (pages carry dossier data). `X-Forwarded-Host` and
 //! `X-Forwarded-Proto` are believed only from the peers listed in
 //! `server.trusted_proxies`; from anyone else the `Host` header is the hub.
@@ -263,7 +265,7 @@ pub fn security_headers(h: &mut HeaderMap) {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
