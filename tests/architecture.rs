@@ -193,3 +193,41 @@ fn every_route_is_registered_with_its_access() {
         found.join("\n")
     );
 }
+
+/// The console's HTML comes from `maud` templates only, which escape every
+/// spliced value (router/src/console/layout.rs). Building markup from strings
+/// (`format!("<td>{}</td>", ..)`, `push_str("<p>")`) makes escaping opt-in
+/// again, and `PreEscaped` turns it off: either would let partner data become
+/// markup. This refuses both in the console's code.
+#[test]
+fn console_html_is_built_by_escaping_templates_only() {
+    let mut files = Vec::new();
+    rust_files(&root().join("router/src/console"), &mut files);
+    assert!(files.len() >= 5, "console files not found: {files:?}");
+    let mut found = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            let l = line.trim_start();
+            if l.starts_with("//") {
+                continue;
+            }
+            // A string literal that opens a tag: `"<td"`, `"</p>"`, `"<!doctype"`.
+            let tag_in_string = l.match_indices("\"<").any(|(i, _)| {
+                l[i + 2..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '/' || c == '!')
+            });
+            if tag_in_string || l.contains("PreEscaped") {
+                found.push(format!("{}:{}: {}", f.display(), n + 1, l));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "console markup built outside maud's html! (use a template; values are then escaped):\n{}",
+        found.join("\n")
+    );
+}

@@ -11,6 +11,11 @@
 //! * console pages had no CSP, `X-Frame-Options` or `X-Content-Type-Options`;
 //! * the console's search, message page and dead-letter page wrote no
 //!   `audit.read` trail event.
+//!
+//! And one that holds the templates to their promise: partner data with
+//! markup in it (a dossier code, a payload field) is shown as text on every
+//! page that shows it, never as markup (the console's HTML was built from
+//! strings with opt-in escaping until 2026-12-04).
 
 // A test crate: a panic is how a test fails (see [workspace.lints]).
 #![allow(clippy::unwrap_used)]
@@ -287,6 +292,66 @@ async fn console_reads_of_message_content_are_in_the_trail() {
             "no {kind} trail event for {route}: {reads:#?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_markup_is_shown_as_text() {
+    let (hub, sink, _dir) = start_hub("").await;
+    let http = client();
+    let hostile = r#"D-<img src=x onerror="alert(1)">"#;
+    let note = "</pre><script>alert(document.cookie)</script>";
+    let (status, accepted) = post_json(
+        &http,
+        &hub.base,
+        "/inbound/portal/dossier.event",
+        &json!({ "code": hostile, "seq": 1, "msg_id": "m-markup-1", "note": note }),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_string();
+    wait_until("delivered", std::time::Duration::from_secs(20), || {
+        !sink.delivered().is_empty()
+    })
+    .await;
+    let c = pair(&session_cookie(sign_in(&http, &hub.base, &[]).await.headers()).unwrap());
+    let search = format!("/console/messages?q={}", urlencode(hostile));
+    for path in [
+        search.as_str(),
+        &format!("/console/messages/{id}"),
+        "/console/messages",
+    ] {
+        let r = http
+            .get(format!("{}{path}", hub.base))
+            .header("cookie", &c)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("D-&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"),
+            "{path} does not show the dossier code as text:\n{page}"
+        );
+        for raw in ["<img src=x", "<script>alert", "onerror=\"alert"] {
+            assert!(
+                !page.contains(raw),
+                "{path} carries partner markup `{raw}`:\n{page}"
+            );
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// The trail rows in the store, as `lienthong audit export` writes them.

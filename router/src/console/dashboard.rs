@@ -5,14 +5,13 @@
 //! whether the trail's chain head is where it should be. Every number is one
 //! indexed aggregate query; nothing here is cached, so what you see is now.
 
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use maud::html;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
-use super::layout::{esc, time};
-use super::{signed_in, ConsoleState, LangQuery};
+use super::layout::{header_row, time, url};
+use super::{ConsoleState, Ctx};
 use crate::store::now_ms;
 
 #[derive(Default)]
@@ -34,15 +33,7 @@ async fn count(store: &crate::store::Store, since: i64, state: &str) -> i64 {
     }
 }
 
-pub async fn page(
-    State(st): State<ConsoleState>,
-    headers: HeaderMap,
-    Query(q): Query<LangQuery>,
-) -> Response {
-    let ctx = match signed_in(&st, &headers, &q).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
+pub async fn page(State(st): State<ConsoleState>, ctx: Ctx) -> Response {
     let store = &st.store;
     let now = now_ms();
     let received_5m = count(store, now - 300_000, "accepted").await;
@@ -69,12 +60,17 @@ pub async fn page(
         }
     }
     let head = store.chain_head_row().await.ok();
+    let set = st.admin.admin.active().load();
+    let refused: Vec<_> = st
+        .admin
+        .admin
+        .file_reports()
+        .into_iter()
+        .filter(|r| !r.passed)
+        .take(5)
+        .collect();
 
-    let mut body = format!(
-        "<h1>{}</h1><div class=\"cards\">",
-        ctx.t("Tổng quan", "Dashboard")
-    );
-    for (label, n) in [
+    let cards = [
         (
             ctx.t("Nhận 5 phút qua", "Accepted, last 5 min"),
             received_5m,
@@ -84,102 +80,68 @@ pub async fn page(
             ctx.t("Từ chối 1 giờ qua", "Rejected, last hour"),
             rejected_1h,
         ),
-    ] {
-        let _ = write!(body, "<div class=\"card\"><b>{n}</b>{label}</div>");
-    }
-    body.push_str("</div>");
-    let _ = write!(
-        body,
-        "<h2>{}</h2>",
-        ctx.t("Theo hệ thống đích", "Per destination system")
-    );
-    body.push_str(&super::layout::table_head(
-        "systems",
-        &[
-            ctx.t("Hệ thống", "System"),
-            ctx.t("Đang chờ", "Queued"),
-            ctx.t("Đang gửi", "In flight"),
-            ctx.t("Đã gửi (1 giờ)", "Delivered (1 h)"),
-            ctx.t("Lần gửi lỗi (24 giờ)", "Failed attempts (24 h)"),
-            ctx.t("Thư chết", "Dead letters"),
-        ],
-    ));
-    for (dest, s) in &systems {
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"/console/dead?destination={}\">{}</a></td></tr>",
-            esc(dest),
-            s.pending,
-            s.in_flight,
-            s.delivered_1h,
-            s.failed_attempts_24h,
-            super::layout::url(dest),
-            s.dead
-        );
-    }
-    body.push_str("</table>");
-    let _ = write!(
-        body,
-        "<h2>{}</h2><div class=\"box\" id=\"chain\">",
-        ctx.t("Chuỗi nhật ký", "Trail chain")
-    );
-    match head {
-        Some(h) => {
-            let (seq, hash, at) = (h.seq, h.hash, h.updated_at);
-            let _ = write!(
-                body,
-                "{} <b>{seq}</b> · {} <code>{}</code> · {}",
-                ctx.t("Bản ghi cuối", "Last row"),
-                ctx.t("băm", "hash"),
-                esc(&hash[..hash.len().min(16)]),
-                time(at)
-            );
-            let _ = write!(
-                body,
-                "<p class=\"muted\">{}</p>",
-                ctx.t(
-                    "Kiểm tra toàn chuỗi: lienthong audit verify.",
-                    "Full verification: lienthong audit verify."
-                )
-            );
+    ];
+    let body = html! {
+        h1 { (ctx.t("Tổng quan", "Dashboard")) }
+        div.cards {
+            @for (label, n) in cards {
+                div.card { b { (n) } (label) }
+            }
         }
-        None => body.push_str("<span class=\"bad\">chain_head?</span>"),
-    }
-    body.push_str("</div>");
-    let set = st.admin.admin.active().load();
-    let _ = write!(
-        body,
-        "<h2>{}</h2><p>{} <b>{}</b> · {} {}</p>",
-        ctx.t("Ánh xạ", "Mappings"),
-        ctx.t("Thế hệ", "Generation"),
-        set.generation,
-        set.mappings.len(),
-        ctx.t("ánh xạ đang hoạt động", "active mappings")
-    );
-    let refused: Vec<_> = st
-        .admin
-        .admin
-        .file_reports()
-        .into_iter()
-        .filter(|r| !r.passed)
-        .take(5)
-        .collect();
-    if !refused.is_empty() {
-        let _ = write!(
-            body,
-            "<div class=\"box\"><b>{}</b><ul class=\"error-list\">",
-            ctx.t("Sửa tệp bị từ chối", "Refused file edits")
-        );
-        for r in refused {
-            let _ = write!(
-                body,
-                "<li>{}: {}</li>",
-                esc(&r.mapping_id),
-                esc(&r.summary())
-            );
+        h2 { (ctx.t("Theo hệ thống đích", "Per destination system")) }
+        table #systems {
+            (header_row(&[
+                ctx.t("Hệ thống", "System"),
+                ctx.t("Đang chờ", "Queued"),
+                ctx.t("Đang gửi", "In flight"),
+                ctx.t("Đã gửi (1 giờ)", "Delivered (1 h)"),
+                ctx.t("Lần gửi lỗi (24 giờ)", "Failed attempts (24 h)"),
+                ctx.t("Thư chết", "Dead letters"),
+            ]))
+            @for (dest, s) in &systems {
+                tr {
+                    td { (dest) }
+                    td { (s.pending) }
+                    td { (s.in_flight) }
+                    td { (s.delivered_1h) }
+                    td { (s.failed_attempts_24h) }
+                    td { a href={ "/console/dead?destination=" (url(dest)) } { (s.dead) } }
+                }
+            }
         }
-        body.push_str("</ul></div>");
-    }
-    ctx.render(ctx.t("Tổng quan", "Dashboard"), &body)
+        h2 { (ctx.t("Chuỗi nhật ký", "Trail chain")) }
+        div.box #chain {
+            @match &head {
+                Some(h) => {
+                    (ctx.t("Bản ghi cuối", "Last row")) " " b { (h.seq) }
+                    " · " (ctx.t("băm", "hash")) " " code { (&h.hash[..h.hash.len().min(16)]) }
+                    " · " (time(h.updated_at))
+                    p.muted {
+                        (ctx.t(
+                            "Kiểm tra toàn chuỗi: lienthong audit verify.",
+                            "Full verification: lienthong audit verify."
+                        ))
+                    }
+                }
+                None => span.bad { "chain_head?" }
+            }
+        }
+        h2 { (ctx.t("Ánh xạ", "Mappings")) }
+        p {
+            (ctx.t("Thế hệ", "Generation")) " " b { (set.generation) }
+            " · " (set.mappings.len()) " " (ctx.t("ánh xạ đang hoạt động", "active mappings"))
+        }
+        @if !refused.is_empty() {
+            div.box {
+                b { (ctx.t("Sửa tệp bị từ chối", "Refused file edits")) }
+                ul.error-list {
+                    @for r in &refused {
+                        li { (r.mapping_id) ": " (r.summary()) }
+                    }
+                }
+            }
+        }
+    };
+    ctx.render(ctx.t("Tổng quan", "Dashboard"), body)
         .into_response()
 }

@@ -1,4 +1,12 @@
-//! The page shell, HTML escaping and the two languages.
+//! The page shell, the shared fragments and the two languages.
+//!
+//! Every page is a [`maud`] template: `html! { ... }` is checked when the hub
+//! is compiled, and every value spliced into it with `(value)` is escaped for
+//! HTML, in element content and in attribute values alike. Partner data
+//! (dossier codes, raw payloads, error texts) reaches these pages, so escaping
+//! must not depend on someone remembering to call a function: the only way
+//! to put markup on a page without escaping is [`maud::PreEscaped`], which
+//! the console does not use (`tests/architecture.rs` keeps it that way).
 //!
 //! Staff at the Department read Vietnamese; partners' engineers and auditors
 //! from elsewhere often read English. Every label is written once as a
@@ -6,6 +14,8 @@
 //! instead of text and a missing translation is visible in review.
 
 use std::fmt::Write;
+
+use maud::{html, Markup, DOCTYPE};
 
 /// The console language: Vietnamese by default, English with `?lang=en` (remembered in a cookie).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,25 +38,18 @@ impl Lang {
             Lang::En => "en",
         }
     }
-}
-
-/// Escape text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+    /// The other language: what the header's language link switches to.
+    fn other(self) -> (&'static str, &'static str) {
+        match self {
+            Lang::Vi => ("en", "English"),
+            Lang::En => ("vi", "Tiếng Việt"),
         }
     }
-    out
 }
 
 /// Percent-encode a query value or path segment (mapping ids keep their `/`).
+/// This makes a value safe inside a URL; the template then escapes the URL
+/// for the attribute it is in.
 pub fn url(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
@@ -59,47 +62,27 @@ pub fn url(s: &str) -> String {
     out
 }
 
-/// The opening of a console table with its header row: `<table id=..><tr><th>..</th>..</tr>`.
-/// Rows follow as `<tr><td>..</td></tr>`; the caller closes with `</table>`. An empty
-/// `id` leaves the attribute out.
-pub fn table_head(id: &str, headers: &[&str]) -> String {
-    let mut out = if id.is_empty() {
-        String::from("<table><tr>")
-    } else {
-        format!("<table id=\"{}\"><tr>", esc(id))
-    };
-    for h in headers {
-        let _ = write!(out, "<th>{}</th>", esc(h));
-    }
-    out.push_str("</tr>");
-    out
-}
-
-/// One table row of already-escaped cell HTML.
-pub fn table_row(cells: &[String]) -> String {
-    let mut out = String::from("<tr>");
-    for c in cells {
-        let _ = write!(out, "<td>{c}</td>");
-    }
-    out.push_str("</tr>");
-    out
+/// A table's header row.
+pub fn header_row(headers: &[&str]) -> Markup {
+    html! { tr { @for h in headers { th { (h) } } } }
 }
 
 /// A unified diff with added/removed lines coloured.
-pub fn diff_html(diff: &str) -> String {
-    let mut out = String::from("<pre class=\"diff\">");
-    for line in diff.lines() {
-        let class = if line.starts_with('+') && !line.starts_with("+++") {
-            "add"
-        } else if line.starts_with('-') && !line.starts_with("---") {
-            "del"
-        } else {
-            ""
-        };
-        let _ = writeln!(out, "<span class=\"{class}\">{}</span>", esc(line));
+pub fn diff(diff: &str) -> Markup {
+    html! {
+        pre.diff {
+            @for line in diff.lines() {
+                @let class = if line.starts_with('+') && !line.starts_with("+++") {
+                    "add"
+                } else if line.starts_with('-') && !line.starts_with("---") {
+                    "del"
+                } else {
+                    ""
+                };
+                span class=(class) { (line) } "\n"
+            }
+        }
     }
-    out.push_str("</pre>");
-    out
 }
 
 /// Epoch ms as `yyyy-MM-dd HH:mm:ss` in Asia/Ho_Chi_Minh.
@@ -112,34 +95,71 @@ pub fn time(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-/// The whole page around `body`.
-pub fn page(lang: Lang, title: &str, who: Option<&str>, body: &str) -> String {
-    let nav = if let Some(who) = who {
-        format!(
-            "<a href=\"/console\">{}</a><a href=\"/console/mappings\">{}</a><a href=\"/console/messages\">{}</a>\
-             <a href=\"/console/dead\">{}</a><span class=\"who\">{} · <a href=\"?lang={}\">{}</a> · \
-             <form method=\"post\" action=\"/console/logout\"><button class=\"secondary\" type=\"submit\">{}</button></form></span>",
-            lang.t("Tổng quan", "Dashboard"),
-            lang.t("Ánh xạ", "Mappings"),
-            lang.t("Thông điệp", "Messages"),
-            lang.t("Thư chết", "Dead letters"),
-            esc(who),
-            lang.t("en", "vi"),
-            lang.t("English", "Tiếng Việt"),
-            lang.t("Đăng xuất", "Sign out"),
+/// The whole page around `body`; `who` (the signed-in user) adds the navigation.
+pub fn page(lang: Lang, title: &str, who: Option<&str>, body: Markup) -> Markup {
+    let (other, other_name) = lang.other();
+    html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width";
+                title { (title) " · lienthong" }
+                link rel="stylesheet" href="/console/style.css";
+            }
+            body {
+                header {
+                    strong { "lienthong" }
+                    @if let Some(who) = who {
+                        a href="/console" { (lang.t("Tổng quan", "Dashboard")) }
+                        a href="/console/mappings" { (lang.t("Ánh xạ", "Mappings")) }
+                        a href="/console/messages" { (lang.t("Thông điệp", "Messages")) }
+                        a href="/console/dead" { (lang.t("Thư chết", "Dead letters")) }
+                        span.who {
+                            (who) " · "
+                            a href={ "?lang=" (other) } { (other_name) }
+                            " · "
+                            form method="post" action="/console/logout" {
+                                button.secondary type="submit" { (lang.t("Đăng xuất", "Sign out")) }
+                            }
+                        }
+                    } @else {
+                        span.who { a href={ "?lang=" (other) } { (other_name) } }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the templates promise: a value from a partner is text, never markup,
+    /// in content and in attributes.
+    #[test]
+    fn spliced_values_are_escaped() {
+        let hostile = r#"<img src=x onerror="alert(1)">&'"#;
+        let out = page(
+            Lang::En,
+            hostile,
+            Some(hostile),
+            html! { p title=(hostile) { (hostile) } (diff(&format!("+{hostile}"))) },
         )
-    } else {
-        format!(
-            "<span class=\"who\"><a href=\"?lang={}\">{}</a></span>",
-            lang.t("en", "vi"),
-            lang.t("English", "Tiếng Việt")
-        )
-    };
-    format!(
-        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{} · lienthong</title><link rel=\"stylesheet\" href=\"/console/style.css\"></head>\
-         <body><header><strong>lienthong</strong>{nav}</header><main>{body}</main></body></html>",
-        lang.code(),
-        esc(title)
-    )
+        .into_string();
+        assert!(!out.contains("<img"), "{out}");
+        assert!(!out.contains(r#"="alert"#), "{out}");
+        assert!(
+            out.contains("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn url_encodes_everything_but_path_characters() {
+        assert_eq!(url("lis/tax-x_1.~"), "lis/tax-x_1.~");
+        assert_eq!(url("a b&c=\"d\""), "a%20b%26c%3D%22d%22");
+    }
 }

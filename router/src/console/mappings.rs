@@ -8,107 +8,81 @@
 //! editor showing the new version. The form carries the version the author
 //! started from, so a concurrent change is reported, never overwritten.
 
-use std::fmt::Write;
-
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::layout::{diff_html, esc, table_head, time, url};
-use super::{admin_only, signed_in, ConsoleState, Ctx, LangQuery};
+use super::layout::{diff, header_row, time, url};
+use super::{ConsoleState, Ctx};
 use crate::admin::gate::{GateReport, StepStatus};
 use crate::admin::service::{check_id, Proposal};
 use crate::admin::versions::{unified_diff, Origin};
 use crate::admin::AdminError;
 
-pub async fn list(
-    State(st): State<ConsoleState>,
-    headers: HeaderMap,
-    Query(q): Query<LangQuery>,
-) -> Response {
-    let ctx = match signed_in(&st, &headers, &q).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
+pub async fn list(State(st): State<ConsoleState>, ctx: Ctx) -> Response {
     let rows = match st.admin.admin.versions().active_all().await {
         Ok(r) => r,
         Err(e) => return error_page(&ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let set = st.admin.admin.active().load();
-    let mut body = format!("<h1>{}</h1>", ctx.t("Ánh xạ", "Mappings"));
-    body.push_str(&table_head(
-        "mappings",
-        &[
-            ctx.t("Mã ánh xạ", "Mapping id"),
-            ctx.t("Phiên bản", "Version"),
-            ctx.t("Nguồn → đích", "Source → target"),
-            ctx.t("Kích hoạt", "Activated"),
-        ],
-    ));
-    for r in rows {
-        let flow = set
-            .mappings
-            .get(&r.mapping_id)
+    let flow = |id: &str| {
+        set.mappings
+            .get(id)
             .map(|m| {
                 format!(
                     "{}/{} → {}/{}",
                     m.source.system, m.source.message_type, m.target.system, m.target.message_type
                 )
             })
-            .unwrap_or_default();
-        let _ = write!(
-            body,
-            "<tr><td><a href=\"/console/mappings/{}\">{}</a></td><td>v{}</td><td>{}</td><td>{} · {}</td></tr>",
-            url(&r.mapping_id),
-            esc(&r.mapping_id),
-            r.version,
-            esc(&flow),
-            time(r.activated_at),
-            esc(&r.activated_by)
-        );
-    }
-    body.push_str("</table>");
-    ctx.render(ctx.t("Ánh xạ", "Mappings"), &body)
+            .unwrap_or_default()
+    };
+    let body = html! {
+        h1 { (ctx.t("Ánh xạ", "Mappings")) }
+        table #mappings {
+            (header_row(&[
+                ctx.t("Mã ánh xạ", "Mapping id"),
+                ctx.t("Phiên bản", "Version"),
+                ctx.t("Nguồn → đích", "Source → target"),
+                ctx.t("Kích hoạt", "Activated"),
+            ]))
+            @for r in &rows {
+                tr {
+                    td { a href={ "/console/mappings/" (url(&r.mapping_id)) } { (r.mapping_id) } }
+                    td { "v" (r.version) }
+                    td { (flow(&r.mapping_id)) }
+                    td { (time(r.activated_at)) " · " (r.activated_by) }
+                }
+            }
+        }
+    };
+    ctx.render(ctx.t("Ánh xạ", "Mappings"), body)
 }
 
 fn error_page(ctx: &Ctx, status: StatusCode, msg: &str) -> Response {
-    let body = format!(
-        "<h1>{}</h1><p class=\"bad\" id=\"error\">{}</p>",
-        status.as_u16(),
-        esc(msg)
-    );
-    (status, ctx.render(&status.to_string(), &body)).into_response()
+    let body = html! {
+        h1 { (status.as_u16()) }
+        p.bad #error { (msg) }
+    };
+    (status, ctx.render(&status.to_string(), body)).into_response()
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct EditorQuery {
-    lang: Option<String>,
     from: Option<i64>,
     to: Option<i64>,
     activated: Option<i64>,
     rolled_back: Option<i64>,
 }
 
-impl EditorQuery {
-    fn lang(&self) -> LangQuery {
-        LangQuery {
-            lang: self.lang.clone(),
-        }
-    }
-}
-
 pub async fn get_any(
     State(st): State<ConsoleState>,
+    ctx: Ctx,
     Path(rest): Path<String>,
-    headers: HeaderMap,
     Query(q): Query<EditorQuery>,
 ) -> Response {
-    let ctx = match signed_in(&st, &headers, &q.lang()).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
     if let Some(id) = rest.strip_suffix("/diff") {
         return diff_page(&st, &ctx, id, q.from, q.to).await;
     }
@@ -179,201 +153,173 @@ async fn editor(
         },
     };
     let action = format!("/console/mappings/{}", url(id));
-    let mut body = format!("<h1>{}</h1>", esc(id));
-    if let Some(f) = flash {
-        let _ = write!(body, "<p class=\"flash\" id=\"flash\">{}</p>", esc(f));
-    }
-    let _ = write!(
-        body,
-        "<p>{} <b id=\"active-version\">v{}</b> · {} · {}</p>",
-        ctx.t("Phiên bản đang hoạt động", "Active version"),
-        active.version,
-        time(active.activated_at),
-        esc(&active.activated_by)
-    );
-    if let Some(e) = &draft.error {
-        let _ = write!(body, "<p class=\"bad\" id=\"error\">{}</p>", esc(e));
-    }
-    if let Some(r) = &draft.report {
-        body.push_str(&report_html(ctx, r));
-    }
-    if let Some(p) = &draft.preview {
-        match p {
-            Ok(out) => {
-                let _ = write!(
-                    body,
-                    "<div class=\"box\"><b>{}</b><pre id=\"preview\">{}</pre></div>",
-                    ctx.t("Xem trước kết quả", "Preview of the output"),
-                    esc(&serde_json::to_string_pretty(out).unwrap_or_default())
-                );
+    let admin = ctx.who.can_change();
+    let body = html! {
+        h1 { (id) }
+        @if let Some(f) = flash {
+            p.flash #flash { (f) }
+        }
+        p {
+            (ctx.t("Phiên bản đang hoạt động", "Active version")) " "
+            b #active-version { "v" (active.version) }
+            " · " (time(active.activated_at)) " · " (active.activated_by)
+        }
+        @if let Some(e) = &draft.error {
+            p.bad #error { (e) }
+        }
+        @if let Some(r) = &draft.report {
+            (report_html(ctx, r))
+        }
+        @match &draft.preview {
+            Some(Ok(out)) => div.box {
+                b { (ctx.t("Xem trước kết quả", "Preview of the output")) }
+                pre #preview { (serde_json::to_string_pretty(out).unwrap_or_default()) }
+            },
+            Some(Err(e)) => div.box {
+                b { (ctx.t("Xem trước thất bại", "Preview failed")) }
+                pre.bad #preview-error { (e) }
+            },
+            None => {}
+        }
+        form method="post" action=(action) #editor {
+            input type="hidden" name="expected" value=(active.version);
+            textarea name="content" #content spellcheck="false" { (content) }
+            p {
+                label {
+                    (ctx.t(
+                        "Mẫu xem trước (mã thông điệp đã lưu, để trống = ca kiểm thử đầu tiên)",
+                        "Preview sample (stored message id; empty = first test case)"
+                    )) " "
+                    input name="sample" #sample size="40" value=(draft.sample)
+                        placeholder=(ctx.t("mã thông điệp", "message id"));
+                }
             }
-            Err(e) => {
-                let _ = write!(
-                    body,
-                    "<div class=\"box\"><b>{}</b><pre id=\"preview-error\" class=\"bad\">{}</pre></div>",
-                    ctx.t("Xem trước thất bại", "Preview failed"),
-                    esc(e)
-                );
+            p {
+                label {
+                    (ctx.t("Ghi chú thay đổi", "Change comment")) " "
+                    input name="comment" #comment size="60" value=(draft.comment);
+                }
+            }
+            p {
+                button.secondary type="submit" name="action" value="validate" #validate {
+                    (ctx.t("Kiểm tra (chạy thử)", "Validate (dry run)"))
+                }
+                " "
+                button.secondary type="submit" name="action" value="preview" #preview-button {
+                    (ctx.t("Xem trước", "Preview"))
+                }
+                " "
+                @if admin {
+                    button type="submit" name="action" value="activate" #activate {
+                        (ctx.t("Kích hoạt", "Activate"))
+                    }
+                }
             }
         }
-    }
-    let _ = write!(
-        body,
-        "<form method=\"post\" action=\"{action}\" id=\"editor\"><input type=\"hidden\" name=\"expected\" value=\"{}\">\
-         <textarea name=\"content\" id=\"content\" spellcheck=\"false\">{}</textarea>\
-         <p><label>{} <input name=\"sample\" id=\"sample\" size=\"40\" value=\"{}\" placeholder=\"{}\"></label></p>\
-         <p><label>{} <input name=\"comment\" id=\"comment\" size=\"60\" value=\"{}\"></label></p>\
-         <p><button type=\"submit\" name=\"action\" value=\"validate\" id=\"validate\" class=\"secondary\">{}</button> \
-         <button type=\"submit\" name=\"action\" value=\"preview\" id=\"preview-button\" class=\"secondary\">{}</button> ",
-        active.version,
-        esc(&content),
-        ctx.t("Mẫu xem trước (mã thông điệp đã lưu, để trống = ca kiểm thử đầu tiên)", "Preview sample (stored message id; empty = first test case)"),
-        esc(&draft.sample),
-        ctx.t("mã thông điệp", "message id"),
-        ctx.t("Ghi chú thay đổi", "Change comment"),
-        esc(&draft.comment),
-        ctx.t("Kiểm tra (chạy thử)", "Validate (dry run)"),
-        ctx.t("Xem trước", "Preview"),
-    );
-    if ctx.who.can_change() {
-        let _ = write!(body, "<button type=\"submit\" name=\"action\" value=\"activate\" id=\"activate\">{}</button>", ctx.t("Kích hoạt", "Activate"));
-    }
-    body.push_str("</p></form>");
-
-    let _ = write!(body, "<h2>{}</h2>", ctx.t("Lịch sử", "History"));
-    body.push_str(&table_head(
-        "history",
-        &[
-            ctx.t("Phiên bản", "Version"),
-            ctx.t("Thời gian", "Time"),
-            ctx.t("Người sửa", "Author"),
-            ctx.t("Ghi chú", "Comment"),
-            "",
-        ],
-    ));
-    for v in &history {
-        let mark = if v.active {
-            format!(" <b class=\"ok\">{}</b>", ctx.t("đang hoạt động", "active"))
-        } else {
-            String::new()
-        };
-        let mut actions = String::new();
-        if !v.active {
-            let _ = write!(
-                actions,
-                "<a href=\"{action}/diff?from={}&to={}\">{}</a>",
-                v.version,
-                active.version,
-                ctx.t("so sánh", "diff")
-            );
-            if ctx.who.can_change() {
-                let _ = write!(
-                    actions,
-                    " <form method=\"post\" action=\"{action}/rollback\" class=\"inline\"><input type=\"hidden\" name=\"to_version\" value=\"{}\">\
-                     <input type=\"hidden\" name=\"expected\" value=\"{}\"><button type=\"submit\" class=\"secondary\" id=\"rollback-{}\">{}</button></form>",
-                    v.version,
-                    active.version,
-                    v.version,
-                    ctx.t("quay lại", "roll back")
-                );
+        h2 { (ctx.t("Lịch sử", "History")) }
+        table #history {
+            (header_row(&[
+                ctx.t("Phiên bản", "Version"),
+                ctx.t("Thời gian", "Time"),
+                ctx.t("Người sửa", "Author"),
+                ctx.t("Ghi chú", "Comment"),
+                "",
+            ]))
+            @for v in &history {
+                tr id={ "v" (v.version) } {
+                    td {
+                        (super::messages::version_label(ctx, v.version, v.file_version))
+                        @if v.active {
+                            " " b.ok { (ctx.t("đang hoạt động", "active")) }
+                        }
+                    }
+                    td { (time(v.created_at)) }
+                    td { (v.author) " " span.muted { "(" (v.origin) ")" } }
+                    td { (v.comment) }
+                    td {
+                        @if !v.active {
+                            a href={ (action) "/diff?from=" (v.version) "&to=" (active.version) } {
+                                (ctx.t("so sánh", "diff"))
+                            }
+                            @if admin {
+                                " "
+                                form.inline method="post" action={ (action) "/rollback" } {
+                                    input type="hidden" name="to_version" value=(v.version);
+                                    input type="hidden" name="expected" value=(active.version);
+                                    button.secondary type="submit" id={ "rollback-" (v.version) } {
+                                        (ctx.t("quay lại", "roll back"))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
-        let _ = write!(
-            body,
-            "<tr id=\"v{}\"><td>{}{mark}</td><td>{}</td><td>{} <span class=\"muted\">({})</span></td><td>{}</td><td>{actions}</td></tr>",
-            v.version,
-            super::messages::version_label(ctx, v.version, v.file_version),
-            time(v.created_at),
-            esc(&v.author),
-            esc(&v.origin),
-            esc(&v.comment)
-        );
-    }
-    body.push_str("</table>");
-    (status, ctx.render(id, &body)).into_response()
+    };
+    (status, ctx.render(id, body)).into_response()
 }
 
 /// The gate report: steps, positioned errors, failed tests, dry-run counts and examples.
-fn report_html(ctx: &Ctx, r: &GateReport) -> String {
-    let mut out = format!(
-        "<div class=\"box\" id=\"report\"><b class=\"{}\">{}</b><ul>",
-        if r.passed { "ok" } else { "bad" },
-        if r.passed {
-            ctx.t("Mọi bước kiểm tra đều đạt", "Every gate step passed")
-        } else {
-            ctx.t("Thay đổi bị từ chối", "The change was refused")
-        }
-    );
-    for s in &r.steps {
-        let (class, mark) = match s.status {
-            StepStatus::Passed => ("ok", "✓"),
-            StepStatus::Failed => ("bad", "✗"),
-            StepStatus::Skipped => ("muted", "–"),
-        };
-        let _ = write!(
-            out,
-            "<li class=\"{class}\" id=\"step-{}\">{mark} {}: {}</li>",
-            s.name,
-            s.name,
-            esc(&s.message)
-        );
-    }
-    out.push_str("</ul>");
+fn report_html(ctx: &Ctx, r: &GateReport) -> Markup {
     let diags: Vec<_> = r.steps.iter().flat_map(|s| s.diagnostics.iter()).collect();
-    if !diags.is_empty() {
-        out.push_str("<ul class=\"error-list\" id=\"errors\">");
-        for d in diags {
-            let ctx_part = if d.context.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", esc(&d.context))
-            };
-            let _ = write!(
-                out,
-                "<li><b>{}:{}</b>{ctx_part}: {}</li>",
-                d.line,
-                d.column,
-                esc(&d.message)
-            );
-        }
-        out.push_str("</ul>");
-    }
-    for t in &r.test_failures {
-        let _ = write!(out, "<pre class=\"bad\">{}</pre>", esc(&t.detail));
-    }
-    if let Some(dr) = &r.dry_run {
-        let _ = write!(
-            out,
-            "<p id=\"dry-run\">{}: {} · {} {} · {} {} · {} {} · {} {}</p>",
-            ctx.t("Chạy thử trên thông điệp thật", "Dry run on real messages"),
-            dr.sampled,
-            dr.unchanged,
-            ctx.t("không đổi", "unchanged"),
-            dr.changed,
-            ctx.t("thay đổi", "changed"),
-            dr.now_failing,
-            ctx.t("nay lỗi", "now failing"),
-            dr.fixed + dr.new_ok,
-            ctx.t("mới đạt", "newly passing"),
-        );
-        for ex in &dr.examples {
-            let _ = write!(
-                out,
-                "<p><b>{}</b> <a href=\"/console/messages/{}\">{}</a></p>",
-                ex.kind,
-                url(&ex.message_id),
-                esc(&ex.message_id)
-            );
-            if let Some(e) = &ex.error {
-                let _ = write!(out, "<pre class=\"bad\">{}</pre>", esc(e));
+    html! {
+        div.box #report {
+            @if r.passed {
+                b.ok { (ctx.t("Mọi bước kiểm tra đều đạt", "Every gate step passed")) }
+            } @else {
+                b.bad { (ctx.t("Thay đổi bị từ chối", "The change was refused")) }
             }
-            if let Some(d) = &ex.diff {
-                out.push_str(&diff_html(d));
+            ul {
+                @for s in &r.steps {
+                    @let (class, mark) = match s.status {
+                        StepStatus::Passed => ("ok", "✓"),
+                        StepStatus::Failed => ("bad", "✗"),
+                        StepStatus::Skipped => ("muted", "–"),
+                    };
+                    li class=(class) id={ "step-" (s.name) } { (mark) " " (s.name) ": " (s.message) }
+                }
+            }
+            @if !diags.is_empty() {
+                ul.error-list #errors {
+                    @for d in &diags {
+                        li {
+                            b { (d.line) ":" (d.column) }
+                            @if !d.context.is_empty() {
+                                " (" (d.context) ")"
+                            }
+                            ": " (d.message)
+                        }
+                    }
+                }
+            }
+            @for t in &r.test_failures {
+                pre.bad { (t.detail) }
+            }
+            @if let Some(dr) = &r.dry_run {
+                p #dry-run {
+                    (ctx.t("Chạy thử trên thông điệp thật", "Dry run on real messages")) ": "
+                    (dr.sampled)
+                    " · " (dr.unchanged) " " (ctx.t("không đổi", "unchanged"))
+                    " · " (dr.changed) " " (ctx.t("thay đổi", "changed"))
+                    " · " (dr.now_failing) " " (ctx.t("nay lỗi", "now failing"))
+                    " · " (dr.fixed + dr.new_ok) " " (ctx.t("mới đạt", "newly passing"))
+                }
+                @for ex in &dr.examples {
+                    p {
+                        b { (ex.kind) } " "
+                        a href={ "/console/messages/" (url(&ex.message_id)) } { (ex.message_id) }
+                    }
+                    @if let Some(e) = &ex.error {
+                        pre.bad { (e) }
+                    }
+                    @if let Some(d) = &ex.diff {
+                        (diff(d))
+                    }
+                }
             }
         }
     }
-    out.push_str("</div>");
-    out
 }
 
 async fn diff_page(
@@ -400,14 +346,12 @@ async fn diff_page(
             )
         }
     };
-    let body = format!(
-        "<h1>{} v{from} → v{to}</h1><p><a href=\"/console/mappings/{}\">← {}</a></p>{}",
-        esc(id),
-        url(id),
-        ctx.t("Quay lại trình sửa", "Back to the editor"),
-        diff_html(&unified_diff(id, &a, &b))
-    );
-    ctx.render(id, &body)
+    let body = html! {
+        h1 { (id) " v" (from) " → v" (to) }
+        p { a href={ "/console/mappings/" (url(id)) } { "← " (ctx.t("Quay lại trình sửa", "Back to the editor")) } }
+        (diff(&unified_diff(id, &a, &b)))
+    };
+    ctx.render(id, body)
 }
 
 #[derive(Debug, Deserialize)]
@@ -426,17 +370,15 @@ pub struct EditorForm {
 
 pub async fn post_any(
     State(st): State<ConsoleState>,
+    ctx: Ctx,
     Path(rest): Path<String>,
-    headers: HeaderMap,
-    Query(q): Query<LangQuery>,
     Form(f): Form<EditorForm>,
 ) -> Response {
     let admin = &st.admin.admin;
     if let Some(id) = rest.strip_suffix("/rollback") {
-        let ctx = match admin_only(&st, &headers, &q).await {
-            Ok(c) => c,
-            Err(r) => return *r,
-        };
+        if let Err(r) = ctx.require_admin() {
+            return *r;
+        }
         let (Some(to), Some(expected)) = (f.to_version, f.expected) else {
             return error_page(&ctx, StatusCode::BAD_REQUEST, "to_version, expected");
         };
@@ -469,14 +411,11 @@ pub async fn post_any(
         };
     }
     let id = rest.as_str();
-    let ctx = match if f.action == "activate" {
-        admin_only(&st, &headers, &q).await
-    } else {
-        signed_in(&st, &headers, &q).await
-    } {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
+    if f.action == "activate" {
+        if let Err(r) = ctx.require_admin() {
+            return *r;
+        }
+    }
     let mut draft = Draft {
         content: Some(f.content.clone()),
         comment: f.comment.clone(),

@@ -20,16 +20,15 @@
 //! result page lists every item. Resubmitting it replays nothing twice: a dead
 //! letter that already has a replay is no longer offered.
 
-use std::fmt::Write;
-
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::layout::{diff_html, esc, table_head, table_row, time, url};
-use super::{signed_in, ConsoleState, Ctx, LangQuery};
+use super::layout::{diff, header_row, time, url};
+use super::{ConsoleState, Ctx};
 use crate::admin::gate::{map_checked, tree_diff};
 use crate::audit::replay::{
     replay_dead_letters, replay_message, DeadLetterRequest, Mode, ReplayRequest,
@@ -39,34 +38,25 @@ use crate::store::audit_ops::{DeadFilter, DeliveryFull, MessageQuery as Search, 
 
 #[derive(Debug, Default, Deserialize)]
 pub struct SearchQuery {
-    lang: Option<String>,
     q: Option<String>,
 }
 
 /// `GET /console/messages/{id}`: `?replayed=a,b` after a replay (the new delivery ids).
 #[derive(Debug, Default, Deserialize)]
 pub struct MessageQuery {
-    lang: Option<String>,
     replayed: Option<String>,
+}
+
+/// The first 16 characters of a hash, as the pages show it.
+fn short(hash: &str) -> String {
+    hash.chars().take(16).collect()
 }
 
 pub async fn search(
     State(st): State<ConsoleState>,
-    headers: HeaderMap,
+    ctx: Ctx,
     Query(q): Query<SearchQuery>,
 ) -> Response {
-    let ctx = match signed_in(
-        &st,
-        &headers,
-        &LangQuery {
-            lang: q.lang.clone(),
-        },
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
     let term = q.q.clone().unwrap_or_default();
     if let Err(r) = super::record_read(
         &st,
@@ -80,14 +70,17 @@ pub async fn search(
     {
         return *r;
     }
-    let mut body = format!(
-        "<h1>{}</h1><form method=\"get\" action=\"/console/messages\" class=\"box\"><label>{} \
-         <input name=\"q\" id=\"q\" size=\"40\" value=\"{}\"></label> <button type=\"submit\" id=\"search\">{}</button></form>",
-        ctx.t("Thông điệp", "Messages"),
-        ctx.t("Mã hồ sơ, mã trạm hoặc mã thông điệp", "Dossier code, station code or message id"),
-        esc(&term),
-        ctx.t("Tìm", "Search"),
-    );
+    let form = html! {
+        h1 { (ctx.t("Thông điệp", "Messages")) }
+        form.box method="get" action="/console/messages" {
+            label {
+                (ctx.t("Mã hồ sơ, mã trạm hoặc mã thông điệp", "Dossier code, station code or message id")) " "
+                input name="q" #q size="40" value=(term);
+            }
+            " "
+            button type="submit" #search { (ctx.t("Tìm", "Search")) }
+        }
+    };
     let term = term.trim();
     // No term: the latest 50 messages. A term: the dossier's (or station's)
     // messages, or the one message with that id, as a timeline (oldest first).
@@ -104,77 +97,52 @@ pub async fn search(
             ..Search::everything()
         }
     };
-    let rows = st.store.search_messages(&search).await;
-    let rows = match rows {
+    let rows = match st.store.search_messages(&search).await {
         Ok(r) => r,
         Err(e) => {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
-                ctx.render("503", &esc(&e.to_string())),
+                ctx.render("503", html! { (form) p.bad { (e.to_string()) } }),
             )
                 .into_response()
         }
     };
-    if !term.is_empty() {
-        let _ = write!(
-            body,
-            "<h2>{} {}</h2>",
-            ctx.t("Dòng thời gian của", "Timeline of"),
-            esc(term)
-        );
-    }
-    body.push_str(&table_head(
-        "results",
-        &[
-            ctx.t("Thời gian nhận", "Received"),
-            ctx.t("Nguồn", "Source"),
-            ctx.t("Loại", "Type"),
-            ctx.t("Hồ sơ", "Dossier"),
-            ctx.t("Trạng thái", "State"),
-        ],
-    ));
-    for r in &rows {
-        body.push_str(&table_row(&[
-            format!(
-                "<a href=\"/console/messages/{}\">{}</a>",
-                url(&r.id),
-                time(r.received_at)
-            ),
-            esc(&r.source_system),
-            esc(&r.message_type),
-            esc(r.correlation_id.as_deref().unwrap_or_default()),
-            esc(&r.state),
-        ]));
-    }
-    body.push_str("</table>");
-    if rows.is_empty() {
-        let _ = write!(
-            body,
-            "<p class=\"muted\" id=\"no-results\">{}</p>",
-            ctx.t("Không có kết quả.", "No results.")
-        );
-    }
-    ctx.render(ctx.t("Thông điệp", "Messages"), &body)
+    let body = html! {
+        (form)
+        @if !term.is_empty() {
+            h2 { (ctx.t("Dòng thời gian của", "Timeline of")) " " (term) }
+        }
+        table #results {
+            (header_row(&[
+                ctx.t("Thời gian nhận", "Received"),
+                ctx.t("Nguồn", "Source"),
+                ctx.t("Loại", "Type"),
+                ctx.t("Hồ sơ", "Dossier"),
+                ctx.t("Trạng thái", "State"),
+            ]))
+            @for r in &rows {
+                tr {
+                    td { a href={ "/console/messages/" (url(&r.id)) } { (time(r.received_at)) } }
+                    td { (r.source_system) }
+                    td { (r.message_type) }
+                    td { (r.correlation_id.as_deref().unwrap_or_default()) }
+                    td { (r.state) }
+                }
+            }
+        }
+        @if rows.is_empty() {
+            p.muted #no-results { (ctx.t("Không có kết quả.", "No results.")) }
+        }
+    };
+    ctx.render(ctx.t("Thông điệp", "Messages"), body)
 }
 
 pub async fn message(
     State(st): State<ConsoleState>,
+    ctx: Ctx,
     Path(id): Path<String>,
-    headers: HeaderMap,
     Query(q): Query<MessageQuery>,
 ) -> Response {
-    let ctx = match signed_in(
-        &st,
-        &headers,
-        &LangQuery {
-            lang: q.lang.clone(),
-        },
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
     // Only a message that exists is recorded as read (as the API does), so
     // made-up ids cannot fill the trail.
     if let Ok(Some(_)) = st.store.message(&id).await {
@@ -205,16 +173,7 @@ pub async fn message(
     (status, page).into_response()
 }
 
-pub async fn dry_run(
-    State(st): State<ConsoleState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Query(q): Query<LangQuery>,
-) -> Response {
-    let ctx = match signed_in(&st, &headers, &q).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
+pub async fn dry_run(State(st): State<ConsoleState>, ctx: Ctx, Path(id): Path<String>) -> Response {
     if let Ok(Some(_)) = st.store.message(&id).await {
         if let Err(r) = super::record_read(
             &st,
@@ -229,8 +188,10 @@ pub async fn dry_run(
             return *r;
         }
     }
-    let mut section = dry_run_html(&st, &ctx, &id).await;
-    section.push_str(&replay_form_html(&st, &ctx, &id, None).await);
+    let section = html! {
+        (dry_run_html(&st, &ctx, &id).await)
+        (replay_form_html(&st, &ctx, &id, None).await)
+    };
     let (page, status) = message_page(&st, &ctx, &id, Some(section), &[]).await;
     (status, page).into_response()
 }
@@ -239,15 +200,10 @@ pub async fn dry_run(
 /// (repeated), `mode`, `reason`). Same role as the audit API's replay: admin or auditor.
 pub async fn replay(
     State(st): State<ConsoleState>,
+    ctx: Ctx,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    Query(q): Query<LangQuery>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    let ctx = match signed_in(&st, &headers, &q).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
     let field = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let req = ReplayRequest {
         targets: fields
@@ -297,14 +253,11 @@ async fn replay_refused(
     error: String,
 ) -> Response {
     tracing::info!(message = %id, %status, error = %error, "console replay refused");
-    let mut section = dry_run_html(st, ctx, id).await;
-    let _ = write!(
-        section,
-        "<p class=\"bad\" id=\"replay-error\">{}: {}</p>",
-        ctx.t("Không gửi lại được", "Replay refused"),
-        esc(&error)
-    );
-    section.push_str(&replay_form_html(st, ctx, id, Some(req)).await);
+    let section = html! {
+        (dry_run_html(st, ctx, id).await)
+        p.bad #replay-error { (ctx.t("Không gửi lại được", "Replay refused")) ": " (error) }
+        (replay_form_html(st, ctx, id, Some(req)).await)
+    };
     let (page, _) = message_page(st, ctx, id, Some(section), &[]).await;
     (status, page).into_response()
 }
@@ -316,7 +269,7 @@ async fn replay_form_html(
     ctx: &Ctx,
     id: &str,
     previous: Option<&ReplayRequest>,
-) -> String {
+) -> Markup {
     let dests: Vec<String> = match st.store.deliveries_of(id).await {
         Ok(all) => {
             let mut d: Vec<String> = all
@@ -330,54 +283,61 @@ async fn replay_form_html(
         Err(_) => Vec::new(),
     };
     if dests.is_empty() {
-        return String::new();
+        return html! {};
     }
     let as_sent = previous.is_some_and(|r| r.mode == Mode::AsSent);
     let reason = previous.and_then(|r| r.reason.clone()).unwrap_or_default();
-    let mut out = format!(
-        "<form method=\"post\" action=\"/console/messages/{}/replay\" id=\"replay-form\" class=\"box\"><b>{}</b><p>{} ",
-        url(id),
-        ctx.t("Xác nhận gửi lại", "Confirm the replay"),
-        ctx.t("Gửi tới:", "Send to:"),
-    );
-    for d in &dests {
-        let checked = previous.is_none_or(|r| r.targets.is_empty() || r.targets.contains(d));
-        let _ = write!(
-            out,
-            "<label><input type=\"checkbox\" name=\"target\" value=\"{0}\" id=\"target-{0}\"{1}> {0}</label> ",
-            esc(d),
-            if checked { " checked" } else { "" }
-        );
+    html! {
+        form.box method="post" action={ "/console/messages/" (url(id)) "/replay" } #replay-form {
+            b { (ctx.t("Xác nhận gửi lại", "Confirm the replay")) }
+            p {
+                (ctx.t("Gửi tới:", "Send to:")) " "
+                @for d in &dests {
+                    @let checked = previous.is_none_or(|r| r.targets.is_empty() || r.targets.contains(d));
+                    label {
+                        input type="checkbox" name="target" value=(d) id={ "target-" (d) } checked[checked];
+                        " " (d)
+                    }
+                    " "
+                }
+            }
+            p {
+                label {
+                    input type="radio" name="mode" value="remap" #mode-remap checked[!as_sent];
+                    " "
+                    (ctx.t(
+                        "Ánh xạ lại với phiên bản đang hoạt động (đúng như kết quả chạy thử ở trên)",
+                        "Map again with the active version (exactly the dry run above)"
+                    ))
+                }
+                br;
+                label {
+                    input type="radio" name="mode" value="as-sent" #mode-as-sent checked[as_sent];
+                    " " (ctx.t("Gửi lại đúng nội dung đã gửi", "Re-send the exact bytes sent before"))
+                }
+            }
+            p {
+                label {
+                    (ctx.t("Lý do (ghi vào nhật ký)", "Reason (recorded in the trail)")) " "
+                    input name="reason" #replay-reason size="60" required value=(reason);
+                }
+            }
+            p.muted {
+                (ctx.t(
+                    "Bản gốc không bị thay đổi; mỗi đích có một lần chuyển mới, gửi qua hàng đợi như thường lệ.",
+                    "The original is left as it is; each destination gets a new delivery, sent through the queue as usual."
+                ))
+            }
+            button type="submit" #replay-button { (ctx.t("Gửi lại", "Replay")) }
+        }
     }
-    let _ = write!(
-        out,
-        "</p><p><label><input type=\"radio\" name=\"mode\" value=\"remap\" id=\"mode-remap\"{}> {}</label><br>\
-         <label><input type=\"radio\" name=\"mode\" value=\"as-sent\" id=\"mode-as-sent\"{}> {}</label></p>\
-         <p><label>{} <input name=\"reason\" id=\"replay-reason\" size=\"60\" required value=\"{}\"></label></p>\
-         <p class=\"muted\">{}</p><button type=\"submit\" id=\"replay-button\">{}</button></form>",
-        if as_sent { "" } else { " checked" },
-        ctx.t(
-            "Ánh xạ lại với phiên bản đang hoạt động (đúng như kết quả chạy thử ở trên)",
-            "Map again with the active version (exactly the dry run above)"
-        ),
-        if as_sent { " checked" } else { "" },
-        ctx.t("Gửi lại đúng nội dung đã gửi", "Re-send the exact bytes sent before"),
-        ctx.t("Lý do (ghi vào nhật ký)", "Reason (recorded in the trail)"),
-        esc(&reason),
-        ctx.t(
-            "Bản gốc không bị thay đổi; mỗi đích có một lần chuyển mới, gửi qua hàng đợi như thường lệ.",
-            "The original is left as it is; each destination gets a new delivery, sent through the queue as usual."
-        ),
-        ctx.t("Gửi lại", "Replay"),
-    );
-    out
 }
 
 async fn message_page(
     st: &ConsoleState,
     ctx: &Ctx,
     id: &str,
-    extra: Option<String>,
+    extra: Option<Markup>,
     replayed: &[String],
 ) -> (Response, StatusCode) {
     let row = match st.store.message_full(id).await {
@@ -386,151 +346,118 @@ async fn message_page(
             return (
                 ctx.render(
                     "404",
-                    &format!(
-                        "<p class=\"bad\">{} {}</p>",
-                        ctx.t("Không có thông điệp", "No message"),
-                        esc(id)
-                    ),
+                    html! { p.bad { (ctx.t("Không có thông điệp", "No message")) " " (id) } },
                 ),
                 StatusCode::NOT_FOUND,
             )
         }
         Err(e) => {
             return (
-                ctx.render("503", &esc(&e.to_string())),
+                ctx.render("503", html! { p.bad { (e.to_string()) } }),
                 StatusCode::SERVICE_UNAVAILABLE,
             )
         }
     };
-    let raw = &row.raw;
     let parsed = row.parsed.clone().unwrap_or_default();
     let parsed_pretty = serde_json::from_str::<Value>(&parsed)
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .unwrap_or(parsed);
     let corr = row.correlation_id.clone().unwrap_or_default();
-    let mut body = format!(
-        "<h1>{} {}</h1><p>{} · {}/{} · <a href=\"/console/messages?q={}\">{}</a> · {}</p>",
-        ctx.t("Thông điệp", "Message"),
-        esc(id),
-        time(row.received_at),
-        esc(&row.source_system),
-        esc(&row.message_type),
-        url(&corr),
-        esc(&corr),
-        esc(&row.state),
-    );
     // The store's version (what the delivery records) and the file's own `version:` label.
     let deliveries = st
         .store
         .deliveries_with_file_version(id)
         .await
         .unwrap_or_default();
-    if !replayed.is_empty() {
-        body.push_str(&replay_outcome_html(st, ctx, &deliveries, replayed).await);
-    }
-    let reasons = row.reasons.clone().unwrap_or_default();
-    if !reasons.is_empty() {
-        let _ = write!(body, "<pre class=\"bad\">{}</pre>", esc(&reasons));
-    }
-    let _ = write!(
-        body,
-        "<form method=\"post\" action=\"/console/messages/{}/dry-run\"><button type=\"submit\" id=\"dry-run-button\">{}</button></form>",
-        url(id),
-        ctx.t("Chạy thử gửi lại (so sánh)", "Replay dry run (diff)")
-    );
-    if let Some(extra) = extra {
-        body.push_str(&extra);
-    }
-    let _ = write!(
-        body,
-        "<h2>{}</h2><pre id=\"raw\">{}</pre><h2>{}</h2><pre id=\"parsed\">{}</pre>",
-        ctx.t("Dữ liệu gốc", "Raw"),
-        esc(&String::from_utf8_lossy(raw)),
-        ctx.t("Đã phân tích", "Parsed"),
-        esc(&parsed_pretty)
-    );
-    let _ = write!(
-        body,
-        "<h2>{}</h2>",
-        ctx.t("Các lần chuyển đi", "Deliveries")
-    );
-    for (d, file_version) in &deliveries {
-        let did = &d.id;
-        let replay_of = d.replay_of.clone().unwrap_or_default();
-        let replay_note = if replay_of.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " · <span class=\"replay-of\">{} {}</span>",
-                ctx.t("gửi lại của", "replay of"),
-                esc(&replay_of)
-            )
-        };
-        let _ = write!(
-            body,
-            "<div class=\"box delivery\" id=\"delivery-{}\"><b>{}</b> {} · {} {} · <span class=\"state\">{}</span> · {} {}{replay_note}\
-             <br><span class=\"muted\">{} {}</span><pre>{}</pre>",
-            esc(did),
-            esc(&d.destination),
-            esc(&d.message_type),
-            esc(&d.mapping_id),
-            version_label(ctx, d.mapping_version, *file_version),
-            esc(&d.state),
-            d.attempts,
-            ctx.t("lần gửi", "attempts"),
-            ctx.t("Mã lần chuyển", "Delivery id"),
-            esc(did),
-            esc(&String::from_utf8_lossy(&d.body)),
+    let outcome = if replayed.is_empty() {
+        None
+    } else {
+        Some(replay_outcome_html(st, ctx, &deliveries, replayed).await)
+    };
+    let mut attempts = Vec::with_capacity(deliveries.len());
+    for (d, _) in &deliveries {
+        attempts.push(
+            st.store
+                .attempts_of(std::slice::from_ref(&d.id))
+                .await
+                .unwrap_or_default(),
         );
-        let err = d.last_error.clone().unwrap_or_default();
-        if !err.is_empty() {
-            let _ = write!(body, "<p class=\"bad\">{}</p>", esc(&err));
-        }
-        let attempts = st
-            .store
-            .attempts_of(std::slice::from_ref(did))
-            .await
-            .unwrap_or_default();
-        if !attempts.is_empty() {
-            body.push_str(&table_head(
-                "",
-                &[
-                    "#",
-                    ctx.t("Thời gian", "Time"),
-                    "ms",
-                    "HTTP",
-                    ctx.t("Kết quả", "Outcome"),
-                    ctx.t("Lỗi", "Error"),
-                ],
-            ));
-            for a in attempts {
-                body.push_str(&table_row(&[
-                    a.n.to_string(),
-                    time(a.started_at),
-                    a.latency_ms.to_string(),
-                    a.status.map(|s| s.to_string()).unwrap_or_default(),
-                    esc(&a.outcome),
-                    esc(a.error.as_deref().unwrap_or_default()),
-                ]));
-            }
-            body.push_str("</table>");
-        }
-        body.push_str("</div>");
     }
-    body.push_str(&trail_html(st, ctx, id).await);
-    (ctx.render(id, &body), StatusCode::OK)
+    let trail = trail_html(st, ctx, id).await;
+    let reasons = row.reasons.clone().unwrap_or_default();
+    let body = html! {
+        h1 { (ctx.t("Thông điệp", "Message")) " " (id) }
+        p {
+            (time(row.received_at)) " · " (row.source_system) "/" (row.message_type)
+            " · " a href={ "/console/messages?q=" (url(&corr)) } { (corr) }
+            " · " (row.state)
+        }
+        @if let Some(o) = outcome { (o) }
+        @if !reasons.is_empty() {
+            pre.bad { (reasons) }
+        }
+        form method="post" action={ "/console/messages/" (url(id)) "/dry-run" } {
+            button type="submit" #dry-run-button { (ctx.t("Chạy thử gửi lại (so sánh)", "Replay dry run (diff)")) }
+        }
+        @if let Some(extra) = extra { (extra) }
+        h2 { (ctx.t("Dữ liệu gốc", "Raw")) }
+        pre #raw { (String::from_utf8_lossy(&row.raw)) }
+        h2 { (ctx.t("Đã phân tích", "Parsed")) }
+        pre #parsed { (parsed_pretty) }
+        h2 { (ctx.t("Các lần chuyển đi", "Deliveries")) }
+        @for ((d, file_version), attempts) in deliveries.iter().zip(&attempts) {
+            div.box.delivery id={ "delivery-" (d.id) } {
+                b { (d.destination) } " " (d.message_type)
+                " · " (d.mapping_id) " " (version_label(ctx, d.mapping_version, *file_version))
+                " · " span.state { (d.state) }
+                " · " (d.attempts) " " (ctx.t("lần gửi", "attempts"))
+                @if let Some(of) = d.replay_of.as_deref().filter(|s| !s.is_empty()) {
+                    " · " span.replay-of { (ctx.t("gửi lại của", "replay of")) " " (of) }
+                }
+                br;
+                span.muted { (ctx.t("Mã lần chuyển", "Delivery id")) " " (d.id) }
+                pre { (String::from_utf8_lossy(&d.body)) }
+                @if let Some(err) = d.last_error.as_deref().filter(|s| !s.is_empty()) {
+                    p.bad { (err) }
+                }
+                @if !attempts.is_empty() {
+                    table {
+                        (header_row(&[
+                            "#",
+                            ctx.t("Thời gian", "Time"),
+                            "ms",
+                            "HTTP",
+                            ctx.t("Kết quả", "Outcome"),
+                            ctx.t("Lỗi", "Error"),
+                        ]))
+                        @for a in attempts {
+                            tr {
+                                td { (a.n) }
+                                td { (time(a.started_at)) }
+                                td { (a.latency_ms) }
+                                td { @if let Some(s) = a.status { (s) } }
+                                td { (a.outcome) }
+                                td { (a.error.as_deref().unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (trail)
+    };
+    (ctx.render(id, body), StatusCode::OK)
 }
 
 /// `v3 (tệp: version 2)`: the store's version, which deliveries record, and the label
 /// the YAML declares (see docs/ADMIN.md, "Which version is recorded").
-pub fn version_label(ctx: &Ctx, store: i64, file: Option<i64>) -> String {
-    match file {
-        Some(f) => format!(
-            "<span class=\"version\">v{store}</span> <span class=\"muted file-version\">({} {f})</span>",
-            ctx.t("tệp ghi version", "file says version")
-        ),
-        None => format!("<span class=\"version\">v{store}</span>"),
+pub fn version_label(ctx: &Ctx, store: i64, file: Option<i64>) -> Markup {
+    html! {
+        span.version { "v" (store) }
+        @if let Some(f) = file {
+            " " span.muted.file-version { "(" (ctx.t("tệp ghi version", "file says version")) " " (f) ")" }
+        }
     }
 }
 
@@ -540,187 +467,138 @@ async fn replay_outcome_html(
     ctx: &Ctx,
     deliveries: &[(DeliveryFull, Option<i64>)],
     replayed: &[String],
-) -> String {
-    let mut out = format!(
-        "<div class=\"flash\" id=\"replay-outcome\"><b>{}</b><ul>",
-        ctx.t("Đã gửi lại", "Replayed")
-    );
+) -> Markup {
+    let mut items = Vec::with_capacity(replayed.len());
     for nid in replayed {
-        let Some((d, _)) = deliveries.iter().find(|(d, _)| &d.id == nid) else {
-            let _ = write!(
-                out,
-                "<li class=\"bad\">{} {}</li>",
-                esc(nid),
-                ctx.t(
-                    "không thuộc thông điệp này",
-                    "is not a delivery of this message"
-                )
-            );
-            continue;
+        let found = deliveries
+            .iter()
+            .find(|(d, _)| &d.id == nid)
+            .map(|(d, _)| d);
+        let event = match found {
+            Some(_) => st
+                .store
+                .first_delivery_event(nid, "replayed")
+                .await
+                .ok()
+                .flatten(),
+            None => None,
         };
-        let event = st
-            .store
-            .first_delivery_event(nid, "replayed")
-            .await
-            .ok()
-            .flatten();
-        let recorded = match event {
-            Some((seq, hash)) => format!(
-                "{} #{} ({}…)",
-                ctx.t("ghi vào nhật ký: sự kiện", "recorded in the trail: event"),
-                seq,
-                esc(&hash.chars().take(16).collect::<String>())
-            ),
-            None => ctx
-                .t("chưa thấy trong nhật ký", "not found in the trail")
-                .to_string(),
-        };
-        let _ = write!(
-            out,
-            "<li class=\"replayed\">{} → {} · {} <b class=\"state\">{}</b> · {recorded}</li>",
-            esc(&d.destination),
-            esc(nid),
-            ctx.t("trạng thái", "state"),
-            esc(&d.state),
-        );
+        items.push((nid, found, event));
     }
-    out.push_str("</ul></div>");
-    out
+    html! {
+        div.flash #replay-outcome {
+            b { (ctx.t("Đã gửi lại", "Replayed")) }
+            ul {
+                @for (nid, found, event) in &items {
+                    @match found {
+                        None => li.bad {
+                            (nid) " " (ctx.t("không thuộc thông điệp này", "is not a delivery of this message"))
+                        },
+                        Some(d) => li.replayed {
+                            (d.destination) " → " (nid) " · " (ctx.t("trạng thái", "state")) " "
+                            b.state { (d.state) } " · "
+                            @match event {
+                                Some((seq, hash)) => {
+                                    (ctx.t("ghi vào nhật ký: sự kiện", "recorded in the trail: event"))
+                                    " #" (seq) " (" (short(hash)) "…)"
+                                }
+                                None => (ctx.t("chưa thấy trong nhật ký", "not found in the trail")),
+                            }
+                        },
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The message's trail events (received, routed, attempts, replays...), oldest first.
-async fn trail_html(st: &ConsoleState, ctx: &Ctx, id: &str) -> String {
+async fn trail_html(st: &ConsoleState, ctx: &Ctx, id: &str) -> Markup {
     let rows = st
         .store
         .trail_for_message_first(id, 500)
         .await
         .unwrap_or_default();
-    let mut out = format!("<h2>{}</h2>", ctx.t("Nhật ký", "Trail"));
-    out.push_str(&table_head(
-        "trail",
-        &[
-            "#",
-            ctx.t("Thời gian", "Time"),
-            ctx.t("Sự kiện", "Event"),
-            ctx.t("Người thực hiện", "Actor"),
-            ctx.t("Lần chuyển", "Delivery"),
-            "hash",
-        ],
-    ));
-    for r in &rows {
-        out.push_str(&table_row(&[
-            r.seq.to_string(),
-            time(r.at),
-            esc(&r.kind),
-            esc(&r.actor),
-            esc(r.delivery_id.as_deref().unwrap_or_default()),
-            format!(
-                "<code>{}…</code>",
-                esc(&r.hash.chars().take(16).collect::<String>())
-            ),
-        ]));
+    html! {
+        h2 { (ctx.t("Nhật ký", "Trail")) }
+        table #trail {
+            (header_row(&[
+                "#",
+                ctx.t("Thời gian", "Time"),
+                ctx.t("Sự kiện", "Event"),
+                ctx.t("Người thực hiện", "Actor"),
+                ctx.t("Lần chuyển", "Delivery"),
+                "hash",
+            ]))
+            @for r in &rows {
+                tr {
+                    td { (r.seq) }
+                    td { (time(r.at)) }
+                    td { (r.kind) }
+                    td { (r.actor) }
+                    td { (r.delivery_id.as_deref().unwrap_or_default()) }
+                    td { code { (short(&r.hash)) "…" } }
+                }
+            }
+        }
     }
-    out.push_str("</table>");
-    out
 }
 
 /// Re-map the stored message with the active set and diff against what was sent.
-async fn dry_run_html(st: &ConsoleState, ctx: &Ctx, id: &str) -> String {
+async fn dry_run_html(st: &ConsoleState, ctx: &Ctx, id: &str) -> Markup {
     let Ok(Some(row)) = st.store.message_full(id).await else {
-        return format!(
-            "<p class=\"bad\">{}</p>",
-            ctx.t("Không đọc được thông điệp.", "Cannot read the message.")
-        );
+        return html! { p.bad { (ctx.t("Không đọc được thông điệp.", "Cannot read the message.")) } };
     };
     let Ok(tree) = serde_json::from_str::<Value>(row.parsed.as_deref().unwrap_or_default()) else {
-        return format!(
-            "<p class=\"bad\">{}</p>",
-            ctx.t(
-                "Thông điệp không có cây đã phân tích.",
-                "The message has no parsed tree."
-            )
-        );
+        return html! {
+            p.bad { (ctx.t("Thông điệp không có cây đã phân tích.", "The message has no parsed tree.")) }
+        };
     };
     let (system, mtype) = (row.source_system, row.message_type);
     let set = st.admin.admin.active().load();
     let schemas = st.admin.admin.schemas();
     let sent = st.store.deliveries_of(id).await.unwrap_or_default();
-    let mut out = format!(
-        "<div class=\"box\" id=\"dry-run-result\"><b>{}</b>",
-        ctx.t(
-            "Kết quả chạy thử (không gửi gì)",
-            "Dry run result (nothing sent)"
-        )
-    );
     let targets = set.routes.resolve(&system, &mtype, &tree);
-    if targets.is_empty() {
-        let _ = write!(
-            out,
-            "<p>{}</p>",
-            ctx.t(
-                "Không tuyến nào khớp với thông điệp này lúc này.",
-                "No route matches this message now."
-            )
-        );
-    }
-    for t in targets {
-        let m = &t.mapping;
-        let now = map_checked(m, schemas, &tree);
-        let before = sent.iter().find(|d| d.mapping_id == m.id);
-        let _ = write!(
-            out,
-            "<h3>{} · {} v{}</h3>",
-            esc(&t.system),
-            esc(&m.id),
-            m.version
-        );
-        match (now, before) {
-            (Err(e), _) => {
-                let _ = write!(out, "<pre class=\"bad\">{}</pre>", esc(&e));
+    html! {
+        div.box #dry-run-result {
+            b { (ctx.t("Kết quả chạy thử (không gửi gì)", "Dry run result (nothing sent)")) }
+            @if targets.is_empty() {
+                p { (ctx.t("Không tuyến nào khớp với thông điệp này lúc này.", "No route matches this message now.")) }
             }
-            (Ok(new), Some(d)) => {
-                let old_v = d.mapping_version;
-                match schemas.decode(&m.target.schema, &d.body, None) {
-                    Ok(old) if old == new => {
-                        let _ = write!(
-                            out,
-                            "<p class=\"ok\">{} (v{old_v} = v{})</p>",
-                            ctx.t("Giống hệt lần đã gửi", "Identical to what was sent"),
-                            m.version
-                        );
+            @for t in &targets {
+                @let m = &t.mapping;
+                h3 { (t.system) " · " (m.id) " v" (m.version) }
+                @match (map_checked(m, schemas, &tree), sent.iter().find(|d| d.mapping_id == m.id)) {
+                    (Err(e), _) => pre.bad { (e) },
+                    (Ok(new), Some(d)) => {
+                        @let old_v = d.mapping_version;
+                        @match schemas.decode(&m.target.schema, &d.body, None) {
+                            Ok(old) if old == new => p.ok {
+                                (ctx.t("Giống hệt lần đã gửi", "Identical to what was sent"))
+                                " (v" (old_v) " = v" (m.version) ")"
+                            },
+                            Ok(old) => (diff(&tree_diff(
+                                &old,
+                                &new,
+                                &format!("sent (v{old_v})"),
+                                &format!("now (v{})", m.version),
+                            ))),
+                            Err(e) => pre.bad { (e.to_string()) },
+                        }
                     }
-                    Ok(old) => out.push_str(&diff_html(&tree_diff(
-                        &old,
-                        &new,
-                        &format!("sent (v{old_v})"),
-                        &format!("now (v{})", m.version),
-                    ))),
-                    Err(e) => {
-                        let _ = write!(out, "<pre class=\"bad\">{}</pre>", esc(&e.to_string()));
+                    (Ok(new), None) => {
+                        p { (ctx.t("Chưa từng gửi tới đích này; sẽ gửi:", "Never sent to this destination; would send:")) }
+                        pre { (serde_json::to_string_pretty(&new).unwrap_or_default()) }
                     }
                 }
             }
-            (Ok(new), None) => {
-                let _ = write!(
-                    out,
-                    "<p>{}</p><pre>{}</pre>",
-                    ctx.t(
-                        "Chưa từng gửi tới đích này; sẽ gửi:",
-                        "Never sent to this destination; would send:"
-                    ),
-                    esc(&serde_json::to_string_pretty(&new).unwrap_or_default())
-                );
-            }
         }
     }
-    out.push_str("</div>");
-    out
 }
 
 /// The dead-letter filter, from the page's query string or the bulk form.
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct DeadQuery {
-    lang: Option<String>,
     #[serde(default)]
     destination: String,
     #[serde(default)]
@@ -755,7 +633,6 @@ impl DeadQuery {
                 .unwrap_or_default()
         };
         DeadQuery {
-            lang: None,
             destination: f("destination"),
             message_type: f("message_type"),
             error: f("error"),
@@ -795,8 +672,8 @@ impl DeadQuery {
         }
     }
 
-    /// The filter as hidden form fields (the bulk form repeats what the page showed).
-    fn hidden(&self) -> String {
+    /// The filter's fields, in the order the page shows them.
+    fn fields(&self) -> [(&'static str, &str); 6] {
         [
             ("destination", &self.destination),
             ("message_type", &self.message_type),
@@ -805,29 +682,32 @@ impl DeadQuery {
             ("from", &self.from),
             ("to", &self.to),
         ]
-        .iter()
-        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{k}\" value=\"{}\">", esc(v)))
-        .collect()
+    }
+
+    /// The filter as hidden form fields (the bulk form repeats what the page showed).
+    fn hidden(&self) -> Markup {
+        html! {
+            @for (k, v) in self.fields() {
+                input type="hidden" name=(k) value=(v);
+            }
+        }
+    }
+
+    /// The filter as a query string (the link back to the list).
+    fn query(&self) -> String {
+        self.fields()
+            .iter()
+            .map(|(k, v)| format!("{k}={}", url(v)))
+            .collect::<Vec<_>>()
+            .join("&")
     }
 }
 
 pub async fn dead_letters(
     State(st): State<ConsoleState>,
-    headers: HeaderMap,
+    ctx: Ctx,
     Query(q): Query<DeadQuery>,
 ) -> Response {
-    let ctx = match signed_in(
-        &st,
-        &headers,
-        &LangQuery {
-            lang: q.lang.clone(),
-        },
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
     if let Err(r) = super::record_read(
         &st,
         &ctx,
@@ -840,8 +720,11 @@ pub async fn dead_letters(
     {
         return *r;
     }
-    let mut body = format!("<h1>{}</h1>", ctx.t("Thư chết", "Dead letters"));
-    body.push_str(&dead_filter_form(&ctx, &q));
+    let title = ctx.t("Thư chết", "Dead letters");
+    let top = html! {
+        h1 { (title) }
+        (dead_filter_form(&ctx, &q))
+    };
     let req = q.request(Vec::new(), None, true);
     let range = parse_range(
         req.from.as_deref(),
@@ -853,12 +736,8 @@ pub async fn dead_letters(
     let (from, to) = match range {
         Ok(r) => r,
         Err(e) => {
-            let _ = write!(body, "<p class=\"bad\" id=\"filter-error\">{}</p>", esc(&e));
-            return (
-                StatusCode::BAD_REQUEST,
-                ctx.render(ctx.t("Thư chết", "Dead letters"), &body),
-            )
-                .into_response();
+            let body = html! { (top) p.bad #filter-error { (e) } };
+            return (StatusCode::BAD_REQUEST, ctx.render(title, body)).into_response();
         }
     };
     // Exactly the query the bulk replay runs, so the count shown is what it would replay.
@@ -878,12 +757,8 @@ pub async fn dead_letters(
     {
         Ok(d) => d,
         Err(e) => {
-            let _ = write!(body, "<p class=\"bad\">{}</p>", esc(&e.to_string()));
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                ctx.render(ctx.t("Thư chết", "Dead letters"), &body),
-            )
-                .into_response();
+            let body = html! { (top) p.bad { (e.to_string()) } };
+            return (StatusCode::SERVICE_UNAVAILABLE, ctx.render(title, body)).into_response();
         }
     };
     let count = if dead.len() as i64 >= BULK_MAX {
@@ -891,139 +766,134 @@ pub async fn dead_letters(
     } else {
         dead.len().to_string()
     };
-    let _ = write!(
-        body,
-        "<p><b id=\"dead-count\">{count}</b> {} <span class=\"muted\">({} {} – {})</span></p>",
-        ctx.t(
-            "thư chết khớp bộ lọc và chưa được gửi lại",
-            "dead letters match the filter and have not been replayed"
-        ),
-        ctx.t("thời điểm chết", "died between"),
-        time(from),
-        time(to),
-    );
-    let _ = write!(
-        body,
-        "<form method=\"post\" action=\"/console/dead/replay\" id=\"bulk-form\">{}<input type=\"hidden\" name=\"step\" value=\"preview\">",
-        q.hidden()
-    );
-    body.push_str(&table_head(
-        "dead",
-        &[
-            "✓",
-            ctx.t("Thời gian", "Time"),
-            ctx.t("Đích", "Destination"),
-            ctx.t("Loại", "Type"),
-            ctx.t("Hồ sơ", "Dossier"),
-            ctx.t("Lần gửi", "Attempts"),
-            ctx.t("Lỗi cuối", "Last error"),
-        ],
-    ));
-    for d in dead.iter().take(DEAD_SHOWN) {
-        body.push_str(&table_row(&[
-            format!(
-                "<input type=\"checkbox\" name=\"sel\" value=\"{0}\" class=\"sel\" id=\"sel-{0}\">",
-                esc(&d.id)
-            ),
-            format!(
-                "<a href=\"/console/messages/{}\">{}</a>",
-                url(&d.message_id),
-                time(d.updated_at)
-            ),
-            esc(&d.destination),
-            esc(&d.message_type),
-            esc(&d.correlation_id),
-            d.attempts.to_string(),
-            format!(
-                "{} <span class=\"muted\">{}</span>",
-                esc(d.last_error.as_deref().unwrap_or("")),
-                esc(d.error_class.as_deref().unwrap_or(""))
-            ),
-        ]));
-    }
-    body.push_str("</table>");
-    if dead.len() > DEAD_SHOWN {
-        let _ = write!(
-            body,
-            "<p class=\"muted\">{} {DEAD_SHOWN}.</p>",
-            ctx.t("Chỉ hiển thị", "Showing only the first")
-        );
-    }
-    if !dead.is_empty() {
-        let _ = write!(
-            body,
-            "<div class=\"box\"><p><label>{} <input name=\"reason\" id=\"bulk-reason\" size=\"60\" required></label></p>\
-             <button type=\"submit\" name=\"scope\" value=\"selected\" id=\"bulk-selected\">{}</button> \
-             <button type=\"submit\" name=\"scope\" value=\"all\" id=\"bulk-all\" class=\"secondary\">{} ({count})</button>\
-             <p class=\"muted\">{}</p></div>",
-            ctx.t("Lý do (ghi vào nhật ký)", "Reason (recorded in the trail)"),
-            ctx.t("Gửi lại các mục đã chọn…", "Replay the selected…"),
-            ctx.t("Gửi lại tất cả mục khớp bộ lọc…", "Replay all matching the filter…"),
-            ctx.t(
-                "Bước tiếp theo cho biết số mục sẽ gửi lại và yêu cầu xác nhận. Gửi lại đúng nội dung đã gửi, qua hàng đợi.",
-                "The next step shows how many will be replayed and asks you to confirm. The exact bytes are re-sent, through the queue."
-            ),
-        );
-    } else {
-        let _ = write!(
-            body,
-            "<p class=\"muted\" id=\"no-dead\">{}</p>",
-            ctx.t("Không có thư chết nào khớp.", "No dead letter matches.")
-        );
-    }
-    body.push_str("</form>");
-    ctx.render(ctx.t("Thư chết", "Dead letters"), &body)
+    let body = html! {
+        (top)
+        p {
+            b #dead-count { (count) } " "
+            (ctx.t(
+                "thư chết khớp bộ lọc và chưa được gửi lại",
+                "dead letters match the filter and have not been replayed"
+            ))
+            " " span.muted { "(" (ctx.t("thời điểm chết", "died between")) " " (time(from)) " – " (time(to)) ")" }
+        }
+        form method="post" action="/console/dead/replay" #bulk-form {
+            (q.hidden())
+            input type="hidden" name="step" value="preview";
+            table #dead {
+                (header_row(&[
+                    "✓",
+                    ctx.t("Thời gian", "Time"),
+                    ctx.t("Đích", "Destination"),
+                    ctx.t("Loại", "Type"),
+                    ctx.t("Hồ sơ", "Dossier"),
+                    ctx.t("Lần gửi", "Attempts"),
+                    ctx.t("Lỗi cuối", "Last error"),
+                ]))
+                @for d in dead.iter().take(DEAD_SHOWN) {
+                    tr {
+                        td { input.sel type="checkbox" name="sel" value=(d.id) id={ "sel-" (d.id) }; }
+                        td { a href={ "/console/messages/" (url(&d.message_id)) } { (time(d.updated_at)) } }
+                        td { (d.destination) }
+                        td { (d.message_type) }
+                        td { (d.correlation_id) }
+                        td { (d.attempts) }
+                        td {
+                            (d.last_error.as_deref().unwrap_or(""))
+                            " " span.muted { (d.error_class.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+            @if dead.len() > DEAD_SHOWN {
+                p.muted { (ctx.t("Chỉ hiển thị", "Showing only the first")) " " (DEAD_SHOWN) "." }
+            }
+            @if !dead.is_empty() {
+                div.box {
+                    p {
+                        label {
+                            (ctx.t("Lý do (ghi vào nhật ký)", "Reason (recorded in the trail)")) " "
+                            input name="reason" #bulk-reason size="60" required;
+                        }
+                    }
+                    button type="submit" name="scope" value="selected" #bulk-selected {
+                        (ctx.t("Gửi lại các mục đã chọn…", "Replay the selected…"))
+                    }
+                    " "
+                    button.secondary type="submit" name="scope" value="all" #bulk-all {
+                        (ctx.t("Gửi lại tất cả mục khớp bộ lọc…", "Replay all matching the filter…"))
+                        " (" (count) ")"
+                    }
+                    p.muted {
+                        (ctx.t(
+                            "Bước tiếp theo cho biết số mục sẽ gửi lại và yêu cầu xác nhận. Gửi lại đúng nội dung đã gửi, qua hàng đợi.",
+                            "The next step shows how many will be replayed and asks you to confirm. The exact bytes are re-sent, through the queue."
+                        ))
+                    }
+                }
+            } @else {
+                p.muted #no-dead { (ctx.t("Không có thư chết nào khớp.", "No dead letter matches.")) }
+            }
+        }
+    };
+    ctx.render(title, body)
 }
 
-fn dead_filter_form(ctx: &Ctx, q: &DeadQuery) -> String {
-    let class_opt = |v: &str, label: &str| {
-        format!(
-            "<option value=\"{v}\"{}>{}</option>",
-            if q.error_class == v { " selected" } else { "" },
-            esc(label)
-        )
-    };
-    format!(
-        "<form method=\"get\" action=\"/console/dead\" class=\"box\" id=\"dead-filter\">\
-         <label>{} <input name=\"destination\" id=\"f-destination\" size=\"14\" value=\"{}\"></label> \
-         <label>{} <input name=\"message_type\" id=\"f-message-type\" size=\"18\" value=\"{}\"></label> \
-         <label>{} <input name=\"error\" id=\"f-error\" size=\"18\" value=\"{}\"></label> \
-         <label>{} <select name=\"error_class\" id=\"f-error-class\">{}{}{}{}</select></label><br>\
-         <label>{} <input type=\"date\" name=\"from\" id=\"f-from\" value=\"{}\"></label> \
-         <label>{} <input type=\"date\" name=\"to\" id=\"f-to\" value=\"{}\"></label> \
-         <button type=\"submit\" id=\"filter\">{}</button> <span class=\"muted\">{}</span></form>",
-        ctx.t("Hệ thống đích", "Destination"),
-        esc(&q.destination),
-        ctx.t("Loại thông điệp", "Message type"),
-        esc(&q.message_type),
-        ctx.t("Lỗi chứa", "Error contains"),
-        esc(&q.error),
-        ctx.t("Loại lỗi", "Error class"),
-        class_opt("", ctx.t("(tất cả)", "(all)")),
-        class_opt("transient", "transient"),
-        class_opt("permanent", "permanent"),
-        class_opt("exhausted", "exhausted"),
-        ctx.t("Từ ngày", "From"),
-        esc(&q.from),
-        ctx.t("Đến ngày", "To"),
-        esc(&q.to),
-        ctx.t("Lọc", "Filter"),
-        ctx.t("(mặc định: 7 ngày gần nhất)", "(default: the last 7 days)"),
-    )
+fn dead_filter_form(ctx: &Ctx, q: &DeadQuery) -> Markup {
+    let classes = [
+        ("", ctx.t("(tất cả)", "(all)")),
+        ("transient", "transient"),
+        ("permanent", "permanent"),
+        ("exhausted", "exhausted"),
+    ];
+    html! {
+        form.box method="get" action="/console/dead" #dead-filter {
+            label {
+                (ctx.t("Hệ thống đích", "Destination")) " "
+                input name="destination" #f-destination size="14" value=(q.destination);
+            }
+            " "
+            label {
+                (ctx.t("Loại thông điệp", "Message type")) " "
+                input name="message_type" #f-message-type size="18" value=(q.message_type);
+            }
+            " "
+            label {
+                (ctx.t("Lỗi chứa", "Error contains")) " "
+                input name="error" #f-error size="18" value=(q.error);
+            }
+            " "
+            label {
+                (ctx.t("Loại lỗi", "Error class")) " "
+                select name="error_class" #f-error-class {
+                    @for (v, label) in classes {
+                        option value=(v) selected[q.error_class == v] { (label) }
+                    }
+                }
+            }
+            br;
+            label {
+                (ctx.t("Từ ngày", "From")) " "
+                input type="date" name="from" #f-from value=(q.from);
+            }
+            " "
+            label {
+                (ctx.t("Đến ngày", "To")) " "
+                input type="date" name="to" #f-to value=(q.to);
+            }
+            " "
+            button type="submit" #filter { (ctx.t("Lọc", "Filter")) }
+            " " span.muted { (ctx.t("(mặc định: 7 ngày gần nhất)", "(default: the last 7 days)")) }
+        }
+    }
 }
 
 /// `POST /console/dead/replay`: `step=preview` counts and asks for confirmation,
 /// `step=confirm` replays; both through `replay_dead_letters` (role: admin or auditor).
 pub async fn bulk_replay(
     State(st): State<ConsoleState>,
-    headers: HeaderMap,
-    Query(q): Query<LangQuery>,
+    ctx: Ctx,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    let ctx = match signed_in(&st, &headers, &q).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
     let field = |k: &str| {
         fields
             .iter()
@@ -1044,33 +914,25 @@ pub async fn bulk_replay(
     };
     let confirm = field("step") == "confirm";
     let title = ctx.t("Gửi lại thư chết", "Replay dead letters");
-    let mut body = format!("<h1>{title}</h1>");
-    let back = format!(
-        "<p><a href=\"/console/dead?{}\" id=\"back\">{}</a></p>",
-        [
-            ("destination", &filter.destination),
-            ("message_type", &filter.message_type),
-            ("error", &filter.error),
-            ("error_class", &filter.error_class),
-            ("from", &filter.from),
-            ("to", &filter.to),
-        ]
-        .iter()
-        .map(|(k, v)| format!("{k}={}", url(v)))
-        .collect::<Vec<_>>()
-        .join("&amp;"),
-        ctx.t("← Quay lại danh sách", "← Back to the list")
-    );
+    let back = html! {
+        p {
+            a href={ "/console/dead?" (filter.query()) } #back {
+                (ctx.t("← Quay lại danh sách", "← Back to the list"))
+            }
+        }
+    };
     if !scope_all && ids.is_empty() {
-        let _ = write!(
-            body,
-            "<p class=\"bad\" id=\"bulk-error\">{}</p>{back}",
-            ctx.t(
-                "Chưa chọn mục nào: đánh dấu các thư cần gửi lại, hoặc dùng “tất cả mục khớp bộ lọc”.",
-                "Nothing selected: tick the letters to replay, or use “all matching the filter”."
-            )
-        );
-        return (StatusCode::BAD_REQUEST, ctx.render(title, &body)).into_response();
+        let body = html! {
+            h1 { (title) }
+            p.bad #bulk-error {
+                (ctx.t(
+                    "Chưa chọn mục nào: đánh dấu các thư cần gửi lại, hoặc dùng “tất cả mục khớp bộ lọc”.",
+                    "Nothing selected: tick the letters to replay, or use “all matching the filter”."
+                ))
+            }
+            (back)
+        };
+        return (StatusCode::BAD_REQUEST, ctx.render(title, body)).into_response();
     }
     let reason = opt(&field("reason"));
     let req = filter.request(ids.clone(), reason.clone(), !confirm);
@@ -1078,67 +940,57 @@ pub async fn bulk_replay(
         Ok(o) => o,
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            let _ = write!(
-                body,
-                "<p class=\"bad\" id=\"bulk-error\">{}: {}</p>{back}",
-                ctx.t("Không gửi lại được", "Replay refused"),
-                esc(&e.to_string())
-            );
-            return (status, ctx.render(title, &body)).into_response();
+            let body = html! {
+                h1 { (title) }
+                p.bad #bulk-error { (ctx.t("Không gửi lại được", "Replay refused")) ": " (e.to_string()) }
+                (back)
+            };
+            return (status, ctx.render(title, body)).into_response();
         }
     };
     let item = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
     if !confirm {
         // Step 1: how many, which ones; nothing is sent yet.
-        let _ = write!(
-            body,
-            "<p class=\"box\"><b id=\"bulk-count\">{}</b> {}</p>",
-            out.matched,
-            ctx.t(
-                "thư chết sẽ được gửi lại đúng nội dung đã gửi.",
-                "dead letters will be re-sent with the exact bytes sent before."
-            )
-        );
-        body.push_str(&table_head(
-            "bulk-preview",
-            &[
-                ctx.t("Lần chuyển", "Delivery"),
-                ctx.t("Đích", "Destination"),
-                ctx.t("Lỗi cuối", "Last error"),
-            ],
-        ));
-        for d in &out.deliveries {
-            body.push_str(&table_row(&[
-                format!(
-                    "<a href=\"/console/messages/{}\">{}</a>",
-                    url(&item(d, "message_id")),
-                    esc(&item(d, "delivery"))
-                ),
-                esc(&item(d, "destination")),
-                esc(&item(d, "last_error")),
-            ]));
-        }
-        body.push_str("</table>");
-        if out.matched > 0 {
-            let sel: String = ids
-                .iter()
-                .map(|i| format!("<input type=\"hidden\" name=\"sel\" value=\"{}\">", esc(i)))
-                .collect();
-            let _ = write!(
-                body,
-                "<form method=\"post\" action=\"/console/dead/replay\" id=\"bulk-confirm-form\">{}{sel}\
-                 <input type=\"hidden\" name=\"scope\" value=\"{}\"><input type=\"hidden\" name=\"step\" value=\"confirm\">\
-                 <input type=\"hidden\" name=\"reason\" value=\"{}\">\
-                 <button type=\"submit\" id=\"bulk-confirm\">{} ({})</button></form>",
-                filter.hidden(),
-                if scope_all { "all" } else { "selected" },
-                esc(reason.as_deref().unwrap_or("")),
-                ctx.t("Xác nhận gửi lại", "Confirm the replay"),
-                out.matched,
-            );
-        }
-        body.push_str(&back);
-        return ctx.render(title, &body);
+        let body = html! {
+            h1 { (title) }
+            p.box {
+                b #bulk-count { (out.matched) } " "
+                (ctx.t(
+                    "thư chết sẽ được gửi lại đúng nội dung đã gửi.",
+                    "dead letters will be re-sent with the exact bytes sent before."
+                ))
+            }
+            table #bulk-preview {
+                (header_row(&[
+                    ctx.t("Lần chuyển", "Delivery"),
+                    ctx.t("Đích", "Destination"),
+                    ctx.t("Lỗi cuối", "Last error"),
+                ]))
+                @for d in &out.deliveries {
+                    tr {
+                        td { a href={ "/console/messages/" (url(&item(d, "message_id"))) } { (item(d, "delivery")) } }
+                        td { (item(d, "destination")) }
+                        td { (item(d, "last_error")) }
+                    }
+                }
+            }
+            @if out.matched > 0 {
+                form method="post" action="/console/dead/replay" #bulk-confirm-form {
+                    (filter.hidden())
+                    @for i in &ids {
+                        input type="hidden" name="sel" value=(i);
+                    }
+                    input type="hidden" name="scope" value=(if scope_all { "all" } else { "selected" });
+                    input type="hidden" name="step" value="confirm";
+                    input type="hidden" name="reason" value=(reason.as_deref().unwrap_or(""));
+                    button type="submit" #bulk-confirm {
+                        (ctx.t("Xác nhận gửi lại", "Confirm the replay")) " (" (out.matched) ")"
+                    }
+                }
+            }
+            (back)
+        };
+        return ctx.render(title, body);
     }
     // Step 2: done; every item with its new delivery (or why it was skipped).
     let replayed = out
@@ -1146,37 +998,31 @@ pub async fn bulk_replay(
         .iter()
         .filter(|d| d["replayed_as"].is_string())
         .count();
-    let _ = write!(
-        body,
-        "<p class=\"flash\" id=\"bulk-outcome\">{} <b>{replayed}</b> / {} · {}</p>",
-        ctx.t("Đã gửi lại", "Replayed"),
-        out.matched,
-        ctx.t(
-            "mỗi lần gửi lại được ghi vào nhật ký (replay.requested, replayed).",
-            "each replay is recorded in the trail (replay.requested, replayed)."
-        )
-    );
-    body.push_str(&table_head(
-        "bulk-results",
-        &[ctx.t("Thư chết", "Dead letter"), ctx.t("Kết quả", "Result")],
-    ));
-    for d in &out.deliveries {
-        let result = match (d["replayed_as"].as_str(), d["skipped"].as_str()) {
-            (Some(n), _) => format!(
-                "<span class=\"ok\">{} {}</span>",
-                ctx.t("gửi lại thành lần chuyển", "replayed as delivery"),
-                esc(n)
-            ),
-            (None, Some(why)) => format!(
-                "<span class=\"bad\">{}: {}</span>",
-                ctx.t("bỏ qua", "skipped"),
-                esc(why)
-            ),
-            _ => String::new(),
-        };
-        body.push_str(&table_row(&[esc(&item(d, "delivery")), result]));
-    }
-    body.push_str("</table>");
-    body.push_str(&back);
-    ctx.render(title, &body)
+    let body = html! {
+        h1 { (title) }
+        p.flash #bulk-outcome {
+            (ctx.t("Đã gửi lại", "Replayed")) " " b { (replayed) } " / " (out.matched) " · "
+            (ctx.t(
+                "mỗi lần gửi lại được ghi vào nhật ký (replay.requested, replayed).",
+                "each replay is recorded in the trail (replay.requested, replayed)."
+            ))
+        }
+        table #bulk-results {
+            (header_row(&[ctx.t("Thư chết", "Dead letter"), ctx.t("Kết quả", "Result")]))
+            @for d in &out.deliveries {
+                tr {
+                    td { (item(d, "delivery")) }
+                    td {
+                        @match (d["replayed_as"].as_str(), d["skipped"].as_str()) {
+                            (Some(n), _) => span.ok { (ctx.t("gửi lại thành lần chuyển", "replayed as delivery")) " " (n) },
+                            (None, Some(why)) => span.bad { (ctx.t("bỏ qua", "skipped")) ": " (why) },
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        (back)
+    };
+    ctx.render(title, body)
 }

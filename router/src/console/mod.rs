@@ -24,7 +24,11 @@
 //! another host (believing `X-Forwarded-Host` only from `server.trusted_proxies`),
 //! and puts the security headers (CSP, frame and sniffing) on every answer.
 //!
-//! Files: [`sessions`] (sign-in sessions, origins, security headers), [`layout`] (shell, escaping, languages, tables), [`dashboard`], [`mappings`],
+//! Pages are [`maud`] templates, which escape every spliced value: partner
+//! data cannot become markup by a forgotten call (see [`layout`]). The sign-in
+//! check every page needs is one extractor, [`Ctx`].
+//!
+//! Files: [`sessions`] (sign-in sessions, origins, security headers), [`layout`] (shell, shared fragments, languages), [`dashboard`], [`mappings`],
 //! [`messages`] (search, message page, dry-run replay then replay, dead letters with
 //! filters and bulk replay).
 
@@ -34,10 +38,12 @@ pub mod mappings;
 pub mod messages;
 pub mod sessions;
 
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::http::Method;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use maud::{html, Markup};
 use serde::Deserialize;
 
 use crate::admin::access::Principal;
@@ -46,7 +52,7 @@ use crate::audit::replay::ReplayContext;
 use crate::auth::routes::{Access, Guards, Registry};
 use crate::auth::Need;
 use crate::store::Store;
-use layout::{esc, page, Lang};
+use layout::{page, Lang};
 
 /// What the console pages need.
 #[derive(Clone)]
@@ -66,8 +72,10 @@ const OLD_TOKEN_COOKIE: &str = "lt_token";
 const LANG_COOKIE: &str = "lt_lang";
 const CSS: &str = include_str!("templates/console.css");
 
-/// The `/console` routes. Every page needs a signed-in reader; the pages that
-/// change something check for an administrator themselves ([`admin_only`]).
+/// The `/console` routes. Every page needs a signed-in reader (the route guard
+/// checks the session before the handler runs, and hands it the [`Principal`]);
+/// the pages that change something check for an administrator themselves
+/// ([`Ctx::require_admin`]).
 pub fn routes(state: ConsoleState, guards: Guards) -> Registry {
     let reader = Access::Console(Need::Auditor);
     Registry::new(guards)
@@ -150,11 +158,62 @@ pub struct LangQuery {
 }
 
 /// The page language: `?lang=` first (and remembered), then the cookie, then Vietnamese.
+/// The second field is true when `?lang=` chose it (the response then stores it).
+pub struct PageLang(pub Lang, pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for PageLang {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // Other query fields belong to the page; an unreadable query is Vietnamese.
+        let q = Query::<LangQuery>::try_from_uri(&parts.uri)
+            .ok()
+            .and_then(|q| q.0.lang);
+        let (lang, set) = lang_of(&parts.headers, q.as_deref());
+        Ok(PageLang(lang, set))
+    }
+}
+
+/// The signed-in reader of a console page, and its language: the one sign-in
+/// prologue of every page, as an extractor.
+///
+/// The route guard ([`crate::auth::routes`]) has already looked the session up
+/// and put its [`Principal`] in the request; this reads it from there, so a
+/// page costs one session lookup. Without one (a route registered without the
+/// console guard, which the architecture test refuses) the answer is the
+/// sign-in page, never the page itself.
 pub struct Ctx {
     pub lang: Lang,
     /// Set when `?lang=` changed the language: the response stores it.
     pub set_lang: bool,
     pub who: Principal,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, st: &S) -> Result<Self, Self::Rejection> {
+        let Ok(PageLang(lang, set_lang)) = PageLang::from_request_parts(parts, st).await;
+        match parts.extensions.get::<Principal>() {
+            Some(who) if who.can_read() => Ok(Ctx {
+                lang,
+                set_lang,
+                who: who.clone(),
+            }),
+            Some(who) => Err(forbidden(
+                lang,
+                &format!(
+                    "{} ({})",
+                    who.name,
+                    lang.t(
+                        "cần vai trò quản trị hoặc kiểm toán",
+                        "needs the admin or auditor role"
+                    )
+                ),
+            )),
+            None => Err(Redirect::to("/console/login").into_response()),
+        }
+    }
 }
 
 pub(crate) fn lang_of(headers: &HeaderMap, q: Option<&str>) -> (Lang, bool) {
@@ -168,50 +227,9 @@ pub(crate) fn lang_of(headers: &HeaderMap, q: Option<&str>) -> (Lang, bool) {
     }
 }
 
-/// A page that answers instead of the one asked for (sign-in redirect, 403); boxed
-/// because a `Response` is large and this is the error side of every handler's first line.
+/// A page that answers instead of the one asked for (403, 503); boxed
+/// because a `Response` is large and this is the error side of a handler's check.
 pub type Refusal = Box<Response>;
-
-/// Signed in (any role that may read), or a redirect to the sign-in form.
-pub async fn signed_in(
-    st: &ConsoleState,
-    headers: &HeaderMap,
-    q: &LangQuery,
-) -> Result<Ctx, Refusal> {
-    let (lang, set_lang) = lang_of(headers, q.lang.as_deref());
-    let who = match st.sessions.resolve(headers).await {
-        Ok(who) => who,
-        Err(why) => {
-            return Err(Box::new(
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    [(header::RETRY_AFTER, "5")],
-                    why,
-                )
-                    .into_response(),
-            ))
-        }
-    };
-    match who {
-        Some(who) if who.can_read() => Ok(Ctx {
-            lang,
-            set_lang,
-            who,
-        }),
-        Some(who) => Err(Box::new(forbidden(
-            lang,
-            &format!(
-                "{} ({})",
-                who.name,
-                lang.t(
-                    "cần vai trò quản trị hoặc kiểm toán",
-                    "needs the admin or auditor role"
-                )
-            ),
-        ))),
-        None => Err(Box::new(Redirect::to("/console/login").into_response())),
-    }
-}
 
 /// Records that the signed-in reader read message content from the console
 /// (`kind` is `audit.read` or `audit.search`, as the API writes them; `route`
@@ -251,35 +269,20 @@ pub async fn record_read(
     })
 }
 
-/// Signed in as admin (changes), or 403.
-pub async fn admin_only(
-    st: &ConsoleState,
-    headers: &HeaderMap,
-    q: &LangQuery,
-) -> Result<Ctx, Refusal> {
-    let ctx = signed_in(st, headers, q).await?;
-    if !ctx.who.can_change() {
-        return Err(Box::new(forbidden(
-            ctx.lang,
-            ctx.lang.t(
-                "Chỉ quản trị viên được thay đổi.",
-                "Only administrators may make changes.",
-            ),
-        )));
-    }
-    Ok(ctx)
-}
-
 pub(crate) fn forbidden(lang: Lang, why: &str) -> Response {
-    let body = format!("<h1>403</h1><p class=\"bad\">{}</p>", esc(why));
-    (StatusCode::FORBIDDEN, Html(page(lang, "403", None, &body))).into_response()
+    let body = html! { h1 { "403" } p.bad { (why) } };
+    (
+        StatusCode::FORBIDDEN,
+        Html(page(lang, "403", None, body).into_string()),
+    )
+        .into_response()
 }
 
 impl Ctx {
     /// A full page response (remembers `?lang=` in a cookie).
-    pub fn render(&self, title: &str, body: &str) -> Response {
+    pub fn render(&self, title: &str, body: Markup) -> Response {
         let who = format!("{} ({:?})", self.who.name, self.who.role).to_lowercase();
-        let html = Html(page(self.lang, title, Some(&who), body));
+        let html = Html(page(self.lang, title, Some(&who), body).into_string());
         if self.set_lang {
             let c = format!(
                 "{LANG_COOKIE}={}; Path=/console; SameSite=Strict; Max-Age=31536000",
@@ -293,28 +296,47 @@ impl Ctx {
     pub fn t(&self, vi: &'static str, en: &'static str) -> &'static str {
         self.lang.t(vi, en)
     }
+    /// Changes need an administrator: `Err` is the 403 page to answer with.
+    pub fn require_admin(&self) -> Result<(), Refusal> {
+        if self.who.can_change() {
+            return Ok(());
+        }
+        Err(Box::new(forbidden(
+            self.lang,
+            self.t(
+                "Chỉ quản trị viên được thay đổi.",
+                "Only administrators may make changes.",
+            ),
+        )))
+    }
 }
 
-async fn login_form(headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
-    let (lang, _) = lang_of(&headers, q.lang.as_deref());
+async fn login_form(PageLang(lang, _): PageLang) -> Response {
     login_page(lang, None)
 }
 
 fn login_page(lang: Lang, error: Option<&str>) -> Response {
-    let err = error
-        .map(|e| format!("<p class=\"bad\" id=\"login-error\">{}</p>", esc(e)))
-        .unwrap_or_default();
-    let body = format!(
-        "<h1>{}</h1>{err}<form method=\"post\" action=\"/console/login\" class=\"box\">\
-         <label>{}<br><input type=\"password\" name=\"token\" id=\"token\" size=\"50\" autocomplete=\"off\"></label> \
-         <input type=\"hidden\" name=\"lang\" value=\"{}\"><button type=\"submit\" id=\"sign-in\">{}</button></form>\
-         <p class=\"muted\">{}</p>",
-        lang.t("Đăng nhập", "Sign in"),
-        lang.t("Mã truy cập API", "API token"),
-        lang.code(),
-        lang.t("Đăng nhập", "Sign in"),
-        lang.t("Dùng mã truy cập do quản trị viên cấp (vai trò quản trị hoặc kiểm toán).", "Use an API token from an administrator (admin or auditor role)."),
-    );
+    let body = html! {
+        h1 { (lang.t("Đăng nhập", "Sign in")) }
+        @if let Some(e) = error {
+            p.bad #login-error { (e) }
+        }
+        form.box method="post" action="/console/login" {
+            label {
+                (lang.t("Mã truy cập API", "API token")) br;
+                input type="password" name="token" #token size="50" autocomplete="off";
+            }
+            " "
+            input type="hidden" name="lang" value=(lang.code());
+            button type="submit" #sign-in { (lang.t("Đăng nhập", "Sign in")) }
+        }
+        p.muted {
+            (lang.t(
+                "Dùng mã truy cập do quản trị viên cấp (vai trò quản trị hoặc kiểm toán).",
+                "Use an API token from an administrator (admin or auditor role).",
+            ))
+        }
+    };
     let status = if error.is_some() {
         StatusCode::UNAUTHORIZED
     } else {
@@ -322,7 +344,7 @@ fn login_page(lang: Lang, error: Option<&str>) -> Response {
     };
     (
         status,
-        Html(page(lang, lang.t("Đăng nhập", "Sign in"), None, &body)),
+        Html(page(lang, lang.t("Đăng nhập", "Sign in"), None, body).into_string()),
     )
         .into_response()
 }
