@@ -52,6 +52,10 @@ pub struct MessageArgs {
     /// Show what would be sent and the diff; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// as-sent: send with a new Idempotency-Key. By default the partner sees the
+    /// key it was sent before, so it can drop a request it already applied.
+    #[arg(long)]
+    pub new_ids: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,6 +77,9 @@ pub struct DeadArgs {
     pub limit: Option<i64>,
     #[arg(long)]
     pub dry_run: bool,
+    /// Send with new Idempotency-Keys (default: the keys the partner was sent before).
+    #[arg(long)]
+    pub new_ids: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -121,6 +128,7 @@ async fn message(a: MessageArgs) -> anyhow::Result<ExitCode> {
         mapping_version: a.mapping_version,
         dry_run: a.dry_run,
         reason: a.reason.clone(),
+        new_ids: a.new_ids,
     };
     match replay_message(&ctx, &a.id, &req, &a.store.actor()).await {
         Ok(out) => {
@@ -166,6 +174,7 @@ async fn dead(a: DeadArgs) -> anyhow::Result<ExitCode> {
         dry_run: a.dry_run,
         reason: a.reason.clone(),
         limit: a.limit,
+        new_ids: a.new_ids,
         ..Default::default()
     };
     match replay_dead_letters(&ctx, &req, &a.store.actor()).await {

@@ -77,6 +77,13 @@ pub struct ReplayRequest {
     /// Why: required, recorded in the trail.
     #[serde(default)]
     pub reason: Option<String>,
+    /// `as-sent` only: send with a new `Idempotency-Key` (the new delivery's
+    /// id) instead of the key the partner was sent before. By default an
+    /// as-sent replay is the same request again, so a partner that already
+    /// applied it can drop it; a `remap` replay sends new content, so it
+    /// always has a new key. Recorded in the trail.
+    #[serde(default)]
+    pub new_ids: bool,
 }
 
 /// Why a replay was refused.
@@ -224,6 +231,9 @@ pub struct Planned {
     pub message_type: String,
     #[serde(skip)]
     pub correlation_id: String,
+    /// The `Idempotency-Key` the partner will see: the one it was sent before
+    /// (an as-sent replay), or `null` for a new one (the new delivery's id).
+    pub partner_key: Option<String>,
 }
 
 /// The answer to a replay request.
@@ -381,6 +391,11 @@ pub async fn plan(
             "`mapping_version` only applies to `mode: remap`".into(),
         ));
     }
+    if req.mode == Mode::Remap && req.new_ids {
+        return Err(ReplayError::BadRequest(
+            "`new_ids` only applies to `mode: as-sent` (a remap replay always has a new Idempotency-Key)".into(),
+        ));
+    }
     let msg =
         ctx.store.message_full(message_id).await?.ok_or_else(|| {
             ReplayError::NotFound(format!("message `{message_id}` does not exist"))
@@ -431,6 +446,8 @@ pub async fn plan(
             route_id: d.route_id.clone(),
             message_type: d.message_type.clone(),
             correlation_id: d.correlation_id.clone(),
+            partner_key: (req.mode == Mode::AsSent && !req.new_ids)
+                .then(|| d.partner_key().to_string()),
         });
     }
     Ok((msg, out))
@@ -444,6 +461,8 @@ struct InsertReplays {
     mode: Mode,
     at: i64,
     items: Vec<(NewDelivery, String, String)>, // (delivery, replay_of, correlation_id)
+    /// Each item's partner-facing key when it is kept from what it replays.
+    partner_keys: Vec<Option<String>>,
     request_detail: Value,
 }
 
@@ -471,16 +490,18 @@ impl WriteOp for InsertReplays {
             let rows: Vec<DeliveryInsert> = self
                 .items
                 .iter()
-                .map(|(d, original, corr)| DeliveryInsert {
+                .zip(&self.partner_keys)
+                .map(|((d, original, corr), key)| DeliveryInsert {
                     message_id: &self.message_id,
                     correlation_id: corr,
                     at: self.at,
                     delivery: d,
                     replay_of: Some(original),
+                    partner_key: key.as_deref(),
                 })
                 .collect();
             insert_deliveries(conn, &rows).await?;
-            for (d, original, corr) in &self.items {
+            for ((d, original, corr), key) in self.items.iter().zip(&self.partner_keys) {
                 let mut ev = TrailEvent {
                     at: self.at,
                     message_id: Some(self.message_id.clone()),
@@ -491,6 +512,9 @@ impl WriteOp for InsertReplays {
                         "replay_of": original, "destination": d.destination, "mode": self.mode.as_str(),
                         "reason": self.reason, "mapping_id": d.mapping_id, "mapping_version": d.mapping_version,
                         "body_sha256": sha256_hex(&d.body),
+                        // What the partner sees as Idempotency-Key, and whether it is new.
+                        "idempotency_key": key.as_deref().unwrap_or(&d.id),
+                        "new_idempotency_key": key.is_none(),
                     }),
                 };
                 super::digest::attach(
@@ -534,6 +558,7 @@ pub async fn execute(
             )
         })
         .collect();
+    let partner_keys: Vec<Option<String>> = planned.iter().map(|p| p.partner_key.clone()).collect();
     let ids: Vec<String> = items.iter().map(|(d, _, _)| d.id.clone()).collect();
     let mut dests: Vec<String> = items
         .iter()
@@ -549,6 +574,7 @@ pub async fn execute(
             mode,
             at,
             items,
+            partner_keys,
             request_detail,
         }))
         .await?;
@@ -571,7 +597,7 @@ pub async fn replay_message(
     let reason = reason_of(req)?;
     let (_msg, planned) = plan(ctx, message_id, req).await?;
     let detail = json!({
-        "reason": reason, "mode": req.mode.as_str(), "dry_run": req.dry_run, "targets": req.targets,
+        "reason": reason, "mode": req.mode.as_str(), "dry_run": req.dry_run, "new_ids": req.new_ids, "targets": req.targets,
         "mapping_version": req.mapping_version,
         "planned": planned.iter().map(|p| json!({"original": p.original_delivery, "destination": p.destination, "sha256": p.sha256, "identical": p.identical})).collect::<Vec<_>>(),
     });
@@ -629,6 +655,10 @@ pub struct DeadLetterRequest {
     /// At most this many (default and maximum 1000).
     #[serde(default)]
     pub limit: Option<i64>,
+    /// Send with new `Idempotency-Key`s instead of the keys the partner was
+    /// sent before (see [`ReplayRequest::new_ids`]).
+    #[serde(default)]
+    pub new_ids: bool,
 }
 
 /// Result of a bulk replay: how many matched, and (unless dry run) the new deliveries.
@@ -694,7 +724,7 @@ pub async fn replay_dead_letters(
         .map(|d| json!({"delivery": d.id, "message_id": d.message_id, "destination": d.destination, "error_class": d.error_class, "last_error": d.last_error}))
         .collect();
     let detail = json!({
-        "reason": reason, "dry_run": req.dry_run, "destination": req.destination, "from": from, "to": to,
+        "reason": reason, "dry_run": req.dry_run, "new_ids": req.new_ids, "destination": req.destination, "from": from, "to": to,
         "error_class": req.error_class, "message_type": req.message_type, "error_contains": req.error_contains,
         "selected": req.deliveries.len(), "matched": dead.len(),
     });
@@ -736,6 +766,7 @@ pub async fn replay_dead_letters(
             route_id: d.route_id.clone(),
             message_type: d.message_type.clone(),
             correlation_id: d.correlation_id.clone(),
+            partner_key: (!req.new_ids).then(|| d.partner_key().to_string()),
         };
         let mut det = detail.clone();
         det["bulk"] = Value::Bool(true);

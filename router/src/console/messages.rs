@@ -219,6 +219,8 @@ pub async fn replay(
         mapping_version: None,
         dry_run: false,
         reason: field("reason"),
+        // A remap always has a new key; the box only changes an as-sent replay.
+        new_ids: field("new_ids").is_some() && field("mode").as_deref() == Some("as-sent"),
     };
     if req.targets.is_empty() {
         let err = ctx
@@ -314,6 +316,15 @@ async fn replay_form_html(
                 label {
                     input type="radio" name="mode" value="as-sent" #mode-as-sent checked[as_sent];
                     " " (ctx.t("Gửi lại đúng nội dung đã gửi", "Re-send the exact bytes sent before"))
+                }
+                br;
+                label {
+                    input type="checkbox" name="new_ids" value="1" #new-ids checked[previous.is_some_and(|r| r.new_ids)];
+                    " "
+                    (ctx.t(
+                        "với Idempotency-Key mới (mặc định: đúng khóa đã gửi, để đối tác nhận ra yêu cầu đã áp dụng)",
+                        "with a new Idempotency-Key (default: the key sent before, so the partner can recognise what it already applied)"
+                    ))
                 }
             }
             p {
@@ -669,6 +680,7 @@ impl DeadQuery {
             dry_run,
             reason,
             limit: Some(BULK_MAX),
+            new_ids: false,
         }
     }
 

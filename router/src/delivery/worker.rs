@@ -257,7 +257,8 @@ async fn attempt(d: &Dispatcher, policy: &DestinationPolicy, l: LeasedDelivery) 
         message_type: l.message_type.clone(),
         body: l.body.clone(),
         content_type: l.content_type.clone(),
-        idempotency_key: l.id.clone(),
+        // The delivery's id, or for an as-sent replay the key of what it replays.
+        idempotency_key: l.partner_key.clone(),
         attempt: l.attempt,
     };
     let started_at = now_ms();

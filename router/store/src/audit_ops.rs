@@ -192,11 +192,22 @@ pub struct DeliveryFull {
     pub last_error: Option<String>,
     pub error_class: Option<String>,
     pub replay_of: Option<String>,
+    /// The partner-facing key when it is not `id` (see [`DeliveryFull::partner_key`]).
+    #[serde(skip)]
+    pub partner_key_col: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub pruned_at: Option<i64>,
     #[serde(skip)]
     pub body: Vec<u8>,
+}
+
+impl DeliveryFull {
+    /// The `Idempotency-Key` the partner was sent for this delivery: its id, or
+    /// for an as-sent replay the key of the delivery it replays.
+    pub fn partner_key(&self) -> &str {
+        self.partner_key_col.as_deref().unwrap_or(&self.id)
+    }
 }
 
 /// An attempt row.
@@ -232,7 +243,7 @@ pub struct MessageFull {
 }
 
 pub(super) const DELIVERY_COLS: &str = "id, seq, message_id, destination, message_type, route_id, mapping_id, mapping_version, \
-     content_type, correlation_id, state, attempts, last_error, error_class, replay_of, created_at, updated_at, pruned_at, body";
+     content_type, correlation_id, state, attempts, last_error, error_class, replay_of, partner_key, created_at, updated_at, pruned_at, body";
 
 pub(super) fn delivery_full(r: &AnyRow) -> Result<DeliveryFull> {
     Ok(DeliveryFull {
@@ -251,6 +262,7 @@ pub(super) fn delivery_full(r: &AnyRow) -> Result<DeliveryFull> {
         last_error: get(r, "last_error")?,
         error_class: get(r, "error_class")?,
         replay_of: get(r, "replay_of")?,
+        partner_key_col: get(r, "partner_key")?,
         created_at: get(r, "created_at")?,
         updated_at: get(r, "updated_at")?,
         pruned_at: get(r, "pruned_at")?,

@@ -28,6 +28,9 @@ pub struct DeliveryInsert<'a> {
     pub at: i64,
     pub delivery: &'a NewDelivery,
     pub replay_of: Option<&'a str>,
+    /// The key the partner sees when it is not the delivery's id (an as-sent
+    /// replay keeps the key of what it replays); `None`: the delivery's id.
+    pub partner_key: Option<&'a str>,
 }
 
 /// Inserts `rows` as pending deliveries, in order (so `seq` order is their
@@ -40,9 +43,9 @@ pub async fn insert_deliveries(
     for chunk in rows.chunks(super::ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO deliveries (id, message_id, destination, message_type, route_id, mapping_id, mapping_version, \
-             body, content_type, next_attempt_at, correlation_id, created_at, updated_at, replay_of, state, attempts, \
-             lease_until) VALUES {}",
-            super::values_sql(chunk.len(), 14, ", 'pending', 0, NULL")
+             body, content_type, next_attempt_at, correlation_id, created_at, updated_at, replay_of, partner_key, state, \
+             attempts, lease_until) VALUES {}",
+            super::values_sql(chunk.len(), 15, ", 'pending', 0, NULL")
         );
         let mut q = sqlx::query(&sql);
         for r in chunk {
@@ -61,7 +64,8 @@ pub async fn insert_deliveries(
                 .bind(r.correlation_id)
                 .bind(r.at)
                 .bind(r.at)
-                .bind(r.replay_of);
+                .bind(r.replay_of)
+                .bind(r.partner_key);
         }
         q.execute(&mut *conn)
             .await
@@ -115,14 +119,16 @@ pub(super) async fn lease(
 
 /// The columns [`leased_from_row`] reads, for a `RETURNING` or `SELECT` list.
 pub(super) const LEASED_COLUMNS: &str =
-    "seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts, created_at";
+    "seq, id, message_id, correlation_id, destination, message_type, body, content_type, attempts, created_at, partner_key";
 
 /// A leased delivery from a row with the [`LEASED_COLUMNS`] (the embedded
 /// lease, the RabbitMQ claim, and a claim recovered after a lost connection).
 pub(super) fn leased_from_row(row: &AnyRow, lease_until: i64) -> Result<LeasedDelivery> {
+    let id: String = get(row, "id")?;
     Ok(LeasedDelivery {
         seq: get(row, "seq")?,
-        id: get(row, "id")?,
+        partner_key: get::<Option<String>>(row, "partner_key")?.unwrap_or_else(|| id.clone()),
+        id,
         message_id: get(row, "message_id")?,
         correlation_id: get(row, "correlation_id")?,
         destination: get(row, "destination")?,

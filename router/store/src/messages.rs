@@ -148,6 +148,7 @@ pub(super) async fn insert_accepted(
                 at: m.received_at,
                 delivery: d,
                 replay_of: None,
+                partner_key: None,
             })
         })
         .collect();

@@ -75,6 +75,10 @@ pub(crate) struct LeaseRequest {
 pub struct LeasedDelivery {
     pub seq: i64,
     pub id: String,
+    /// What the partner sees as this delivery's `Idempotency-Key`: its id, or
+    /// for an as-sent replay the key of the delivery it replays, so a partner
+    /// that applied the first can recognise the second.
+    pub partner_key: String,
     pub message_id: String,
     pub correlation_id: String,
     pub destination: String,
