@@ -18,9 +18,10 @@ use sim::Fault;
 
 const KEY: &str = "ioc-api-key-5f2a9c";
 
+/// Message `n`'s observation: its own measurement time, so no two are the same data.
 fn observation(station: &str, n: usize) -> String {
     json!({"messageId": format!("m{n}"), "source": "HUB-STNMT-QNAM", "sentAt": "2022-09-15T10:31:05+07:00",
-           "observations": [{"stationCode": station, "measuredAt": "2022-09-15T10:30:00+07:00",
+           "observations": [{"stationCode": station, "measuredAt": format!("2022-09-15T10:{:02}:00+07:00", n % 60),
                              "parameters": [{"code": "COD", "value": 42.5, "unit": "mg/L", "exceeded": false}]}]})
     .to_string()
 }
@@ -84,6 +85,59 @@ async fn batch_flushes_at_size() {
     assert!(results
         .iter()
         .all(|r| r.as_ref().unwrap().request == first.request));
+}
+
+/// Issue 14, defect 3: a retried batch went out with a new random `messageId`
+/// each time, and its `Idempotency-Key` changed with the order it was
+/// re-assembled in, so the IOC could not drop it. Now both come from the
+/// observations alone: another attempt, in another order, under other
+/// delivery keys, is the same batch to the IOC.
+#[tokio::test]
+async fn a_retried_batch_keeps_its_ids() {
+    let (sim, client) = setup(2, 10_000, KEY).await;
+    let send_pair = |order: [usize; 2], attempt: &str| {
+        order
+            .iter()
+            .map(|&i| {
+                let mut o = outbound(
+                    "ioc",
+                    "observations",
+                    observation(&format!("S_{i}_R"), i),
+                    &format!("k{i}-{attempt}"),
+                );
+                o.attempt = if attempt == "first" { 1 } else { 2 };
+                o
+            })
+            .collect::<Vec<_>>()
+    };
+    for (order, attempt) in [([0, 1], "first"), ([1, 0], "retry")] {
+        let outs = send_pair(order, attempt);
+        let results = join_all(outs.iter().map(|o| client.send(o))).await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+    }
+    let received = sim.core().received();
+    let ids: Vec<String> = received
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["messageId"].to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(
+        ids[0], ids[1],
+        "the same observations must keep their messageId"
+    );
+    assert_eq!(sim.batches().len(), 1, "applied once");
+    let keys: Vec<_> = received
+        .iter()
+        .map(|r| r.idempotency_key.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], keys[1], "the same Idempotency-Key: {keys:?}");
+    assert!(
+        received[1].duplicate,
+        "the IOC recognises the retry as a duplicate"
+    );
 }
 
 #[tokio::test]

@@ -18,14 +18,14 @@ use tokio::time::Instant;
 /// One message waiting for its batch.
 pub struct Item {
     pub observations: Vec<serde_json::Value>,
-    pub key: String,
     pub reply: oneshot::Sender<Result<Receipt, Failure>>,
 }
 
 /// A batch ready to send.
 pub struct Batch {
     pub observations: Vec<serde_json::Value>,
-    pub keys: Vec<String>,
+    /// How many messages it merges.
+    pub messages: usize,
 }
 
 /// Runs the batcher until every sender is dropped.
@@ -48,12 +48,11 @@ where
         }
         let mut batch = Batch {
             observations: Vec::new(),
-            keys: Vec::with_capacity(items.len()),
+            messages: items.len(),
         };
         let mut replies = Vec::with_capacity(items.len());
         for item in items {
             batch.observations.extend(item.observations);
-            batch.keys.push(item.key);
             replies.push(item.reply);
         }
         tracing::debug!(

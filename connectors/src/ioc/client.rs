@@ -39,8 +39,12 @@ impl Inner {
     }
 
     async fn flush(&self, batch: Batch) -> Result<Receipt, Failure> {
-        let key = codec::batch_key(batch.keys.iter().map(String::as_str));
-        let body = Bytes::from(codec::batch_body(&self.config.source, batch.observations));
+        let key = codec::batch_key(&batch.observations);
+        let body = Bytes::from(codec::batch_body(
+            &self.config.source,
+            &key,
+            batch.observations,
+        ));
         self.post(&self.config.observations_path, body, &key).await
     }
 }
@@ -134,7 +138,6 @@ impl IocClient {
         let (reply, outcome) = oneshot::channel();
         let item = Item {
             observations,
-            key: out.idempotency_key.clone(),
             reply,
         };
         let stopped = || {

@@ -10,8 +10,10 @@
 //!   message in the batch concatenated. A batch is flushed when it has
 //!   `batch_size` messages or `linger_ms` after its first message arrived; each
 //!   caller awaits its batch's outcome (one receipt or failure for all). The batch's
-//!   `Idempotency-Key` is the SHA-256 of its messages' idempotency keys, so an
-//!   identical redelivered batch is recognisable.
+//!   `Idempotency-Key` and its `messageId` come from its content alone (the
+//!   sorted digests of its observations, [`codec::batch_key`]), so a retried or
+//!   re-assembled batch of the same observations is recognisable, whatever the
+//!   attempt or the order.
 //! * Every other message type (alerts) is sent at once to `paths[message_type]`, else
 //!   `alerts_path` (default `/api/v1/alerts`).
 //!
