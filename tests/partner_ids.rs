@@ -1,5 +1,8 @@
 //! Partner-facing ids across replays (issue 14, defect 4): a partner must be
-//! able to recognise a replay of something it already applied.
+//! able to recognise a replay of something it already applied. And what an
+//! operator sees of a partner that stays down (defect 9): the queue-depth
+//! gauge returns to 0 when nothing waits, and an exhausted dead letter says
+//! that retrying is over and what to do, not that a retry will come.
 //!
 //! Against the built binary and a recording HTTP partner. On the main of
 //! 2026-12-04 every replay went out with a new `Idempotency-Key` (the new
@@ -198,4 +201,68 @@ async fn replays_keep_the_partner_facing_key_unless_told_otherwise() {
     .await;
     assert_eq!(s, 400, "{v}");
     assert!(v.to_string().contains("new_ids"), "{v}");
+}
+
+async fn depth_gauge(http: &reqwest::Client, base: &str) -> Option<f64> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with("lienthong_queue_depth{destination=\"sink\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_delivery_says_so_and_the_depth_gauge_drains_to_zero() {
+    let fault: Fault = Arc::new(|_| Some(StatusCode::SERVICE_UNAVAILABLE));
+    let sink = Sink::start(Some(fault)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, &sink.url, OPEN_INTAKE);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text
+        .replace("max_attempts: 20", "max_attempts: 3")
+        .replace("initial: 100ms, max: 400ms", "initial: 700ms, max: 700ms");
+    std::fs::write(&config, text).unwrap();
+    let hub = HubProcess::spawn(&config, port, &[]).await;
+    let http = reqwest::Client::new();
+    let (s, v) = post_json(
+        &http,
+        &hub.base,
+        "/inbound/portal/dossier.event",
+        &json!({ "code": "EX-1", "seq": 1, "msg_id": "m-ex-1" }),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        depth_gauge(&http, &hub.base).await,
+        Some(1.0),
+        "one delivery waits for the sink"
+    );
+    until_states(&http, &hub.base, &id, &["dead"]).await;
+    assert_eq!(
+        depth_gauge(&http, &hub.base).await,
+        Some(0.0),
+        "nothing waits any more: the gauge must say 0, not its last value"
+    );
+    let m = get(&http, &hub.base, &format!("/api/v1/messages/{id}")).await;
+    let out = &m["outputs"][0];
+    assert_eq!(out["error_class"], "exhausted", "{m}");
+    let err = out["last_error"].as_str().unwrap();
+    assert!(
+        err.contains("gave up after 3 attempt(s)") && err.contains("replay it"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("will retry"),
+        "an exhausted delivery promises no retry: {err}"
+    );
 }

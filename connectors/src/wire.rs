@@ -165,7 +165,7 @@ pub fn status_failure(system: &str, response: &Response, request: &Bytes) -> Fai
         FailureClass::Permanent
     };
     let detail = if transient {
-        format!("{system} answered HTTP {status}; the delivery layer will retry later")
+        format!("{system} answered HTTP {status}; transient: worth retrying")
     } else {
         format!("{system} rejected the request with HTTP {status}; fix the message or the connector configuration, then replay")
     };

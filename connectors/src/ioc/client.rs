@@ -144,7 +144,7 @@ impl IocClient {
             wire::failure(
                 FailureClass::Transient,
                 "batcher-stopped",
-                "the IOC batcher task is not running (the hub is shutting down); the delivery layer will retry",
+                "the IOC batcher task is not running (the hub is shutting down); transient: worth retrying",
                 None,
                 &batch::no_request(),
                 b"",

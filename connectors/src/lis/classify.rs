@@ -18,7 +18,7 @@ pub fn fault_class(fault: &Fault) -> FailureClass {
 /// Reason and detail for a fault.
 pub fn fault_text(system: &str, fault: &Fault) -> (String, String) {
     let advice = if fault_class(fault) == FailureClass::Transient {
-        "the delivery layer will retry later"
+        "transient: worth retrying"
     } else {
         "fix the message, the mapping or the credentials, then replay"
     };

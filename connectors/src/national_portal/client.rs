@@ -116,7 +116,7 @@ impl NationalPortalClient {
             Verdict::SessionExpired => Attempt::Expired(recorded),
             Verdict::Failed(class, reason) => {
                 let what = if class == FailureClass::Transient {
-                    "the delivery layer will retry later"
+                    "transient: worth retrying"
                 } else {
                     "DVCQG rejected the message; fix the data or the mapping and replay"
                 };
@@ -150,7 +150,7 @@ impl NationalPortalClient {
             Attempt::Expired(recorded) => Err(wire::failure(
                 FailureClass::Transient,
                 "dvcqg-session-rejected",
-                "DVCQG refused a session it had just issued; the delivery layer will retry later",
+                "DVCQG refused a session it had just issued; transient: worth retrying",
                 None,
                 &recorded,
                 b"",

@@ -36,7 +36,7 @@ pub fn classify(
         FailureClass::Permanent
     };
     let what = if transient {
-        "the delivery layer will retry later"
+        "transient: worth retrying"
     } else {
         "the province portal rejected the message; fix the data or the mapping and replay"
     };

@@ -151,7 +151,7 @@ impl TaxClient {
             classify::classify(&header.error_code, &self.config.transient_error_codes)
         {
             let advice = if class == FailureClass::Transient {
-                "the delivery layer will retry later"
+                "transient: worth retrying"
             } else {
                 "the tax authority rejected the message; fix the data or the mapping and replay"
             };

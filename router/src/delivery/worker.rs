@@ -356,6 +356,14 @@ async fn attempt(d: &Dispatcher, policy: &DestinationPolicy, l: LeasedDelivery) 
                     }
                     .into(),
                 );
+                if f.is_transient() {
+                    // Worth retrying, but no retry is left: say so, and what to do.
+                    s.error = Some(format!(
+                        "{}: {}; gave up after {} attempt(s) (destinations.{dest}.max_attempts = {}): \
+                         replay it once {dest} accepts again",
+                        f.reason, f.detail, l.attempt, policy.max_attempts
+                    ));
+                }
                 s.outcome = SettleOutcome::Dead;
                 metrics::counter!("lienthong_dead_total", "destination" => dest.clone())
                     .increment(1);

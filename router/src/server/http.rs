@@ -215,10 +215,23 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
+/// Destinations whose queue depth was reported once: a drained destination
+/// has no row in the depth query, and its gauge must go back to 0, not keep
+/// its last value. Bounded: depth rows name only routed destinations.
+static DEPTH_REPORTED: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
 async fn metrics(State(s): State<AppState>) -> Response {
     if let Ok(depth) = s.queue.depth().await {
+        let mut reported = DEPTH_REPORTED.lock().unwrap_or_else(|p| p.into_inner());
+        for dest in reported.iter() {
+            if !depth.iter().any(|(d, _)| d == dest) {
+                metrics::gauge!("lienthong_queue_depth", "destination" => dest.clone()).set(0.0);
+            }
+        }
         for (dest, n) in depth {
-            metrics::gauge!("lienthong_queue_depth", "destination" => dest).set(n as f64);
+            metrics::gauge!("lienthong_queue_depth", "destination" => dest.clone()).set(n as f64);
+            reported.insert(dest);
         }
     }
     match super::metrics::handle() {
