@@ -598,8 +598,15 @@ async fn steps(c: &Client, base: &str, message_id: &str) -> Result<(), String> {
     );
     shot(c, "06-message-dry-run").await;
 
-    // The confirm step is under the dry run: give a reason and press Replay (remap = what
-    // the dry run showed). The page comes back with the new delivery and its trail event.
+    // The confirm step is under the dry run. LIS has not received this message yet
+    // (its delivery is pending), so it is ticked (a delivered one is not, see
+    // tests/edge_console.rs): give a reason and press Replay (remap = what the dry run
+    // showed). The page comes back with the new delivery and its trail event.
+    let lis = c.find(Locator::Id("target-lis")).await.unwrap();
+    assert!(
+        lis.is_selected().await.unwrap(),
+        "LIS has not got it: ticked"
+    );
     set_value(
         c,
         "replay-reason",
@@ -625,6 +632,10 @@ async fn steps(c: &Client, base: &str, message_id: &str) -> Result<(), String> {
         "{trail}"
     );
     shot(c, "07-message-replayed").await;
+    // Asking again warns that it was replayed before.
+    click(c, "#dry-run-button").await;
+    let warning = text_until(c, "#already-replayed", |t| t.contains("lis")).await;
+    assert!(warning.contains("1"), "{warning}");
 
     // Dead letters: filter by error text, then bulk-replay all matching (count, confirm).
     c.goto(&format!("{base}/console/dead")).await.unwrap();

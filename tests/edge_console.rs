@@ -342,6 +342,71 @@ async fn partner_markup_is_shown_as_text() {
     }
 }
 
+/// Issue 14, defect 8: the replay form ticked every destination, those that
+/// already had the message included, and nothing said that it had been
+/// replayed before: one dead letter was replayed, and delivered, twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replay_form_ticks_only_what_the_partner_has_not_got() {
+    let (hub, sink, _dir) = start_hub("").await;
+    let http = client();
+    let (status, accepted) = post_json(
+        &http,
+        &hub.base,
+        "/inbound/portal/dossier.event",
+        &json!({ "code": "D-REPLAY-FORM", "seq": 1, "msg_id": "m-replay-form" }),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_string();
+    wait_until("delivered", std::time::Duration::from_secs(20), || {
+        !sink.delivered().is_empty()
+    })
+    .await;
+    let c = pair(&session_cookie(sign_in(&http, &hub.base, &[]).await.headers()).unwrap());
+    let post = |path: String, body: &'static str| {
+        http.post(format!("{}{path}", hub.base))
+            .header("cookie", &c)
+            .header("origin", &hub.base)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let dry_run = format!("/console/messages/{id}/dry-run?lang=en");
+    let page = post(dry_run.clone(), "")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sink_box = page
+        .split("id=\"target-sink\"")
+        .nth(1)
+        .and_then(|rest| rest.split('>').next())
+        .unwrap_or_else(|| panic!("no target-sink checkbox:\n{page}"));
+    assert!(
+        !sink_box.contains("checked"),
+        "the sink already has it: not ticked by default ({sink_box})"
+    );
+    assert!(page.contains("already delivered"), "{page}");
+    assert!(!page.contains("already-replayed"), "not replayed yet");
+
+    // Replayed once (ticked on purpose): the next dry run warns.
+    let r = post(
+        format!("/console/messages/{id}/replay"),
+        "target=sink&mode=as-sent&reason=partner+asked+for+it+again",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap());
+    let page = post(dry_run, "").await.unwrap().text().await.unwrap();
+    let warning = page
+        .split("id=\"already-replayed\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no replay warning:\n{page}"));
+    assert!(warning.contains("sink (1 time(s))"), "{warning}");
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| {

@@ -145,6 +145,22 @@ async fn message(a: MessageArgs) -> anyhow::Result<ExitCode> {
                         "changed".to_string()
                     }
                 );
+                if t.already_delivered || t.previous_replays > 0 {
+                    eprintln!(
+                        "  warning: {} {}{}",
+                        t.destination,
+                        if t.already_delivered {
+                            "already received this (delivered)"
+                        } else {
+                            "has not received it yet"
+                        },
+                        if t.previous_replays > 0 {
+                            format!("; {} replay(s) of it exist already", t.previous_replays)
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
                 if !t.diff.is_empty() {
                     print!("{}", t.diff);
                 }

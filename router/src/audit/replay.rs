@@ -234,6 +234,22 @@ pub struct Planned {
     /// The `Idempotency-Key` the partner will see: the one it was sent before
     /// (an as-sent replay), or `null` for a new one (the new delivery's id).
     pub partner_key: Option<String>,
+    /// The original, or a replay of it, was delivered: the partner has it.
+    pub already_delivered: bool,
+    /// How many replays of the original exist already.
+    pub previous_replays: usize,
+}
+
+/// What happened to an original delivery since: delivered (by itself or by a
+/// replay of it) and how many replays it has. The console, the CLI and the
+/// API warn with this before a replay that the partner may not need.
+pub fn replay_history(all: &[DeliveryFull], original: &DeliveryFull) -> (bool, usize) {
+    let replays: Vec<&DeliveryFull> = all
+        .iter()
+        .filter(|d| d.replay_of.as_deref() == Some(original.id.as_str()))
+        .collect();
+    let delivered = original.state == "delivered" || replays.iter().any(|d| d.state == "delivered");
+    (delivered, replays.len())
 }
 
 /// The answer to a replay request.
@@ -448,6 +464,8 @@ pub async fn plan(
             correlation_id: d.correlation_id.clone(),
             partner_key: (req.mode == Mode::AsSent && !req.new_ids)
                 .then(|| d.partner_key().to_string()),
+            already_delivered: replay_history(&all, d).0,
+            previous_replays: replay_history(&all, d).1,
         });
     }
     Ok((msg, out))
@@ -767,6 +785,9 @@ pub async fn replay_dead_letters(
             message_type: d.message_type.clone(),
             correlation_id: d.correlation_id.clone(),
             partner_key: (!req.new_ids).then(|| d.partner_key().to_string()),
+            // Listed only when dead and not replayed yet.
+            already_delivered: false,
+            previous_replays: 0,
         };
         let mut det = detail.clone();
         det["bulk"] = Value::Bool(true);

@@ -31,7 +31,7 @@ use super::layout::{diff, header_row, time, url};
 use super::{ConsoleState, Ctx};
 use crate::admin::gate::{map_checked, tree_diff};
 use crate::audit::replay::{
-    replay_dead_letters, replay_message, DeadLetterRequest, Mode, ReplayRequest,
+    replay_dead_letters, replay_history, replay_message, DeadLetterRequest, Mode, ReplayRequest,
 };
 use crate::audit::search::{parse_range, MAX_SEARCH_RANGE_DAYS};
 use crate::store::audit_ops::{DeadFilter, DeliveryFull, MessageQuery as Search, Order};
@@ -272,33 +272,53 @@ async fn replay_form_html(
     id: &str,
     previous: Option<&ReplayRequest>,
 ) -> Markup {
-    let dests: Vec<String> = match st.store.deliveries_of(id).await {
-        Ok(all) => {
-            let mut d: Vec<String> = all
-                .into_iter()
-                .filter(|d| d.replay_of.is_none())
-                .map(|d| d.destination)
-                .collect();
-            d.dedup();
-            d
+    // Per original destination: has the partner got it (the original or a
+    // replay delivered), and how many replays exist already.
+    let mut dests: Vec<(String, bool, usize)> = Vec::new();
+    if let Ok(all) = st.store.deliveries_of(id).await {
+        for d in all.iter().filter(|d| d.replay_of.is_none()) {
+            let (delivered, replays) = replay_history(&all, d);
+            match dests.iter_mut().find(|(n, _, _)| *n == d.destination) {
+                Some(e) => {
+                    e.1 |= delivered;
+                    e.2 += replays;
+                }
+                None => dests.push((d.destination.clone(), delivered, replays)),
+            }
         }
-        Err(_) => Vec::new(),
-    };
+    }
     if dests.is_empty() {
         return html! {};
     }
+    let replayed: Vec<&(String, bool, usize)> = dests.iter().filter(|d| d.2 > 0).collect();
     let as_sent = previous.is_some_and(|r| r.mode == Mode::AsSent);
     let reason = previous.and_then(|r| r.reason.clone()).unwrap_or_default();
     html! {
         form.box method="post" action={ "/console/messages/" (url(id)) "/replay" } #replay-form {
             b { (ctx.t("Xác nhận gửi lại", "Confirm the replay")) }
+            @if !replayed.is_empty() {
+                p.bad #already-replayed {
+                    (ctx.t("Thông điệp này đã được gửi lại:", "This message was replayed before:"))
+                    @for (d, _, n) in &replayed {
+                        " " (d) " (" (n) " " (ctx.t("lần", "time(s)")) ")"
+                    }
+                    ". " (ctx.t("Kiểm tra các lần chuyển bên dưới trước khi gửi lại nữa.", "Check the deliveries below before replaying again."))
+                }
+            }
             p {
                 (ctx.t("Gửi tới:", "Send to:")) " "
-                @for d in &dests {
-                    @let checked = previous.is_none_or(|r| r.targets.is_empty() || r.targets.contains(d));
+                @for (d, delivered, _) in &dests {
+                    // By default only where the partner has not got it yet.
+                    @let checked = match previous {
+                        Some(r) => r.targets.is_empty() || r.targets.contains(d),
+                        None => !delivered,
+                    };
                     label {
                         input type="checkbox" name="target" value=(d) id={ "target-" (d) } checked[checked];
                         " " (d)
+                        @if *delivered {
+                            " " span.muted.delivered { "(" (ctx.t("đã nhận", "already delivered")) ")" }
+                        }
                     }
                     " "
                 }
