@@ -129,6 +129,21 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
+/// The exact `lienthong audit verify` command for the demo's store in `data_dir`,
+/// quoted for a POSIX shell when the path needs it.
+fn verify_command(data_dir: &Path) -> String {
+    let url = format!("sqlite://{}", data_dir.join("lienthong.db").display());
+    let plain = url
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-:".contains(c));
+    let arg = if plain {
+        url
+    } else {
+        format!("'{}'", url.replace('\'', r"'\''"))
+    };
+    format!("lienthong audit verify --db {arg}")
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut config = super::serve::load_config(None)?;
     config.listen = args
@@ -205,6 +220,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("               admin   {admin}   (valid for this run only)");
         }
         println!("  data dir     {}   drop folder {}", args.data_dir.display(), drop_folder.display());
+        // `audit verify` with no --db looks for the default store (data/lienthong.db), not the demo's.
+        println!("  audit        {}", verify_command(&args.data_dir));
         println!("  partners     LGSP {}  DVCQG {}  LIS {}  tax {}  IOC {}", partners.province_portal.url(), partners.national_portal.url(), partners.lis.url(), partners.tax.url(), partners.ioc.url());
         println!("               each has GET /_sim/log (what it received) and POST /_sim/faults (inject faults)");
 
