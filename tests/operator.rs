@@ -10,8 +10,12 @@
 #[path = "../router/tests/support/pg.rs"]
 mod pg;
 
-use std::path::Path;
+mod hub_support;
+
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use hub_support::{free_port, write_config, HubProcess};
 
 /// `lienthong ARGS` in `cwd`, with none of the environment that names a config or a store.
 fn lienthong_in(cwd: &Path, args: &[&str]) -> Output {
@@ -163,4 +167,37 @@ fn audit_verify_refuses_an_empty_postgres_schema() {
         "0",
         "tables were created in {name}"
     );
+}
+
+/// A hub on a free port with the hub fixtures' config (its one destination is
+/// never called: nothing is posted).
+async fn hub(dir: &Path) -> (HubProcess, PathBuf) {
+    let port = free_port();
+    let config = write_config(dir, port, "http://127.0.0.1:9/sink", "");
+    (HubProcess::spawn(&config, port, &[]).await, config)
+}
+
+/// Before: `GET /` was a 404; the console is at `/console`.
+#[tokio::test]
+async fn the_root_redirects_to_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _) = hub(dir.path()).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client.get(format!("{}/", hub.base)).send().await.unwrap();
+    assert!(
+        [303, 307, 308].contains(&r.status().as_u16()),
+        "GET / answered {}",
+        r.status()
+    );
+    assert_eq!(
+        r.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some("/console")
+    );
+    // Followed, it ends on the console's sign-in page, not an error.
+    let r = reqwest::get(format!("{}/", hub.base)).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.url());
+    assert!(r.url().path().starts_with("/console"), "{}", r.url());
 }
