@@ -201,3 +201,147 @@ async fn the_root_redirects_to_the_console() {
     assert_eq!(r.status(), 200, "{}", r.url());
     assert!(r.url().path().starts_with("/console"), "{}", r.url());
 }
+
+/// `lienthong demo` prints the console's address and an admin and an auditor
+/// sign-in that work there, says they are for the demo only, and gives the
+/// `audit verify` command for its own store. Runs the demo until it has printed
+/// its header (before its traffic is done), then kills it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_prints_sign_ins_that_work_and_its_audit_command() {
+    use std::io::BufRead;
+    hub_support::init();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lienthong"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("LIENTHONG_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let _child = Kill(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut header = Vec::new();
+    while !header.iter().any(|l: &String| l.contains("audit verify")) {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("the demo printed only:\n{}", header.join("\n")));
+        header.push(line);
+    }
+    let out = header.join("\n");
+    let field = |marker: &str, word: &str| -> String {
+        let line = header
+            .iter()
+            .find(|l| l.contains(marker))
+            .unwrap_or_else(|| panic!("no line with {marker:?} in:\n{out}"));
+        let mut words = line.split_whitespace();
+        words.find(|w| *w == word);
+        words
+            .next()
+            .unwrap_or_else(|| panic!("no {word:?} in {line:?}"))
+            .to_string()
+    };
+    let console = field("console", "console");
+    let base = console.trim_end_matches("/console").to_string();
+    assert!(console.ends_with("/console"), "{out}");
+    let admin = field("demo-admin", "token");
+    let auditor = field("demo-auditor", "token");
+    assert_ne!(admin, auditor);
+    assert!(out.contains("for this demo only"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "lienthong audit verify --db sqlite://{}",
+            data.join("lienthong.db").display()
+        )),
+        "{out}"
+    );
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for token in [&admin, &auditor] {
+        let r = http
+            .post(format!("{base}/console/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}&lang=en"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "signing in with a printed token");
+        let cookie = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("lt_session=") && !c.starts_with("lt_session=;"))
+            .map(|c| c.split(';').next().unwrap().to_string())
+            .expect("a session cookie");
+        let r = http
+            .get(format!("{base}/console"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "the console after signing in");
+    }
+    // The roles are the ones printed: only the admin token may change a mapping.
+    let put = |token: &str| {
+        http.put(format!("{base}/api/v1/mappings/x/y"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+    };
+    assert_eq!(put(&auditor).await.unwrap().status(), 403);
+    let s = put(&admin).await.unwrap().status().as_u16();
+    assert!(s != 401 && s != 403, "the admin token was refused: {s}");
+}
+
+/// Tokens from the environment (`LIENTHONG_TOKENS__<NAME>__ROLE` / `__SHA256`),
+/// for deployments that keep them out of the config file. Before: "not a
+/// known setting", and the hub did not start.
+#[tokio::test]
+async fn a_token_from_the_environment_signs_in() {
+    hub_support::init();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "http://127.0.0.1:9/sink", "");
+    // SHA-256 of "env-token-for-the-test".
+    let sha = "f702c4cc227f39902e443c0481cf0a7b407cf53a6acf6c35a79d2c6d50e7d5de";
+    let token = "env-token-for-the-test";
+    let hub = HubProcess::spawn(
+        &config,
+        port,
+        &[
+            ("LIENTHONG_TOKENS__OPS_READER__ROLE", "auditor"),
+            ("LIENTHONG_TOKENS__OPS_READER__SHA256", sha),
+        ],
+    )
+    .await;
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/routes", hub.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}

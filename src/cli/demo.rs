@@ -179,8 +179,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         crate::wiring::settings::STATIONS_KEY.into(),
         stations_section(&limits, &drop_folder),
     );
-    // The demo's data can only be read with a token: one auditor and one admin
-    // token for this run, printed below, unless the config brings its own.
+    // The demo's data can only be read with a token: one admin and one auditor
+    // token, random for this run (they exist only in this process's memory, as
+    // hashes), printed below, unless the config brings its own.
     let demo_tokens = config.tokens.is_empty().then(|| {
         let (auditor, admin) = (router::auth::random_token(), router::auth::random_token());
         config.tokens = std::sync::Arc::new(router::auth::TokenStore::new(vec![
@@ -215,9 +216,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("  hub          {base}   (metrics {base}/metrics)");
         println!("  console      {base}/console   (sign in with a token below)");
         println!("  message API  {base}/api/v1/messages/<id>  with  Authorization: Bearer <auditor token>");
-        if let Some((auditor, admin)) = &demo_tokens {
-            println!("  tokens       auditor {auditor}");
-            println!("               admin   {admin}   (valid for this run only)");
+        match &demo_tokens {
+            Some((auditor, admin)) => {
+                println!("  sign-ins     admin    (name demo-admin)    token {admin}");
+                println!("               auditor  (name demo-auditor)  token {auditor}");
+                println!("               for this demo only: random for each run and gone when it stops; never configure them on a real hub");
+            }
+            None => println!("  sign-ins     the tokens of the config's `tokens:`"),
         }
         println!("  data dir     {}   drop folder {}", args.data_dir.display(), drop_folder.display());
         // `audit verify` with no --db looks for the default store (data/lienthong.db), not the demo's.
