@@ -24,6 +24,8 @@ fn lienthong_in(cwd: &Path, args: &[&str]) -> Output {
         .current_dir(cwd)
         .env_remove("LIENTHONG_CONFIG")
         .env_remove("LIENTHONG_DB")
+        .env_remove("LIENTHONG_HEALTHCHECK_URL")
+        .env_remove("LIENTHONG_SERVER__LISTEN")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -344,4 +346,73 @@ async fn a_token_from_the_environment_signs_in() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+/// `lienthong healthcheck` (the container healthcheck) exits 0 when `/readyz`
+/// answers 2xx, at `--url` or at the config's `server.listen`, and non-zero
+/// with a reason when nothing answers. Before: no such command (the deploy
+/// files used `/dev/tcp`, which dash does not have).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_passes_on_a_ready_hub_and_fails_on_a_closed_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, config) = hub(dir.path()).await;
+    let out = lienthong_in(dir.path(), &["healthcheck", "--url", &hub.base]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("ready"), "{}", text(&out.stdout));
+    let out = lienthong_in(dir.path(), &["healthcheck", "-c", config.to_str().unwrap()]);
+    assert!(out.status.success(), "with -c: {}", text(&out.stderr));
+    // As in the image: no flags, the listen address from the environment (0.0.0.0 asked on loopback).
+    let port = hub.base.rsplit(':').next().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lienthong"))
+        .arg("healthcheck")
+        .env_remove("LIENTHONG_CONFIG")
+        .env_remove("LIENTHONG_HEALTHCHECK_URL")
+        .env("LIENTHONG_SERVER__LISTEN", format!("0.0.0.0:{port}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "with LIENTHONG_SERVER__LISTEN: {}",
+        text(&out.stderr)
+    );
+
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let started = std::time::Instant::now();
+    let out = lienthong_in(
+        dir.path(),
+        &["healthcheck", "--url", &closed, "--timeout", "2s"],
+    );
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "a closed port passed: {stderr}");
+    assert!(
+        stderr.contains(&format!("{closed}/readyz")) && stderr.contains("unhealthy"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    // Something answers, but /readyz says it cannot take work: unhealthy, with its reason.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let busy = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/readyz",
+        axum::routing::get(|| async {
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "store not ready: disk full\n",
+            )
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let out = lienthong_in(dir.path(), &["healthcheck", "--url", &busy]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "a 503 passed: {stderr}");
+    assert!(
+        stderr.contains("503") && stderr.contains("store not ready: disk full"),
+        "{stderr}"
+    );
 }

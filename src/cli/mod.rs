@@ -8,6 +8,7 @@ pub mod audit;
 pub mod check;
 pub mod demo;
 pub mod dossier;
+pub mod healthcheck;
 pub mod logging;
 pub mod map;
 pub mod messages;
@@ -43,6 +44,8 @@ pub enum Command {
     Dossier(dossier::Args),
     /// Replay deliveries (as sent, or mapped again), with dry-run diffs.
     Replay(replay::Args),
+    /// Exit 0 when the hub's /readyz answers 2xx (for container healthchecks).
+    Healthcheck(healthcheck::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -56,5 +59,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Messages(args) => messages::run(args),
         Command::Dossier(args) => dossier::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Healthcheck(args) => healthcheck::run(args),
     }
 }
