@@ -121,3 +121,67 @@ fn kubernetes_configmap_and_secret_validate_and_match_the_deployment() {
         "queue.rabbitmq.replicas in the ConfigMap must equal the Deployment's replicas"
     );
 }
+
+/// The vhost of an AMQP URL: its path, percent-decoded (`/%2f` is `/`); an
+/// empty path is the default vhost `/`.
+fn amqp_vhost(url: &str) -> String {
+    let rest = url
+        .strip_prefix("amqp://")
+        .or_else(|| url.strip_prefix("amqps://"))
+        .unwrap_or_else(|| panic!("{url} is not an AMQP URL"));
+    let path = rest.split_once('/').map_or("", |(_, p)| p);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    if path.is_empty() {
+        return "/".into();
+    }
+    path.replace("%2f", "/").replace("%2F", "/")
+}
+
+/// Before: `deploy/rabbitmq/definitions.json` declared everything in vhost
+/// `/` while compose and Kubernetes connect to vhost `lienthong`, so importing
+/// the definitions pre-provisioned a vhost the hubs never use.
+#[test]
+fn rabbitmq_definitions_compose_and_kubernetes_use_one_vhost() {
+    let defs: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("deploy/rabbitmq/definitions.json")).unwrap(),
+    )
+    .unwrap();
+    let vhosts: Vec<&str> = defs["vhosts"]
+        .as_array()
+        .expect("vhosts")
+        .iter()
+        .map(|v| v["name"].as_str().expect("vhosts[].name"))
+        .collect();
+    assert_eq!(vhosts.len(), 1, "one vhost in the definitions: {vhosts:?}");
+    let vhost = vhosts[0];
+    for section in ["exchanges", "queues", "bindings"] {
+        for item in defs[section].as_array().expect(section) {
+            assert_eq!(
+                item["vhost"].as_str(),
+                Some(vhost),
+                "{section} entry in another vhost than the declared one: {item}"
+            );
+        }
+    }
+    let compose = yaml(&root().join("deploy/compose.yaml"));
+    let url = compose_default(
+        compose["x-hub"]["environment"]["LIENTHONG_QUEUE__RABBITMQ__URL"]
+            .as_str()
+            .expect("x-hub.environment.LIENTHONG_QUEUE__RABBITMQ__URL"),
+    );
+    assert_eq!(amqp_vhost(&url), vhost, "compose's hubs connect to {url}");
+    assert_eq!(
+        compose["services"]["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_VHOST"].as_str(),
+        Some(vhost),
+        "compose's broker creates another vhost"
+    );
+    let secret = yaml(&root().join("deploy/k8s/secret.yaml"));
+    let url = secret["stringData"]["LIENTHONG_QUEUE__RABBITMQ__URL"]
+        .as_str()
+        .expect("stringData.LIENTHONG_QUEUE__RABBITMQ__URL");
+    assert_eq!(
+        amqp_vhost(url),
+        vhost,
+        "the Kubernetes Secret connects to {url}"
+    );
+}
