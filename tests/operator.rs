@@ -416,3 +416,61 @@ async fn healthcheck_passes_on_a_ready_hub_and_fails_on_a_closed_port() {
         "{stderr}"
     );
 }
+
+/// `-c` is `--config` and `LIENTHONG_CONFIG` names the config for `check` as
+/// for `serve` and the audit commands. Before: `check -c` was a usage error
+/// and `check` ignored the variable.
+#[test]
+fn check_takes_dash_c_and_lienthong_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "server:\n  lisen: 127.0.0.1:1\n").unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_lienthong"))
+        .args(["check", "-c", bad.to_str().unwrap()])
+        .current_dir(repo)
+        .env_remove("LIENTHONG_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml") && stderr.contains("lisen"),
+        "check -c did not read the file: {stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_lienthong"))
+        .arg("check")
+        .current_dir(repo)
+        .env("LIENTHONG_CONFIG", &bad)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "LIENTHONG_CONFIG was ignored: {stderr}"
+    );
+    assert!(stderr.contains("lisen"), "{stderr}");
+}
+
+/// Before: a filter that matched no mapping printed "0 passed, 0 failed" and
+/// exited 0, so a typo in CI ran nothing and passed.
+#[test]
+fn test_with_a_filter_that_matches_nothing_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("router/tests/fixtures/mappings");
+    let (m, s) = (fx.join("good"), fx.join("schemas"));
+    let (m, s) = (m.to_str().unwrap(), s.to_str().unwrap());
+    let out = lienthong_in(
+        dir.path(),
+        &["test", "--mappings", m, "--schemas", s, "no-such-mapping"],
+    );
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{}{stderr}", text(&out.stdout));
+    assert!(
+        stderr.contains("no test case matches `no-such-mapping`"),
+        "{stderr}"
+    );
+    // The same files with no filter pass: the failure is the filter's.
+    let out = lienthong_in(dir.path(), &["test", "--mappings", m, "--schemas", s]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+}

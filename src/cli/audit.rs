@@ -95,6 +95,7 @@ pub struct VerifyArgs {
     /// Only trail rows from this time (RFC 3339, YYYY-MM-DD in Vietnam time, or epoch ms).
     #[arg(long)]
     pub from: Option<String>,
+    /// Only trail rows up to this time (same forms as --from).
     #[arg(long)]
     pub to: Option<String>,
     /// Verify an exported bundle (a .tar or a directory) offline instead of the store.
@@ -109,8 +110,10 @@ pub struct VerifyArgs {
 pub struct ExportArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Start of the range (RFC 3339, YYYY-MM-DD in Vietnam time, or epoch ms).
     #[arg(long)]
     pub from: String,
+    /// End of the range (same forms as --from).
     #[arg(long)]
     pub to: String,
     /// Only this dossier (or station) code, linked to the chain by the spine.
