@@ -185,3 +185,119 @@ fn rabbitmq_definitions_compose_and_kubernetes_use_one_vhost() {
         "the Kubernetes Secret connects to {url}"
     );
 }
+
+/// The field names a `deny_unknown_fields` section accepts, from the model
+/// itself: serde's "unknown field ..., expected one of `a`, `b`" message.
+fn fields_of<T: serde::de::DeserializeOwned>() -> Vec<String> {
+    let err = match serde_json::from_value::<T>(serde_json::json!({"no_such_key_here": 1})) {
+        Ok(_) => panic!("the section accepts an unknown key"),
+        Err(e) => e.to_string(),
+    };
+    let expected = err
+        .split_once("expected")
+        .unwrap_or_else(|| panic!("no field list in {err:?}"))
+        .1;
+    let fields: Vec<String> = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    assert!(!fields.is_empty(), "no field list in {err:?}");
+    fields
+}
+
+/// The top-level section `key:` of the example file: the comment lines right
+/// above it and its lines up to the next blank line or top-level key.
+fn example_section(text: &str, key: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("deploy/lienthong.example.yaml has no top-level `{key}:`"));
+    let mut start = at;
+    while start > 0 && lines[start - 1].starts_with('#') {
+        start -= 1;
+    }
+    let mut end = at + 1;
+    while end < lines.len()
+        && !lines[end].trim().is_empty()
+        && !lines[end].starts_with(|c: char| c.is_ascii_alphabetic())
+    {
+        end += 1;
+    }
+    lines[start..end].join("\n")
+}
+
+/// Before: the example config, which says it documents every key, had neither
+/// `tokens:` nor `retention:`. Each section is there with every field the model
+/// accepts (asked of the model, not listed here), and `lienthong check` passes
+/// the file once the secrets it names are supplied as it says (a variable, a
+/// file) and the three partners it leaves to configure have an address.
+#[test]
+fn example_config_documents_tokens_and_retention_and_checks() {
+    let path = root().join("deploy/lienthong.example.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for (key, fields) in [
+        ("tokens", fields_of::<router::auth::config::TokenConfig>()),
+        (
+            "retention",
+            fields_of::<router::audit::retention::RetentionConfig>(),
+        ),
+    ] {
+        let section = example_section(&text, key);
+        for f in fields {
+            assert!(
+                section.contains(&format!("{f}:")),
+                "`{key}.{f}` is not documented in deploy/lienthong.example.yaml:\n{section}"
+            );
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tax = dir.path().join("tax.hmac");
+    std::fs::write(&tax, "example-tax-secret").unwrap();
+    let check = |extra: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"));
+        cmd.args(["check", "--config"])
+            .arg(&path)
+            .current_dir(root())
+            .env_remove("LIENTHONG_CONFIG")
+            .env("STATIONS_HMAC_SECRET", "example-stations-secret")
+            .env("LIENTHONG_PARTNERS__TAX__HMAC_SECRET_FILE", &tax);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // With its secrets only, the one thing `check` refuses is what the file says is left
+    // to configure: the partners whose connectors are commented out.
+    let (ok, stderr) = check(&[]);
+    assert!(!ok, "{stderr}");
+    let problems: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("check failed"))
+        .collect();
+    assert_eq!(problems.len(), 3, "{stderr}");
+    for p in &problems {
+        assert!(p.contains("has no url and no connector"), "{stderr}");
+    }
+    let (ok, stderr) = check(&[
+        (
+            "LIENTHONG_DESTINATIONS__PROVINCE_PORTAL__URL",
+            "https://lgsp.example/api",
+        ),
+        (
+            "LIENTHONG_DESTINATIONS__NATIONAL_PORTAL__URL",
+            "https://dvcqg.example/api",
+        ),
+        ("LIENTHONG_DESTINATIONS__TAX__URL", "https://gip.example/ws"),
+    ]);
+    assert!(
+        ok,
+        "lienthong check --config deploy/lienthong.example.yaml with its secrets and destinations:\n{stderr}"
+    );
+}
