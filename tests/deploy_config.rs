@@ -301,3 +301,59 @@ fn example_config_documents_tokens_and_retention_and_checks() {
         "lienthong check --config deploy/lienthong.example.yaml with its secrets and destinations:\n{stderr}"
     );
 }
+
+/// Before: the Dockerfile's and compose's healthchecks ran `/dev/tcp` under
+/// `/bin/sh`, which is dash in the image, so they always failed. Both run
+/// `lienthong healthcheck` now; this runs the built binary with the exact
+/// arguments each file gives it, so a flag the CLI does not have fails here.
+/// (Nothing need listen on 8080: the answer must be the healthcheck's own,
+/// exit 0 or 1, never a usage error, exit 2.)
+#[test]
+fn the_deploy_healthchecks_run_lienthong_healthcheck() {
+    let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
+    let line = dockerfile
+        .lines()
+        .find(|l| l.starts_with("HEALTHCHECK"))
+        .expect("a HEALTHCHECK in deploy/Dockerfile");
+    let cmd = line
+        .split_once(" CMD ")
+        .expect("HEALTHCHECK ... CMD [...]")
+        .1;
+    let docker: Vec<String> = serde_json::from_str(cmd.trim())
+        .unwrap_or_else(|e| panic!("HEALTHCHECK CMD is not an exec-form array ({e}): {line}"));
+    let compose = yaml(&root().join("deploy/compose.yaml"));
+    let compose: Vec<String> = compose["x-hub"]["healthcheck"]["test"]
+        .as_array()
+        .expect("x-hub.healthcheck.test")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    for (what, argv) in [
+        ("deploy/Dockerfile", docker),
+        ("deploy/compose.yaml", compose[1..].to_vec()),
+    ] {
+        assert_eq!(
+            argv.first().map(String::as_str),
+            Some("/usr/local/bin/lienthong"),
+            "{what}: {argv:?}"
+        );
+        assert_eq!(
+            argv.get(1).map(String::as_str),
+            Some("healthcheck"),
+            "{what}: {argv:?}"
+        );
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
+            .args(&argv[1..])
+            .env_remove("LIENTHONG_CONFIG")
+            .env("LIENTHONG_SERVER__LISTEN", "0.0.0.0:8080")
+            .output()
+            .unwrap();
+        let code = out.status.code();
+        assert!(
+            code == Some(0) || code == Some(1),
+            "{what}: `lienthong {}` exited {code:?}: {}",
+            argv[1..].join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
