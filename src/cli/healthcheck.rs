@@ -7,8 +7,9 @@
 //! `LIENTHONG_SERVER__LISTEN` (which the image sets), else
 //! `http://127.0.0.1:8080`; a wildcard address is asked on loopback. A
 //! `/readyz` that answers 200 passes even when its body reports something
-//! degraded: the hub is up and taking work. Anything else (no answer within `--timeout`, a refused
-//! connection, a 503 with its reason) exits 1 with the reason on stderr.
+//! degraded: the hub is up and taking work. Anything else (no answer within
+//! `--timeout`, a refused connection, a 503 with its reason) exits 1 with the
+//! reason on stderr.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -24,7 +25,8 @@ const LISTEN_VAR: &str = "LIENTHONG_SERVER__LISTEN";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The hub's base URL, e.g. http://127.0.0.1:8080 (default: --config's server.listen, else $LIENTHONG_SERVER__LISTEN, else http://127.0.0.1:8080).
+    /// The hub's base URL, e.g. http://127.0.0.1:8080 [default: --config's server.listen,
+    /// else $LIENTHONG_SERVER__LISTEN, else http://127.0.0.1:8080].
     #[arg(long, env = "LIENTHONG_HEALTHCHECK_URL")]
     pub url: Option<String>,
     /// The hub's config file: its `server.listen` is asked (0.0.0.0 and :: on loopback).
