@@ -181,7 +181,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     // The demo's data can only be read with a token: one admin and one auditor
     // token, random for this run (they exist only in this process's memory, as
-    // hashes), printed below, unless the config brings its own.
+    // hashes), printed below, unless the environment sets some (LIENTHONG_TOKENS__*).
     let demo_tokens = config.tokens.is_empty().then(|| {
         let (auditor, admin) = (router::auth::random_token(), router::auth::random_token());
         config.tokens = std::sync::Arc::new(router::auth::TokenStore::new(vec![
@@ -222,7 +222,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("               auditor  (name demo-auditor)  token {auditor}");
                 println!("               for this demo only: random for each run and gone when it stops; never configure them on a real hub");
             }
-            None => println!("  sign-ins     the tokens of the config's `tokens:`"),
+            // The demo reads no config file: tokens can only come from the environment.
+            None => println!("  sign-ins     the tokens set by LIENTHONG_TOKENS__* in the environment"),
         }
         println!("  data dir     {}   drop folder {}", args.data_dir.display(), drop_folder.display());
         // `audit verify` with no --db looks for the default store (data/lienthong.db), not the demo's.
