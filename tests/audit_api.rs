@@ -108,6 +108,7 @@ async fn every_route_enforces_its_role() {
         })
         .collect();
     let allowed = [
+        "GET /",
         "GET /healthz",
         "GET /readyz",
         "GET /metrics",

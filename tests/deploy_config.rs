@@ -121,3 +121,239 @@ fn kubernetes_configmap_and_secret_validate_and_match_the_deployment() {
         "queue.rabbitmq.replicas in the ConfigMap must equal the Deployment's replicas"
     );
 }
+
+/// The vhost of an AMQP URL: its path, percent-decoded (`/%2f` is `/`); an
+/// empty path is the default vhost `/`.
+fn amqp_vhost(url: &str) -> String {
+    let rest = url
+        .strip_prefix("amqp://")
+        .or_else(|| url.strip_prefix("amqps://"))
+        .unwrap_or_else(|| panic!("{url} is not an AMQP URL"));
+    let path = rest.split_once('/').map_or("", |(_, p)| p);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    if path.is_empty() {
+        return "/".into();
+    }
+    path.replace("%2f", "/").replace("%2F", "/")
+}
+
+/// Before: `deploy/rabbitmq/definitions.json` declared everything in vhost
+/// `/` while compose and Kubernetes connect to vhost `lienthong`, so importing
+/// the definitions pre-provisioned a vhost the hubs never use.
+#[test]
+fn rabbitmq_definitions_compose_and_kubernetes_use_one_vhost() {
+    let defs: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("deploy/rabbitmq/definitions.json")).unwrap(),
+    )
+    .unwrap();
+    let vhosts: Vec<&str> = defs["vhosts"]
+        .as_array()
+        .expect("vhosts")
+        .iter()
+        .map(|v| v["name"].as_str().expect("vhosts[].name"))
+        .collect();
+    assert_eq!(vhosts.len(), 1, "one vhost in the definitions: {vhosts:?}");
+    let vhost = vhosts[0];
+    for section in ["exchanges", "queues", "bindings"] {
+        for item in defs[section].as_array().expect(section) {
+            assert_eq!(
+                item["vhost"].as_str(),
+                Some(vhost),
+                "{section} entry in another vhost than the declared one: {item}"
+            );
+        }
+    }
+    let compose = yaml(&root().join("deploy/compose.yaml"));
+    let url = compose_default(
+        compose["x-hub"]["environment"]["LIENTHONG_QUEUE__RABBITMQ__URL"]
+            .as_str()
+            .expect("x-hub.environment.LIENTHONG_QUEUE__RABBITMQ__URL"),
+    );
+    assert_eq!(amqp_vhost(&url), vhost, "compose's hubs connect to {url}");
+    assert_eq!(
+        compose["services"]["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_VHOST"].as_str(),
+        Some(vhost),
+        "compose's broker creates another vhost"
+    );
+    let secret = yaml(&root().join("deploy/k8s/secret.yaml"));
+    let url = secret["stringData"]["LIENTHONG_QUEUE__RABBITMQ__URL"]
+        .as_str()
+        .expect("stringData.LIENTHONG_QUEUE__RABBITMQ__URL");
+    assert_eq!(
+        amqp_vhost(url),
+        vhost,
+        "the Kubernetes Secret connects to {url}"
+    );
+}
+
+/// The field names a `deny_unknown_fields` section accepts, from the model
+/// itself: serde's "unknown field ..., expected one of `a`, `b`" message.
+fn fields_of<T: serde::de::DeserializeOwned>() -> Vec<String> {
+    let err = match serde_json::from_value::<T>(serde_json::json!({"no_such_key_here": 1})) {
+        Ok(_) => panic!("the section accepts an unknown key"),
+        Err(e) => e.to_string(),
+    };
+    let expected = err
+        .split_once("expected")
+        .unwrap_or_else(|| panic!("no field list in {err:?}"))
+        .1;
+    let fields: Vec<String> = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    assert!(!fields.is_empty(), "no field list in {err:?}");
+    fields
+}
+
+/// The top-level section `key:` of the example file: the comment lines right
+/// above it and its lines up to the next blank line or top-level key.
+fn example_section(text: &str, key: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("deploy/lienthong.example.yaml has no top-level `{key}:`"));
+    let mut start = at;
+    while start > 0 && lines[start - 1].starts_with('#') {
+        start -= 1;
+    }
+    let mut end = at + 1;
+    while end < lines.len()
+        && !lines[end].trim().is_empty()
+        && !lines[end].starts_with(|c: char| c.is_ascii_alphabetic())
+    {
+        end += 1;
+    }
+    lines[start..end].join("\n")
+}
+
+/// Before: the example config, which says it documents every key, had neither
+/// `tokens:` nor `retention:`. Each section is there with every field the model
+/// accepts (asked of the model, not listed here), and `lienthong check` passes
+/// the file once the secrets it names are supplied as it says (a variable, a
+/// file) and the three partners it leaves to configure have an address.
+#[test]
+fn example_config_documents_tokens_and_retention_and_checks() {
+    let path = root().join("deploy/lienthong.example.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for (key, fields) in [
+        ("tokens", fields_of::<router::auth::config::TokenConfig>()),
+        (
+            "retention",
+            fields_of::<router::audit::retention::RetentionConfig>(),
+        ),
+    ] {
+        let section = example_section(&text, key);
+        for f in fields {
+            assert!(
+                section.contains(&format!("{f}:")),
+                "`{key}.{f}` is not documented in deploy/lienthong.example.yaml:\n{section}"
+            );
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tax = dir.path().join("tax.hmac");
+    std::fs::write(&tax, "example-tax-secret").unwrap();
+    let check = |extra: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"));
+        cmd.args(["check", "--config"])
+            .arg(&path)
+            .current_dir(root())
+            .env_remove("LIENTHONG_CONFIG")
+            .env("STATIONS_HMAC_SECRET", "example-stations-secret")
+            .env("LIENTHONG_PARTNERS__TAX__HMAC_SECRET_FILE", &tax);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // With its secrets only, the one thing `check` refuses is what the file says is left
+    // to configure: the partners whose connectors are commented out.
+    let (ok, stderr) = check(&[]);
+    assert!(!ok, "{stderr}");
+    let problems: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("check failed"))
+        .collect();
+    assert_eq!(problems.len(), 3, "{stderr}");
+    for p in &problems {
+        assert!(p.contains("has no url and no connector"), "{stderr}");
+    }
+    let (ok, stderr) = check(&[
+        (
+            "LIENTHONG_DESTINATIONS__PROVINCE_PORTAL__URL",
+            "https://lgsp.example/api",
+        ),
+        (
+            "LIENTHONG_DESTINATIONS__NATIONAL_PORTAL__URL",
+            "https://dvcqg.example/api",
+        ),
+        ("LIENTHONG_DESTINATIONS__TAX__URL", "https://gip.example/ws"),
+    ]);
+    assert!(
+        ok,
+        "lienthong check --config deploy/lienthong.example.yaml with its secrets and destinations:\n{stderr}"
+    );
+}
+
+/// Before: the Dockerfile's and compose's healthchecks ran `/dev/tcp` under
+/// `/bin/sh`, which is dash in the image, so they always failed. Both run
+/// `lienthong healthcheck` now; this runs the built binary with the exact
+/// arguments each file gives it, so a flag the CLI does not have fails here.
+/// (Nothing need listen on 8080: the answer must be the healthcheck's own,
+/// exit 0 or 1, never a usage error, exit 2.)
+#[test]
+fn the_deploy_healthchecks_run_lienthong_healthcheck() {
+    let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
+    let line = dockerfile
+        .lines()
+        .find(|l| l.starts_with("HEALTHCHECK"))
+        .expect("a HEALTHCHECK in deploy/Dockerfile");
+    let cmd = line
+        .split_once(" CMD ")
+        .expect("HEALTHCHECK ... CMD [...]")
+        .1;
+    let docker: Vec<String> = serde_json::from_str(cmd.trim())
+        .unwrap_or_else(|e| panic!("HEALTHCHECK CMD is not an exec-form array ({e}): {line}"));
+    let compose = yaml(&root().join("deploy/compose.yaml"));
+    let compose: Vec<String> = compose["x-hub"]["healthcheck"]["test"]
+        .as_array()
+        .expect("x-hub.healthcheck.test")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    for (what, argv) in [
+        ("deploy/Dockerfile", docker),
+        ("deploy/compose.yaml", compose[1..].to_vec()),
+    ] {
+        assert_eq!(
+            argv.first().map(String::as_str),
+            Some("/usr/local/bin/lienthong"),
+            "{what}: {argv:?}"
+        );
+        assert_eq!(
+            argv.get(1).map(String::as_str),
+            Some("healthcheck"),
+            "{what}: {argv:?}"
+        );
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
+            .args(&argv[1..])
+            .env_remove("LIENTHONG_CONFIG")
+            .env("LIENTHONG_SERVER__LISTEN", "0.0.0.0:8080")
+            .output()
+            .unwrap();
+        let code = out.status.code();
+        assert!(
+            code == Some(0) || code == Some(1),
+            "{what}: `lienthong {}` exited {code:?}: {}",
+            argv[1..].join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

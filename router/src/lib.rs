@@ -45,7 +45,7 @@ pub mod server;
 
 // The core crate's modules, under the names the rest of the hub has always
 // used: `router::codec` is `lienthong_core::codec`.
-pub use lienthong_core::{codec, error, limits, mapping, redact, routes, schema};
+pub use lienthong_core::{codec, duration, error, limits, mapping, redact, routes, schema};
 // The store is its own crate (the only one that speaks SQL), under its old name.
 pub use lienthong_core::{BoxError, Diagnostic, Diagnostics, Error, Result};
 pub use lienthong_store as store;

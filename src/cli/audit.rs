@@ -1,7 +1,9 @@
 //! `lienthong audit verify|export|prune`: the auditor's commands.
 //!
 //! Like the other audit commands (`messages`, `dossier`, `replay`), these open
-//! the store directly: the config's `store.url` (`--config`), or `--db URL`. They
+//! the store directly: the config's `store.url` (`--config`), or `--db URL`.
+//! They open an existing store only, and fail when there is none
+//! (`Store::open_existing`) rather than create an empty one to report on. They
 //! are safe beside a running hub: PostgreSQL serialises chain appends on the
 //! chain head row, SQLite in WAL mode lets readers run beside the hub's writer and
 //! the few writes these commands make wait for the write lock (busy timeout).
@@ -41,14 +43,23 @@ impl StoreArgs {
             .map_err(|d| anyhow::anyhow!("the config is invalid:\n{d}"))
     }
 
+    /// Opens the hub's existing store; never creates one (an empty store made
+    /// here would verify as "chain intact"). A missing store is an error that
+    /// says how to name the right one.
     pub async fn open(&self) -> anyhow::Result<Store> {
         let url = match &self.db {
             Some(u) => u.clone(),
             None => self.config()?.store_url,
         };
-        Store::open(&url, StoreOptions::default())
-            .await
-            .with_context(|| format!("opening the store {}", router::redact::url(&url)))
+        match Store::open_existing(&url, StoreOptions::default()).await {
+            Ok(s) => Ok(s),
+            Err(router::Error::NotFound(what)) => Err(anyhow::anyhow!(
+                "{what}: pass --config FILE (the hub's config; its store.url is used) \
+                 or --db URL (e.g. --db sqlite://data/demo/lienthong.db for the demo's store)"
+            )),
+            Err(e) => Err(anyhow::Error::new(e)
+                .context(format!("opening the store {}", router::redact::url(&url)))),
+        }
     }
 
     pub fn actor(&self) -> String {
@@ -84,6 +95,7 @@ pub struct VerifyArgs {
     /// Only trail rows from this time (RFC 3339, YYYY-MM-DD in Vietnam time, or epoch ms).
     #[arg(long)]
     pub from: Option<String>,
+    /// Only trail rows up to this time (same forms as --from).
     #[arg(long)]
     pub to: Option<String>,
     /// Verify an exported bundle (a .tar or a directory) offline instead of the store.
@@ -98,8 +110,10 @@ pub struct VerifyArgs {
 pub struct ExportArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Start of the range (RFC 3339, YYYY-MM-DD in Vietnam time, or epoch ms).
     #[arg(long)]
     pub from: String,
+    /// End of the range (same forms as --from).
     #[arg(long)]
     pub to: String,
     /// Only this dossier (or station) code, linked to the chain by the spine.

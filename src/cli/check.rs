@@ -22,7 +22,7 @@ use router::Diagnostics;
 pub struct Args {
     /// The hub's configuration file; its mappings/schemas/routes locations are used
     /// unless --mappings/--schemas are given.
-    #[arg(long)]
+    #[arg(long, short = 'c', env = "LIENTHONG_CONFIG")]
     pub config: Option<PathBuf>,
     /// Directory of mapping files (with routes.yaml and lookups/) [default: mappings].
     #[arg(long)]

@@ -129,6 +129,21 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
+/// The exact `lienthong audit verify` command for the demo's store in `data_dir`,
+/// quoted for a POSIX shell when the path needs it.
+fn verify_command(data_dir: &Path) -> String {
+    let url = format!("sqlite://{}", data_dir.join("lienthong.db").display());
+    let plain = url
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-:".contains(c));
+    let arg = if plain {
+        url
+    } else {
+        format!("'{}'", url.replace('\'', r"'\''"))
+    };
+    format!("lienthong audit verify --db {arg}")
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut config = super::serve::load_config(None)?;
     config.listen = args
@@ -164,8 +179,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         crate::wiring::settings::STATIONS_KEY.into(),
         stations_section(&limits, &drop_folder),
     );
-    // The demo's data can only be read with a token: one auditor and one admin
-    // token for this run, printed below, unless the config brings its own.
+    // The demo's data can only be read with a token: one admin and one auditor
+    // token, random for this run (they exist only in this process's memory, as
+    // hashes), printed below, unless the environment sets some (LIENTHONG_TOKENS__*).
     let demo_tokens = config.tokens.is_empty().then(|| {
         let (auditor, admin) = (router::auth::random_token(), router::auth::random_token());
         config.tokens = std::sync::Arc::new(router::auth::TokenStore::new(vec![
@@ -200,11 +216,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("  hub          {base}   (metrics {base}/metrics)");
         println!("  console      {base}/console   (sign in with a token below)");
         println!("  message API  {base}/api/v1/messages/<id>  with  Authorization: Bearer <auditor token>");
-        if let Some((auditor, admin)) = &demo_tokens {
-            println!("  tokens       auditor {auditor}");
-            println!("               admin   {admin}   (valid for this run only)");
+        match &demo_tokens {
+            Some((auditor, admin)) => {
+                println!("  sign-ins     admin    (name demo-admin)    token {admin}");
+                println!("               auditor  (name demo-auditor)  token {auditor}");
+                println!("               for this demo only: random for each run and gone when it stops; never configure them on a real hub");
+            }
+            // The demo reads no config file: tokens can only come from the environment.
+            None => println!("  sign-ins     the tokens set by LIENTHONG_TOKENS__* in the environment"),
         }
         println!("  data dir     {}   drop folder {}", args.data_dir.display(), drop_folder.display());
+        // `audit verify` with no --db looks for the default store (data/lienthong.db), not the demo's.
+        println!("  audit        {}", verify_command(&args.data_dir));
         println!("  partners     LGSP {}  DVCQG {}  LIS {}  tax {}  IOC {}", partners.province_portal.url(), partners.national_portal.url(), partners.lis.url(), partners.tax.url(), partners.ioc.url());
         println!("               each has GET /_sim/log (what it received) and POST /_sim/faults (inject faults)");
 

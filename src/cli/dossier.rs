@@ -28,6 +28,7 @@ pub struct TimelineArgs {
     pub store: StoreArgs,
     /// The dossier (or station) code.
     pub code: String,
+    /// Print the hops as JSON.
     #[arg(long)]
     pub json: bool,
 }

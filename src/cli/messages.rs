@@ -38,20 +38,25 @@ pub struct SearchArgs {
     /// Source or destination system.
     #[arg(long)]
     pub system: Option<String>,
+    /// Message type, e.g. dossier.filed.
     #[arg(long)]
     pub message_type: Option<String>,
     /// accepted | rejected | pending | in_flight | delivered | dead
     #[arg(long)]
     pub state: Option<String>,
+    /// Received at or after (RFC 3339, YYYY-MM-DD in Vietnam time, or epoch ms).
     #[arg(long)]
     pub from: Option<String>,
+    /// Received before (same forms as --from).
     #[arg(long)]
     pub to: Option<String>,
     /// Mapping id (with --mapping-version, or alone).
     #[arg(long)]
     pub mapping: Option<String>,
+    /// Mapping version (a number; with --mapping).
     #[arg(long)]
     pub mapping_version: Option<String>,
+    /// Most messages per page (as GET /api/v1/messages allows).
     #[arg(long)]
     pub limit: Option<String>,
     /// `next_cursor` printed by the previous page.
@@ -66,6 +71,7 @@ pub struct SearchArgs {
 pub struct ShowArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+    /// The message id (from `messages search` or a 202 answer).
     pub id: String,
 }
 

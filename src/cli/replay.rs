@@ -36,6 +36,7 @@ pub enum Sub {
 pub struct MessageArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+    /// The message id whose deliveries are replayed.
     pub id: String,
     /// Why (required; recorded in the trail).
     #[arg(long)]
@@ -62,19 +63,25 @@ pub struct MessageArgs {
 pub struct DeadArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Only dead letters to this destination system.
     #[arg(long)]
     pub destination: Option<String>,
+    /// Dead since this time (RFC 3339, YYYY-MM-DD in Vietnam time, or epoch ms).
     #[arg(long)]
     pub from: Option<String>,
+    /// Dead before this time (same forms as --from).
     #[arg(long)]
     pub to: Option<String>,
     /// transient | permanent | exhausted
     #[arg(long)]
     pub error_class: Option<String>,
+    /// Why (required, even with --dry-run; recorded in the trail).
     #[arg(long)]
     pub reason: Option<String>,
+    /// Most dead letters to replay in this run (1 to 1000, default 1000).
     #[arg(long)]
     pub limit: Option<i64>,
+    /// Count what would be replayed; change nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Send with new Idempotency-Keys (default: the keys the partner was sent before).

@@ -15,7 +15,7 @@ use router::server::Hub;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// YAML config file (see deploy/lienthong.example.yaml); omit for the embedded default.
-    #[arg(long, short, env = "LIENTHONG_CONFIG")]
+    #[arg(long, short = 'c', env = "LIENTHONG_CONFIG")]
     pub config: Option<PathBuf>,
 }
 

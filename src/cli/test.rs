@@ -2,7 +2,7 @@
 //!
 //! Prints one line per case (`ok` or `FAIL` with a unified diff of expected vs
 //! actual output), then the line `N passed, M failed`, and exits non-zero when
-//! anything failed or did not load.
+//! anything failed or did not load, or when FILTER selects no test case.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +18,7 @@ pub struct Args {
     /// Directory of JSON Schemas.
     #[arg(long, default_value = "schemas")]
     pub schemas: PathBuf,
-    /// Only run mappings whose id contains this text.
+    /// Only run mappings whose id contains this text (none matching is an error).
     pub filter: Option<String>,
 }
 
@@ -57,6 +57,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("note: no test cases in: {}", untested.join(", "));
     }
     println!("{}", report.summary_line());
+    // A filter that selects nothing is a mistake (a typo in CI would pass having run nothing).
+    if let (Some(f), true) = (&args.filter, report.results.is_empty()) {
+        eprintln!(
+            "error: no test case matches `{f}`: the filter is a part of a mapping id (e.g. `province-portal/` or `to-lis`); \
+             `lienthong test` without a filter runs them all"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(if report.failed() == 0 {
         ExitCode::SUCCESS
     } else {

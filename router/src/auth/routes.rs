@@ -45,7 +45,8 @@ use crate::admin::access::Authenticate;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "need")]
 pub enum Access {
-    /// Anyone: `/healthz`, `/readyz`, `/metrics`, the console's sign-in page and CSS.
+    /// Anyone: `/healthz`, `/readyz`, `/metrics`, `/` (a redirect to the console),
+    /// the console's sign-in page and CSS.
     Public,
     /// A partner submitting as the system in the path (checked by the intake).
     Partner,

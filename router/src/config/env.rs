@@ -12,6 +12,9 @@
 //! LIENTHONG_DESTINATIONS__LIS__TIMEOUT=20s
 //! LIENTHONG_DESTINATIONS__LIS__RATE_LIMIT__PER_SECOND=10
 //! LIENTHONG_PARTNERS__STATIONS__HMAC_SECRET_ENV=STATIONS_SECRET
+//! LIENTHONG_TOKENS__OPS_ADMIN__ROLE=admin          # the token named ops-admin (added if the file has none)
+//! LIENTHONG_TOKENS__OPS_ADMIN__SHA256=<64 hex digits>
+//! LIENTHONG_RETENTION__PAYLOADS=365d
 //! ```
 //!
 //! Environment values win over the file. Unknown variables under the prefix are
@@ -81,6 +84,40 @@ fn destination(d: &mut RawDestination, rest: &[String], var: &str, v: &str) -> R
         _ => {
             return Err(format!(
                 "{var}: unknown destination key (url, timeout, rate_limit, concurrency, max_attempts, backoff)"
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// `LIENTHONG_TOKENS__<NAME>__<KEY>`: sets `KEY` of the token named `NAME`
+/// (matched as system ids are: `_` matches `-`), adding the token when the
+/// file has none of that name. A token added this way needs at least `ROLE`
+/// and `SHA256`; the validation says what is missing.
+fn token(c: &mut RawConfig, name: &str, k: &str, var: &str, v: &str) -> Result<(), String> {
+    let norm = |s: &str| s.to_lowercase().replace('-', "_");
+    let i = match c.tokens.iter().position(|t| norm(&t.name) == norm(name)) {
+        Some(i) => i,
+        None => {
+            c.tokens.push(crate::auth::config::TokenConfig {
+                name: name.to_lowercase().replace('_', "-"),
+                role: String::new(),
+                sha256: String::new(),
+                expires_at: None,
+                revoked: false,
+            });
+            c.tokens.len() - 1
+        }
+    };
+    let t = &mut c.tokens[i];
+    match k {
+        "role" => t.role = v.trim().to_string(),
+        "sha256" => t.sha256 = v.trim().to_string(),
+        "expires_at" => t.expires_at = Some(v.trim().to_string()),
+        "revoked" => t.revoked = parse::<bool>(var, v, "true or false")?.value,
+        _ => {
+            return Err(format!(
+                "{var}: unknown token key (role, sha256, expires_at, revoked)"
             ))
         }
     }
@@ -182,6 +219,10 @@ fn one(c: &mut RawConfig, var: &str, v: &str) -> Result<(), String> {
                 [k, tail @ ..] if k == "rate_limit" => rate(&mut p.rate_limit, tail, var, v)?,
                 _ => return Err(format!("{var}: unknown partner key (api_key_sha256, hmac_secret_env, hmac_secret_file, rate_limit)")),
             }
+        }
+        [a, name, k] if a == "tokens" => token(c, name, k, var, v)?,
+        [a, b] if a == "retention" && b == "payloads" => {
+            c.retention.payloads = Some(v.trim().to_string())
         }
         _ => {
             return Err(format!(

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 
@@ -39,9 +39,13 @@ pub fn probes(state: AppState, guards: Guards) -> Registry {
         .with_state(state)
 }
 
-/// Intake and the plain message API, each with its access.
+/// The front door, intake and the plain message API, each with its access.
 pub fn routes(state: AppState, guards: Guards) -> Registry {
     Registry::new(guards)
+        // A browser pointed at the hub lands on the console (which asks for a sign-in).
+        .add(Method::GET, "/", Access::Public, || async {
+            Redirect::to("/console")
+        })
         .add(
             Method::POST,
             "/inbound/{system}/{message_type}",

@@ -174,6 +174,49 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// Whether [`Store::open_with`] may create the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Create {
+    Yes,
+    No,
+}
+
+/// For [`Store::open_existing`]: a SQLite URL whose file must be there
+/// ([`Error::NotFound`] otherwise), with `mode=rwc` turned into `mode=rw` so
+/// that the driver cannot create it either. Other URLs are returned as given.
+fn existing_sqlite_url(url: &str) -> Result<std::borrow::Cow<'_, str>> {
+    if !url.starts_with("sqlite:") {
+        return Ok(std::borrow::Cow::Borrowed(url));
+    }
+    let parsed = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .map_err(|e| db_err(&format!("parsing database url {url}"), e))?;
+    let file = parsed.get_filename();
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    if !in_memory && !file.is_file() {
+        return Err(Error::NotFound(format!("no store at {}", file.display())));
+    }
+    Ok(std::borrow::Cow::Owned(url.replace("mode=rwc", "mode=rw")))
+}
+
+/// Whether the database holds the hub's tables (its migrations table), asked
+/// without writing anything.
+async fn has_schema(
+    c: &mut sqlx::AnyConnection,
+    backend: Backend,
+) -> std::result::Result<bool, sqlx::Error> {
+    let sql = match backend {
+        Backend::Sqlite => {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+        }
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+        }
+    };
+    let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut *c).await?;
+    Ok(n > 0)
+}
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -190,9 +233,29 @@ impl Store {
     /// Opens `url` (`sqlite://path?mode=rwc` or `postgres://...`), runs migrations
     /// and starts the writer task. Must be called inside a Tokio runtime.
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Store> {
+        Self::open_with(url, opts, Create::Yes).await
+    }
+
+    /// Opens a store that must already exist, for the commands that read one
+    /// (`audit`, `messages`, `dossier`, `replay`): they would otherwise make an
+    /// empty store where the hub's is not, and report on it. Never creates a
+    /// file, a directory or the schema: a SQLite file that is not there, or a
+    /// database (SQLite or PostgreSQL) without the hub's tables, is
+    /// [`Error::NotFound`] naming what was looked for, before anything is
+    /// written. An existing store is opened as [`Store::open`] opens it.
+    pub async fn open_existing(url: &str, opts: StoreOptions) -> Result<Store> {
+        Self::open_with(url, opts, Create::No).await
+    }
+
+    async fn open_with(url: &str, opts: StoreOptions, create: Create) -> Result<Store> {
         sqlx::any::install_default_drivers();
         // Errors name the database without its password.
         let shown = lienthong_core::redact::url(url);
+        let url = match create {
+            Create::Yes => std::borrow::Cow::Borrowed(url),
+            Create::No => existing_sqlite_url(url)?,
+        };
+        let url = url.as_ref();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -220,16 +283,27 @@ impl Store {
         // port, a missing database or an SQLite file that cannot be written
         // (read-only filesystem, full disk) fails at once with its own
         // message, instead of as "pool timed out" after the pool's retries.
+        // An existing store is checked for the hub's tables before the pragmas,
+        // which would write to the file (WAL mode).
         let probe = async {
             let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&connect).await?;
-            if backend == Backend::Sqlite {
+            let schema = match create {
+                Create::Yes => true,
+                Create::No => has_schema(&mut c, backend).await?,
+            };
+            if backend == Backend::Sqlite && schema {
                 c.execute(&*sqlite_pragmas).await?;
             }
-            Ok::<_, sqlx::Error>(c)
+            Ok::<_, sqlx::Error>((c, schema))
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, probe).await {
-            Ok(Ok(c)) => {
+            Ok(Ok((c, schema))) => {
                 let _ = sqlx::Connection::close(c).await;
+                if !schema {
+                    return Err(Error::NotFound(format!(
+                        "{shown} holds no lienthong store (none of the hub's tables are there)"
+                    )));
+                }
             }
             Ok(Err(e)) => return Err(db_err(&format!("opening {shown} ({hint})"), e)),
             Err(_) => {
