@@ -54,17 +54,30 @@ impl SessionSource {
         }
     }
 
-    /// The current session, logging in when there is none or it is older than the TTL.
-    pub async fn session(&self, request: &Bytes) -> Result<Secret, Failure> {
+    /// The current session, logging in when there is none or it is older than
+    /// the TTL; `true` with it when it was just made for this call (a session
+    /// that worked before is the one a portal may have ended without saying so
+    /// in a code we know).
+    pub async fn session(&self, request: &Bytes) -> Result<(Secret, bool), Failure> {
         let mut current = self.current.lock().await;
         if let Some(s) = current.as_ref() {
             if self.ttl.is_none_or(|ttl| s.since.elapsed() < ttl) {
-                return Ok(s.value.clone());
+                return Ok((s.value.clone(), false));
             }
         }
         let s = self.login(request).await?;
         *current = Some(s.clone());
-        Ok(s.value)
+        Ok((s.value, true))
+    }
+
+    /// Drops `session` from the cache (unless another task already replaced
+    /// it): the next call logs in. For a session that a refusal leaves in
+    /// doubt, so that no refusal leaves a poisoned session behind.
+    pub async fn forget(&self, session: &Secret) {
+        let mut current = self.current.lock().await;
+        if current.as_ref().is_some_and(|s| &s.value == session) {
+            *current = None;
+        }
     }
 
     /// After the portal refused `expired`: a new session (unless another task already made one).

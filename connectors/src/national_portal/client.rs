@@ -1,4 +1,13 @@
-//! The national-portal [`Transport`]: session, POST, one re-login when the session expired.
+//! The national-portal [`Transport`]: session, POST, one re-login when the
+//! session expired or may have.
+//!
+//! Which answers mean "session expired" is assumed (the reference does not
+//! say; real portals have answered `-1` and HTTP 403 where the defaults list
+//! `401`). So the connector does not rely on the list alone: any non-success
+//! `error_code` (or HTTP 401/403) to a session that was used before is a
+//! doubt, settled by one re-login and one resend, and only the second answer
+//! is classified. A permanent answer also drops the cached session, so a
+//! refusal never leaves a poisoned session behind (issue 14).
 
 use std::time::Duration;
 
@@ -24,6 +33,10 @@ pub struct NationalPortalClient {
 
 enum Attempt {
     Done(Result<Receipt, Failure>),
+    /// The portal answered with a non-success `error_code`: a rejection, or
+    /// an expired session under a code we do not know.
+    Refused(Failure),
+    /// HTTP 401/403 or a listed expiry code.
     Expired(Bytes),
 }
 
@@ -87,7 +100,7 @@ impl NationalPortalClient {
             Ok(r) => r,
             Err(f) => return Attempt::Done(Err(f)),
         };
-        if response.status == 401 {
+        if response.status == 401 || response.status == 403 {
             return Attempt::Expired(recorded);
         }
         if !wire::is_success(response.status) {
@@ -132,30 +145,51 @@ impl NationalPortalClient {
                     &response.body,
                 );
                 f.retry_after = wire::retry_after(&response.headers);
-                Attempt::Done(Err(f))
+                Attempt::Refused(f)
             }
         }
     }
 
     async fn deliver(&self, out: &Outbound) -> Result<Receipt, Failure> {
-        let session = self.sessions.session(&out.body).await?;
+        let (session, fresh) = self.sessions.session(&out.body).await?;
         let recorded = match self.attempt(out, &session).await {
             Attempt::Done(r) => return r,
-            Attempt::Expired(recorded) => recorded,
+            // A session made for this call: its refusal is believed.
+            Attempt::Refused(f) if fresh => return Err(self.settle(f, &session).await),
+            Attempt::Refused(f) => {
+                tracing::info!(delivery = %out.delivery_id, reason = %f.reason,
+                    "DVCQG refused a session used before; logging in again once before believing it");
+                f.request
+            }
+            Attempt::Expired(recorded) => {
+                tracing::info!(delivery = %out.delivery_id, "DVCQG session expired; logging in again once");
+                recorded
+            }
         };
-        tracing::info!(delivery = %out.delivery_id, "DVCQG session expired; logging in again once");
-        let fresh = self.sessions.relogin(&session, &recorded).await?;
-        match self.attempt(out, &fresh).await {
+        let renewed = self.sessions.relogin(&session, &recorded).await?;
+        match self.attempt(out, &renewed).await {
             Attempt::Done(r) => r,
-            Attempt::Expired(recorded) => Err(wire::failure(
-                FailureClass::Transient,
-                "dvcqg-session-rejected",
-                "DVCQG refused a session it had just issued; transient: worth retrying",
-                None,
-                &recorded,
-                b"",
-            )),
+            Attempt::Refused(f) => Err(self.settle(f, &renewed).await),
+            Attempt::Expired(recorded) => {
+                self.sessions.forget(&renewed).await;
+                Err(wire::failure(
+                    FailureClass::Transient,
+                    "dvcqg-session-rejected",
+                    "DVCQG refused a session it had just issued; transient: worth retrying",
+                    None,
+                    &recorded,
+                    b"",
+                ))
+            }
         }
+    }
+
+    /// A refusal that stands: a permanent one drops the session it came with.
+    async fn settle(&self, f: Failure, session: &Secret) -> Failure {
+        if f.class == FailureClass::Permanent {
+            self.sessions.forget(session).await;
+        }
+        f
     }
 }
 

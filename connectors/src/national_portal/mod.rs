@@ -17,6 +17,11 @@
 //! `session_expired_codes` (default `["401", "SESSION_EXPIRED"]`, **assumed**: the
 //! public source only checks `"00"`) — or proactively after `session_ttl_secs`.
 //! After a re-login the call is re-sent once; that is protocol, not a retry.
+//! Because the expiry codes are assumed, HTTP 403 and **any** non-success
+//! `error_code` to a session that was used before are treated as a possible
+//! expiry too: one re-login, one resend, and only that answer is classified.
+//! A permanent answer drops the cached session, so a refusal never leaves a
+//! poisoned session behind (the next delivery logs in).
 //!
 //! ## Classification ([`classify`])
 //! Transport errors, 408/429/5xx: transient. Login refused: permanent (fix the
