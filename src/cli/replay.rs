@@ -4,14 +4,18 @@
 //! a reason is required, `--dry-run` prints the diff and changes nothing. The new
 //! deliveries are written to the store; a running hub's workers pick them up on
 //! their next poll (within a second), a stopped hub when it starts. `remap` needs
-//! the mappings and schemas, so it needs `--config`.
+//! the mappings and schemas, so it needs `--config`; it maps with the versions
+//! the store has active (what the hub runs, a rollback included), not with the
+//! files on disk, exactly as the API and the console do.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use router::admin::MappingAdmin;
 use router::audit::replay::{
-    replay_dead_letters, replay_message, DeadLetterRequest, Mode, ReplayContext, ReplayRequest,
+    replay_dead_letters, replay_message, DeadLetterRequest, MappingLookup, Mode, ReplayContext,
+    ReplayRequest, VersionedMappings,
 };
 use router::mapping::MappingSet;
 use router::schema::SchemaRegistry;
@@ -101,23 +105,51 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn context(s: &StoreArgs) -> anyhow::Result<ReplayContext> {
     let store = s.open().await?;
-    let (mappings, schemas) = if s.config.is_some() {
+    // A remap maps with what the hub runs: the store's active versions (so a
+    // rollback made through the API or the console holds here too), and any
+    // stored version with --mapping-version. Only a store that no hub has
+    // started on yet falls back to the files.
+    let (mappings, schemas): (Arc<dyn MappingLookup>, Arc<SchemaRegistry>) = if s.config.is_some() {
         let c = s.config()?;
-        let schemas = SchemaRegistry::load(&c.schemas_dir)
-            .map_err(|d| anyhow::anyhow!("loading schemas:\n{d}"))?;
-        let mappings = MappingSet::load(&c.mappings_dir, &schemas)
-            .map_err(|d| anyhow::anyhow!("loading mappings:\n{d}"))?;
-        (mappings, schemas)
+        let schemas = Arc::new(
+            SchemaRegistry::load(&c.schemas_dir)
+                .map_err(|d| anyhow::anyhow!("loading schemas:\n{d}"))?,
+        );
+        match MappingAdmin::from_store(&store, schemas.clone(), &c.mappings_dir, &c.routes_file)
+            .await
+            .context("reading the active mapping versions from the store")?
+        {
+            Some(admin) => {
+                eprintln!(
+                    "mapping with the versions active in the store (generation {})",
+                    admin.active().load().generation
+                );
+                let lookup = VersionedMappings {
+                    admin,
+                    mappings_dir: c.mappings_dir.clone(),
+                };
+                (Arc::new(lookup), schemas)
+            }
+            None => {
+                eprintln!(
+                    "the store has no mapping versions yet (no hub has started on it): mapping with the files in {}",
+                    c.mappings_dir.display()
+                );
+                let files = MappingSet::load(&c.mappings_dir, schemas.as_ref())
+                    .map_err(|d| anyhow::anyhow!("loading mappings:\n{d}"))?;
+                (Arc::new(files), schemas)
+            }
+        }
     } else {
         (
-            MappingSet::from_mappings(Vec::new()),
-            SchemaRegistry::from_schemas(Vec::new()),
+            Arc::new(MappingSet::from_mappings(Vec::new())),
+            Arc::new(SchemaRegistry::from_schemas(Vec::new())),
         )
     };
     Ok(ReplayContext {
         store,
-        mappings: Arc::new(mappings),
-        schemas: Arc::new(schemas),
+        mappings,
+        schemas,
         queue: None,
     })
 }

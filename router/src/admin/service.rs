@@ -199,6 +199,49 @@ impl MappingAdmin {
             }
             tracing::error!(problems = %diags, "some mapping files are invalid; the store's active versions of those mappings stay active");
         }
+        let admin = Self::assemble(store, schemas, versions, src, options).await?;
+        for (id, content) in changed {
+            admin.propose_file_content(&id, content).await;
+        }
+        Ok(admin)
+    }
+
+    /// The mappings the hub has active, as the store records them, without
+    /// touching the store or the files: for the CLI's replays, which must map
+    /// with what the hub runs (a rollback included), not with the files on
+    /// disk. `None` when the store has no mapping versions yet (no hub has
+    /// started on it).
+    pub async fn from_store(
+        store: &Store,
+        schemas: Arc<dyn Schemas + Send + Sync>,
+        mappings_dir: &Path,
+        routes_file: &Path,
+    ) -> Result<Option<Arc<MappingAdmin>>> {
+        let versions = VersionStore::new(store);
+        if versions.active_all().await?.is_empty() {
+            return Ok(None);
+        }
+        let routes_text = std::fs::read_to_string(routes_file)
+            .map_err(|e| Error::io(format!("reading routes file {}", routes_file.display()), e))?;
+        let src = Sources {
+            mappings_dir: mappings_dir.to_path_buf(),
+            routes_file: routes_file.to_path_buf(),
+            routes_text,
+            paths: HashMap::new(),
+        };
+        Self::assemble(store, schemas, versions, src, AdminOptions::default())
+            .await
+            .map(Some)
+    }
+
+    /// The active set built from the store's active versions, and the admin around it.
+    async fn assemble(
+        store: &Store,
+        schemas: Arc<dyn Schemas + Send + Sync>,
+        versions: VersionStore,
+        src: Sources,
+        options: AdminOptions,
+    ) -> Result<Arc<MappingAdmin>> {
         let generation = versions.generation().await?;
         let entries = active_entries(&versions).await?;
         let (mappings, routes) =
@@ -208,7 +251,7 @@ impl MappingAdmin {
             mappings,
             routes,
         }));
-        let admin = Arc::new(MappingAdmin {
+        Ok(Arc::new(MappingAdmin {
             versions,
             store: store.clone(),
             schemas,
@@ -220,11 +263,7 @@ impl MappingAdmin {
             }),
             options,
             file_reports: Default::default(),
-        });
-        for (id, content) in changed {
-            admin.propose_file_content(&id, content).await;
-        }
-        Ok(admin)
+        }))
     }
 
     /// The swap handle intake reads through.
