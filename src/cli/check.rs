@@ -4,10 +4,12 @@
 //! loaded exactly as the hub loads them, and every problem of every file is
 //! printed at once as `file:line:column: context: message`. With `--config`, the
 //! hub configuration is validated too (`router::config::Config::load`), and so is
-//! what needs both the config and the routes: every system a route delivers to has
-//! a URL or a connector (`Config::check_targets`, the check `serve` makes before it
-//! opens anything). The exit code is non-zero on any problem, so `check` can gate
-//! a deployment.
+//! what needs both the config and the routes: a system a route delivers to
+//! with no URL and no connector is named as a warning
+//! (`Config::unconfigured_targets`, the question `serve` asks before it opens
+//! anything: it starts, and those deliveries wait for configuration). The exit
+//! code is non-zero on any problem, so `check` can gate a deployment; a
+//! warning does not fail it, since `serve` does not refuse it either.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,8 +88,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     if let (Some(config), Some(set), Some(routes)) = (&config, &set, &routes) {
-        if let Err(d) = check_targets(config, set, routes) {
-            problems.extend(d);
+        for t in unconfigured_targets(config, set, routes) {
+            eprintln!(
+                "warning: {}: destinations.{t}: {}",
+                config
+                    .file
+                    .as_ref()
+                    .map_or("(embedded default)".into(), |p| p.display().to_string()),
+                router::config::waiting_for_configuration(&t)
+            );
         }
     }
     if !problems.is_empty() {
@@ -116,11 +125,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every system the routes deliver to has a `destinations.<id>.url` or a connector
-/// under `connectors:` (the check `serve` makes with the transports it built).
-fn check_targets(config: &Config, set: &MappingSet, routes: &Routes) -> Result<(), Diagnostics> {
+/// The systems the routes deliver to with neither a `destinations.<id>.url` nor
+/// a connector under `connectors:` (what `serve` asks with the transports it built).
+fn unconfigured_targets(config: &Config, set: &MappingSet, routes: &Routes) -> Vec<String> {
     let targets = router::config::route_targets(routes, set);
-    config.check_targets(&targets, |t| {
+    config.unconfigured_targets(&targets, |t| {
         config.destinations.get(t).is_some_and(|d| d.url.is_some())
             || (t != crate::wiring::settings::STATIONS_KEY && config.connectors.contains_key(t))
     })

@@ -21,7 +21,7 @@ pub mod model;
 mod validate;
 mod values;
 
-pub use validate::route_targets;
+pub use validate::{route_targets, waiting_for_configuration};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -486,21 +486,21 @@ mod tests {
             &[],
         )
         .unwrap();
-        let targets = vec!["lis".to_string(), "national-portal".to_string()];
-        let d = c
-            .check_targets(&targets, |t| {
-                c.destinations.get(t).is_some_and(|d| d.url.is_some())
-            })
-            .unwrap_err();
-        assert_eq!(d.len(), 1, "{d}");
-        assert_eq!(d.0[0].context, "destinations.national-portal");
+        let targets = vec![
+            "national-portal".to_string(),
+            "lis".to_string(),
+            "national-portal".to_string(),
+        ];
+        let waiting = c.unconfigured_targets(&targets, |t| {
+            c.destinations.get(t).is_some_and(|d| d.url.is_some())
+        });
+        assert_eq!(waiting, ["national-portal"]);
+        let w = waiting_for_configuration(&waiting[0]);
         assert!(
-            d.0[0]
-                .message
-                .contains("LIENTHONG_DESTINATIONS__NATIONAL_PORTAL__URL"),
-            "{d}"
+            w.contains("LIENTHONG_DESTINATIONS__NATIONAL_PORTAL__URL") && w.contains("wait"),
+            "{w}"
         );
-        assert!(c.check_targets(&targets, |_| true).is_ok());
+        assert!(c.unconfigured_targets(&targets, |_| true).is_empty());
     }
 
     #[test]

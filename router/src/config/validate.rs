@@ -7,10 +7,11 @@
 //! that set it) and replaced by its default, so that the sections after it are
 //! still checked: one `lienthong check` shows everything to fix.
 //!
-//! Nothing here opens the store, a socket or the broker. The one check that
-//! needs the routes as well as the config (every route target can be
-//! delivered) is [`Config::check_targets`], run by `lienthong check` once it has
-//! loaded the routes and by `Hub::start` before it opens anything.
+//! Nothing here opens the store, a socket or the broker. The one question that
+//! needs the routes as well as the config (which route targets cannot be
+//! delivered yet) is [`Config::unconfigured_targets`], asked by `lienthong
+//! check` once it has loaded the routes and by `Hub::start` before it opens
+//! anything; both warn, neither refuses (their deliveries wait).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,7 +26,7 @@ use super::{AdminSettings, Config, Destination, PartnerAuth, QueueBackend, DEFAU
 use crate::delivery::DestinationPolicy;
 use crate::mapping::MappingSet;
 use crate::routes::Routes;
-use crate::{Diagnostic, Diagnostics};
+use crate::Diagnostics;
 
 pub(super) fn validate(
     raw: &RawConfig,
@@ -623,30 +624,41 @@ pub fn route_targets(routes: &Routes, mappings: &MappingSet) -> Vec<String> {
 }
 
 impl Config {
-    /// Every system the routes deliver to (`targets`, see [`route_targets`]) needs a
-    /// way to be delivered to: `can_deliver(system)` says whether it has one (a
-    /// `destinations.<id>.url`, or a connector). One diagnostic per system that has
-    /// none. Pure: `lienthong check` asks it with the config's URLs and connectors,
-    /// `Hub::start` with the transports it was given, before opening anything.
-    pub fn check_targets(
+    /// The systems the routes deliver to (`targets`, see [`route_targets`])
+    /// that have no way to be delivered to: `can_deliver(system)` says whether
+    /// one has (a `destinations.<id>.url`, or a connector). Sorted.
+    ///
+    /// These do not stop the hub (issue 15, "zero-setup serve"): a hub started
+    /// with no config, or before every partner is set up, accepts and keeps
+    /// their deliveries, which wait in the queue (no worker takes them, so
+    /// none is dead-lettered for it) until the destination is configured and
+    /// the hub restarted. `lienthong check` and `Hub::start` ask the same
+    /// question (check with the config's URLs and connectors, start with the
+    /// transports it built) and both report the answer as warnings
+    /// ([`waiting_for_configuration`]); `/readyz` names them.
+    pub fn unconfigured_targets(
         &self,
         targets: &[String],
         can_deliver: impl Fn(&str) -> bool,
-    ) -> Result<(), Diagnostics> {
-        let file = self
-            .file
-            .as_ref()
-            .map_or("(embedded default)".into(), |p| p.display().to_string());
-        let mut missing = Diagnostics::default();
-        for t in targets.iter().filter(|t| !can_deliver(t)) {
-            missing.push(Diagnostic {
-                file: file.clone(),
-                line: 0,
-                column: 0,
-                context: format!("destinations.{t}"),
-                message: format!("routes deliver to `{t}` but it has no url and no connector: add destinations.{t}.url (or LIENTHONG_DESTINATIONS__{}__URL)", t.to_uppercase().replace('-', "_")),
-            });
-        }
-        missing.into_result()
+    ) -> Vec<String> {
+        let mut out: Vec<String> = targets
+            .iter()
+            .filter(|t| !can_deliver(t))
+            .cloned()
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
+}
+
+/// The warning for a route target that is not configured (see
+/// [`Config::unconfigured_targets`]): what happens, and what to do.
+pub fn waiting_for_configuration(t: &str) -> String {
+    format!(
+        "destination `{t}` is not configured (no destinations.{t}.url and no connector): its deliveries are \
+         accepted and wait for configuration; set destinations.{t}.url (or LIENTHONG_DESTINATIONS__{}__URL) \
+         or its connector, then restart the hub",
+        t.to_uppercase().replace('-', "_")
+    )
 }

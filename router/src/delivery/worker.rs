@@ -111,6 +111,16 @@ impl Dispatcher {
         destinations.extend(self.queue.active_destinations().await?);
         destinations.sort();
         destinations.dedup();
+        // No transport, no worker: a worker would dead-letter every delivery
+        // ("no-transport"). Their deliveries wait in the queue, pending, until
+        // the destination is configured and the hub restarted (issue 15).
+        destinations.retain(|d| {
+            let has = self.transports.get(d).is_some();
+            if !has {
+                tracing::info!(destination = %d, "no transport: its deliveries wait for configuration");
+            }
+            has
+        });
         let stop = CancellationToken::new();
         let mut handles = JoinSet::new();
         let unsent = Unsent::default();

@@ -26,6 +26,9 @@ pub struct AppState {
     pub intake: Arc<Intake>,
     pub store: Store,
     pub queue: Arc<dyn DeliveryQueue>,
+    /// Route targets with no URL and no connector: their deliveries wait
+    /// (see `Config::unconfigured_targets`); `/readyz` names them.
+    pub unconfigured: Arc<Vec<String>>,
 }
 
 /// The probes, public: health, readiness and metrics. They are served outside
@@ -210,6 +213,16 @@ async fn readyz(State(s): State<AppState>) -> Response {
             .into_response();
     }
     match s.store.ping().await {
+        // Degraded, not down: the hub accepts and keeps everything; what goes
+        // to these destinations waits until they are configured.
+        Ok(()) if !s.unconfigured.is_empty() => (
+            StatusCode::OK,
+            format!(
+                "ready (degraded): waiting for configuration: {}\n",
+                s.unconfigured.join(", ")
+            ),
+        )
+            .into_response(),
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,

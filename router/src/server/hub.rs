@@ -5,8 +5,9 @@
 //! `serve`). It is a list of named steps: load schemas, mappings and routes
 //! (failing with every diagnostic), register an HTTP transport for each
 //! destination with a URL (connector transports passed in [`HubOptions`] win),
-//! check that every route target can be delivered ([`Config::check_targets`], the
-//! pure check `lienthong check` runs too, here with the real transports), open
+//! name the route targets that cannot be delivered yet
+//! ([`Config::unconfigured_targets`], the question `lienthong check` asks too,
+//! here with the real transports: their deliveries wait for configuration), open
 //! the store (running migrations), start the queue (which releases leases a
 //! crashed predecessor left), the delivery workers and the mapping admin, and
 //! bind the socket.
@@ -69,9 +70,12 @@ impl Hub {
         let mut transports = opts.transports;
         register_http(config, &mut transports)?;
         let targets = route_targets(&files.routes, &files.mappings);
-        config
-            .check_targets(&targets, |t| transports.get(t).is_some())
-            .map_err(Error::Invalid)?;
+        let unconfigured = config.unconfigured_targets(&targets, |t| transports.get(t).is_some());
+        for t in &unconfigured {
+            tracing::warn!(destination = %t, "{}", crate::config::waiting_for_configuration(t));
+            metrics::gauge!("lienthong_destination_unconfigured", "destination" => t.clone())
+                .set(1.0);
+        }
         let store = open_store(config).await?;
         let (queue, replicas) = start_queue(config, &store, targets).await?;
         let workers = start_workers(config, queue.clone(), transports, replicas).await?;
@@ -94,7 +98,15 @@ impl Hub {
             )
             .with_active_mappings(admin.active().clone()),
         );
-        let app = http_app(config, &store, queue, &schemas, &admin, &intake);
+        let app = http_app(
+            config,
+            &store,
+            queue,
+            &schemas,
+            &admin,
+            &intake,
+            Arc::new(unconfigured),
+        );
         let (addr, server_stop, server) = serve_http(config, app).await?;
         tracing::info!(%addr, store = %crate::redact::url(&config.store_url), "lienthong listening");
         Ok(RunningHub {
@@ -246,6 +258,7 @@ fn http_app(
     schemas: &Arc<SchemaRegistry>,
     admin: &Arc<crate::admin::MappingAdmin>,
     intake: &Arc<Intake>,
+    unconfigured: Arc<Vec<String>>,
 ) -> Router {
     let api_state = super::api::ApiState::for_hub(
         config,
@@ -275,6 +288,7 @@ fn http_app(
         intake: intake.clone(),
         store: store.clone(),
         queue,
+        unconfigured,
     };
     let probes = super::http::probes(app_state.clone(), guards.clone());
     let hub = super::http::routes(app_state, guards.clone())

@@ -10,6 +10,7 @@
 //! | `lienthong_throttled_total` | counter | system |
 //! | `lienthong_delivered_total`, `_retried_total`, `_dead_total` | counter | destination |
 //! | `lienthong_queue_depth` | gauge (refreshed on scrape; 0 once nothing waits) | destination |
+//! | `lienthong_destination_unconfigured` | gauge (1 from start-up) | destination: a route target with no URL and no connector, whose deliveries wait |
 //! | `lienthong_accept_latency_seconds` | histogram | system |
 //! | `lienthong_delivery_latency_seconds` (accepted → delivered) | histogram | destination |
 //! | `lienthong_attempt_latency_seconds` | histogram | destination |
