@@ -365,6 +365,7 @@ async fn console_sign_in_edit_validate_preview_activate_search_and_dry_run() {
             store: store.clone(),
             replay,
             sessions,
+            unconfigured: Arc::default(),
         },
         guards.clone(),
     )

@@ -158,6 +158,41 @@ async fn deliveries_to_an_unconfigured_destination_wait_and_flow_once_it_is() {
         ["pending"],
         "kept, not dead-lettered"
     );
+    // The console's dashboard says so too.
+    let signed_in = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/console/login", hub.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={AUDIT_TOKEN}&lang=en"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("lt_session=") && c.len() > "lt_session=".len())
+        .expect("a session cookie");
+    let page = http
+        .get(format!("{}/console?lang=en", hub.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let waiting = page
+        .split("id=\"waiting\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no waiting box on the dashboard:\n{page}"));
+    assert!(
+        waiting.contains("Waiting for configuration") && waiting.contains("<li>sink</li>"),
+        "{waiting}"
+    );
     drop(hub);
 
     // Configured, restarted: it goes out.

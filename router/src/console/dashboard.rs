@@ -83,6 +83,21 @@ pub async fn page(State(st): State<ConsoleState>, ctx: Ctx) -> Response {
     ];
     let body = html! {
         h1 { (ctx.t("Tổng quan", "Dashboard")) }
+        @if !st.unconfigured.is_empty() {
+            div.box #waiting {
+                b.bad { (ctx.t("Chờ cấu hình", "Waiting for configuration")) }
+                " "
+                (ctx.t(
+                    "Các hệ thống đích này chưa có địa chỉ (destinations.<id>.url) hay connector: thông điệp gửi tới chúng vẫn được nhận và giữ lại, chờ đến khi cấu hình xong và khởi động lại hub.",
+                    "These destinations have no URL (destinations.<id>.url) and no connector: what is routed to them is accepted and kept, waiting until they are configured and the hub restarted."
+                ))
+                ul {
+                    @for d in st.unconfigured.iter() {
+                        li { (d) }
+                    }
+                }
+            }
+        }
         div.cards {
             @for (label, n) in cards {
                 div.card { b { (n) } (label) }

@@ -64,6 +64,9 @@ pub struct ConsoleState {
     pub replay: ReplayContext,
     /// Console sign-in sessions ([`sessions`]).
     pub sessions: std::sync::Arc<sessions::Sessions>,
+    /// Destinations the routes deliver to that have no URL and no connector:
+    /// their deliveries wait for configuration (the dashboard says so).
+    pub unconfigured: std::sync::Arc<Vec<String>>,
 }
 
 /// The cookie of an older hub, which held the raw token: cleared on sign-in and

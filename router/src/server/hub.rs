@@ -288,7 +288,7 @@ fn http_app(
         intake: intake.clone(),
         store: store.clone(),
         queue,
-        unconfigured,
+        unconfigured: unconfigured.clone(),
     };
     let probes = super::http::probes(app_state.clone(), guards.clone());
     let hub = super::http::routes(app_state, guards.clone())
@@ -303,6 +303,7 @@ fn http_app(
                 store: store.clone(),
                 replay,
                 sessions,
+                unconfigured,
             },
             guards.clone(),
         ));
