@@ -474,3 +474,56 @@ fn test_with_a_filter_that_matches_nothing_fails() {
     let out = lienthong_in(dir.path(), &["test", "--mappings", m, "--schemas", s]);
     assert!(out.status.success(), "{}", text(&out.stdout));
 }
+
+/// `messages show` prints times as the Department reads them and the
+/// message's trail, and the trail names the CLI's user from the OS account
+/// even with `$USER` and `$LOGNAME` unset (a cron job, a systemd unit).
+/// Before: no trail, epoch milliseconds only, and the actor `cli:unknown`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_show_has_local_times_the_trail_and_the_os_user() {
+    let sink = hub_support::Sink::start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, &sink.url, hub_support::OPEN_INTAKE);
+    let hub = HubProcess::spawn(&config, port, &[]).await;
+    let (s, v) = hub_support::post_json(
+        &reqwest::Client::new(),
+        &hub.base,
+        "/inbound/portal/dossier.event",
+        &serde_json::json!({ "code": "SHOW-1", "seq": 1, "msg_id": "m-show-1" }),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    hub_support::wait_until("delivered", std::time::Duration::from_secs(20), || {
+        !sink.delivered().is_empty()
+    })
+    .await;
+    drop(hub);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_lienthong"))
+        .args(["messages", "show", &id, "--config"])
+        .arg(&config)
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .env_remove("LIENTHONG_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let local = shown["message"]["received_at_local"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(local.ends_with("+07:00"), "Vietnam time: {shown}");
+    let trail = shown["trail"].as_array().expect("the trail is shown");
+    let kinds: Vec<&str> = trail.iter().filter_map(|t| t["kind"].as_str()).collect();
+    for k in ["received", "delivered", "audit.read"] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    let me = text(&Command::new("id").arg("-un").output().unwrap().stdout)
+        .trim()
+        .to_string();
+    let read = trail.iter().find(|t| t["kind"] == "audit.read").unwrap();
+    assert_eq!(read["actor"], format!("cli:{me}"), "{read}");
+}

@@ -63,13 +63,39 @@ impl StoreArgs {
     }
 
     pub fn actor(&self) -> String {
-        self.actor.clone().unwrap_or_else(|| {
-            format!(
-                "cli:{}",
-                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-            )
-        })
+        self.actor
+            .clone()
+            .unwrap_or_else(|| format!("cli:{}", os_user()))
     }
+}
+
+/// Who runs the command, for the trail: `$USER`, else `$LOGNAME`, else the
+/// account of the process's user id in `/etc/passwd` (a cron job, a systemd
+/// unit or `sudo -i` may set neither variable), else `uid:<n>`. Never
+/// "unknown": an auditor must be able to tell who did it.
+pub fn os_user() -> String {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(v) = std::env::var(var) {
+            if !v.trim().is_empty() {
+                return v.trim().to_string();
+            }
+        }
+    }
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "unknown".into();
+    };
+    let uid_text = uid.to_string();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)? == uid_text).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid:{uid}"))
 }
 
 #[derive(Debug, clap::Args)]

@@ -207,10 +207,37 @@ async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .and_then(|p| serde_json::from_str(p).ok())
         .unwrap_or_default();
+    // Times as the Department reads them (Vietnam time), beside the epoch ms
+    // the store keeps; and everything that happened to it, in chain order.
+    let trail: Vec<serde_json::Value> = store
+        .trail_for_message(&a.id)
+        .await?
+        .into_iter()
+        .map(|t| {
+            json!({
+                "seq": t.seq, "at": show_time(t.at), "kind": t.kind, "actor": t.actor,
+                "delivery_id": t.delivery_id, "detail": t.detail,
+            })
+        })
+        .collect();
+    let mut message = serde_json::to_value(&m)?;
+    message["received_at_local"] = json!(show_time(m.received_at));
+    let outputs: Vec<serde_json::Value> = outputs
+        .into_iter()
+        .map(|mut o| {
+            for k in ["created_at", "updated_at"] {
+                if let Some(ms) = o[k].as_i64() {
+                    o[format!("{k}_local")] = json!(show_time(ms));
+                }
+            }
+            o
+        })
+        .collect();
     println!(
         "{}",
         serde_json::to_string_pretty(&json!({
-            "message": m, "raw": String::from_utf8_lossy(&m.raw), "parsed": parsed, "outputs": outputs,
+            "message": message, "raw": String::from_utf8_lossy(&m.raw), "parsed": parsed,
+            "outputs": outputs, "trail": trail,
         }))?
     );
     Ok(ExitCode::SUCCESS)
