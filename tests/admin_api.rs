@@ -7,9 +7,9 @@
 
 mod hub_support;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use hub_support::{copy_dir, repo};
 use reqwest::StatusCode;
 use router::admin::access::{Principal, Role, StaticTokens};
 use router::admin::api::AdminState;
@@ -21,23 +21,6 @@ use serde_json::{json, Value};
 const ID: &str = "province-portal/dossier-filed.to-lis";
 const ADMIN: &str = "adm-6b1f0c2d9e";
 const AUDITOR: &str = "aud-3c9e7a1b5f";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mapping_api_end_to_end() {

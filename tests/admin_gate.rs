@@ -7,10 +7,13 @@
 // A test crate: a panic is how a test fails (see [workspace.lints]).
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod fs_support;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fs_support::copy_dir;
 use router::admin::service::Proposal;
 use router::admin::{AdminError, AdminOptions, MappingAdmin, Origin};
 use router::audit::chain::{event_hash, event_object};
@@ -26,19 +29,6 @@ fn repo() -> PathBuf {
         dir
     } else {
         dir.parent().expect("workspace root").to_path_buf()
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
     }
 }
 

@@ -39,19 +39,6 @@ fn sha256_hex(s: &str) -> String {
         .to_string()
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
 /// Version `n` of the fixture mapping: `msg_id` becomes `v<n>-<msg_id>`.
 fn version_text(original: &str, n: i64) -> String {
     let out = original.replace(

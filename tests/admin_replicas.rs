@@ -6,10 +6,13 @@
 // A test crate: a panic is how a test fails (see [workspace.lints]).
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod fs_support;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fs_support::{copy_dir, repo};
 use router::admin::service::Proposal;
 use router::admin::{AdminError, AdminOptions, MappingAdmin, Origin};
 use router::schema::SchemaRegistry;
@@ -20,23 +23,6 @@ use router::store::{Store, StoreOptions};
 mod pg;
 
 const ID: &str = "province-portal/dossier-filed.to-lis";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
 
 /// One replica: its own store handle (pool, writer) and its own admin over the shared database.
 async fn replica(url: &str, mappings: &Path, options: AdminOptions) -> (Store, Arc<MappingAdmin>) {

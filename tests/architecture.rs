@@ -157,6 +157,24 @@ fn the_store_sits_on_the_core_alone() {
 /// so a route cannot be added without an access, and the table the role test
 /// walks (`GET /api/v1/routes`) is every route there is. Test code may build its
 /// own routers (fake partners).
+/// `file:line: line` for every line of non-test code in `files` (before a
+/// file's `#[cfg(test)]`, comment lines left out) that `hit` accepts.
+fn code_lines_where(files: &[PathBuf], hit: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut found = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).unwrap();
+        // Unit tests inside a file may build what the code may not.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            let l = line.trim_start();
+            if !l.starts_with("//") && hit(l) {
+                found.push(format!("{}:{}: {}", f.display(), n + 1, l));
+            }
+        }
+    }
+    found
+}
+
 #[test]
 fn every_route_is_registered_with_its_access() {
     let mut files = Vec::new();
@@ -170,23 +188,12 @@ fn every_route_is_registered_with_its_access() {
         rust_files(&root().join(dir), &mut files);
     }
     let registry = root().join("router/src/auth/routes.rs");
-    let mut found = Vec::new();
-    for f in files.iter().filter(|f| **f != registry) {
-        let text = std::fs::read_to_string(f).unwrap();
-        // Unit tests inside a file may build throwaway routers.
-        let code = text.split("#[cfg(test)]").next().unwrap_or("");
-        for (n, line) in code.lines().enumerate() {
-            let l = line.trim_start();
-            if l.starts_with("//") {
-                continue;
-            }
-            for call in [".route(", ".route_service(", ".nest(", ".nest_service("] {
-                if l.contains(call) {
-                    found.push(format!("{}:{}: {}", f.display(), n + 1, l));
-                }
-            }
-        }
-    }
+    files.retain(|f| *f != registry);
+    let found = code_lines_where(&files, |l| {
+        [".route(", ".route_service(", ".nest(", ".nest_service("]
+            .iter()
+            .any(|call| l.contains(call))
+    });
     assert!(
         found.is_empty(),
         "routes added outside auth::routes::Registry::add (register them with their access):\n{}",
@@ -204,27 +211,16 @@ fn console_html_is_built_by_escaping_templates_only() {
     let mut files = Vec::new();
     rust_files(&root().join("router/src/console"), &mut files);
     assert!(files.len() >= 5, "console files not found: {files:?}");
-    let mut found = Vec::new();
-    for f in &files {
-        let text = std::fs::read_to_string(f).unwrap();
-        let code = text.split("#[cfg(test)]").next().unwrap_or("");
-        for (n, line) in code.lines().enumerate() {
-            let l = line.trim_start();
-            if l.starts_with("//") {
-                continue;
-            }
-            // A string literal that opens a tag: `"<td"`, `"</p>"`, `"<!doctype"`.
-            let tag_in_string = l.match_indices("\"<").any(|(i, _)| {
-                l[i + 2..]
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '/' || c == '!')
-            });
-            if tag_in_string || l.contains("PreEscaped") {
-                found.push(format!("{}:{}: {}", f.display(), n + 1, l));
-            }
-        }
-    }
+    let found = code_lines_where(&files, |l| {
+        // A string literal that opens a tag: `"<td"`, `"</p>"`, `"<!doctype"`.
+        let tag_in_string = l.match_indices("\"<").any(|(i, _)| {
+            l[i + 2..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '/' || c == '!')
+        });
+        tag_in_string || l.contains("PreEscaped")
+    });
     assert!(
         found.is_empty(),
         "console markup built outside maud's html! (use a template; values are then escaped):\n{}",

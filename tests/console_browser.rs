@@ -17,6 +17,8 @@
 // A test crate: a panic is how a test fails (see [workspace.lints]).
 #![allow(clippy::unwrap_used)]
 
+mod fs_support;
+
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use fs_support::{copy_dir, repo};
 use router::admin::access::{Principal, Role, StaticTokens};
 use router::admin::api::AdminState;
 use router::admin::{AdminOptions, MappingAdmin};
@@ -39,23 +42,6 @@ const DOSSIER: &str = "000.00.32.H47-220915-0001";
 const ADMIN_TOKEN: &str = "admin-token-7f3a9c0e5b";
 const DEAD_503: &str = "000.00.32.H47-220915-0503";
 const DEAD_400: &str = "000.00.32.H47-220915-0400";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
 
 fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")

@@ -238,22 +238,12 @@ async fn behind_a_trusted_tls_proxy_cookies_are_secure() {
 async fn console_reads_of_message_content_are_in_the_trail() {
     let (hub, sink, dir) = start_hub("").await;
     let http = client();
-    let (status, accepted) = post_json(
-        &http,
-        &hub.base,
-        "/inbound/portal/dossier.event",
-        &json!({ "code": "D-CONSOLE-READ-1", "seq": 1, "msg_id": "m-console-read-1" }),
-        &[],
+    let (id, c) = delivered_and_signed_in(
+        &hub,
+        &sink,
+        json!({ "code": "D-CONSOLE-READ-1", "seq": 1, "msg_id": "m-console-read-1" }),
     )
     .await;
-    assert_eq!(status, 202, "{accepted}");
-    let id = accepted["id"].as_str().unwrap().to_string();
-    wait_until("delivered", std::time::Duration::from_secs(20), || {
-        !sink.delivered().is_empty()
-    })
-    .await;
-
-    let c = pair(&session_cookie(sign_in(&http, &hub.base, &[]).await.headers()).unwrap());
     for path in [
         "/console/messages?q=D-CONSOLE-READ-1".to_string(),
         format!("/console/messages/{id}"),
@@ -300,22 +290,19 @@ async fn partner_markup_is_shown_as_text() {
     let http = client();
     let hostile = r#"D-<img src=x onerror="alert(1)">"#;
     let note = "</pre><script>alert(document.cookie)</script>";
-    let (status, accepted) = post_json(
-        &http,
-        &hub.base,
-        "/inbound/portal/dossier.event",
-        &json!({ "code": hostile, "seq": 1, "msg_id": "m-markup-1", "note": note }),
-        &[],
+    let (id, c) = delivered_and_signed_in(
+        &hub,
+        &sink,
+        json!({ "code": hostile, "seq": 1, "msg_id": "m-markup-1", "note": note }),
     )
     .await;
-    assert_eq!(status, 202, "{accepted}");
-    let id = accepted["id"].as_str().unwrap().to_string();
-    wait_until("delivered", std::time::Duration::from_secs(20), || {
-        !sink.delivered().is_empty()
-    })
-    .await;
-    let c = pair(&session_cookie(sign_in(&http, &hub.base, &[]).await.headers()).unwrap());
-    let search = format!("/console/messages?q={}", urlencode(hostile));
+    let search = format!(
+        "/console/messages?{}",
+        reqwest::Url::parse_with_params("http://hub/", [("q", hostile)])
+            .unwrap()
+            .query()
+            .unwrap()
+    );
     for path in [
         search.as_str(),
         &format!("/console/messages/{id}"),
@@ -349,21 +336,12 @@ async fn partner_markup_is_shown_as_text() {
 async fn the_replay_form_ticks_only_what_the_partner_has_not_got() {
     let (hub, sink, _dir) = start_hub("").await;
     let http = client();
-    let (status, accepted) = post_json(
-        &http,
-        &hub.base,
-        "/inbound/portal/dossier.event",
-        &json!({ "code": "D-REPLAY-FORM", "seq": 1, "msg_id": "m-replay-form" }),
-        &[],
+    let (id, c) = delivered_and_signed_in(
+        &hub,
+        &sink,
+        json!({ "code": "D-REPLAY-FORM", "seq": 1, "msg_id": "m-replay-form" }),
     )
     .await;
-    assert_eq!(status, 202, "{accepted}");
-    let id = accepted["id"].as_str().unwrap().to_string();
-    wait_until("delivered", std::time::Duration::from_secs(20), || {
-        !sink.delivered().is_empty()
-    })
-    .await;
-    let c = pair(&session_cookie(sign_in(&http, &hub.base, &[]).await.headers()).unwrap());
     let post = |path: String, body: &'static str| {
         http.post(format!("{}{path}", hub.base))
             .header("cookie", &c)
@@ -407,16 +385,28 @@ async fn the_replay_form_ticks_only_what_the_partner_has_not_got() {
     assert!(warning.contains("sink (1 time(s))"), "{warning}");
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'-' {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+/// Sends `body` as the portal's `dossier.event`, waits until the sink has it,
+/// and signs in to the console: the message id and the session cookie to send.
+async fn delivered_and_signed_in(
+    hub: &HubProcess,
+    sink: &Sink,
+    body: serde_json::Value,
+) -> (String, String) {
+    let (status, accepted) = post_json(
+        &client(),
+        &hub.base,
+        "/inbound/portal/dossier.event",
+        &body,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    wait_until("delivered", std::time::Duration::from_secs(20), || {
+        !sink.delivered().is_empty()
+    })
+    .await;
+    let id = accepted["id"].as_str().unwrap().to_string();
+    (id, console_session(&hub.base).await)
 }
 
 /// The trail rows in the store, as `lienthong audit export` writes them.

@@ -29,19 +29,6 @@ fn sha256_hex(s: &str) -> String {
     String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
 fn mapping_with_lookup(file: &str) -> String {
     let base = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))

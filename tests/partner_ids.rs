@@ -21,46 +21,10 @@ mod hub_support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::http::StatusCode;
 use hub_support::*;
 use serde_json::{json, Value};
-
-async fn get(http: &reqwest::Client, base: &str, path: &str) -> Value {
-    let r = http
-        .get(format!("{base}{path}"))
-        .bearer_auth(AUDIT_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "GET {path}");
-    r.json().await.unwrap()
-}
-
-async fn states(http: &reqwest::Client, base: &str, id: &str) -> Vec<String> {
-    get(http, base, &format!("/api/v1/messages/{id}")).await["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["state"].as_str().unwrap().to_string())
-        .collect()
-}
-
-async fn until_states(http: &reqwest::Client, base: &str, id: &str, want: &[&str]) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let now = states(http, base, id).await;
-        if now == want {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "message {id}: deliveries are {now:?}, expected {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn post(http: &reqwest::Client, base: &str, path: &str, body: Value) -> (u16, Value) {
     let auth = format!("Bearer {AUDIT_TOKEN}");
@@ -104,7 +68,7 @@ async fn replays_keep_the_partner_facing_key_unless_told_otherwise() {
         .await;
         assert_eq!(s, 202, "{v}");
         let id = v["id"].as_str().unwrap().to_string();
-        until_states(&http, &hub.base, &id, &["dead"]).await;
+        until_states(&hub.base, &id, &["dead"]).await;
         ids.push(id);
     }
     let first_key = |code: &str| keys_for(&sink, code)[0].0.clone();
@@ -131,7 +95,7 @@ async fn replays_keep_the_partner_facing_key_unless_told_otherwise() {
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    until_states(&http, &hub.base, &ids[0], &["dead", "delivered"]).await;
+    until_states(&hub.base, &ids[0], &["dead", "delivered"]).await;
     let seen = keys_for(&sink, "PK-1");
     assert_eq!(
         seen.last().unwrap(),
@@ -148,7 +112,7 @@ async fn replays_keep_the_partner_facing_key_unless_told_otherwise() {
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    until_states(&http, &hub.base, &ids[1], &["dead", "delivered"]).await;
+    until_states(&hub.base, &ids[1], &["dead", "delivered"]).await;
     let seen = keys_for(&sink, "PK-2");
     assert_eq!(seen.last().unwrap(), &(k2.clone(), 200), "{seen:?}");
 
@@ -162,20 +126,14 @@ async fn replays_keep_the_partner_facing_key_unless_told_otherwise() {
     .await;
     assert_eq!(s, 200, "{v}");
     let new_delivery = v["new_deliveries"][0].as_str().unwrap().to_string();
-    until_states(
-        &http,
-        &hub.base,
-        &ids[0],
-        &["dead", "delivered", "delivered"],
-    )
-    .await;
+    until_states(&hub.base, &ids[0], &["dead", "delivered", "delivered"]).await;
     let seen = keys_for(&sink, "PK-1");
     assert_eq!(
         seen.last().unwrap(),
         &(new_delivery.clone(), 200),
         "{seen:?}"
     );
-    let timeline = get(&http, &hub.base, "/api/v1/dossiers/PK-1/timeline").await;
+    let timeline = api_get(&hub.base, "/api/v1/dossiers/PK-1/timeline").await;
     let replayed: Vec<&Value> = timeline["hops"]
         .as_array()
         .unwrap()
@@ -247,13 +205,13 @@ async fn an_exhausted_delivery_says_so_and_the_depth_gauge_drains_to_zero() {
         Some(1.0),
         "one delivery waits for the sink"
     );
-    until_states(&http, &hub.base, &id, &["dead"]).await;
+    until_states(&hub.base, &id, &["dead"]).await;
     assert_eq!(
         depth_gauge(&http, &hub.base).await,
         Some(0.0),
         "nothing waits any more: the gauge must say 0, not its last value"
     );
-    let m = get(&http, &hub.base, &format!("/api/v1/messages/{id}")).await;
+    let m = api_get(&hub.base, &format!("/api/v1/messages/{id}")).await;
     let out = &m["outputs"][0];
     assert_eq!(out["error_class"], "exhausted", "{m}");
     let err = out["last_error"].as_str().unwrap();

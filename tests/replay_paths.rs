@@ -11,10 +11,12 @@
 // A test crate: a panic is how a test fails (see [workspace.lints]).
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod fs_support;
+
 use std::process::Command;
 use std::sync::Arc;
 
+use fs_support::{copy_dir, repo};
 use router::admin::service::Proposal;
 use router::admin::versions::Origin;
 use router::admin::{AdminOptions, MappingAdmin};
@@ -23,23 +25,6 @@ use router::store::{NewDelivery, NewMessage, Store, StoreOptions};
 use serde_json::json;
 
 const ID: &str = "portal/dossier-event.to-sink";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_remap_uses_the_version_the_hub_has_active_after_a_rollback() {

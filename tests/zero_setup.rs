@@ -11,30 +11,11 @@
 
 mod hub_support;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hub_support::*;
-use serde_json::{json, Value};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        // Follow symlinks (tests/fixtures/inbound points into mappings/).
-        if std::fs::metadata(e.path()).unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
+use serde_json::json;
 
 async fn readyz(base: &str) -> Option<(u16, String)> {
     let r = reqwest::get(format!("{base}/readyz")).await.ok()?;
@@ -104,24 +85,6 @@ async fn serve_with_no_config_starts_and_names_what_is_not_configured() {
     );
 }
 
-async fn states(base: &str, id: &str) -> Vec<String> {
-    let v: Value = reqwest::Client::new()
-        .get(format!("{base}/api/v1/messages/{id}"))
-        .bearer_auth(AUDIT_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["state"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// A destination with no URL: its deliveries are accepted and wait, pending,
 /// not dead; once it has a URL and the hub is restarted they go out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,28 +117,12 @@ async fn deliveries_to_an_unconfigured_destination_wait_and_flow_once_it_is() {
     let id = v["id"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
-        states(&hub.base, &id).await,
+        delivery_states(&hub.base, &id).await,
         ["pending"],
         "kept, not dead-lettered"
     );
     // The console's dashboard says so too.
-    let signed_in = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .post(format!("{}/console/login", hub.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={AUDIT_TOKEN}&lang=en"))
-        .send()
-        .await
-        .unwrap();
-    let cookie = signed_in
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("lt_session=") && c.len() > "lt_session=".len())
-        .expect("a session cookie");
+    let cookie = console_session(&hub.base).await;
     let page = http
         .get(format!("{}/console?lang=en", hub.base))
         .header("cookie", cookie)
@@ -199,19 +146,6 @@ async fn deliveries_to_an_unconfigured_destination_wait_and_flow_once_it_is() {
     std::fs::write(&config, &configured).unwrap();
     let hub = HubProcess::spawn(&config, port, &[]).await;
     assert_eq!(readyz(&hub.base).await.unwrap().1.trim(), "ready");
-    wait_until(
-        "the waiting delivery to go out",
-        Duration::from_secs(20),
-        || !sink.delivered().is_empty(),
-    )
-    .await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while states(&hub.base, &id).await != ["delivered"] {
-        assert!(
-            Instant::now() < deadline,
-            "{:?}",
-            states(&hub.base, &id).await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_states(&hub.base, &id, &["delivered"]).await;
+    assert_eq!(sink.delivered().len(), 1, "sent once");
 }

@@ -91,10 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for t in unconfigured_targets(config, set, routes) {
             eprintln!(
                 "warning: {}: destinations.{t}: {}",
-                config
-                    .file
-                    .as_ref()
-                    .map_or("(embedded default)".into(), |p| p.display().to_string()),
+                config.source_name(),
                 router::config::waiting_for_configuration(&t)
             );
         }

@@ -180,10 +180,14 @@ async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
     let deliveries = store.deliveries_of(&a.id).await?;
     let ids: Vec<String> = deliveries.iter().map(|d| d.id.clone()).collect();
     let attempts = store.attempts_of(&ids).await?;
+    // Times as the Department reads them (Vietnam time), beside the epoch ms
+    // the store keeps.
     let outputs: Vec<serde_json::Value> = deliveries
         .iter()
         .map(|d| {
             let mut v = serde_json::to_value(d).expect("JSON");
+            v["created_at_local"] = json!(show_time(d.created_at));
+            v["updated_at_local"] = json!(show_time(d.updated_at));
             v["body"] = json!(String::from_utf8_lossy(&d.body));
             v["attempts"] = json!(attempts
                 .iter()
@@ -207,8 +211,7 @@ async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .and_then(|p| serde_json::from_str(p).ok())
         .unwrap_or_default();
-    // Times as the Department reads them (Vietnam time), beside the epoch ms
-    // the store keeps; and everything that happened to it, in chain order.
+    // Everything that happened to it, in chain order.
     let trail: Vec<serde_json::Value> = store
         .trail_for_message(&a.id)
         .await?
@@ -222,17 +225,6 @@ async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let mut message = serde_json::to_value(&m)?;
     message["received_at_local"] = json!(show_time(m.received_at));
-    let outputs: Vec<serde_json::Value> = outputs
-        .into_iter()
-        .map(|mut o| {
-            for k in ["created_at", "updated_at"] {
-                if let Some(ms) = o[k].as_i64() {
-                    o[format!("{k}_local")] = json!(show_time(ms));
-                }
-            }
-            o
-        })
-        .collect();
     println!(
         "{}",
         serde_json::to_string_pretty(&json!({

@@ -153,12 +153,7 @@ impl StationsSettings {
 
 /// Splits and validates `connectors:`, reporting every problem at once.
 pub fn parse(config: &Config) -> anyhow::Result<WiringSettings> {
-    let file = config
-        .file
-        .as_ref()
-        .map_or("(embedded default)".to_string(), |p| {
-            p.display().to_string()
-        });
+    let file = config.source_name();
     let mut section = config.connectors.clone();
     let stations = match section.remove(STATIONS_KEY) {
         None => None,

@@ -106,9 +106,10 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "../fs_support/mod.rs"]
+mod fs_support;
+#[allow(unused_imports)] // each test crate uses some of them
+pub use fs_support::{copy_dir, repo};
 
 /// `intake:` section for tests that do not exercise authentication or rate limits.
 pub const OPEN_INTAKE: &str =
@@ -262,4 +263,62 @@ pub async fn send_oversize(
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP answer to an oversize body: {answer:?}"));
     (status, answer)
+}
+
+/// `GET base+path` with the auditor token; the answer must be 200.
+pub async fn api_get(base: &str, path: &str) -> Value {
+    let r = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(AUDIT_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "GET {path}");
+    r.json().await.unwrap()
+}
+
+/// The states of message `id`'s deliveries, in order, as the audit API gives them.
+pub async fn delivery_states(base: &str, id: &str) -> Vec<String> {
+    api_get(base, &format!("/api/v1/messages/{id}")).await["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["state"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Waits (20 s at most) until message `id`'s deliveries are in the states `want`.
+pub async fn until_states(base: &str, id: &str, want: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = delivery_states(base, id).await;
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "message {id}: deliveries are {now:?}, expected {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Signs in to the console with the auditor token: the `lt_session=…` pair to send back.
+pub async fn console_session(base: &str) -> String {
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{base}/console/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={AUDIT_TOKEN}&lang=en"))
+        .send()
+        .await
+        .unwrap();
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+        .find(|c| c.starts_with("lt_session=") && c.len() > "lt_session=".len())
+        .expect("signing in sets a session cookie")
 }

@@ -39,13 +39,14 @@ impl Inner {
     }
 
     async fn flush(&self, batch: Batch) -> Result<Receipt, Failure> {
-        let key = codec::batch_key(&batch.observations);
+        let ids = codec::batch_ids(&batch.observations);
         let body = Bytes::from(codec::batch_body(
             &self.config.source,
-            &key,
+            &ids.message_id,
             batch.observations,
         ));
-        self.post(&self.config.observations_path, body, &key).await
+        self.post(&self.config.observations_path, body, &ids.key)
+            .await
     }
 }
 

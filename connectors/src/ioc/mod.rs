@@ -11,7 +11,7 @@
 //!   `batch_size` messages or `linger_ms` after its first message arrived; each
 //!   caller awaits its batch's outcome (one receipt or failure for all). The batch's
 //!   `Idempotency-Key` and its `messageId` come from its content alone (the
-//!   sorted digests of its observations, [`codec::batch_key`]), so a retried or
+//!   sorted digests of its observations, [`codec::batch_ids`]), so a retried or
 //!   re-assembled batch of the same observations is recognisable, whatever the
 //!   attempt or the order.
 //! * Every other message type (alerts) is sent at once to `paths[message_type]`, else

@@ -2,8 +2,8 @@
 //! session expired or may have.
 //!
 //! Which answers mean "session expired" is assumed (the reference does not
-//! say; real portals have answered `-1` and HTTP 403 where the defaults list
-//! `401`). So the connector does not rely on the list alone: any non-success
+//! say; a portal written independently from the public description answered
+//! `-1`, and a gateway may answer HTTP 403, where the defaults list `401`). So the connector does not rely on the list alone: any non-success
 //! `error_code` (or HTTP 401/403) to a session that was used before is a
 //! doubt, settled by one re-login and one resend, and only the second answer
 //! is classified. A permanent answer also drops the cached session, so a

@@ -65,6 +65,25 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// Reads the routes file; no mapping paths known yet.
+    pub fn read(mappings_dir: &Path, routes_file: &Path) -> crate::Result<Sources> {
+        let routes_text = std::fs::read_to_string(routes_file).map_err(|e| {
+            crate::Error::io(
+                format!(
+                    "reading routes file {} (give --mappings DIR)",
+                    routes_file.display()
+                ),
+                e,
+            )
+        })?;
+        Ok(Sources {
+            mappings_dir: mappings_dir.to_path_buf(),
+            routes_file: routes_file.to_path_buf(),
+            routes_text,
+            paths: HashMap::new(),
+        })
+    }
+
     /// The file a mapping lives in: where it was loaded from, else `<dir>/<id>.yaml`.
     pub fn path_for(&self, id: &str) -> PathBuf {
         self.paths

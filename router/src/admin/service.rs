@@ -132,23 +132,9 @@ impl MappingAdmin {
         options: AdminOptions,
     ) -> Result<Arc<MappingAdmin>> {
         let versions = VersionStore::new(store);
-        let routes_text = std::fs::read_to_string(routes_file).map_err(|e| {
-            Error::io(
-                format!(
-                    "reading routes file {} (give --mappings DIR)",
-                    routes_file.display()
-                ),
-                e,
-            )
-        })?;
+        let mut src = Sources::read(mappings_dir, routes_file)?;
         let files = scan_files(mappings_dir)?;
         let first_start = versions.active_all().await?.is_empty();
-        let mut src = Sources {
-            mappings_dir: mappings_dir.to_path_buf(),
-            routes_file: routes_file.to_path_buf(),
-            routes_text,
-            paths: HashMap::new(),
-        };
         let mut diags = Diagnostics::default();
         let mut changed = Vec::new();
         for path in files {
@@ -221,14 +207,7 @@ impl MappingAdmin {
         if versions.active_all().await?.is_empty() {
             return Ok(None);
         }
-        let routes_text = std::fs::read_to_string(routes_file)
-            .map_err(|e| Error::io(format!("reading routes file {}", routes_file.display()), e))?;
-        let src = Sources {
-            mappings_dir: mappings_dir.to_path_buf(),
-            routes_file: routes_file.to_path_buf(),
-            routes_text,
-            paths: HashMap::new(),
-        };
+        let src = Sources::read(mappings_dir, routes_file)?;
         Self::assemble(store, schemas, versions, src, AdminOptions::default())
             .await
             .map(Some)

@@ -426,6 +426,7 @@ pub async fn plan(
     let mut out = Vec::new();
     for d in selected(&all, &req.targets)? {
         let previous = (d.pruned_at.is_none() || !d.body.is_empty()).then_some(&d.body);
+        let (already_delivered, previous_replays) = replay_history(&all, d);
         let (bytes, version, mapping_id) = match req.mode {
             Mode::AsSent => {
                 let Some(b) = previous else {
@@ -464,8 +465,8 @@ pub async fn plan(
             correlation_id: d.correlation_id.clone(),
             partner_key: (req.mode == Mode::AsSent && !req.new_ids)
                 .then(|| d.partner_key().to_string()),
-            already_delivered: replay_history(&all, d).0,
-            previous_replays: replay_history(&all, d).1,
+            already_delivered,
+            previous_replays,
         });
     }
     Ok((msg, out))

@@ -208,6 +208,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// Where this config came from, as diagnostics name it: its file, or
+    /// `(embedded default)`.
+    pub fn source_name(&self) -> String {
+        self.file
+            .as_ref()
+            .map_or("(embedded default)".to_string(), |p| {
+                p.display().to_string()
+            })
+    }
+
     /// Loads `path` (or the embedded default when `None`), applies the
     /// environment and validates everything, reporting every problem at once.
     pub fn load(path: Option<&Path>) -> Result<Config, Diagnostics> {

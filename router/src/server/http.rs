@@ -29,6 +29,11 @@ pub struct AppState {
     /// Route targets with no URL and no connector: their deliveries wait
     /// (see `Config::unconfigured_targets`); `/readyz` names them.
     pub unconfigured: Arc<Vec<String>>,
+    /// Destinations with a `lienthong_queue_depth` series: the route targets,
+    /// and any other destination the depth query has named since. A drained
+    /// destination has no row in that query, and its gauge must say 0, not
+    /// keep its last value. Bounded: depth rows name only stored destinations.
+    pub depth_series: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 /// The probes, public: health, readiness and metrics. They are served outside
@@ -232,15 +237,9 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
-/// Destinations whose queue depth was reported once: a drained destination
-/// has no row in the depth query, and its gauge must go back to 0, not keep
-/// its last value. Bounded: depth rows name only routed destinations.
-static DEPTH_REPORTED: std::sync::Mutex<std::collections::BTreeSet<String>> =
-    std::sync::Mutex::new(std::collections::BTreeSet::new());
-
 async fn metrics(State(s): State<AppState>) -> Response {
     if let Ok(depth) = s.queue.depth().await {
-        let mut reported = DEPTH_REPORTED.lock().unwrap_or_else(|p| p.into_inner());
+        let mut reported = s.depth_series.lock().unwrap_or_else(|p| p.into_inner());
         for dest in reported.iter() {
             if !depth.iter().any(|(d, _)| d == dest) {
                 metrics::gauge!("lienthong_queue_depth", "destination" => dest.clone()).set(0.0);

@@ -77,6 +77,10 @@ impl Hub {
                 .set(1.0);
         }
         let store = open_store(config).await?;
+        let routed = Routed {
+            all: targets.clone(),
+            unconfigured,
+        };
         let (queue, replicas) = start_queue(config, &store, targets).await?;
         let workers = start_workers(config, queue.clone(), transports, replicas).await?;
         let (admin, admin_stop) = start_admin(config, &store, &files.schemas).await?;
@@ -98,15 +102,7 @@ impl Hub {
             )
             .with_active_mappings(admin.active().clone()),
         );
-        let app = http_app(
-            config,
-            &store,
-            queue,
-            &schemas,
-            &admin,
-            &intake,
-            Arc::new(unconfigured),
-        );
+        let app = http_app(config, &store, queue, &schemas, &admin, &intake, routed);
         let (addr, server_stop, server) = serve_http(config, app).await?;
         tracing::info!(%addr, store = %crate::redact::url(&config.store_url), "lienthong listening");
         Ok(RunningHub {
@@ -121,6 +117,13 @@ impl Hub {
             drain_deadline: config.drain_deadline,
         })
     }
+}
+
+/// The systems the routes deliver to, as the HTTP side reports them.
+struct Routed {
+    all: Vec<String>,
+    /// Those with no transport: their deliveries wait for configuration.
+    unconfigured: Vec<String>,
 }
 
 /// What the hub reads from files before it opens anything.
@@ -258,8 +261,9 @@ fn http_app(
     schemas: &Arc<SchemaRegistry>,
     admin: &Arc<crate::admin::MappingAdmin>,
     intake: &Arc<Intake>,
-    unconfigured: Arc<Vec<String>>,
+    routed: Routed,
 ) -> Router {
+    let unconfigured = Arc::new(routed.unconfigured);
     let api_state = super::api::ApiState::for_hub(
         config,
         store,
@@ -289,6 +293,7 @@ fn http_app(
         store: store.clone(),
         queue,
         unconfigured: unconfigured.clone(),
+        depth_series: Arc::new(std::sync::Mutex::new(routed.all.into_iter().collect())),
     };
     let probes = super::http::probes(app_state.clone(), guards.clone());
     let hub = super::http::routes(app_state, guards.clone())
